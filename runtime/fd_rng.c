@@ -10,10 +10,10 @@ static inline void mulhilo(uint32_t a, uint32_t b, uint32_t *hi, uint32_t *lo)
     *lo = (uint32_t)p;
 }
 
-void fd_philox4x32(uint64_t counter, uint64_t key, uint32_t out[4])
+void fd_philox4x32_block(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4])
 {
-    uint32_t c0 = (uint32_t)counter, c1 = (uint32_t)(counter >> 32), c2 = 0, c3 = 0;
-    uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
+    uint32_t c0 = ctr[0], c1 = ctr[1], c2 = ctr[2], c3 = ctr[3];
+    uint32_t k0 = key[0], k1 = key[1];
     for (int round = 0; round < 10; round++) {
         uint32_t hi0, lo0, hi1, lo1;
         mulhilo(0xD2511F53u, c0, &hi0, &lo0);
@@ -24,6 +24,13 @@ void fd_philox4x32(uint64_t counter, uint64_t key, uint32_t out[4])
         k1 += 0xBB67AE85u;
     }
     out[0] = c0, out[1] = c1, out[2] = c2, out[3] = c3;
+}
+
+void fd_philox4x32(uint64_t counter, uint64_t key, uint32_t out[4])
+{
+    const uint32_t ctr[4] = {(uint32_t)counter, (uint32_t)(counter >> 32), 0, 0};
+    const uint32_t k[2] = {(uint32_t)key, (uint32_t)(key >> 32)};
+    fd_philox4x32_block(ctr, k, out);
 }
 
 /* 32 random bits -> a double in [0, 1) with 32 bits of resolution. */

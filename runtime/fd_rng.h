@@ -14,7 +14,10 @@ typedef struct fd_generator {
     uint64_t offset; /* in Philox blocks of 4 numbers */
 } fd_generator;
 
-/* Four 32-bit random words for one counter under one key. */
+/* The Philox4x32-10 bijection on a 128-bit counter and 64-bit key (the
+ * Random123 definition; its known-answer vectors test it). */
+void fd_philox4x32_block(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
+/* Four 32-bit random words for one 64-bit counter under one key. */
 void fd_philox4x32(uint64_t counter, uint64_t key, uint32_t out[4]);
 
 /* Fills t (any float dtype, any strides) in place. */

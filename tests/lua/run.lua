@@ -45,9 +45,11 @@ env.max_abs_diff = max_abs_diff
 -- passes when |a - e| <= atol + rtol * |e| for every element.
 function env.assert_close(actual, expected, atol, rtol, what)
   atol, rtol = atol or 1e-5, rtol or 1e-5
-  local la = fada.is_tensor(actual) and actual:tolist() or {actual}
-  local le = fada.is_tensor(expected) and expected:tolist() or
-             (type(expected) == 'table' and expected or {expected})
+  local function flat(x)
+    if fada.is_tensor(x) then return x:tolist() end
+    return type(x) == 'table' and x or {x}
+  end
+  local la, le = flat(actual), flat(expected)
   if fada.is_tensor(actual) and fada.is_tensor(expected) then
     local sa, se = table.concat(actual:size(), 'x'), table.concat(expected:size(), 'x')
     if sa ~= se then error(('%sshape %s vs expected %s'):format(what and what .. ': ' or '', sa, se), 2) end
