@@ -1,5 +1,7 @@
 -- fada.so inside Debian's stock lua5.4 (which carries its own Lua: the
--- module must not link liblua), and the fadalua program's basics.
+-- module must not link liblua). Not under sanitizers: stock lua5.4 cannot
+-- load an ASan-instrumented module.
+-- labels: nosan
 local fada = require 'fada'
 
 local build_dir = fada.library_dir:match('^(.*)/lua$')
