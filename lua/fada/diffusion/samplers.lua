@@ -1,0 +1,150 @@
+-- Samplers: pure functions over `model(x, t, i)`, which returns the raw
+-- model output (ε, v or x0, as schedule.prediction says) for the batch x at
+-- training timestep t on step i. Every sampler:
+--
+--   sampler(model, x_T, schedule, timesteps, opts) -> x_0
+--
+-- timesteps come from schedule:timesteps(steps, spacing), noisy to clean.
+-- opts: generator (for samplers that add noise), eta (DDIM), callback(i, t,
+-- x, x0) after each step (progress bars, previews).
+--
+-- All of them step in the variance-preserving space of the model; σ =
+-- √((1−ᾱ)/ᾱ) is the equivalent variance-exploding noise level, infinite at
+-- zero terminal SNR, so the first step from pure noise is handled exactly.
+local fada = require 'fada'
+
+local M = {}
+
+local function noise_like(x, opts)
+  return fada.randn(x:size(), opts.generator or fada.default_generator)
+end
+
+local function after_step(opts, i, t, x, x0)
+  if opts.callback then opts.callback(i, t, x, x0) end
+end
+
+-- DDIM (Song et al. 2021). eta = 0: deterministic (the probability-flow ODE,
+-- identical to Euler in σ); eta = 1: DDPM-like ancestral noise.
+function M.ddim(model, x, sched, ts, opts)
+  opts = opts or {}
+  local eta = opts.eta or 0
+  for i, t in ipairs(ts) do
+    local x0, eps = sched:to_x0_eps(x, t, model(x, t, i))
+    local a, an = sched:alpha_bar(t), sched:alpha_bar(ts[i + 1] or -1)
+    local sigma = 0
+    if eta > 0 and a < 1 then sigma = eta * math.sqrt((1 - an) / (1 - a) * (1 - a / an)) end
+    x = x0 * math.sqrt(an) + eps * math.sqrt(math.max(1 - an - sigma * sigma, 0))
+    if sigma > 0 then x = x + noise_like(x, opts) * sigma end
+    after_step(opts, i, t, x, x0)
+  end
+  return x
+end
+
+-- Euler on the probability-flow ODE in σ: with the model's x0 the update
+-- x_σ' = x0 + σ'·ε is exact for that prediction, so it equals DDIM(eta = 0);
+-- kept under its own name because that is what users look for.
+function M.euler(model, x, sched, ts, opts)
+  local o = {}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  o.eta = 0
+  return M.ddim(model, x, sched, ts, o)
+end
+
+-- Euler ancestral (k-diffusion): step down to σ_down, then add fresh noise σ_up.
+function M.euler_ancestral(model, x, sched, ts, opts)
+  opts = opts or {}
+  for i, t in ipairs(ts) do
+    local x0, eps = sched:to_x0_eps(x, t, model(x, t, i))
+    local t_next = ts[i + 1] or -1
+    local s, sn = sched:sigma(t), sched:sigma(t_next)
+    local up
+    if s == math.huge then up = sn else up = math.min(sn, math.sqrt(sn * sn * (s * s - sn * sn) / (s * s))) end
+    local down = math.sqrt(math.max(sn * sn - up * up, 0))
+    local an = sched:alpha_bar(t_next)
+    -- x_σ = x0 + σ_down ε + σ_up z, back to VP space by √ᾱ'
+    local xs = x0 + eps * down
+    if up > 0 then xs = xs + noise_like(x, opts) * up end
+    x = xs * math.sqrt(an)
+    after_step(opts, i, t, x, x0)
+  end
+  return x
+end
+
+-- DPM-Solver++(2M) (Lu et al. 2022), multistep second order on x0 in
+-- log-σ time; the first and last steps are first order.
+function M.dpmpp_2m(model, x, sched, ts, opts)
+  opts = opts or {}
+  local old_x0, h_last
+  for i, t in ipairs(ts) do
+    local x0, eps = sched:to_x0_eps(x, t, model(x, t, i))
+    local t_next = ts[i + 1] or -1
+    local s, sn = sched:sigma(t), sched:sigma(t_next)
+    local an = sched:alpha_bar(t_next)
+    local xs_next
+    if s == math.huge or sn == 0 or not old_x0 then
+      xs_next = x0 + eps * sn -- first order (exact for this x0)
+      if s ~= math.huge and sn > 0 then h_last = math.log(s / sn) end
+    else
+      local h = math.log(s / sn)  -- λ = −log σ grows by h
+      local r = h_last / h
+      local d = x0 * (1 + 1 / (2 * r)) - old_x0 * (1 / (2 * r))
+      -- x_σ' = (σ'/σ) x_σ + (1 − σ'/σ) D, with x_σ = x / √ᾱ
+      local ratio = sn / s
+      xs_next = x * (ratio / math.sqrt(sched:alpha_bar(t))) + d * (1 - ratio)
+      h_last = h
+    end
+    old_x0 = x0
+    x = xs_next * math.sqrt(an)
+    after_step(opts, i, t, x, x0)
+  end
+  return x
+end
+
+-- Multistep consistency sampling (LCM): each step takes the model's x0 and
+-- re-noises it to the next timestep with fresh noise. For few-step students.
+function M.lcm(model, x, sched, ts, opts)
+  opts = opts or {}
+  for i, t in ipairs(ts) do
+    local x0 = sched:to_x0_eps(x, t, model(x, t, i))
+    local an = sched:alpha_bar(ts[i + 1] or -1)
+    if an < 1 then
+      x = x0 * math.sqrt(an) + noise_like(x, opts) * math.sqrt(1 - an)
+    else
+      x = x0
+    end
+    after_step(opts, i, t, x, x0)
+  end
+  return x
+end
+
+-- DDIM inversion: clean x0 to noise along the same (reversed) timesteps,
+-- using the prediction at the current step. With an exact model and enough
+-- steps, M.ddim of the result gives x0 back.
+function M.ddim_invert(model, x, sched, ts, opts)
+  opts = opts or {}
+  local n = #ts
+  for k = n, 1, -1 do
+    local t_from = ts[k + 1] or -1
+    local t_to = ts[k]
+    -- evaluate at the current (less noisy) point; at t = −1 use the first step's time
+    local t_eval = t_from >= 0 and t_from or t_to
+    local x0, eps = sched:to_x0_eps(x, t_eval, model(x, t_eval, n - k + 1))
+    if t_from < 0 then x0 = x end
+    local a = sched:alpha_bar(t_to)
+    x = x0 * math.sqrt(a) + eps * math.sqrt(1 - a)
+  end
+  return x
+end
+
+M.names = {'ddim', 'euler', 'euler_ancestral', 'dpmpp_2m', 'lcm'}
+
+-- M.get('ddim') -> the sampler, or an error listing the names.
+function M.get(name)
+  local f = M[name]
+  if type(f) ~= 'function' or name == 'get' or name == 'ddim_invert' then
+    error(("unknown sampler '%s' (choose from %s)"):format(tostring(name), table.concat(M.names, ', ')), 2)
+  end
+  return f
+end
+
+return M
