@@ -1,0 +1,296 @@
+/* Reductions (see fd_reduce.h).
+ *
+ * The input is split into kept dims (one output element each, M of them) and
+ * reduced dims (K elements per output). Each output walks its K elements with
+ * fd_walk in double blocks through one accumulator. With many outputs the
+ * threads share them out; with few outputs and a large K each output's K
+ * elements are split across threads and the partial accumulators combined
+ * in order, so the result does not depend on how the work was split beyond
+ * rounding of the partial sums. */
+#include "fd_reduce.h"
+
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include "fd_blocks.h"
+
+#define PAR_MIN 32768
+#define MAX_THREADS 256
+
+static const char *const reduce_names[FD_NREDUCE] = {
+    "sum", "mean", "prod", "max", "min", "argmax", "argmin", "var", "std", "norm",
+};
+
+const char *fd_reduce_name(fd_reduce_op op) { return (unsigned)op < FD_NREDUCE ? reduce_names[op] : "?"; }
+
+/* ---- accumulators ------------------------------------------------------- */
+
+typedef enum acc_kind { ACC_SUM, ACC_SUMABS, ACC_SUMSQ, ACC_SUMPOW, ACC_SQDEV, ACC_PROD, ACC_MAX, ACC_MIN, ACC_MAXABS } acc_kind;
+
+typedef struct acc {
+    double v;
+    int64_t idx; /* position of the extremum; -1 before the first element */
+} acc;
+
+static acc acc_start(acc_kind k)
+{
+    acc a = {k == ACC_PROD ? 1.0 : 0.0, -1};
+    return a;
+}
+
+/* Sums in four lanes: independent adds pipeline (and vectorise). */
+static double sum4(const double *x, int64_t n)
+{
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        s0 += x[i];
+        s1 += x[i + 1];
+        s2 += x[i + 2];
+        s3 += x[i + 3];
+    }
+    for (; i < n; i++) s0 += x[i];
+    return (s0 + s1) + (s2 + s3);
+}
+
+/* An extremum at x (position pos) replaces the current one when it is
+ * larger (smaller), or NaN where the current one is not: first one wins. */
+static inline void take_extreme(acc *st, double x, int64_t pos, bool want_max)
+{
+    bool better = want_max ? x > st->v : x < st->v;
+    if (st->idx < 0 || (!isnan(st->v) && (better || isnan(x)))) {
+        st->v = x;
+        st->idx = pos;
+    }
+}
+
+static void acc_block(acc *st, acc_kind k, double *x, int64_t n, int64_t pos, double param)
+{
+    switch (k) {
+    case ACC_SUM: st->v += sum4(x, n); break;
+    case ACC_SUMABS:
+        for (int64_t i = 0; i < n; i++) x[i] = fabs(x[i]);
+        st->v += sum4(x, n);
+        break;
+    case ACC_SUMSQ:
+        for (int64_t i = 0; i < n; i++) x[i] *= x[i];
+        st->v += sum4(x, n);
+        break;
+    case ACC_SUMPOW:
+        for (int64_t i = 0; i < n; i++) x[i] = pow(fabs(x[i]), param);
+        st->v += sum4(x, n);
+        break;
+    case ACC_SQDEV:
+        for (int64_t i = 0; i < n; i++) x[i] = (x[i] - param) * (x[i] - param);
+        st->v += sum4(x, n);
+        break;
+    case ACC_PROD:
+        for (int64_t i = 0; i < n; i++) st->v *= x[i];
+        break;
+    case ACC_MAX: for (int64_t i = 0; i < n; i++) take_extreme(st, x[i], pos + i, true); break;
+    case ACC_MIN: for (int64_t i = 0; i < n; i++) take_extreme(st, x[i], pos + i, false); break;
+    case ACC_MAXABS: for (int64_t i = 0; i < n; i++) take_extreme(st, fabs(x[i]), pos + i, true); break;
+    }
+}
+
+/* Folds partial accumulator b (covering later positions) into a. */
+static void acc_merge(acc *a, const acc *b, acc_kind k)
+{
+    switch (k) {
+    case ACC_PROD: a->v *= b->v; break;
+    case ACC_MAX: case ACC_MAXABS: if (b->idx >= 0) take_extreme(a, b->v, b->idx, true); break;
+    case ACC_MIN: if (b->idx >= 0) take_extreme(a, b->v, b->idx, false); break;
+    default: a->v += b->v;
+    }
+}
+
+/* ---- the plan: kept dims vs reduced dims -------------------------------- */
+
+typedef struct plan {
+    const fd_tensor *a;
+    int nk;
+    int64_t kshape[FD_MAX_DIMS], kstride[FD_MAX_DIMS];
+    int64_t M, K;
+    fd_walk rw; /* over the reduced dims, relative to an output's base */
+} plan;
+
+static int64_t base_offset(const plan *p, int64_t m)
+{
+    int64_t off = 0;
+    for (int d = p->nk - 1; d >= 0; d--) {
+        off += (m % p->kshape[d]) * p->kstride[d];
+        m /= p->kshape[d];
+    }
+    return off;
+}
+
+/* Accumulates positions [from, to) of the reduced elements at base. */
+static void acc_range(const plan *p, int64_t base, acc_kind k, double param, acc *st, int64_t from, int64_t to)
+{
+    if (from >= to) return;
+    fd_walk w = p->rw;
+    int64_t len = w.inner_len, pos = from / len * len;
+    fd_walk_seek(&w, pos);
+    const char *data = fd_tensor_data(p->a);
+    int64_t es = (int64_t)fd_dtype_size(p->a->dtype), s = w.inner_stride[0];
+    double buf[FD_BLOCK];
+    while (pos < to) {
+        int64_t i0 = from > pos ? from - pos : 0, i1 = to - pos < len ? to - pos : len;
+        for (int64_t i = i0; i < i1; i += FD_BLOCK) {
+            int64_t n = i1 - i < FD_BLOCK ? i1 - i : FD_BLOCK;
+            fd_load_block(buf, data + (base + w.offset[0] + i * s) * es, s, p->a->dtype, n);
+            acc_block(st, k, buf, n, pos + i, param);
+        }
+        pos += len;
+        if (!fd_walk_next(&w)) break;
+    }
+}
+
+/* One pass of kind k over every output into st[M]. */
+static void run_pass(const plan *p, acc_kind k, const double *param, acc *st)
+{
+    int64_t M = p->M, K = p->K;
+    int nth = M * K >= PAR_MIN ? omp_get_max_threads() : 1;
+    if (nth > MAX_THREADS) nth = MAX_THREADS;
+    if (nth == 1 || M >= nth) {
+#pragma omp parallel for schedule(static) num_threads(nth) if (nth > 1)
+        for (int64_t m = 0; m < M; m++) {
+            st[m] = acc_start(k);
+            acc_range(p, base_offset(p, m), k, param ? param[m] : 0, &st[m], 0, K);
+        }
+        return;
+    }
+    acc part[MAX_THREADS];
+    for (int64_t m = 0; m < M; m++) {
+        int64_t base = base_offset(p, m);
+        int used = nth;
+#pragma omp parallel num_threads(nth)
+        {
+            int t = omp_get_thread_num(), T = omp_get_num_threads();
+#pragma omp single
+            used = T;
+            part[t] = acc_start(k);
+            acc_range(p, base, k, param ? param[m] : 0, &part[t], K * t / T, K * (t + 1) / T);
+        }
+        st[m] = part[0];
+        for (int t = 1; t < used; t++) acc_merge(&st[m], &part[t], k);
+    }
+}
+
+/* ---- the op ------------------------------------------------------------- */
+
+static fd_dtype value_dtype(fd_reduce_op op, fd_dtype dt)
+{
+    switch (op) {
+    case FD_SUM: case FD_PROD: return fd_dtype_is_float(dt) ? dt : FD_I64;
+    case FD_MEAN: case FD_VAR: case FD_STD: case FD_NORM: return fd_dtype_is_float(dt) ? dt : FD_F32;
+    case FD_ARGMAX: case FD_ARGMIN: return FD_I64;
+    default: return dt;
+    }
+}
+
+int fd_reduce(fd_tensor *out, fd_tensor *idx, fd_reduce_op op, const fd_tensor *a, const fd_reduce_args *args)
+{
+    memset(out, 0, sizeof *out);
+    if (idx) memset(idx, 0, sizeof *idx);
+    if ((unsigned)op >= FD_NREDUCE) return fd_fail("reduce: invalid op code %d", (int)op);
+    const char *name = fd_reduce_name(op);
+    uint32_t mask = args->dims ? args->dims : (a->ndim ? (1u << a->ndim) - 1 : 0);
+    if (mask >> a->ndim)
+        return fd_fail("%s: dim out of range for a tensor of %d dims %s", name, a->ndim, FD_SHAPE_STR(a));
+    if (op == FD_NORM && !(args->p > 0))
+        return fd_fail("%s: p must be > 0 (or inf), got %g", name, args->p);
+
+    plan p = {.a = a, .M = 1, .K = 1};
+    int nr = 0, nout = 0;
+    int64_t rshape[FD_MAX_DIMS], rstride[FD_MAX_DIMS], oshape[FD_MAX_DIMS];
+    for (int d = 0; d < a->ndim; d++) {
+        if (mask >> d & 1) {
+            rshape[nr] = a->shape[d];
+            rstride[nr++] = a->stride[d];
+            p.K *= a->shape[d];
+            if (args->keepdim) oshape[nout++] = 1;
+        } else {
+            p.kshape[p.nk] = a->shape[d];
+            p.kstride[p.nk++] = a->stride[d];
+            p.M *= a->shape[d];
+            oshape[nout++] = a->shape[d];
+        }
+    }
+    bool extremum = op == FD_MAX || op == FD_MIN || op == FD_ARGMAX || op == FD_ARGMIN ||
+                    (op == FD_NORM && isinf(args->p));
+    if (p.K == 0 && extremum && p.M > 0)
+        return fd_fail("%s: cannot reduce over an empty dim (tensor %s)", name, FD_SHAPE_STR(a));
+    const int64_t *rs[1] = {rstride};
+    fd_walk_init(&p.rw, nr, rshape, 1, rs);
+
+    if (fd_tensor_empty(out, value_dtype(op, a->dtype), nout, oshape)) return FD_ERR;
+    bool want_idx = idx && (op == FD_MAX || op == FD_MIN);
+    if (want_idx && fd_tensor_empty(idx, FD_I64, nout, oshape)) {
+        fd_tensor_release(out);
+        return FD_ERR;
+    }
+    acc *st = NULL;
+    double *mean = NULL;
+    if (p.M > 0) {
+        fd_storage *scratch;
+        if (fd_storage_new(&scratch, (size_t)p.M * (sizeof(acc) + sizeof(double)))) {
+            fd_tensor_release(out);
+            if (idx) fd_tensor_release(idx);
+            return FD_ERR;
+        }
+        st = scratch->data;
+        mean = (double *)(st + p.M);
+        if (p.K == 0) { /* empty sums and products need no walk */
+            acc_kind k = op == FD_PROD ? ACC_PROD : ACC_SUM;
+            for (int64_t m = 0; m < p.M; m++) st[m] = acc_start(k);
+        } else {
+            switch (op) {
+            case FD_SUM: case FD_MEAN: run_pass(&p, ACC_SUM, NULL, st); break;
+            case FD_PROD: run_pass(&p, ACC_PROD, NULL, st); break;
+            case FD_MAX: case FD_ARGMAX: run_pass(&p, ACC_MAX, NULL, st); break;
+            case FD_MIN: case FD_ARGMIN: run_pass(&p, ACC_MIN, NULL, st); break;
+            case FD_VAR: case FD_STD:
+                run_pass(&p, ACC_SUM, NULL, st);
+                for (int64_t m = 0; m < p.M; m++) mean[m] = st[m].v / (double)p.K;
+                run_pass(&p, ACC_SQDEV, mean, st);
+                break;
+            case FD_NORM:
+                if (isinf(args->p)) run_pass(&p, ACC_MAXABS, NULL, st);
+                else if (args->p == 1) run_pass(&p, ACC_SUMABS, NULL, st);
+                else if (args->p == 2) run_pass(&p, ACC_SUMSQ, NULL, st);
+                else {
+                    for (int64_t m = 0; m < p.M; m++) mean[m] = args->p;
+                    run_pass(&p, ACC_SUMPOW, mean, st);
+                }
+                break;
+            default: break;
+            }
+        }
+        char *o = fd_tensor_data(out);
+        size_t es = fd_dtype_size(out->dtype);
+        double K = (double)p.K, dof = K - args->correction;
+        for (int64_t m = 0; m < p.M; m++) {
+            double v = st[m].v;
+            switch (op) {
+            case FD_MEAN: v = v / K; break;
+            case FD_ARGMAX: case FD_ARGMIN: v = (double)(st[m].idx + args->index_base); break;
+            case FD_VAR: v = dof > 0 ? v / dof : NAN; break;
+            case FD_STD: v = dof > 0 ? sqrt(v / dof) : NAN; break;
+            case FD_NORM:
+                if (args->p == 2) v = sqrt(v);
+                else if (!isinf(args->p) && args->p != 1) v = pow(v, 1.0 / args->p);
+                break;
+            default: break;
+            }
+            if (out->dtype == FD_I64 && (op == FD_ARGMAX || op == FD_ARGMIN))
+                ((int64_t *)o)[m] = st[m].idx + args->index_base; /* exact beyond 2^53 */
+            else
+                fd_store_f64(o + (size_t)m * es, out->dtype, v);
+            if (want_idx) ((int64_t *)fd_tensor_data(idx))[m] = st[m].idx + args->index_base;
+        }
+        fd_storage_release(scratch);
+    }
+    return FD_OK;
+}
