@@ -19,11 +19,15 @@ local function stats(x)
   return m, math.sqrt(var / (#l - 1))
 end
 
--- The exact model output for the schedule's prediction type.
-local function ideal_model(sched)
+-- The exact model output for the schedule's prediction type. The ideal
+-- denoiser predicts the posterior mean; the ideal consistency model (what a
+-- few-step LCM student learns) maps x_t to the end of its probability-flow
+-- ODE path, which for Gaussian data is the linear map that whitens x_t's
+-- marginal N(√ᾱ μ, ᾱ s² + 1 − ᾱ) and recolours it to N(μ, s²).
+local function ideal_model(sched, consistency)
   return function(x, t)
     local a = sched:alpha_bar(t)
-    local k = math.sqrt(a) * S * S / (a * S * S + 1 - a)
+    local k = consistency and S / math.sqrt(a * S * S + 1 - a) or math.sqrt(a) * S * S / (a * S * S + 1 - a)
     local x0 = (x - math.sqrt(a) * MU) * k + MU
     if sched.prediction == 'x0' then return x0 end
     if a >= 1 then return x * 0 end
@@ -76,9 +80,9 @@ for _, setup in ipairs{
     local name, opts = c[1], c[2]
     test(('%s%s on Gaussian data (%s) lands on N(μ, s²)'):format(name, opts.eta and ' eta=1' or '', setup.name), function()
       local sched = schedule.new(setup.sched)
-      local model = ideal_model(sched)
+      local model = ideal_model(sched, name == 'lcm')
       local errs = {}
-      for _, steps in ipairs{5, 50} do
+      for _, steps in ipairs{10, 200} do
         local g = fada.Generator(11)
         local o = {generator = g}
         for k, v in pairs(opts) do o[k] = v end
@@ -88,24 +92,34 @@ for _, setup in ipairs{
         local m, s = stats(x)
         errs[steps] = math.abs(m - MU) + math.abs(s - S)
       end
-      -- 20000 samples: standard errors of mean and std are ~0.002 and ~0.0015
-      assert(errs[50] < 0.02, ('error at 50 steps %.4f'):format(errs[50]))
-      assert(errs[50] <= errs[5] + 0.005, ('error grew with steps: %.4f -> %.4f'):format(errs[5], errs[50]))
+      -- 20000 samples: standard errors of mean and std are ~0.002 and ~0.0015;
+      -- a non-zero terminal SNR leaves a bias of about √ᾱ_T μ ≈ 0.01 in the mean
+      assert(errs[200] < 0.02, ('error at 200 steps %.4f'):format(errs[200]))
+      assert(errs[200] <= errs[10] + 0.005, ('error grew with steps: %.4f -> %.4f'):format(errs[10], errs[200]))
+      if name == 'lcm' then -- exact model, exact sampler: right at any step count
+        assert(errs[10] < 0.02, ('LCM with the consistency function, 10 steps: error %.4f'):format(errs[10]))
+      end
     end)
   end
 end
 
-test('DDIM with eta = 0 is deterministic and invertible', function()
+test('DDIM with eta = 0 is deterministic and invertible as steps grow', function()
   local sched = schedule.new{prediction = 'eps'}
   local model = ideal_model(sched)
-  local ts = sched:timesteps(100, 'leading')
   local xT = fada.randn(1000, fada.Generator(3))
-  local a = samplers.ddim(model, xT, sched, ts)
-  local b = samplers.ddim(model, xT, sched, ts)
-  assert_close(a, b, 0, 0)
-  local back = samplers.ddim_invert(model, a, sched, ts)
-  local err = max_abs_diff(back, xT)
-  assert(err < 0.05, ('inversion error %.4f'):format(err))
+  local ts = sched:timesteps(50, 'leading')
+  assert_close(samplers.ddim(model, xT, sched, ts), samplers.ddim(model, xT, sched, ts), 0, 0)
+  -- data -> noise -> data; the first inverted step (from clean data) is the
+  -- usual approximation, so the round trip converges as steps grow
+  local x0 = fada.randn(2000, fada.Generator(5)) * S + MU
+  local errs = {}
+  for _, steps in ipairs{50, 200} do
+    local ts2 = sched:timesteps(steps, 'leading')
+    local back = samplers.ddim(model, samplers.ddim_invert(model, x0, sched, ts2), sched, ts2)
+    errs[steps] = max_abs_diff(back, x0)
+  end
+  assert(errs[200] < 0.06 and errs[200] < errs[50] / 2,
+    ('round-trip error %.4f (50 steps) -> %.4f (200 steps)'):format(errs[50], errs[200]))
 end)
 
 -- A toy conditional denoiser for CFG: branch outputs are known constants
@@ -114,12 +128,14 @@ local function toy_denoise(calls)
   local value = {base = 1, ref = 3, audio = 7}
   return function(x, t, branches, extra)
     calls[#calls + 1] = #branches
+    local B = x:size(1) // #branches
     local parts = {}
     for k, b in ipairs(branches) do
+      local xk = x:narrow(1, (k - 1) * B + 1, B)
       if b == 'tokens' then
-        parts[k] = x + cfg.mix(value.base, value.ref, value.audio, extra.w_ref, extra.w_audio)
+        parts[k] = xk + cfg.mix(value.base, value.ref, value.audio, extra.w_ref, extra.w_audio)
       else
-        parts[k] = x + value[b]
+        parts[k] = xk + value[b]
       end
     end
     return fada.cat(parts, 1)

@@ -81,9 +81,9 @@ function M.dpmpp_2m(model, x, sched, ts, opts)
     local s, sn = sched:sigma(t), sched:sigma(t_next)
     local an = sched:alpha_bar(t_next)
     local xs_next
-    if s == math.huge or sn == 0 or not old_x0 then
+    if s == math.huge or sn == 0 or not h_last then
       xs_next = x0 + eps * sn -- first order (exact for this x0)
-      if s ~= math.huge and sn > 0 then h_last = math.log(s / sn) end
+      h_last = (s ~= math.huge and sn > 0) and math.log(s / sn) or nil
     else
       local h = math.log(s / sn)  -- λ = −log σ grows by h
       local r = h_last / h
