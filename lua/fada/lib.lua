@@ -3,4 +3,7 @@
 -- `require 'fada'` returns.
 local fada = require 'fada'
 
+fada.autograd = require 'fada.autograd'
+fada.F = require 'fada.F' -- also routes fada.* / methods / operators of tracked tensors through the tape
+
 return fada

@@ -1,0 +1,319 @@
+-- fada.F: the functional layer that autograd records. Each function computes
+-- its result with the raw kernels (fada.*, fada.ops.*) and, when an input
+-- needs a gradient, records how to send the output's gradient back.
+--
+-- What is recorded: every op F defines, however it is called -- F.exp(x),
+-- fada.exp(x), x:exp() or an operator (+ - * / ^, unary minus). The fada.*
+-- functions and Tensor methods of those names are wrapped so that they go
+-- through F when an operand is tracked and straight to the kernel otherwise.
+-- In-place methods (add_, ...) are never recorded.
+local fada = require 'fada'
+local A = require 'fada.autograd'
+
+local F = {}
+local meta = getmetatable(fada.zeros(0))
+local methods = meta.__index
+
+-- The raw kernels, captured before the wrapping at the end of this file.
+local K, KM = {}, {}
+for k, v in pairs(fada) do if type(v) == 'function' then K[k] = v end end
+for k, v in pairs(methods) do KM[k] = v end
+local record, needs, sum_to = A.record, A.needs_grad, A.sum_to
+
+local function is_t(x) return type(x) == 'userdata' end
+local function shape(x) return x:size() end
+
+-- ---- elementwise arithmetic ------------------------------------------------
+
+function F.add(a, b)
+  local out = K.add(a, b)
+  if not needs(is_t(a) and a or nil, is_t(b) and b or nil) then return out end
+  return record('add', out, {is_t(a) and a or nil, is_t(b) and b or nil}, function(g)
+    return is_t(a) and sum_to(g, shape(a)) or nil, is_t(b) and sum_to(g, shape(b)) or nil
+  end)
+end
+
+function F.sub(a, b)
+  local out = K.sub(a, b)
+  if not needs(is_t(a) and a or nil, is_t(b) and b or nil) then return out end
+  return record('sub', out, {is_t(a) and a or nil, is_t(b) and b or nil}, function(g)
+    return is_t(a) and sum_to(g, shape(a)) or nil, is_t(b) and sum_to(-g, shape(b)) or nil
+  end)
+end
+
+function F.mul(a, b)
+  local out = K.mul(a, b)
+  if not needs(is_t(a) and a or nil, is_t(b) and b or nil) then return out end
+  return record('mul', out, {is_t(a) and a or nil, is_t(b) and b or nil}, function(g)
+    return is_t(a) and sum_to(g * b, shape(a)) or nil, is_t(b) and sum_to(g * a, shape(b)) or nil
+  end, {is_t(a) and a or nil, is_t(b) and b or nil})
+end
+
+function F.div(a, b)
+  local out = K.div(a, b)
+  if not needs(is_t(a) and a or nil, is_t(b) and b or nil) then return out end
+  return record('div', out, {is_t(a) and a or nil, is_t(b) and b or nil}, function(g)
+    local ga = is_t(a) and sum_to(g / b, shape(a)) or nil
+    local gb = is_t(b) and sum_to(-(g * out) / b, shape(b)) or nil
+    return ga, gb
+  end, {is_t(b) and b or nil, out})
+end
+
+-- a ^ p with p a number (the common case) or a tensor
+function F.pow(a, p)
+  local out = K.pow(a, p)
+  if not needs(is_t(a) and a or nil, is_t(p) and p or nil) then return out end
+  return record('pow', out, {is_t(a) and a or nil, is_t(p) and p or nil}, function(g)
+    local ga, gp
+    if is_t(a) then ga = sum_to(g * p * K.pow(a, p - 1), shape(a)) end
+    if is_t(p) then gp = sum_to(g * out * K.log(a), shape(p)) end
+    return ga, gp
+  end, {is_t(a) and a or nil, out})
+end
+
+function F.neg(a)
+  local out = K.neg(a)
+  if not needs(a) then return out end
+  return record('neg', out, {a}, function(g) return -g end)
+end
+
+-- Unary functions whose derivative is a function of input x and output y.
+local unary = {
+  exp = function(g, x, y) return g * y end,
+  log = function(g, x) return g / x end,
+  sqrt = function(g, x, y) return g * 0.5 / y end,
+  rsqrt = function(g, x, y) return g * -0.5 * y * y * y end,
+  tanh = function(g, x, y) return g * (1 - y * y) end,
+  sigmoid = function(g, x, y) return g * y * (1 - y) end,
+  sin = function(g, x) return g * K.cos(x) end,
+  cos = function(g, x) return -(g * K.sin(x)) end,
+  abs = function(g, x) return g * K.sign(x) end,
+}
+for name, deriv in pairs(unary) do
+  local raw = K[name]
+  F[name] = function(x)
+    local y = raw(x)
+    if not needs(x) then return y end
+    return record(name, y, {x}, function(g) return deriv(g, x, y) end, {x, y})
+  end
+end
+
+function F.clamp(x, lo, hi)
+  local y = K.clamp(x, lo, hi)
+  if not needs(x) then return y end
+  return record('clamp', y, {x}, function(g)
+    -- gradient flows where the input was inside the bounds
+    local inside = K.eq(y, x)
+    return K.where(inside, g, 0)
+  end, {x, y})
+end
+
+-- ---- reductions -------------------------------------------------------------
+
+-- F.sum(x, [dims], [keepdim]) with dims a 1-based dim or a list of them.
+local function dims_list(x, dims)
+  local n = x:dim()
+  if dims == nil then
+    local all = {}
+    for d = 1, n do all[d] = d end
+    return all
+  end
+  local list = type(dims) == 'table' and dims or {dims}
+  local out = {}
+  for i, d in ipairs(list) do out[i] = d < 0 and d + n + 1 or d end
+  return out
+end
+
+-- The gradient of a reduction, broadcast back to x's shape.
+local function expand_back(g, x, dims, keepdim)
+  if not keepdim then
+    local sorted = {table.unpack(dims)}
+    table.sort(sorted)
+    for _, d in ipairs(sorted) do g = g:unsqueeze(d) end
+  end
+  return g:expand(x:size())
+end
+
+function F.sum(x, dims, keepdim)
+  local y = K.sum(x, dims, keepdim)
+  if not needs(x) then return y end
+  local ds = dims_list(x, dims)
+  return record('sum', y, {x}, function(g)
+    if x:dim() == 0 then return g:clone() end
+    return expand_back(g, x, ds, keepdim):contiguous()
+  end)
+end
+
+function F.mean(x, dims, keepdim)
+  local y = K.mean(x, dims, keepdim)
+  if not needs(x) then return y end
+  local ds = dims_list(x, dims)
+  local count = 1
+  for _, d in ipairs(ds) do count = count * x:size(d) end
+  return record('mean', y, {x}, function(g)
+    if x:dim() == 0 then return g:clone() end
+    return expand_back(g * (1 / count), x, ds, keepdim):contiguous()
+  end)
+end
+
+-- ---- shapes -----------------------------------------------------------------
+
+function F.view(x, ...)
+  local y = KM.view(x, ...)
+  if not needs(x) then return y end
+  return record('view', y, {x}, function(g) return g:contiguous():view(x:size()) end)
+end
+
+function F.reshape(x, ...)
+  local y = KM.reshape(x, ...)
+  if not needs(x) then return y end
+  return record('reshape', y, {x}, function(g) return g:reshape(x:size()) end)
+end
+
+function F.contiguous(x)
+  local y = KM.contiguous(x)
+  if not needs(x) or y == x then return y end
+  return record('contiguous', y, {x}, function(g) return g end)
+end
+
+function F.transpose(x, d1, d2)
+  local y = KM.transpose(x, d1, d2)
+  if not needs(x) then return y end
+  return record('transpose', y, {x}, function(g) return g:transpose(d1, d2) end)
+end
+
+function F.t(x)
+  local y = KM.t(x)
+  if not needs(x) then return y end
+  return record('t', y, {x}, function(g) return g:t() end)
+end
+
+function F.permute(x, ...)
+  local perm = select('#', ...) == 1 and type(...) == 'table' and ... or {...}
+  local y = KM.permute(x, perm)
+  if not needs(x) then return y end
+  local inv = {}
+  for i, p in ipairs(perm) do inv[p < 0 and p + #perm + 1 or p] = i end
+  return record('permute', y, {x}, function(g) return g:permute(inv) end)
+end
+
+function F.unsqueeze(x, d)
+  local y = KM.unsqueeze(x, d)
+  if not needs(x) then return y end
+  return record('unsqueeze', y, {x}, function(g) return g:contiguous():view(x:size()) end)
+end
+
+function F.squeeze(x, d)
+  local y = KM.squeeze(x, d)
+  if not needs(x) then return y end
+  return record('squeeze', y, {x}, function(g) return g:contiguous():view(x:size()) end)
+end
+
+function F.expand(x, ...)
+  local y = KM.expand(x, ...)
+  if not needs(x) then return y end
+  return record('expand', y, {x}, function(g) return sum_to(g, x:size()) end)
+end
+
+function F.narrow(x, dim, start, len)
+  local y = KM.narrow(x, dim, start, len)
+  if not needs(x) then return y end
+  return record('narrow', y, {x}, function(g)
+    local gx = K.zeros(x:size(), g:dtype())
+    gx:narrow(dim, start, len):copy(g)
+    return gx
+  end)
+end
+
+function F.select(x, dim, index)
+  local y = KM.select(x, dim, index)
+  if not needs(x) then return y end
+  return record('select', y, {x}, function(g)
+    local gx = K.zeros(x:size(), g:dtype())
+    gx:select(dim, index):copy(g)
+    return gx
+  end)
+end
+
+function F.cat(list, dim)
+  dim = dim or 1
+  local y = K.cat(list, dim)
+  if not needs(table.unpack(list)) then return y end
+  return record('cat', y, list, function(g)
+    local grads, at = {}, 1
+    local d = dim < 0 and dim + g:dim() + 1 or dim
+    for i, x in ipairs(list) do
+      local n = x:size(d)
+      grads[i] = g:narrow(d, at, n)
+      at = at + n
+    end
+    return table.unpack(grads, 1, #list)
+  end)
+end
+
+function F.stack(list, dim)
+  dim = dim or 1
+  local parts = {}
+  for i, x in ipairs(list) do parts[i] = F.unsqueeze(x, dim) end
+  return F.cat(parts, dim)
+end
+
+function F.to(x, dtype)
+  local y = KM.to(x, dtype)
+  if y == x or not needs(x) then return y end
+  local from = x:dtype()
+  return record('to', y, {x}, function(g) return g:to(from) end)
+end
+
+-- ---- losses -------------------------------------------------------------------
+
+-- mean((a − b)² · weight) over all elements (weight broadcasts, optional)
+function F.mse(a, b, weight)
+  local d = F.sub(a, b)
+  local sq = F.mul(d, d)
+  if weight then sq = F.mul(sq, weight) end
+  return F.mean(sq)
+end
+
+-- ---- routing fada.*, methods and operators through F ----------------------
+
+local function any_tracked(a, b)
+  if A.tracked(a) or (b ~= nil and A.tracked(b)) then return true end
+  if type(a) == 'table' then -- cat/stack lists
+    for _, t in ipairs(a) do if A.tracked(t) then return true end end
+  end
+  return false
+end
+
+-- f(a, b, ...) runs F's version when recording is on and a or b is tracked.
+local function route(raw, rec)
+  return function(a, b, ...)
+    if A.is_enabled() and any_tracked(a, b) then return rec(a, b, ...) end
+    return raw(a, b, ...)
+  end
+end
+
+local recorded = {'add', 'sub', 'mul', 'div', 'pow', 'neg', 'exp', 'log', 'sqrt', 'rsqrt', 'tanh',
+                  'sigmoid', 'sin', 'cos', 'abs', 'clamp', 'sum', 'mean', 'cat', 'stack'}
+for _, name in ipairs(recorded) do
+  if K[name] then fada[name] = route(K[name], F[name]) end
+end
+local recorded_methods = {'add', 'sub', 'mul', 'div', 'pow', 'neg', 'exp', 'log', 'sqrt', 'rsqrt', 'tanh',
+                          'sigmoid', 'sin', 'cos', 'abs', 'clamp', 'sum', 'mean', 'view', 'reshape',
+                          'contiguous', 'transpose', 'permute', 'unsqueeze', 'squeeze', 'expand', 'narrow',
+                          'select', 'to', 't'}
+for _, name in ipairs(recorded_methods) do
+  if KM[name] then methods[name] = route(KM[name], F[name]) end
+end
+for mm, name in pairs{__add = 'add', __sub = 'sub', __mul = 'mul', __div = 'div', __pow = 'pow'} do
+  meta[mm] = route(meta[mm], F[name])
+end
+local raw_unm = meta.__unm
+meta.__unm = function(a)
+  if A.is_enabled() and A.tracked(a) then return F.neg(a) end
+  return raw_unm(a)
+end
+
+F.kernels = K -- the raw functions, for code that must not be recorded
+
+return F

@@ -1,0 +1,82 @@
+-- The autograd tape: every F function against central differences (f64),
+-- broadcasting gradients, no_grad, and saved tensors changed in place.
+local fada = require 'fada'
+local A = require 'fada.autograd'
+local F = require 'fada.F'
+
+local function rnd(seed, ...) return fada.randn({...}, 'f64', fada.Generator(seed)) end
+local function pos(seed, ...) return rnd(seed, ...):abs() + 0.5 end
+
+local function check(name, f, inputs)
+  local ok, msg = A.gradcheck(f, inputs)
+  assert(ok, name .. ': ' .. tostring(msg))
+end
+
+test('gradcheck: elementwise arithmetic with broadcasting and scalars', function()
+  check('add/sub/mul/div', function(a, b) return (a + b) * (a - 2) / (b * b + 1) end, {rnd(1, 3, 4), rnd(2, 4)})
+  check('scalar first', function(a) return 3 - a * 2 + 1 / (a * a + 1) end, {rnd(3, 5)})
+  check('pow', function(a, b) return F.pow(a, 3) + F.pow(a, b) end, {pos(4, 2, 3), rnd(5, 2, 1)})
+  check('neg', function(a) return -a end, {rnd(6, 4)})
+end)
+
+test('gradcheck: unary functions', function()
+  for _, name in ipairs{'exp', 'tanh', 'sigmoid', 'sin', 'cos', 'abs'} do
+    check(name, F[name], {rnd(7, 3, 2)})
+  end
+  for _, name in ipairs{'log', 'sqrt', 'rsqrt'} do check(name, F[name], {pos(8, 3, 2)}) end
+  check('clamp', function(a) return F.clamp(a, -0.5, 0.5) end, {rnd(9, 10)})
+end)
+
+test('gradcheck: reductions and shapes', function()
+  check('sum all', function(a) return F.sum(a) end, {rnd(10, 2, 3)})
+  check('sum dims keepdim', function(a) return F.sum(a, {1, 3}, true) end, {rnd(11, 2, 3, 4)})
+  check('mean dim', function(a) return F.mean(a, -1) end, {rnd(12, 2, 3, 4)})
+  check('view/transpose/permute', function(a)
+    return F.permute(F.transpose(F.view(a, 4, 6), 1, 2), 2, 1) * 2 end, {rnd(13, 2, 3, 4)})
+  check('narrow/select', function(a) return F.narrow(a, 2, 2, 2) * F.select(a, 2, 1):unsqueeze(2) + a:select(2, 2):view(3, 1) end, {rnd(14, 3, 4)})
+  check('expand/unsqueeze/squeeze', function(a) return F.squeeze(F.expand(F.unsqueeze(a, 1), 3, 4), 1) end, {rnd(15, 4)})
+  check('cat/stack', function(a, b) return F.cat({a, b}, 2):narrow(2, 2, 3) + F.stack({b, b}, 1):sum(1) end, {rnd(16, 2, 3), rnd(17, 2, 3)})
+  check('mse', function(a, b) return F.mse(a, b, fada.tensor({1, 2, 3}, 'f64')) end, {rnd(18, 2, 3), rnd(19, 2, 3)})
+end)
+
+test('gradients accumulate over uses and over backward calls', function()
+  local x = A.requires_grad(fada.tensor({1, 2, 3}, 'f64'))
+  local y = F.sum(x * x + x)          -- d/dx = 2x + 1
+  A.backward(y)
+  assert_close(A.grad(x), {3, 5, 7}, 0, 0)
+  A.backward(F.sum(x * 2))
+  assert_close(A.grad(x), {5, 7, 9}, 0, 0)
+  A.zero_grad(x)
+  assert_eq(A.grad(x), nil)
+end)
+
+test('nothing is recorded under no_grad; untracked inputs are free', function()
+  local x = A.requires_grad(fada.ones(3))
+  local y = A.no_grad(function() return x * 2 end)
+  assert(not A.tracked(y))
+  assert(not A.tracked(fada.ones(3) * 2))
+  assert(A.tracked(x * 2))
+  checkerror(function() A.backward(F.sum(fada.ones(2))) end, 'not computed from anything that requires a gradient')
+end)
+
+test('a saved tensor changed in place is an error, not a wrong gradient', function()
+  local x = A.requires_grad(fada.tensor({1, 2, 3}))
+  local w = fada.tensor({4, 5, 6})
+  local y = F.sum(F.mul(x, w))
+  w:add_(1) -- changes what mul saved
+  checkerror(function() A.backward(y) end, 'modified in place after the forward pass')
+end)
+
+test('backward of a non-scalar needs grad_output', function()
+  local x = A.requires_grad(fada.ones(3))
+  checkerror(function() A.backward(x * 2) end, 'pass grad_output')
+  A.backward(x * 2, fada.tensor{1, 10, 100})
+  assert_close(A.grad(x), {2, 20, 200})
+end)
+
+test('methods, fada.* and operators of tracked tensors are recorded too', function()
+  check('methods', function(a) return a:view(6):narrow(1, 2, 3):exp():sum() + fada.tanh(a):mean() end, {rnd(20, 2, 3)})
+  local x = A.requires_grad(fada.ones(2))
+  assert(A.tracked(x:mul(3)) and A.tracked(fada.exp(x)) and A.tracked(x:view(1, 2):t()) and not A.tracked(x:view(1, 2):zero()))
+  assert(not A.tracked(fada.ones(2):mul(3)))
+end)
