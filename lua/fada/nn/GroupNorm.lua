@@ -1,0 +1,23 @@
+-- Group normalisation over [N, C, ...] (keys: weight [C], bias [C]),
+-- optionally fused with SiLU: forward(x, 'silu').
+local fada = require 'fada'
+local F = require 'fada.F'
+local nn = require 'fada.nn'
+
+local GroupNorm = nn.class('GroupNorm')
+
+function GroupNorm:init(groups, channels, opts)
+  opts = opts or {}
+  if channels % groups ~= 0 then
+    error(('GroupNorm: %d groups do not divide %d channels'):format(groups, channels), 3)
+  end
+  self.groups, self.eps = groups, opts.eps or 1e-5
+  self.weight = self:param('weight', fada.ones(channels))
+  self.bias = self:param('bias', fada.zeros(channels))
+end
+
+function GroupNorm:forward(x, act)
+  return F.group_norm(x, self.groups, self.weight, self.bias, {eps = self.eps, silu = act == 'silu'})
+end
+
+return GroupNorm
