@@ -281,6 +281,7 @@ static const fd_tensor **check_list(lua_State *L, int arg, const char *op, int *
 static int f_cat(lua_State *L)
 {
     int n;
+    lua_settop(L, 2); /* the list's array goes at 3 */
     const fd_tensor **ts = check_list(L, 1, "cat", &n);
     int dim = lua_isnoneornil(L, 2) ? 0 : fd_lua_checkdim(L, 2, ts[0]->ndim);
     fd_tensor *out = fd_lua_newtensor(L);
@@ -292,6 +293,7 @@ static int f_cat(lua_State *L)
 static int f_stack(lua_State *L)
 {
     int n;
+    lua_settop(L, 2);
     const fd_tensor **ts = check_list(L, 1, "stack", &n);
     int dim = lua_isnoneornil(L, 2) ? 0 : fd_lua_checkdim(L, 2, ts[0]->ndim + 1);
     fd_tensor *out = fd_lua_newtensor(L);
