@@ -1,0 +1,535 @@
+/* Convolution on oneDNN: forward with fused bias/activation/residual, and
+ * backward for data, weights and bias. Layout policy: first ask oneDNN for a
+ * primitive on the activations exactly as they lie (NCHW or channels-last);
+ * take it unless the implementation is a slow one (im2col gemm or reference
+ * loops), else let oneDNN pick (format_tag any) and reorder around it.
+ * Weights always go through `any` and are cached packed (dnnl_ctx.c). */
+#include <string.h>
+
+#include "dnnl_ctx.h"
+#include "fd_conv.h"
+
+void fd_conv_params_default(fd_conv_params *p)
+{
+    *p = (fd_conv_params){.stride = {1, 1}, .padding = {0, 0}, .dilation = {1, 1}, .groups = 1,
+                          .act = FD_ACT_NONE, .layout = FD_LAYOUT_AUTO, .compute = FD_NDTYPES};
+}
+
+/* ---- layouts ------------------------------------------------------------ */
+
+static void nhwc_strides(const int64_t s[4], int64_t st[4])
+{
+    st[1] = 1;
+    st[3] = s[1];
+    st[2] = s[3] * s[1];
+    st[0] = s[2] * s[3] * s[1];
+}
+
+int fd_is_channels_last(const fd_tensor *t)
+{
+    if (t->ndim != 4 || fd_tensor_is_contiguous(t)) return 0;
+    int64_t st[4];
+    nhwc_strides(t->shape, st);
+    for (int i = 0; i < 4; i++)
+        if (t->shape[i] != 1 && t->stride[i] != st[i]) return 0;
+    return 1;
+}
+
+fd_layout fd_conv_out_layout(const fd_tensor *x, fd_layout asked)
+{
+    if (asked != FD_LAYOUT_AUTO) return asked;
+    return fd_is_channels_last(x) ? FD_LAYOUT_NHWC : FD_LAYOUT_NCHW;
+}
+
+int fd_tensor_empty_layout(fd_tensor *out, fd_dtype dt, const int64_t shape[4], fd_layout layout)
+{
+    if (layout != FD_LAYOUT_NHWC) return fd_tensor_empty(out, dt, 4, shape);
+    int64_t phys[4] = {shape[0], shape[2], shape[3], shape[1]};
+    if (fd_tensor_empty(out, dt, 4, phys)) return FD_ERR;
+    memcpy(out->shape, shape, sizeof(int64_t) * 4);
+    nhwc_strides(shape, out->stride);
+    return FD_OK;
+}
+
+/* A descriptor for a 4-d tensor known to be NCHW-contiguous or channels-last,
+ * with canonical strides (size-1 dims may have any stride in the header, but
+ * descriptors compare bytewise). */
+static int md_4d(dnnl_memory_desc_t *md, const fd_tensor *t, fd_layout layout, const char *op)
+{
+    dnnl_dims_t dims, st;
+    int64_t s[4];
+    if (layout == FD_LAYOUT_NHWC)
+        nhwc_strides(t->shape, s);
+    else
+        fd_contiguous_strides(4, t->shape, s);
+    for (int i = 0; i < 4; i++) dims[i] = t->shape[i], st[i] = s[i];
+    return fd_dnnl_check(dnnl_memory_desc_init_by_strides(md, 4, dims, fd_dnnl_dt(t->dtype), st), op,
+                         "memory descriptor");
+}
+
+/* x as a tensor in a layout oneDNN can describe: itself (a view) when it is
+ * NCHW-contiguous or channels-last, else a contiguous copy. */
+static int usable(fd_tensor *out, const fd_tensor *x, fd_layout *layout)
+{
+    if (fd_is_channels_last(x)) {
+        *layout = FD_LAYOUT_NHWC;
+        fd_tensor_view_of(out, x);
+        return FD_OK;
+    }
+    *layout = FD_LAYOUT_NCHW;
+    return fd_tensor_contiguous(out, x);
+}
+
+/* ---- checks ------------------------------------------------------------- */
+
+static int check_dtype(const char *op, const char *what, const fd_tensor *t, const fd_tensor *x)
+{
+    if (t->dtype != FD_F32 && t->dtype != FD_F64)
+        return fd_fail("%s: %s dtype %s; convolution takes f32 (f64 runs the reference loops)", op, what,
+                       fd_dtype_name(t->dtype));
+    if (x && t->dtype != x->dtype)
+        return fd_fail("%s: %s dtype %s vs input dtype %s", op, what, fd_dtype_name(t->dtype),
+                       fd_dtype_name(x->dtype));
+    return FD_OK;
+}
+
+int fd_conv2d_check(const char *op, const fd_tensor *x, const fd_tensor *w, const fd_tensor *b,
+                    const fd_tensor *residual, const fd_conv_params *p, int64_t os[4])
+{
+    if (x->ndim != 4) return fd_fail("%s: input %s must have 4 dims [N, C, H, W]", op, FD_SHAPE_STR(x));
+    if (w->ndim != 4) return fd_fail("%s: weight %s must have 4 dims [O, C/groups, KH, KW]", op, FD_SHAPE_STR(w));
+    if (check_dtype(op, "input", x, NULL) || check_dtype(op, "weight", w, x)) return FD_ERR;
+    for (int i = 0; i < 4; i++) {
+        if (x->shape[i] == 0) return fd_fail("%s: input %s has a zero-size dim %d", op, FD_SHAPE_STR(x), i + 1);
+        if (w->shape[i] == 0) return fd_fail("%s: weight %s has a zero-size dim %d", op, FD_SHAPE_STR(w), i + 1);
+    }
+    if (p->groups < 1) return fd_fail("%s: groups %lld must be >= 1", op, (long long)p->groups);
+    for (int i = 0; i < 2; i++) {
+        if (p->stride[i] < 1) return fd_fail("%s: stride %lld must be >= 1", op, (long long)p->stride[i]);
+        if (p->dilation[i] < 1) return fd_fail("%s: dilation %lld must be >= 1", op, (long long)p->dilation[i]);
+        if (p->padding[i] < 0) return fd_fail("%s: padding %lld must be >= 0", op, (long long)p->padding[i]);
+    }
+    int64_t c = x->shape[1], o = w->shape[0];
+    if (c % p->groups)
+        return fd_fail("%s: groups %lld do not divide the input's %lld channels", op, (long long)p->groups,
+                       (long long)c);
+    if (o % p->groups)
+        return fd_fail("%s: groups %lld do not divide the weight's %lld output channels", op,
+                       (long long)p->groups, (long long)o);
+    if (w->shape[1] * p->groups != c)
+        return fd_fail("%s: weight %s vs input %s: in_channels %lld ~= %lld x %lld groups", op, FD_SHAPE_STR(w),
+                       FD_SHAPE_STR(x), (long long)c, (long long)w->shape[1], (long long)p->groups);
+    os[0] = x->shape[0];
+    os[1] = o;
+    for (int i = 0; i < 2; i++) {
+        int64_t span = p->dilation[i] * (w->shape[2 + i] - 1) + 1;
+        int64_t in = x->shape[2 + i] + 2 * p->padding[i];
+        if (in < span)
+            return fd_fail("%s: kernel %lld (dilated %lld) is larger than the padded input %lld (input %s, padding %lld)",
+                           op, (long long)w->shape[2 + i], (long long)span, (long long)in, FD_SHAPE_STR(x),
+                           (long long)p->padding[i]);
+        os[2 + i] = (in - span) / p->stride[i] + 1;
+    }
+    if (b) {
+        if (check_dtype(op, "bias", b, x)) return FD_ERR;
+        if (b->ndim != 1 || b->shape[0] != o)
+            return fd_fail("%s: bias %s vs %lld output channels", op, FD_SHAPE_STR(b), (long long)o);
+    }
+    if (residual) {
+        if (check_dtype(op, "residual", residual, x)) return FD_ERR;
+        if (residual->ndim != 4 || memcmp(residual->shape, os, sizeof(int64_t) * 4) != 0)
+            return fd_fail("%s: residual %s vs output %s", op, FD_SHAPE_STR(residual),
+                           fd_shape_str((char[128]){0}, 128, 4, os));
+    }
+    return FD_OK;
+}
+
+/* ---- primitive descriptors ---------------------------------------------- */
+
+enum { CONV_FWD, CONV_BWD_DATA, CONV_BWD_WEIGHTS };
+
+typedef struct conv_ctx {
+    int kind;
+    dnnl_memory_desc_t src, wei, dst; /* user layouts (src/dst f32) */
+    int has_bias, sum;
+    fd_act act;
+    dnnl_dims_t strides, dil, pad_l, pad_r;
+    dnnl_data_type_t cdt; /* bf16 or f32: what src/weights compute in */
+} conv_ctx;
+
+static void any_like(dnnl_memory_desc_t *md, const dnnl_memory_desc_t *like, dnnl_data_type_t dt)
+{
+    dnnl_memory_desc_init_by_tag(md, like->ndims, like->dims, dt, dnnl_format_tag_any);
+}
+
+static dnnl_status_t make_attr(const conv_ctx *c, dnnl_primitive_attr_t *attr)
+{
+    dnnl_status_t st = dnnl_primitive_attr_create(attr);
+    if (st != dnnl_success) return st;
+    dnnl_primitive_attr_set_scratchpad_mode(*attr, dnnl_scratchpad_mode_user);
+    if (c->kind != CONV_FWD || (c->act == FD_ACT_NONE && !c->sum)) return dnnl_success;
+    dnnl_post_ops_t po;
+    st = dnnl_post_ops_create(&po);
+    if (st != dnnl_success) return st;
+    static const dnnl_alg_kind_t algs[] = {[FD_ACT_SILU] = dnnl_eltwise_swish, [FD_ACT_GELU] = dnnl_eltwise_gelu_erf,
+                                           [FD_ACT_GELU_TANH] = dnnl_eltwise_gelu_tanh, [FD_ACT_RELU] = dnnl_eltwise_relu};
+    if (c->act != FD_ACT_NONE)
+        st = dnnl_post_ops_append_eltwise(po, 1.0f, algs[c->act], c->act == FD_ACT_SILU ? 1.0f : 0.0f, 0.0f);
+    if (st == dnnl_success && c->sum) st = dnnl_post_ops_append_sum(po, 1.0f);
+    if (st == dnnl_success) st = dnnl_primitive_attr_set_post_ops(*attr, po);
+    dnnl_post_ops_destroy(po);
+    return st;
+}
+
+/* One attempt: plain = activations as the user has them, else `any`. */
+static dnnl_status_t conv_try(const conv_ctx *c, int plain, dnnl_data_type_t cdt, dnnl_primitive_desc_t *pd,
+                              dnnl_primitive_desc_t *keep)
+{
+    dnnl_memory_desc_t src, wei, dst, bias;
+    if (plain && cdt == dnnl_f32) {
+        src = c->src;
+        dst = c->dst;
+    } else {
+        any_like(&src, &c->src, cdt);
+        any_like(&dst, &c->dst, c->kind == CONV_FWD ? dnnl_f32 : cdt);
+    }
+    any_like(&wei, &c->wei, cdt);
+    dnnl_dims_t bdims = {c->dst.dims[1]};
+    dnnl_memory_desc_init_by_tag(&bias, 1, bdims, dnnl_f32, dnnl_a);
+    const dnnl_memory_desc_t *bp = c->has_bias ? &bias : NULL;
+    dnnl_primitive_attr_t attr;
+    dnnl_status_t st = make_attr(c, &attr);
+    if (st != dnnl_success) return st;
+    dnnl_convolution_desc_t cd;
+    *pd = NULL;
+    if (c->kind == CONV_FWD) {
+        st = dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &src,
+                                                        &wei, bp, &dst, c->strides, c->dil, c->pad_l, c->pad_r);
+        if (st == dnnl_success) st = dnnl_primitive_desc_create(pd, &cd, attr, fd_dnnl_engine(), NULL);
+    } else {
+        /* A backward primitive needs the forward one it mirrors as a hint. */
+        dnnl_convolution_desc_t fd;
+        dnnl_primitive_desc_t hint = NULL;
+        st = dnnl_dilated_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_direct, &src,
+                                                        &wei, bp, &dst, c->strides, c->dil, c->pad_l, c->pad_r);
+        if (st == dnnl_success) st = dnnl_primitive_desc_create(&hint, &fd, NULL, fd_dnnl_engine(), NULL);
+        if (st == dnnl_success && c->kind == CONV_BWD_DATA)
+            st = dnnl_dilated_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &src, &wei, &dst,
+                                                                  c->strides, c->dil, c->pad_l, c->pad_r);
+        else if (st == dnnl_success)
+            st = dnnl_dilated_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct, &src, &wei, bp,
+                                                                     &dst, c->strides, c->dil, c->pad_l, c->pad_r);
+        if (st == dnnl_success) st = dnnl_primitive_desc_create(pd, &cd, attr, fd_dnnl_engine(), hint);
+        if (st == dnnl_success)
+            *keep = hint;
+        else if (hint)
+            dnnl_primitive_desc_destroy(hint);
+    }
+    dnnl_primitive_attr_destroy(attr);
+    return st;
+}
+
+static const char *impl_of(dnnl_primitive_desc_t pd)
+{
+    const char *s = NULL;
+    dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &s);
+    return s;
+}
+
+static dnnl_status_t make_conv(void *vctx, dnnl_primitive_desc_t *pd, dnnl_primitive_desc_t *keep)
+{
+    const conv_ctx *c = vctx;
+    dnnl_status_t st = dnnl_unimplemented;
+    dnnl_data_type_t dts[2] = {c->cdt, dnnl_f32};
+    int ndt = c->cdt == dnnl_f32 ? 1 : 2; /* bf16 refused: fall back to f32 */
+    for (int d = 0; d < ndt; d++) {
+        dnnl_primitive_desc_t a = NULL, akeep = NULL;
+        if (dts[d] == dnnl_f32) {
+            st = conv_try(c, 1, dnnl_f32, &a, &akeep);
+            if (st == dnnl_success && !fd_dnnl_impl_is_slow(impl_of(a))) {
+                *pd = a, *keep = akeep;
+                return st;
+            }
+        }
+        dnnl_primitive_desc_t b = NULL, bkeep = NULL;
+        st = conv_try(c, 0, dts[d], &b, &bkeep);
+        if (st == dnnl_success && (!a || !fd_dnnl_impl_is_slow(impl_of(b)))) {
+            if (a) dnnl_primitive_desc_destroy(a);
+            if (akeep) dnnl_primitive_desc_destroy(akeep);
+            *pd = b, *keep = bkeep;
+            return st;
+        }
+        if (b) dnnl_primitive_desc_destroy(b);
+        if (bkeep) dnnl_primitive_desc_destroy(bkeep);
+        if (a) { /* both slow: at least no reorders */
+            *pd = a, *keep = akeep;
+            return dnnl_success;
+        }
+    }
+    return st;
+}
+
+/* Fills the parts of the context shared by all three kinds. */
+static void conv_geometry(conv_ctx *c, const fd_tensor *w, const fd_conv_params *p, const int64_t xs[4],
+                          const int64_t os[4])
+{
+    for (int i = 0; i < 2; i++) {
+        c->strides[i] = p->stride[i];
+        c->dil[i] = p->dilation[i] - 1; /* oneDNN counts the gaps */
+        c->pad_l[i] = p->padding[i];
+        /* oneDNN checks (in - span + l + r) / s + 1 == out; symmetric padding
+         * gives torch's floor for any stride. */
+        c->pad_r[i] = p->padding[i];
+        (void)xs, (void)os;
+    }
+    /* grouped weights are [G, O/G, C/G, KH, KW] to oneDNN */
+    int64_t g = p->groups, o = w->shape[0];
+    dnnl_dims_t dims, st;
+    int nd = 0;
+    if (g > 1) dims[nd] = g, st[nd++] = (o / g) * w->shape[1] * w->shape[2] * w->shape[3];
+    dims[nd] = o / g, st[nd++] = w->shape[1] * w->shape[2] * w->shape[3];
+    dims[nd] = w->shape[1], st[nd++] = w->shape[2] * w->shape[3];
+    dims[nd] = w->shape[2], st[nd++] = w->shape[3];
+    dims[nd] = w->shape[3], st[nd++] = 1;
+    dnnl_memory_desc_init_by_strides(&c->wei, nd, dims, fd_dnnl_dt(w->dtype), st);
+}
+
+static void conv_key(fd_dnnl_key *k, const char *what, const conv_ctx *c, const fd_conv_params *p)
+{
+    fd_dnnl_key_init(k, what);
+    fd_dnnl_key_bytes(k, &c->src, sizeof c->src);
+    fd_dnnl_key_bytes(k, &c->wei, sizeof c->wei);
+    fd_dnnl_key_bytes(k, &c->dst, sizeof c->dst);
+    int64_t v[] = {c->has_bias, c->sum, c->act, c->cdt, p->stride[0], p->stride[1], p->padding[0], p->padding[1],
+                   p->dilation[0], p->dilation[1], p->groups};
+    fd_dnnl_key_bytes(k, v, sizeof v);
+}
+
+static int dnnl_fallbacks;
+
+/* Notes bf16 falling back to f32 for a primitive that was asked for bf16. */
+static void note_fallback(const char *op, const conv_ctx *c, const fd_dnnl_prim *pr)
+{
+    if (c->cdt != dnnl_bf16) return;
+    const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pr->pd, dnnl_query_weights_md, 0);
+    if (!md || md->data_type == dnnl_f32) {
+        md = dnnl_primitive_desc_query_md(pr->pd, dnnl_query_diff_weights_md, 0);
+        if (!md || md->data_type != dnnl_bf16) fd_dnnl_note_bf16_fallback(op);
+    }
+}
+
+/* ---- forward ------------------------------------------------------------ */
+
+static int conv_fwd_dnnl(fd_tensor *out, const fd_tensor *x_in, const fd_tensor *w, const fd_tensor *b,
+                         const fd_tensor *residual, const fd_conv_params *p, const int64_t os[4])
+{
+    fd_tensor x = {0}, bias = {0};
+    fd_layout xl, ol = fd_conv_out_layout(x_in, p->layout);
+    conv_ctx c = {.kind = CONV_FWD, .has_bias = b != NULL, .sum = residual != NULL, .act = p->act,
+                  .cdt = fd_compute_resolve(p->compute) == FD_BF16 ? dnnl_bf16 : dnnl_f32};
+    int rc = FD_ERR;
+    if (usable(&x, x_in, &xl)) return FD_ERR;
+    if (fd_tensor_empty_layout(out, FD_F32, os, ol)) goto done;
+    if (residual && fd_tensor_copy_(out, residual)) goto done;
+    if (md_4d(&c.src, &x, xl, "conv2d") || md_4d(&c.dst, out, ol, "conv2d")) goto done;
+    conv_geometry(&c, w, p, x.shape, os);
+    fd_dnnl_key k;
+    conv_key(&k, "conv2d_fwd", &c, p);
+    const fd_dnnl_prim *pr;
+    if (fd_dnnl_cached("conv2d", &k, make_conv, &c, &pr, NULL)) goto done;
+    note_fallback("conv2d", &c, pr);
+    const dnnl_memory_desc_t *want_w = dnnl_primitive_desc_query_md(pr->pd, dnnl_query_weights_md, 0);
+    dnnl_memory_desc_t want = *want_w;
+    void *wp;
+    if (fd_dnnl_weights("conv2d", w, &c.wei, &want, &wp)) goto done;
+    fd_dnnl_call call;
+    fd_dnnl_call_init(&call, "conv2d", pr);
+    dnnl_memory_desc_t bmd;
+    if (b) {
+        if (fd_tensor_contiguous(&bias, b)) goto done;
+        dnnl_dims_t bd = {b->shape[0]};
+        dnnl_memory_desc_init_by_tag(&bmd, 1, bd, dnnl_f32, dnnl_a);
+    }
+    if (fd_dnnl_call_input(&call, DNNL_ARG_SRC, dnnl_query_src_md, &c.src, fd_tensor_data(&x)) ||
+        fd_dnnl_call_raw(&call, DNNL_ARG_WEIGHTS, dnnl_query_weights_md, wp) ||
+        (b && fd_dnnl_call_bind(&call, DNNL_ARG_BIAS, &bmd, fd_tensor_data(&bias))) ||
+        fd_dnnl_call_output(&call, DNNL_ARG_DST, dnnl_query_dst_md, &c.dst, fd_tensor_data(out), residual != NULL)) {
+        fd_dnnl_call_free(&call);
+        goto done;
+    }
+    if (fd_dnnl_call_run(&call)) goto done;
+    rc = FD_OK;
+done:
+    fd_tensor_release(&x);
+    fd_tensor_release(&bias);
+    if (rc) fd_tensor_release(out);
+    return rc;
+}
+
+int fd_conv2d(fd_tensor *out, const fd_tensor *x, const fd_tensor *w, const fd_tensor *b,
+              const fd_tensor *residual, const fd_conv_params *p)
+{
+    int64_t os[4];
+    memset(out, 0, sizeof *out);
+    if (fd_conv2d_check("conv2d", x, w, b, residual, p, os)) return FD_ERR;
+    if (x->dtype != FD_F32 || p->force_ref) return fd_ref_conv2d(out, x, w, b, residual, p);
+    if (conv_fwd_dnnl(out, x, w, b, residual, p, os) == FD_OK) return FD_OK;
+    dnnl_fallbacks++; /* oneDNN refused: the reference loops still answer */
+    return fd_ref_conv2d(out, x, w, b, residual, p);
+}
+
+/* ---- backward ----------------------------------------------------------- */
+
+static int conv_bwd_dnnl(fd_tensor *gx, fd_tensor *gw, fd_tensor *gb, const fd_tensor *gy_in, const fd_tensor *x_in,
+                         const fd_tensor *w, const fd_conv_params *p, const int64_t os[4])
+{
+    fd_tensor x = {0}, gy = {0}, gw_tmp = {0};
+    fd_layout xl, yl, gl = fd_conv_out_layout(x_in, p->layout);
+    dnnl_data_type_t cdt = fd_compute_resolve(p->compute) == FD_BF16 ? dnnl_bf16 : dnnl_f32;
+    int rc = FD_ERR;
+    if (usable(&x, x_in, &xl) || usable(&gy, gy_in, &yl)) goto done;
+    if (gx) { /* grad_input = conv_transpose(gy, w) */
+        conv_ctx c = {.kind = CONV_BWD_DATA, .cdt = cdt};
+        if (fd_tensor_empty_layout(gx, FD_F32, x.shape, gl)) goto done;
+        if (md_4d(&c.src, gx, gl, "conv2d_backward") || md_4d(&c.dst, &gy, yl, "conv2d_backward")) goto done;
+        conv_geometry(&c, w, p, x.shape, os);
+        fd_dnnl_key k;
+        conv_key(&k, "conv2d_bwd_data", &c, p);
+        const fd_dnnl_prim *pr;
+        if (fd_dnnl_cached("conv2d_backward", &k, make_conv, &c, &pr, NULL)) goto done;
+        note_fallback("conv2d_backward", &c, pr);
+        dnnl_memory_desc_t want = *dnnl_primitive_desc_query_md(pr->pd, dnnl_query_weights_md, 0);
+        void *wp;
+        if (fd_dnnl_weights("conv2d_backward", w, &c.wei, &want, &wp)) goto done;
+        fd_dnnl_call call;
+        fd_dnnl_call_init(&call, "conv2d_backward", pr);
+        if (fd_dnnl_call_input(&call, DNNL_ARG_DIFF_DST, dnnl_query_diff_dst_md, &c.dst, fd_tensor_data(&gy)) ||
+            fd_dnnl_call_raw(&call, DNNL_ARG_WEIGHTS, dnnl_query_weights_md, wp) ||
+            fd_dnnl_call_output(&call, DNNL_ARG_DIFF_SRC, dnnl_query_diff_src_md, &c.src, fd_tensor_data(gx), 0)) {
+            fd_dnnl_call_free(&call);
+            goto done;
+        }
+        if (fd_dnnl_call_run(&call)) goto done;
+    }
+    if (gw || gb) { /* grad_weight = corr(x, gy), grad_bias = sum gy */
+        conv_ctx c = {.kind = CONV_BWD_WEIGHTS, .cdt = cdt, .has_bias = gb != NULL};
+        fd_tensor *gwt = gw ? gw : &gw_tmp;
+        int64_t bshape[1] = {w->shape[0]};
+        if (fd_tensor_empty(gwt, FD_F32, 4, w->shape)) goto done;
+        if (gb && fd_tensor_empty(gb, FD_F32, 1, bshape)) goto done;
+        if (md_4d(&c.src, &x, xl, "conv2d_backward") || md_4d(&c.dst, &gy, yl, "conv2d_backward")) goto done;
+        conv_geometry(&c, gwt, p, x.shape, os);
+        fd_dnnl_key k;
+        conv_key(&k, "conv2d_bwd_weights", &c, p);
+        const fd_dnnl_prim *pr;
+        if (fd_dnnl_cached("conv2d_backward", &k, make_conv, &c, &pr, NULL)) goto done;
+        note_fallback("conv2d_backward", &c, pr);
+        fd_dnnl_call call;
+        fd_dnnl_call_init(&call, "conv2d_backward", pr);
+        dnnl_memory_desc_t bmd;
+        dnnl_dims_t bd = {w->shape[0]};
+        dnnl_memory_desc_init_by_tag(&bmd, 1, bd, dnnl_f32, dnnl_a);
+        if (fd_dnnl_call_input(&call, DNNL_ARG_SRC, dnnl_query_src_md, &c.src, fd_tensor_data(&x)) ||
+            fd_dnnl_call_input(&call, DNNL_ARG_DIFF_DST, dnnl_query_diff_dst_md, &c.dst, fd_tensor_data(&gy)) ||
+            fd_dnnl_call_output(&call, DNNL_ARG_DIFF_WEIGHTS, dnnl_query_diff_weights_md, &c.wei,
+                                fd_tensor_data(gwt), 0) ||
+            (gb && fd_dnnl_call_bind(&call, DNNL_ARG_DIFF_BIAS, &bmd, fd_tensor_data(gb)))) {
+            fd_dnnl_call_free(&call);
+            goto done;
+        }
+        if (fd_dnnl_call_run(&call)) goto done;
+    }
+    rc = FD_OK;
+done:
+    fd_tensor_release(&x);
+    fd_tensor_release(&gy);
+    fd_tensor_release(&gw_tmp);
+    if (rc) {
+        if (gx) fd_tensor_release(gx);
+        if (gw) fd_tensor_release(gw);
+        if (gb) fd_tensor_release(gb);
+    }
+    return rc;
+}
+
+int fd_conv2d_backward(fd_tensor *gx, fd_tensor *gw, fd_tensor *gb, const fd_tensor *gy, const fd_tensor *x,
+                       const fd_tensor *w, const fd_conv_params *p)
+{
+    int64_t os[4];
+    if (gx) memset(gx, 0, sizeof *gx);
+    if (gw) memset(gw, 0, sizeof *gw);
+    if (gb) memset(gb, 0, sizeof *gb);
+    if (fd_conv2d_check("conv2d_backward", x, w, NULL, NULL, p, os)) return FD_ERR;
+    if (check_dtype("conv2d_backward", "grad_output", gy, x)) return FD_ERR;
+    if (gy->ndim != 4 || memcmp(gy->shape, os, sizeof os) != 0)
+        return fd_fail("conv2d_backward: grad_output %s vs output shape %s", FD_SHAPE_STR(gy),
+                       fd_shape_str((char[128]){0}, 128, 4, os));
+    if (x->dtype != FD_F32 || p->force_ref) return fd_ref_conv2d_backward(gx, gw, gb, gy, x, w, p);
+    if (conv_bwd_dnnl(gx, gw, gb, gy, x, w, p, os) == FD_OK) return FD_OK;
+    dnnl_fallbacks++;
+    return fd_ref_conv2d_backward(gx, gw, gb, gy, x, w, p);
+}
+
+int fd_conv_dnnl_fallbacks(void) { return dnnl_fallbacks; }
+
+/* ---- conv1d: conv2d with H = 1 ------------------------------------------ */
+
+static int as_2d(const char *op, const fd_tensor *t, const char *what, fd_tensor *v)
+{
+    memset(v, 0, sizeof *v);
+    if (!t) return FD_OK;
+    if (t->ndim != 3) return fd_fail("%s: %s %s must have 3 dims", op, what, FD_SHAPE_STR(t));
+    fd_tensor_view_of(v, t);
+    if (fd_view_unsqueeze(v, 2)) {
+        fd_tensor_release(v);
+        return FD_ERR;
+    }
+    return FD_OK;
+}
+
+static void params_1d(fd_conv_params *q, const fd_conv_params *p)
+{
+    *q = *p;
+    q->stride[0] = 1, q->padding[0] = 0, q->dilation[0] = 1;
+}
+
+int fd_conv1d(fd_tensor *out, const fd_tensor *x, const fd_tensor *w, const fd_tensor *b,
+              const fd_tensor *residual, const fd_conv_params *p)
+{
+    fd_tensor x2, w2, r2;
+    fd_conv_params q;
+    params_1d(&q, p);
+    memset(out, 0, sizeof *out);
+    if (as_2d("conv1d", x, "input", &x2)) return FD_ERR;
+    if (as_2d("conv1d", w, "weight", &w2)) {
+        fd_tensor_release(&x2);
+        return FD_ERR;
+    }
+    int rc = as_2d("conv1d", residual, "residual", &r2);
+    if (rc == FD_OK) rc = fd_conv2d(out, &x2, &w2, b, residual ? &r2 : NULL, &q);
+    if (rc == FD_OK) rc = fd_view_squeeze(out, 2);
+    if (rc) fd_tensor_release(out);
+    fd_tensor_release(&x2), fd_tensor_release(&w2), fd_tensor_release(&r2);
+    return rc;
+}
+
+int fd_conv1d_backward(fd_tensor *gx, fd_tensor *gw, fd_tensor *gb, const fd_tensor *gy, const fd_tensor *x,
+                       const fd_tensor *w, const fd_conv_params *p)
+{
+    fd_tensor x2 = {0}, w2 = {0}, g2 = {0};
+    fd_conv_params q;
+    params_1d(&q, p);
+    int rc = as_2d("conv1d_backward", x, "input", &x2);
+    if (rc == FD_OK) rc = as_2d("conv1d_backward", w, "weight", &w2);
+    if (rc == FD_OK) rc = as_2d("conv1d_backward", gy, "grad_output", &g2);
+    if (rc == FD_OK) rc = fd_conv2d_backward(gx, gw, gb, &g2, &x2, &w2, &q);
+    if (rc == FD_OK && gx) rc = fd_view_squeeze(gx, 2);
+    if (rc == FD_OK && gw) rc = fd_view_squeeze(gw, 2);
+    if (rc) {
+        if (gx) fd_tensor_release(gx);
+        if (gw) fd_tensor_release(gw);
+        if (gb) fd_tensor_release(gb);
+    }
+    fd_tensor_release(&x2), fd_tensor_release(&w2), fd_tensor_release(&g2);
+    return rc;
+}

@@ -1,0 +1,66 @@
+/* Matrix products: torch.matmul (1-d operands, batched, broadcast batch dims,
+ * transposes as options), and linear y = x W^T + b with W [out, in].
+ *
+ * f32 runs on oneDNN matmul (linear: weights packed once per storage version
+ * and cached; bf16 compute on request); f64, and anything oneDNN refuses,
+ * runs on the reference loops in ref_matmul.c (double accumulation). */
+#ifndef FD_MATMUL_H
+#define FD_MATMUL_H
+
+#include "fd_conv.h" /* fd_act */
+#include "fd_tensor.h"
+
+typedef struct fd_mm_opts {
+    int transpose_a, transpose_b; /* use a^T / b^T (last two dims; 1-d operands ignore it) */
+    fd_act act;                   /* linear only: fused activation */
+    fd_dtype compute;             /* FD_F32, FD_BF16 or FD_NDTYPES (global setting) */
+    int force_ref;
+} fd_mm_opts;
+void fd_mm_opts_default(fd_mm_opts *o);
+
+/* torch.matmul(a, b). Output contiguous, dtype of the inputs. */
+int fd_matmul(fd_tensor *out, const fd_tensor *a, const fd_tensor *b, const fd_mm_opts *o);
+/* Gradients of out = matmul(a, b) given gy; summed over broadcast batch
+ * dims, shaped like a and b. ga or gb may be NULL. */
+int fd_matmul_backward(fd_tensor *ga, fd_tensor *gb, const fd_tensor *gy, const fd_tensor *a, const fd_tensor *b,
+                       const fd_mm_opts *o);
+
+/* y[..., out] = act(x[..., in] W^T + b); b may be NULL. */
+int fd_linear(fd_tensor *out, const fd_tensor *x, const fd_tensor *w, const fd_tensor *b, const fd_mm_opts *o);
+/* Gradients of y = x W^T + b (before any activation). Any of gx, gw, gb may be NULL. */
+int fd_linear_backward(fd_tensor *gx, fd_tensor *gw, fd_tensor *gb, const fd_tensor *gy, const fd_tensor *x,
+                       const fd_tensor *w, const fd_mm_opts *o);
+
+/* How many calls oneDNN refused and the reference loops answered. */
+int fd_matmul_dnnl_fallbacks(void);
+
+/* Reference loops, double accumulation, any float dtype. */
+int fd_ref_matmul(fd_tensor *out, const fd_tensor *a, const fd_tensor *b, const fd_mm_opts *o);
+int fd_ref_matmul_backward(fd_tensor *ga, fd_tensor *gb, const fd_tensor *gy, const fd_tensor *a,
+                           const fd_tensor *b, const fd_mm_opts *o);
+int fd_ref_linear(fd_tensor *out, const fd_tensor *x, const fd_tensor *w, const fd_tensor *b, const fd_mm_opts *o);
+int fd_ref_linear_backward(fd_tensor *gx, fd_tensor *gw, fd_tensor *gb, const fd_tensor *gy, const fd_tensor *x,
+                           const fd_tensor *w, const fd_mm_opts *o);
+
+/* Shared shape logic. fd_matmul_plan promotes 1-d operands, applies the
+ * transposes and broadcasts batch dims: A [B..., M, K] and Bm [B'..., K, N]
+ * become views with the same ndim (batch dims of size 1 where broadcast),
+ * out_shape is the final torch shape (1-d dims removed). */
+typedef struct fd_mm_plan {
+    fd_tensor a, b;   /* views, nd dims each */
+    int nd;
+    int64_t full[FD_MAX_DIMS]; /* [batch..., M, N] */
+    int out_ndim;
+    int64_t out_shape[FD_MAX_DIMS];
+} fd_mm_plan;
+int fd_matmul_plan(const char *op, const fd_tensor *a, const fd_tensor *b, const fd_mm_opts *o, fd_mm_plan *pl);
+void fd_mm_plan_release(fd_mm_plan *pl);
+/* A view of g (a gradient in the plan's operand shape) in the shape of the
+ * operand `orig`: transposes undone, promoted and leading size-1 dims dropped. */
+void fd_mm_unplan(fd_tensor *view, const fd_tensor *g, const fd_tensor *orig, int transposed, int is_b);
+int fd_linear_check(const char *op, const fd_tensor *x, const fd_tensor *w, const fd_tensor *b);
+/* out (shape `shape`, zeroed here) = full summed over the dims where shape
+ * broadcasts to full's shape. */
+int fd_sum_to_shape(fd_tensor *out, const fd_tensor *full, int ndim, const int64_t *shape);
+
+#endif
