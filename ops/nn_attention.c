@@ -1,0 +1,486 @@
+/* Multi-head scaled dot-product attention, flash style on the CPU.
+ *
+ * Forward: threads take (batch, head, query tile) items. A tile of BR queries
+ * walks the keys in blocks of BC with an online softmax (running max m and
+ * sum l per row), so only a BR x BC score tile ever exists; the output keeps
+ * O / l and the row logsumexp m + log l for the backward.
+ * Backward recomputes the probabilities tile by tile from the logsumexp, in
+ * two race-free passes: threads own key blocks for dK, dV, then query tiles
+ * for dQ (one extra score recompute instead of atomics or per-thread dQ).
+ *
+ * Every tile product is C[6 x 16] += A[6 x K] B[K x 16] (a register-blocked
+ * AVX2 micro-kernel, plain C when AVX2 is off) on packed, zero-padded tiles:
+ * BR = 48 rows, BC = 96 keys, head dim padded to a multiple of 16. No BLAS in
+ * the OpenMP regions. Extra (reference) tokens are simply keys Nk..Nk+Ne-1. */
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn_common.h"
+
+#define BR 48
+#define BC 96
+#define MR 6
+#define NR 16
+
+typedef struct att {
+    int64_t B, Nq, Nk, Ne, Nkt, C, H, d, dp, Be;
+    float scale;
+    const float *q, *k, *v, *ek, *ev, *mask;
+    int64_t ms[4]; /* mask strides over [B, H, Nq, Nkt] (0 = broadcast) */
+    bool simd;
+} att;
+
+typedef void (*microkernel)(int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
+                            int64_t ldc, int acc);
+
+static void mk_c(int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb, float *C, int64_t ldc, int acc)
+{
+    float c[MR][NR];
+    for (int r = 0; r < MR; r++)
+        for (int j = 0; j < NR; j++) c[r][j] = acc ? C[r * ldc + j] : 0.0f;
+    for (int64_t k = 0; k < K; k++)
+        for (int r = 0; r < MR; r++) {
+            float a = A[r * lda + k];
+            for (int j = 0; j < NR; j++) c[r][j] += a * B[k * ldb + j];
+        }
+    for (int r = 0; r < MR; r++)
+        for (int j = 0; j < NR; j++) C[r * ldc + j] = c[r][j];
+}
+
+FD_AVX2 static void mk_avx2(int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
+                            int64_t ldc, int acc)
+{
+    __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+    if (acc) {
+        c00 = _mm256_loadu_ps(C), c01 = _mm256_loadu_ps(C + 8);
+        c10 = _mm256_loadu_ps(C + ldc), c11 = _mm256_loadu_ps(C + ldc + 8);
+        c20 = _mm256_loadu_ps(C + 2 * ldc), c21 = _mm256_loadu_ps(C + 2 * ldc + 8);
+        c30 = _mm256_loadu_ps(C + 3 * ldc), c31 = _mm256_loadu_ps(C + 3 * ldc + 8);
+        c40 = _mm256_loadu_ps(C + 4 * ldc), c41 = _mm256_loadu_ps(C + 4 * ldc + 8);
+        c50 = _mm256_loadu_ps(C + 5 * ldc), c51 = _mm256_loadu_ps(C + 5 * ldc + 8);
+    } else {
+        c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = _mm256_setzero_ps();
+    }
+    const float *a0 = A, *a1 = A + lda, *a2 = A + 2 * lda, *a3 = A + 3 * lda, *a4 = A + 4 * lda, *a5 = A + 5 * lda;
+    for (int64_t k = 0; k < K; k++) {
+        __m256 b0 = _mm256_loadu_ps(B + k * ldb), b1 = _mm256_loadu_ps(B + k * ldb + 8), a;
+        a = _mm256_broadcast_ss(a0 + k), c00 = _mm256_fmadd_ps(a, b0, c00), c01 = _mm256_fmadd_ps(a, b1, c01);
+        a = _mm256_broadcast_ss(a1 + k), c10 = _mm256_fmadd_ps(a, b0, c10), c11 = _mm256_fmadd_ps(a, b1, c11);
+        a = _mm256_broadcast_ss(a2 + k), c20 = _mm256_fmadd_ps(a, b0, c20), c21 = _mm256_fmadd_ps(a, b1, c21);
+        a = _mm256_broadcast_ss(a3 + k), c30 = _mm256_fmadd_ps(a, b0, c30), c31 = _mm256_fmadd_ps(a, b1, c31);
+        a = _mm256_broadcast_ss(a4 + k), c40 = _mm256_fmadd_ps(a, b0, c40), c41 = _mm256_fmadd_ps(a, b1, c41);
+        a = _mm256_broadcast_ss(a5 + k), c50 = _mm256_fmadd_ps(a, b0, c50), c51 = _mm256_fmadd_ps(a, b1, c51);
+    }
+    _mm256_storeu_ps(C, c00), _mm256_storeu_ps(C + 8, c01);
+    _mm256_storeu_ps(C + ldc, c10), _mm256_storeu_ps(C + ldc + 8, c11);
+    _mm256_storeu_ps(C + 2 * ldc, c20), _mm256_storeu_ps(C + 2 * ldc + 8, c21);
+    _mm256_storeu_ps(C + 3 * ldc, c30), _mm256_storeu_ps(C + 3 * ldc + 8, c31);
+    _mm256_storeu_ps(C + 4 * ldc, c40), _mm256_storeu_ps(C + 4 * ldc + 8, c41);
+    _mm256_storeu_ps(C + 5 * ldc, c50), _mm256_storeu_ps(C + 5 * ldc + 8, c51);
+}
+
+/* C[M x N] (+)= A[M x K] B[K x N]; M a multiple of MR, N of NR. */
+static void tile_gemm(microkernel mk, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
+                      int64_t ldb, float *C, int64_t ldc, int acc)
+{
+    for (int64_t i = 0; i < M; i += MR)
+        for (int64_t j = 0; j < N; j += NR) mk(K, A + i * lda, lda, B + j, ldb, C + i * ldc + j, ldc, acc);
+}
+
+/* s[j] = exp(s[j] - sub) for n (a multiple of 8) values; returns their sum. */
+static float exp_row_c(float *s, int64_t n, float sub)
+{
+    float t = 0;
+    for (int64_t j = 0; j < n; j++) t += (s[j] = expf(s[j] - sub));
+    return t;
+}
+
+FD_AVX2 static float exp_row_avx2(float *s, int64_t n, float sub)
+{
+    __m256 vs = _mm256_set1_ps(sub), t = _mm256_setzero_ps();
+    for (int64_t j = 0; j < n; j += 8) {
+        __m256 e = nn_exp256(_mm256_sub_ps(_mm256_loadu_ps(s + j), vs));
+        _mm256_storeu_ps(s + j, e);
+        t = _mm256_add_ps(t, e);
+    }
+    return nn_hsum256(t);
+}
+
+static float row_max(const float *s, int64_t n)
+{
+    float m = -INFINITY;
+    for (int64_t j = 0; j < n; j++) m = s[j] > m ? s[j] : m;
+    return m;
+}
+
+/* The C-vector of key j of batch b (a key or an extra token), at head h. */
+static const float *tok(const att *a, const float *main, const float *extra, int64_t b, int64_t j, int64_t h)
+{
+    if (j < a->Nk) return main + (b * a->Nk + j) * a->C + h * a->d;
+    int64_t be = a->Be == 1 ? 0 : b;
+    return extra + (be * a->Ne + (j - a->Nk)) * a->C + h * a->d;
+}
+
+/* out[r][t] = mul * src[b, i0 + r, h*d + t] for r < n, zero padded to BR x dp. */
+static void pack_rows(const att *a, const float *src, int64_t N, int64_t b, int64_t h, int64_t i0, int64_t n,
+                      float mul, float *out)
+{
+    memset(out, 0, sizeof(float) * BR * a->dp);
+    for (int64_t r = 0; r < n; r++) {
+        const float *p = src + (b * N + i0 + r) * a->C + h * a->d;
+        for (int64_t t = 0; t < a->d; t++) out[r * a->dp + t] = mul * p[t];
+    }
+}
+
+/* Keys (or values) j0 .. j0+n-1 as Kt[dp][BC] (transposed) and/or Kp[BC][dp]. */
+static void pack_keys(const att *a, const float *main, const float *extra, int64_t b, int64_t h, int64_t j0, int64_t n,
+                      float *Kt, float *Kp)
+{
+    if (Kt) memset(Kt, 0, sizeof(float) * BC * a->dp);
+    if (Kp) memset(Kp, 0, sizeof(float) * BC * a->dp);
+    for (int64_t j = 0; j < n; j++) {
+        const float *p = tok(a, main, extra, b, j0 + j, h);
+        for (int64_t t = 0; t < a->d; t++) {
+            if (Kt) Kt[t * BC + j] = p[t];
+            if (Kp) Kp[j * a->dp + t] = p[t];
+        }
+    }
+}
+
+/* Adds the mask to the score tile and sends padded keys to -inf. */
+static void mask_scores(const att *a, float *S, int64_t b, int64_t h, int64_t i0, int64_t nr, int64_t j0, int64_t nc)
+{
+    for (int64_t r = 0; r < nr; r++) {
+        float *s = S + r * BC;
+        if (a->mask) {
+            const float *m = a->mask + b * a->ms[0] + h * a->ms[1] + (i0 + r) * a->ms[2] + j0 * a->ms[3];
+            for (int64_t j = 0; j < nc; j++) s[j] += m[j * a->ms[3]];
+        }
+        for (int64_t j = nc; j < BC; j++) s[j] = -INFINITY;
+    }
+}
+
+/* ---- forward ------------------------------------------------------------ */
+
+static void forward_tile(const att *a, int64_t b, int64_t h, int64_t i0, float *ws, float *o, float *lse)
+{
+    const int64_t dp = a->dp, nr = a->Nq - i0 < BR ? a->Nq - i0 : BR;
+    float *Q = ws, *Kt = Q + BR * dp, *V = Kt + BC * dp, *S = V + BC * dp, *O = S + BR * BC, *m = O + BR * dp,
+          *l = m + BR;
+    microkernel mk = a->simd ? mk_avx2 : mk_c;
+    float (*exprow)(float *, int64_t, float) = a->simd ? exp_row_avx2 : exp_row_c;
+    pack_rows(a, a->q, a->Nq, b, h, i0, nr, a->scale, Q);
+    memset(O, 0, sizeof(float) * BR * dp);
+    for (int64_t r = 0; r < BR; r++) m[r] = -INFINITY, l[r] = 0;
+    for (int64_t j0 = 0; j0 < a->Nkt; j0 += BC) {
+        int64_t nc = a->Nkt - j0 < BC ? a->Nkt - j0 : BC;
+        pack_keys(a, a->k, a->ek, b, h, j0, nc, Kt, NULL);
+        pack_keys(a, a->v, a->ev, b, h, j0, nc, NULL, V);
+        tile_gemm(mk, BR, BC, dp, Q, dp, Kt, BC, S, BC, 0);
+        mask_scores(a, S, b, h, i0, nr, j0, nc);
+        for (int64_t r = 0; r < nr; r++) {
+            float *s = S + r * BC, mx = row_max(s, BC), mnew = mx > m[r] ? mx : m[r];
+            if (mnew == -INFINITY) { /* nothing to attend yet */
+                memset(s, 0, sizeof(float) * BC);
+                continue;
+            }
+            float alpha = expf(m[r] - mnew);
+            l[r] = l[r] * alpha + exprow(s, BC, mnew);
+            m[r] = mnew;
+            if (alpha != 1.0f)
+                for (int64_t t = 0; t < dp; t++) O[r * dp + t] *= alpha;
+        }
+        for (int64_t r = nr; r < BR; r++) memset(S + r * BC, 0, sizeof(float) * BC);
+        tile_gemm(mk, BR, dp, BC, S, BC, V, dp, O, dp, 1);
+    }
+    for (int64_t r = 0; r < nr; r++) {
+        float inv = l[r] > 0 ? 1.0f / l[r] : 0.0f;
+        float *dst = o + (b * a->Nq + i0 + r) * a->C + h * a->d;
+        for (int64_t t = 0; t < a->d; t++) dst[t] = O[r * dp + t] * inv;
+        lse[(b * a->H + h) * a->Nq + i0 + r] = l[r] > 0 ? m[r] + logf(l[r]) : -INFINITY;
+    }
+}
+
+/* ---- setup shared by forward and backward -------------------------------- */
+
+typedef struct staged {
+    fd_tensor q, k, v, ek, ev, mask;
+} staged;
+
+static void release_staged(staged *s)
+{
+    nn_release(&s->q, &s->k, &s->v, &s->ek, &s->ev, &s->mask);
+}
+
+static int check_tokens(const char *op, const char *name, const fd_tensor *t, int64_t B, int64_t C, bool batch1_ok)
+{
+    if (nn_check_float(op, name, t) || nn_check_ndim(op, name, t, 3) || nn_check_nonempty(op, name, t)) return FD_ERR;
+    if ((t->shape[0] != B && !(batch1_ok && t->shape[0] == 1)) || t->shape[2] != C)
+        return fd_fail("%s: %s %s, expected [%lld, N, %lld]", op, name, FD_SHAPE_STR(t), (long long)B, (long long)C);
+    return FD_OK;
+}
+
+int nn_attention_check(const char *op, const fd_tensor *q, const fd_tensor *k, const fd_tensor *v,
+                       const fd_attention_args *args, nn_att_dims *dm)
+{
+    memset(dm, 0, sizeof *dm);
+    if (check_tokens(op, "q", q, q->ndim == 3 ? q->shape[0] : 0, q->ndim == 3 ? q->shape[2] : 0, false)) return FD_ERR;
+    dm->B = q->shape[0], dm->Nq = q->shape[1], dm->C = q->shape[2], dm->H = args->heads;
+    if (check_tokens(op, "k", k, dm->B, dm->C, false) || check_tokens(op, "v", v, dm->B, dm->C, false)) return FD_ERR;
+    if (k->shape[1] != v->shape[1])
+        return fd_fail("%s: k %s vs v %s: key counts differ", op, FD_SHAPE_STR(k), FD_SHAPE_STR(v));
+    if (dm->H <= 0 || dm->C % dm->H)
+        return fd_fail("%s: heads %lld do not divide the %lld channels of q %s", op, (long long)dm->H,
+                       (long long)dm->C, FD_SHAPE_STR(q));
+    dm->Nk = k->shape[1], dm->d = dm->C / dm->H, dm->Be = 1;
+    if (!!args->extra_k != !!args->extra_v) return fd_fail("%s: extra_k and extra_v must be given together", op);
+    if (args->extra_k) {
+        const fd_tensor *ek = args->extra_k, *ev = args->extra_v;
+        if (check_tokens(op, "extra_k", ek, dm->B, dm->C, true) || check_tokens(op, "extra_v", ev, dm->B, dm->C, true) ||
+            nn_check_same_shape(op, "extra_k", ek, "extra_v", ev))
+            return FD_ERR;
+        dm->Ne = ek->shape[1], dm->Be = ek->shape[0];
+    }
+    dm->Nkt = dm->Nk + dm->Ne;
+    dm->scale = args->scale != 0 ? args->scale : 1.0 / sqrt((double)dm->d);
+    if (args->mask) {
+        const fd_tensor *mk = args->mask;
+        int64_t full[4] = {dm->B, dm->H, dm->Nq, dm->Nkt}, bs[FD_MAX_DIMS];
+        int bnd;
+        if (mk->ndim > 4 || fd_broadcast_shape(op, mk->ndim, mk->shape, 4, full, &bnd, bs) ||
+            memcmp(bs, full, sizeof full))
+            return fd_fail("%s: mask %s does not broadcast to [B, heads, Nq, Nk + Ne] = [%lld, %lld, %lld, %lld]", op,
+                           FD_SHAPE_STR(mk), (long long)dm->B, (long long)dm->H, (long long)dm->Nq,
+                           (long long)dm->Nkt);
+        if (mk->dtype != FD_BOOL && mk->dtype != FD_U8 && mk->dtype != FD_F32 && mk->dtype != FD_F64)
+            return fd_fail("%s: mask %s has dtype %s, expected bool, u8 or a float", op, FD_SHAPE_STR(mk),
+                           fd_dtype_name(mk->dtype));
+    }
+    return FD_OK;
+}
+
+/* Checks the arguments, fills `a` and stages the inputs as contiguous f32. */
+static int setup(const char *op, att *a, staged *st, const fd_tensor *q, const fd_tensor *k, const fd_tensor *v,
+                 const fd_attention_args *args)
+{
+    memset(a, 0, sizeof *a);
+    memset(st, 0, sizeof *st);
+    nn_att_dims dm;
+    if (nn_attention_check(op, q, k, v, args, &dm)) return FD_ERR;
+    a->B = dm.B, a->Nq = dm.Nq, a->Nk = dm.Nk, a->Ne = dm.Ne, a->Nkt = dm.Nkt, a->C = dm.C, a->H = dm.H, a->d = dm.d;
+    a->Be = dm.Be, a->dp = (a->d + NR - 1) / NR * NR, a->scale = (float)dm.scale;
+    a->simd = fd_nn_simd_enabled();
+    if (!(a->q = nn_stage_f32(&st->q, q)) || !(a->k = nn_stage_f32(&st->k, k)) || !(a->v = nn_stage_f32(&st->v, v)) ||
+        (args->extra_k &&
+         (!(a->ek = nn_stage_f32(&st->ek, args->extra_k)) || !(a->ev = nn_stage_f32(&st->ev, args->extra_v)))))
+        goto fail;
+    if (args->mask) {
+        const fd_tensor *mk = args->mask;
+        int64_t full[4] = {a->B, a->H, a->Nq, a->Nkt};
+        if (mk->dtype == FD_BOOL || mk->dtype == FD_U8) {
+            /* true = attend: 0, false = -inf */
+            if (fd_tensor_to_dtype(&st->mask, mk, FD_F32)) goto fail;
+            float *p = fd_tensor_data(&st->mask);
+            for (int64_t i = 0, n = fd_tensor_numel(&st->mask); i < n; i++) p[i] = p[i] != 0 ? 0.0f : -INFINITY;
+        } else if (!nn_stage_f32(&st->mask, mk)) {
+            goto fail;
+        }
+        a->mask = fd_tensor_data(&st->mask);
+        fd_broadcast_strides(&st->mask, 4, full, a->ms);
+    }
+    return FD_OK;
+fail:
+    release_staged(st);
+    return FD_ERR;
+}
+
+int fd_attention(fd_tensor *o, fd_tensor *lse, const fd_tensor *q, const fd_tensor *k, const fd_tensor *v,
+                 const fd_attention_args *args)
+{
+    if (q->dtype == FD_F64) return fd_ref_attention(o, lse, q, k, v, args);
+    att a;
+    staged st;
+    if (setup("attention", &a, &st, q, k, v, args)) return FD_ERR;
+    int64_t shl[3] = {a.B, a.H, a.Nq};
+    int nthr = omp_get_max_threads();
+    size_t per = (size_t)(BR * a.dp * 2 + BC * a.dp * 2 + BR * BC + 2 * BR) + 16;
+    float *ws = malloc(sizeof(float) * per * (size_t)nthr);
+    if (!ws || fd_tensor_empty_as(o, q, FD_F32) || fd_tensor_empty(lse, FD_F32, 3, shl)) {
+        free(ws);
+        release_staged(&st);
+        nn_release(o, lse, NULL, NULL, NULL, NULL);
+        return ws ? FD_ERR : fd_fail("attention: out of memory");
+    }
+    float *po = fd_tensor_data(o), *pl = fd_tensor_data(lse);
+    const int64_t tiles = (a.Nq + BR - 1) / BR, items = a.B * a.H * tiles;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t it = 0; it < items; it++) {
+        int64_t bh = it / tiles, b = bh / a.H, h = bh % a.H;
+        forward_tile(&a, b, h, (it % tiles) * BR, ws + per * (size_t)omp_get_thread_num(), po, pl);
+    }
+    free(ws);
+    release_staged(&st);
+    return FD_OK;
+}
+
+/* ---- backward ------------------------------------------------------------ */
+
+/* P = exp(S - lse) (0 for padded rows/keys and empty rows); dS = P * (dP - D).
+ * On return S holds P and dP holds dS. */
+static void probs_and_dscores(const att *a, float *S, float *dP, const float *lse, const float *Dr, int64_t nr)
+{
+    float (*exprow)(float *, int64_t, float) = a->simd ? exp_row_avx2 : exp_row_c;
+    for (int64_t r = 0; r < BR; r++) {
+        float *s = S + r * BC, *g = dP + r * BC;
+        if (r >= nr || lse[r] == -INFINITY) {
+            memset(s, 0, sizeof(float) * BC);
+            memset(g, 0, sizeof(float) * BC);
+            continue;
+        }
+        exprow(s, BC, lse[r]);
+        for (int64_t j = 0; j < BC; j++) g[j] = s[j] * (g[j] - Dr[r]);
+    }
+}
+
+static void transpose_tile(const float *src, float *dst) /* [BR][BC] -> [BC][BR] */
+{
+    for (int64_t r = 0; r < BR; r++)
+        for (int64_t j = 0; j < BC; j++) dst[j * BR + r] = src[r * BC + j];
+}
+
+/* dK, dV for the key block j0 of (b, h), into dkf/dvf [B, Nkt, C]. */
+static void backward_kv(const att *a, int64_t b, int64_t h, int64_t j0, const float *dO, const float *lse,
+                        const float *Dv, float *ws, float *dkf, float *dvf)
+{
+    const int64_t dp = a->dp, nc = a->Nkt - j0 < BC ? a->Nkt - j0 : BC;
+    float *Kt = ws, *Vt = Kt + BC * dp, *Q = Vt + BC * dp, *G = Q + BR * dp, *S = G + BR * dp, *dP = S + BR * BC,
+          *T = dP + BR * BC, *dK = T + BR * BC, *dV = dK + BC * dp;
+    microkernel mk = a->simd ? mk_avx2 : mk_c;
+    pack_keys(a, a->k, a->ek, b, h, j0, nc, Kt, NULL);
+    pack_keys(a, a->v, a->ev, b, h, j0, nc, Vt, NULL);
+    memset(dK, 0, sizeof(float) * BC * dp);
+    memset(dV, 0, sizeof(float) * BC * dp);
+    for (int64_t i0 = 0; i0 < a->Nq; i0 += BR) {
+        int64_t nr = a->Nq - i0 < BR ? a->Nq - i0 : BR;
+        pack_rows(a, a->q, a->Nq, b, h, i0, nr, a->scale, Q);
+        pack_rows(a, dO, a->Nq, b, h, i0, nr, 1.0f, G);
+        tile_gemm(mk, BR, BC, dp, Q, dp, Kt, BC, S, BC, 0);
+        mask_scores(a, S, b, h, i0, nr, j0, nc);
+        tile_gemm(mk, BR, BC, dp, G, dp, Vt, BC, dP, BC, 0);
+        const int64_t row = (b * a->H + h) * a->Nq + i0;
+        probs_and_dscores(a, S, dP, lse + row, Dv + row, nr);
+        transpose_tile(S, T);
+        tile_gemm(mk, BC, dp, BR, T, BR, G, dp, dV, dp, 1);
+        transpose_tile(dP, T);
+        tile_gemm(mk, BC, dp, BR, T, BR, Q, dp, dK, dp, 1);
+    }
+    for (int64_t j = 0; j < nc; j++)
+        for (int64_t t = 0; t < a->d; t++) {
+            int64_t at = (b * a->Nkt + j0 + j) * a->C + h * a->d + t;
+            dkf[at] = dK[j * dp + t];
+            dvf[at] = dV[j * dp + t];
+        }
+}
+
+/* dQ for the query tile i0 of (b, h). */
+static void backward_q(const att *a, int64_t b, int64_t h, int64_t i0, const float *dO, const float *lse,
+                       const float *Dv, float *ws, float *dq)
+{
+    const int64_t dp = a->dp, nr = a->Nq - i0 < BR ? a->Nq - i0 : BR;
+    float *Kt = ws, *Vt = Kt + BC * dp, *Kp = Vt + BC * dp, *Q = Kp + BC * dp, *G = Q + BR * dp, *S = G + BR * dp,
+          *dP = S + BR * BC, *dQ = dP + BR * BC;
+    microkernel mk = a->simd ? mk_avx2 : mk_c;
+    const int64_t row = (b * a->H + h) * a->Nq + i0;
+    pack_rows(a, a->q, a->Nq, b, h, i0, nr, a->scale, Q);
+    pack_rows(a, dO, a->Nq, b, h, i0, nr, 1.0f, G);
+    memset(dQ, 0, sizeof(float) * BR * dp);
+    for (int64_t j0 = 0; j0 < a->Nkt; j0 += BC) {
+        int64_t nc = a->Nkt - j0 < BC ? a->Nkt - j0 : BC;
+        pack_keys(a, a->k, a->ek, b, h, j0, nc, Kt, Kp);
+        pack_keys(a, a->v, a->ev, b, h, j0, nc, Vt, NULL);
+        tile_gemm(mk, BR, BC, dp, Q, dp, Kt, BC, S, BC, 0);
+        mask_scores(a, S, b, h, i0, nr, j0, nc);
+        tile_gemm(mk, BR, BC, dp, G, dp, Vt, BC, dP, BC, 0);
+        probs_and_dscores(a, S, dP, lse + row, Dv + row, nr);
+        tile_gemm(mk, BR, dp, BC, dP, BC, Kp, dp, dQ, dp, 1);
+    }
+    for (int64_t r = 0; r < nr; r++)
+        for (int64_t t = 0; t < a->d; t++)
+            dq[(b * a->Nq + i0 + r) * a->C + h * a->d + t] = a->scale * dQ[r * dp + t];
+}
+
+int fd_attention_backward(fd_tensor *dq, fd_tensor *dk, fd_tensor *dv, fd_tensor *dek, fd_tensor *dev,
+                          const fd_tensor *dout, const fd_tensor *q, const fd_tensor *k, const fd_tensor *v,
+                          const fd_tensor *o, const fd_tensor *lse, const fd_attention_args *args)
+{
+    const char *op = "attention_backward";
+    if (q->dtype == FD_F64) return fd_ref_attention_backward(dq, dk, dv, dek, dev, dout, q, k, v, o, lse, args);
+    att a;
+    staged st;
+    if (setup(op, &a, &st, q, k, v, args)) return FD_ERR;
+    int64_t shl[3] = {a.B, a.H, a.Nq}, shf[3] = {a.B, a.Nkt, a.C};
+    fd_tensor gs = {0}, os = {0}, ls = {0}, dkf = {0}, dvf = {0};
+    float *pg = NULL, *po = NULL, *pl = NULL;
+    int rc = nn_check_same_shape(op, "grad_out", dout, "q", q) || nn_check_same_shape(op, "o", o, "q", q) ||
+             nn_check_float(op, "grad_out", dout) || nn_check_float(op, "o", o) || nn_check_float(op, "lse", lse);
+    if (!rc && (lse->ndim != 3 || memcmp(lse->shape, shl, sizeof shl)))
+        rc = fd_fail("%s: lse %s, expected [%lld, %lld, %lld]", op, FD_SHAPE_STR(lse), (long long)a.B, (long long)a.H,
+                     (long long)a.Nq);
+    if (!rc) rc = !(pg = nn_stage_f32(&gs, dout)) || !(po = nn_stage_f32(&os, o)) || !(pl = nn_stage_f32(&ls, lse));
+    int nthr = omp_get_max_threads();
+    size_t per = (size_t)(BC * a.dp * 5 + BR * a.dp * 3 + BR * BC * 3) + 16;
+    float *ws = rc ? NULL : malloc(sizeof(float) * (per * (size_t)nthr + (size_t)(a.B * a.H * a.Nq)));
+    if (rc || !ws || fd_tensor_empty(&dkf, FD_F32, 3, shf) || fd_tensor_empty(&dvf, FD_F32, 3, shf) ||
+        fd_tensor_empty_as(dq, q, FD_F32) || fd_tensor_empty_as(dk, k, FD_F32) || fd_tensor_empty_as(dv, v, FD_F32) ||
+        (a.Ne && (fd_tensor_zeros(dek, FD_F32, 3, args->extra_k->shape) ||
+                  fd_tensor_zeros(dev, FD_F32, 3, args->extra_v->shape)))) {
+        if (!rc && !ws) fd_fail("%s: out of memory", op);
+        free(ws);
+        release_staged(&st);
+        nn_release(&gs, &os, &ls, &dkf, &dvf, NULL);
+        nn_release(dq, dk, dv, dek, dev, NULL);
+        return FD_ERR;
+    }
+    float *Dv = ws + per * (size_t)nthr;
+    /* D[b, h, i] = sum_t dO * O over the head's channels */
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < a.B * a.H * a.Nq; r++) {
+        int64_t b = r / (a.H * a.Nq), h = (r / a.Nq) % a.H, i = r % a.Nq;
+        const float *g = pg + (b * a.Nq + i) * a.C + h * a.d, *oo = po + (b * a.Nq + i) * a.C + h * a.d;
+        float s = 0;
+        for (int64_t t = 0; t < a.d; t++) s += g[t] * oo[t];
+        Dv[r] = s;
+    }
+    float *pkf = fd_tensor_data(&dkf), *pvf = fd_tensor_data(&dvf);
+    const int64_t kblocks = (a.Nkt + BC - 1) / BC, qtiles = (a.Nq + BR - 1) / BR;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t it = 0; it < a.B * a.H * kblocks; it++) {
+        int64_t bh = it / kblocks;
+        backward_kv(&a, bh / a.H, bh % a.H, (it % kblocks) * BC, pg, pl, Dv, ws + per * (size_t)omp_get_thread_num(),
+                    pkf, pvf);
+    }
+    float *pdq = fd_tensor_data(dq);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t it = 0; it < a.B * a.H * qtiles; it++) {
+        int64_t bh = it / qtiles;
+        backward_q(&a, bh / a.H, bh % a.H, (it % qtiles) * BR, pg, pl, Dv, ws + per * (size_t)omp_get_thread_num(),
+                   pdq);
+    }
+    /* split the key gradients into keys and extra tokens (summing over batch for shared extras) */
+    float *pdk = fd_tensor_data(dk), *pdv = fd_tensor_data(dv);
+    for (int64_t b = 0; b < a.B; b++) {
+        memcpy(pdk + b * a.Nk * a.C, pkf + b * a.Nkt * a.C, sizeof(float) * (size_t)(a.Nk * a.C));
+        memcpy(pdv + b * a.Nk * a.C, pvf + b * a.Nkt * a.C, sizeof(float) * (size_t)(a.Nk * a.C));
+        if (a.Ne) {
+            float *pek = (float *)fd_tensor_data(dek) + (a.Be == 1 ? 0 : b) * a.Ne * a.C;
+            float *pev = (float *)fd_tensor_data(dev) + (a.Be == 1 ? 0 : b) * a.Ne * a.C;
+            const float *sk = pkf + (b * a.Nkt + a.Nk) * a.C, *sv = pvf + (b * a.Nkt + a.Nk) * a.C;
+            for (int64_t i = 0; i < a.Ne * a.C; i++) pek[i] += sk[i], pev[i] += sv[i];
+        }
+    }
+    free(ws);
+    release_staged(&st);
+    nn_release(&gs, &os, &ls, &dkf, &dvf, NULL);
+    return FD_OK;
+}

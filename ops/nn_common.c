@@ -1,0 +1,155 @@
+/* Shared checks and staging for the nn ops, the SIMD switch, and the
+ * machine probes (peak FMA rate, copy bandwidth) the benchmark compares to. */
+#include "nn_common.h"
+
+#include <omp.h>
+#include <time.h>
+
+#include "fd_runtime.h"
+
+static int simd_off; /* set by tests to exercise the plain-C kernels */
+
+bool fd_nn_simd_enabled(void)
+{
+    const fd_cpu_features *c = fd_cpu();
+    return !simd_off && c->avx2 && c->fma;
+}
+
+void fd_nn_set_simd(bool on) { simd_off = !on; }
+
+int nn_check_float(const char *op, const char *arg, const fd_tensor *t)
+{
+    if (t->dtype != FD_F32 && t->dtype != FD_F64)
+        return fd_fail("%s: %s %s has dtype %s, expected f32 or f64", op, arg, FD_SHAPE_STR(t),
+                       fd_dtype_name(t->dtype));
+    return FD_OK;
+}
+
+int nn_check_ndim(const char *op, const char *arg, const fd_tensor *t, int ndim)
+{
+    if (t->ndim != ndim)
+        return fd_fail("%s: %s %s has %d dims, expected %d", op, arg, FD_SHAPE_STR(t), t->ndim, ndim);
+    return FD_OK;
+}
+
+int nn_check_same_shape(const char *op, const char *an, const fd_tensor *a, const char *bn, const fd_tensor *b)
+{
+    bool same = a->ndim == b->ndim;
+    for (int i = 0; same && i < a->ndim; i++) same = a->shape[i] == b->shape[i];
+    if (!same) return fd_fail("%s: %s %s vs %s %s: shapes differ", op, an, FD_SHAPE_STR(a), bn, FD_SHAPE_STR(b));
+    return FD_OK;
+}
+
+int nn_check_vec(const char *op, const char *arg, const fd_tensor *t, int64_t n)
+{
+    if (!t) return FD_OK;
+    if (nn_check_float(op, arg, t)) return FD_ERR;
+    if (t->ndim != 1 || t->shape[0] != n)
+        return fd_fail("%s: %s %s, expected [%lld]", op, arg, FD_SHAPE_STR(t), (long long)n);
+    return FD_OK;
+}
+
+int nn_check_nonempty(const char *op, const char *arg, const fd_tensor *t)
+{
+    for (int i = 0; i < t->ndim; i++)
+        if (t->shape[i] <= 0) return fd_fail("%s: %s %s has a zero-size dim %d", op, arg, FD_SHAPE_STR(t), i);
+    return FD_OK;
+}
+
+double *nn_stage_f64(fd_tensor *tmp, const fd_tensor *t)
+{
+    if (fd_tensor_to_dtype(tmp, t, FD_F64)) return NULL;
+    return fd_tensor_data(tmp);
+}
+
+float *nn_stage_f32(fd_tensor *tmp, const fd_tensor *t)
+{
+    int rc = t->dtype == FD_F32 ? fd_tensor_contiguous(tmp, t) : fd_tensor_to_dtype(tmp, t, FD_F32);
+    return rc ? NULL : fd_tensor_data(tmp);
+}
+
+int nn_to_dtype_inplace(fd_tensor *t, fd_dtype dt)
+{
+    if (t->dtype == dt) return FD_OK;
+    fd_tensor c = {0};
+    int rc = fd_tensor_to_dtype(&c, t, dt);
+    fd_tensor_release(t);
+    if (rc) return FD_ERR;
+    *t = c;
+    return FD_OK;
+}
+
+void nn_release(fd_tensor *a, fd_tensor *b, fd_tensor *c, fd_tensor *d, fd_tensor *e, fd_tensor *f)
+{
+    fd_tensor *all[6] = {a, b, c, d, e, f};
+    for (int i = 0; i < 6; i++)
+        if (all[i]) fd_tensor_release(all[i]);
+}
+
+/* ---- probes ----------------------------------------------------------- */
+
+double fd_nn_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* 10 independent FMA chains of 8 lanes: enough to cover FMA latency x 2 pipes. */
+FD_AVX2 static double fma_loop_avx2(int64_t iters)
+{
+    __m256 a[10], m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
+    for (int i = 0; i < 10; i++) a[i] = _mm256_set1_ps((float)i);
+    for (int64_t it = 0; it < iters; it++)
+        for (int i = 0; i < 10; i++) a[i] = _mm256_fmadd_ps(a[i], m, c);
+    __m256 s = a[0];
+    for (int i = 1; i < 10; i++) s = _mm256_add_ps(s, a[i]);
+    return nn_hsum256(s);
+}
+
+double fd_nn_measure_peak_gflops(double seconds)
+{
+    if (!fd_nn_simd_enabled()) return 0;
+    int64_t iters = 1 << 20;
+    double best = 0, sink = 0;
+    double t_end = fd_nn_now() + seconds;
+    while (fd_nn_now() < t_end) {
+        double t0 = fd_nn_now();
+        int nt = 1;
+#pragma omp parallel reduction(+ : sink)
+        {
+#pragma omp single
+            nt = omp_get_num_threads();
+            sink += fma_loop_avx2(iters);
+        }
+        double dt = fd_nn_now() - t0;
+        double g = (double)iters * 10 * 8 * 2 * nt / dt * 1e-9;
+        if (g > best) best = g;
+    }
+    if (sink == 12345.678) best += 0; /* keep the loop alive */
+    return best;
+}
+
+double fd_nn_measure_copy_gbs(int64_t nbytes, int reps)
+{
+    int64_t n = nbytes / 8; /* two float arrays of nbytes/2 each: read one, write the other */
+    if (n < 1024) n = 1024;
+    fd_tensor a = {0}, b = {0};
+    int64_t shape[1] = {n};
+    if (fd_tensor_zeros(&a, FD_F32, 1, shape) || fd_tensor_zeros(&b, FD_F32, 1, shape)) {
+        nn_release(&a, &b, NULL, NULL, NULL, NULL);
+        return 0;
+    }
+    float *pa = fd_tensor_data(&a), *pb = fd_tensor_data(&b);
+    double best = 0;
+    for (int r = 0; r < reps + 1; r++) {
+        double t0 = fd_nn_now();
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < n; i++) pb[i] = pa[i] * 1.0001f + 1.0f;
+        double dt = fd_nn_now() - t0;
+        if (r > 0 && 8.0 * (double)n / dt > best) best = 8.0 * (double)n / dt;
+    }
+    fd_tensor_release(&a);
+    fd_tensor_release(&b);
+    return best * 1e-9;
+}

@@ -1,0 +1,195 @@
+/* Activations (silu, gelu erf/tanh, sigmoid, tanh, relu) and the mse / l1
+ * losses, forward and backward, on contiguous f32 with OpenMP; SiLU uses the
+ * AVX2 exp. Backward passes recompute from x rather than keep y. */
+#include <omp.h>
+#include <string.h>
+
+#include "nn_common.h"
+
+static const char *const act_names[FD_ACT_COUNT] = {"silu", "gelu", "gelu_tanh", "sigmoid", "tanh", "relu"};
+
+const char *fd_activation_name(fd_activation_kind k) { return k >= 0 && k < FD_ACT_COUNT ? act_names[k] : "?"; }
+
+int fd_activation_from_name(const char *name, fd_activation_kind *k)
+{
+    for (int i = 0; i < FD_ACT_COUNT; i++)
+        if (!strcmp(name, act_names[i])) {
+            *k = (fd_activation_kind)i;
+            return FD_OK;
+        }
+    return fd_fail("activation: unknown kind '%s' (silu, gelu, gelu_tanh, sigmoid, tanh, relu)", name);
+}
+
+#define GELU_K 0.7978845608028654f /* sqrt(2 / pi) */
+
+static float act_f(fd_activation_kind k, float x)
+{
+    switch (k) {
+    case FD_ACT_SILU: return nn_silu(x);
+    case FD_ACT_GELU: return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+    case FD_ACT_GELU_TANH: return 0.5f * x * (1.0f + tanhf(GELU_K * (x + 0.044715f * x * x * x)));
+    case FD_ACT_SIGMOID: return 1.0f / (1.0f + expf(-x));
+    case FD_ACT_TANH: return tanhf(x);
+    case FD_ACT_RELU: return x > 0 ? x : 0.0f;
+    default: return 0;
+    }
+}
+
+static float act_df(fd_activation_kind k, float x)
+{
+    switch (k) {
+    case FD_ACT_SILU: {
+        float s = 1.0f / (1.0f + expf(-x));
+        return s * (1.0f + x * (1.0f - s));
+    }
+    case FD_ACT_GELU:
+        return 0.5f * (1.0f + erff(x * 0.70710678118654752f)) + x * 0.3989422804014327f * expf(-0.5f * x * x);
+    case FD_ACT_GELU_TANH: {
+        float t = tanhf(GELU_K * (x + 0.044715f * x * x * x));
+        return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
+    }
+    case FD_ACT_SIGMOID: {
+        float s = 1.0f / (1.0f + expf(-x));
+        return s * (1.0f - s);
+    }
+    case FD_ACT_TANH: {
+        float t = tanhf(x);
+        return 1.0f - t * t;
+    }
+    case FD_ACT_RELU: return x > 0 ? 1.0f : 0.0f;
+    default: return 0;
+    }
+}
+
+FD_AVX2 static void silu_avx2(const float *x, float *y, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, nn_silu256(_mm256_loadu_ps(x + i)));
+    for (; i < n; i++) y[i] = nn_silu(x[i]);
+}
+
+#define CHUNK 16384
+
+int fd_activation(fd_tensor *y, const fd_tensor *x, fd_activation_kind k)
+{
+    const char *op = fd_activation_name(k);
+    if (k < 0 || k >= FD_ACT_COUNT) return fd_fail("activation: unknown kind %d", (int)k);
+    if (nn_check_float(op, "x", x)) return FD_ERR;
+    if (x->dtype == FD_F64) return fd_ref_activation(y, x, k);
+    fd_tensor xs = {0};
+    float *px = nn_stage_f32(&xs, x);
+    if (!px || fd_tensor_empty_as(y, x, FD_F32)) {
+        nn_release(&xs, y, NULL, NULL, NULL, NULL);
+        return FD_ERR;
+    }
+    float *py = fd_tensor_data(y);
+    const int64_t n = fd_tensor_numel(x);
+    const bool simd = fd_nn_simd_enabled() && k == FD_ACT_SILU;
+#pragma omp parallel for schedule(static) if (n > CHUNK)
+    for (int64_t c0 = 0; c0 < n; c0 += CHUNK) {
+        int64_t c1 = c0 + CHUNK < n ? c0 + CHUNK : n;
+        if (simd)
+            silu_avx2(px + c0, py + c0, c1 - c0);
+        else
+            for (int64_t i = c0; i < c1; i++) py[i] = act_f(k, px[i]);
+    }
+    fd_tensor_release(&xs);
+    return FD_OK;
+}
+
+int fd_activation_backward(fd_tensor *dx, const fd_tensor *dy, const fd_tensor *x, fd_activation_kind k)
+{
+    const char *op = fd_activation_name(k);
+    if (k < 0 || k >= FD_ACT_COUNT) return fd_fail("activation_backward: unknown kind %d", (int)k);
+    if (nn_check_float(op, "x", x) || nn_check_float(op, "grad_out", dy) ||
+        nn_check_same_shape(op, "grad_out", dy, "x", x))
+        return FD_ERR;
+    if (x->dtype == FD_F64) return fd_ref_activation_backward(dx, dy, x, k);
+    fd_tensor xs = {0}, gs = {0};
+    float *px = nn_stage_f32(&xs, x), *pg = nn_stage_f32(&gs, dy);
+    if (!px || !pg || fd_tensor_empty_as(dx, x, FD_F32)) {
+        nn_release(&xs, &gs, dx, NULL, NULL, NULL);
+        return FD_ERR;
+    }
+    float *pd = fd_tensor_data(dx);
+    const int64_t n = fd_tensor_numel(x);
+#pragma omp parallel for schedule(static) if (n > CHUNK)
+    for (int64_t i = 0; i < n; i++) pd[i] = pg[i] * act_df(k, px[i]);
+    nn_release(&xs, &gs, NULL, NULL, NULL, NULL);
+    return FD_OK;
+}
+
+/* ---- losses -------------------------------------------------------------- */
+
+/* x, target (same shape) and the weight map broadcast to x, as contiguous f32. */
+static int loss_stage(const char *op, const fd_tensor *x, const fd_tensor *t, const fd_tensor *wm, fd_tensor *xs,
+                      fd_tensor *ts, fd_tensor *ws)
+{
+    if (nn_check_float(op, "x", x) || nn_check_float(op, "target", t) || nn_check_same_shape(op, "x", x, "target", t) ||
+        (wm && nn_check_float(op, "weight", wm)))
+        return FD_ERR;
+    if (wm) {
+        int nd;
+        int64_t sh[FD_MAX_DIMS];
+        if (fd_broadcast_shape(op, x->ndim, x->shape, wm->ndim, wm->shape, &nd, sh)) return FD_ERR;
+        bool same = nd == x->ndim;
+        for (int i = 0; same && i < nd; i++) same = sh[i] == x->shape[i];
+        if (!same) return fd_fail("%s: weight %s does not broadcast to x %s", op, FD_SHAPE_STR(wm), FD_SHAPE_STR(x));
+    }
+    if (!nn_stage_f32(xs, x) || !nn_stage_f32(ts, t) ||
+        (wm && (fd_tensor_empty_as(ws, x, FD_F32) || fd_tensor_copy_(ws, wm)))) {
+        nn_release(xs, ts, ws, NULL, NULL, NULL);
+        return FD_ERR;
+    }
+    return FD_OK;
+}
+
+int fd_loss(fd_tensor *out, const fd_tensor *x, const fd_tensor *target, const fd_tensor *wmap, fd_loss_kind k,
+            bool mean)
+{
+    const char *op = k == FD_LOSS_MSE ? "mse_loss" : "l1_loss";
+    if (x->dtype == FD_F64) return fd_ref_loss(out, x, target, wmap, k, mean);
+    fd_tensor xs = {0}, ts = {0}, ws = {0};
+    if (loss_stage(op, x, target, wmap, &xs, &ts, &ws)) return FD_ERR;
+    const float *px = fd_tensor_data(&xs), *pt = fd_tensor_data(&ts), *pw = wmap ? fd_tensor_data(&ws) : NULL;
+    const int64_t n = fd_tensor_numel(x);
+    double s = 0;
+#pragma omp parallel for schedule(static) reduction(+ : s) if (n > CHUNK)
+    for (int64_t c0 = 0; c0 < n; c0 += CHUNK) {
+        int64_t c1 = c0 + CHUNK < n ? c0 + CHUNK : n;
+        float part = 0;
+        for (int64_t i = c0; i < c1; i++) {
+            float d = px[i] - pt[i], e = k == FD_LOSS_MSE ? d * d : fabsf(d);
+            part += pw ? pw[i] * e : e;
+        }
+        s += part;
+    }
+    nn_release(&xs, &ts, &ws, NULL, NULL, NULL);
+    if (fd_tensor_empty(out, FD_F32, 0, NULL)) return FD_ERR;
+    *(float *)fd_tensor_data(out) = (float)(mean && n ? s / (double)n : s);
+    return FD_OK;
+}
+
+int fd_loss_backward(fd_tensor *dx, double grad, const fd_tensor *x, const fd_tensor *target, const fd_tensor *wmap,
+                     fd_loss_kind k, bool mean)
+{
+    const char *op = k == FD_LOSS_MSE ? "mse_loss_backward" : "l1_loss_backward";
+    if (x->dtype == FD_F64) return fd_ref_loss_backward(dx, grad, x, target, wmap, k, mean);
+    fd_tensor xs = {0}, ts = {0}, ws = {0};
+    if (loss_stage(op, x, target, wmap, &xs, &ts, &ws)) return FD_ERR;
+    if (fd_tensor_empty_as(dx, x, FD_F32)) {
+        nn_release(&xs, &ts, &ws, NULL, NULL, NULL);
+        return FD_ERR;
+    }
+    const float *px = fd_tensor_data(&xs), *pt = fd_tensor_data(&ts), *pw = wmap ? fd_tensor_data(&ws) : NULL;
+    float *pd = fd_tensor_data(dx);
+    const int64_t n = fd_tensor_numel(x);
+    const float g = (float)(mean && n ? grad / (double)n : grad);
+#pragma omp parallel for schedule(static) if (n > CHUNK)
+    for (int64_t i = 0; i < n; i++) {
+        float d = px[i] - pt[i], e = k == FD_LOSS_MSE ? 2.0f * d : (float)((d > 0) - (d < 0));
+        pd[i] = g * (pw ? pw[i] : 1.0f) * e;
+    }
+    nn_release(&xs, &ts, &ws, NULL, NULL, NULL);
+    return FD_OK;
+}
