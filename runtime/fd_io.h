@@ -26,5 +26,8 @@ int fd_io_commit(const char *op, const char *tmp, const char *path);
 
 /* FFmpeg's text for an AVERROR code, in a thread-local buffer. */
 const char *fd_av_err(int code);
+/* Silences FFmpeg's stderr logging once (errors come back as codes);
+ * FADA_AV_LOG=1 in the environment keeps its warnings for debugging. */
+void fd_av_quiet(void);
 
 #endif
