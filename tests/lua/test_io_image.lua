@@ -68,7 +68,7 @@ test('PNGs written by the ffmpeg CLI (1-bit, pal8, gray16, rgba64) decode to the
       local back = peer.tmp('back.png')
       peer.sh(('ffmpeg -v error -y -i %s -pix_fmt rgb24 %s'):format(out, back))
       assert_close(y, img.load(back, {dtype = 'u8'}), 0, 0, 'pal8')
-      assert(peer.psnr(y, x) > 30, 'pal8 near the source')
+      assert(peer.psnr(y, x) > 20, 'pal8 near the source')
       os.remove(back)
     elseif case[2] >= 3 then
       -- swscale's 8 -> 16-bit expansion may be off by one level
