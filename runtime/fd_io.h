@@ -1,0 +1,33 @@
+/* What every file loader and writer shares: checking a path before opening
+ * it, reading a whole (bounded) file, writing through a temporary name that
+ * is renamed only when the output is complete, and FFmpeg error strings.
+ *
+ * Messages follow "op: 'path': reason", so a Lua error names both. */
+#ifndef FD_IO_H
+#define FD_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Fails (naming op and path) unless path is an existing, readable regular
+ * file of at least one byte; *size gets its length. */
+int fd_io_check_input(const char *op, const char *path, size_t *size);
+
+/* Reads the whole of path into a malloc'd buffer (caller frees) after
+ * fd_io_check_input; refuses files above max_bytes. */
+int fd_io_read_file(const char *op, const char *path, size_t max_bytes, uint8_t **buf, size_t *n);
+
+/* A temporary name beside path ("dir/.name.tmp-<pid>-<n>") into tmp[n], after
+ * checking that the directory exists and is writable, so that an
+ * unwritable output fails before any work is done. */
+int fd_io_temp_name(const char *op, const char *path, char *tmp, size_t n);
+/* Renames tmp over path (fails naming both); removes tmp on failure. */
+int fd_io_commit(const char *op, const char *tmp, const char *path);
+
+/* FFmpeg's text for an AVERROR code, in a thread-local buffer. */
+const char *fd_av_err(int code);
+/* Silences FFmpeg's stderr logging once (errors come back as codes);
+ * FADA_AV_LOG=1 in the environment keeps its warnings for debugging. */
+void fd_av_quiet(void);
+
+#endif

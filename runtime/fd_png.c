@@ -1,0 +1,199 @@
+/* PNG decode (from memory) and encode with libpng. libpng reports errors by
+ * longjmp: everything allocated between setjmp and the end is reachable from
+ * the volatile locals, so the error path frees it. */
+#include <errno.h>
+#include <png.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fd_image.h"
+#include "fd_io.h"
+
+typedef struct png_src {
+    const uint8_t *buf;
+    size_t n, pos;
+    char msg[200];
+} png_src;
+
+static void on_error(png_structp png, png_const_charp msg)
+{
+    png_src *src = png_get_error_ptr(png);
+    snprintf(src->msg, sizeof src->msg, "%s", msg);
+    png_longjmp(png, 1);
+}
+
+static void on_warning(png_structp png, png_const_charp msg) { (void)png, (void)msg; }
+
+static void on_read(png_structp png, png_bytep dst, png_size_t len)
+{
+    png_src *src = png_get_io_ptr(png);
+    if (len > src->n - src->pos) png_error(png, "file is truncated");
+    memcpy(dst, src->buf + src->pos, len);
+    src->pos += len;
+}
+
+void fd_image_free(fd_image *img)
+{
+    if (!img) return;
+    free(img->data);
+    memset(img, 0, sizeof *img);
+}
+
+int fd_png_decode(const char *what, const uint8_t *buf, size_t n, fd_image *out)
+{
+    memset(out, 0, sizeof *out);
+    if (n < 8 || png_sig_cmp(buf, 0, 8)) return fd_fail("image: '%s': not a PNG file (bad signature)", what);
+    png_src src = {.buf = buf, .n = n};
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &src, on_error, on_warning);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (!info) {
+        png_destroy_read_struct(&png, NULL, NULL);
+        return fd_fail("image: out of memory");
+    }
+    uint8_t *volatile data = NULL;
+    png_bytep *volatile rows = NULL;
+    if (setjmp(png_jmpbuf(png))) {
+        free(data);
+        free(rows);
+        png_destroy_read_struct(&png, &info, NULL);
+        return fd_fail("image: '%s': corrupt PNG: %s", what, src.msg);
+    }
+    png_set_user_limits(png, FD_IMAGE_MAX_SIDE, FD_IMAGE_MAX_SIDE);
+    png_set_chunk_malloc_max(png, (png_alloc_size_t)8 << 20); /* text/ICC chunks */
+    png_set_read_fn(png, &src, on_read);
+    png_read_info(png, info);
+    png_uint_32 w, h;
+    int depth, ctype, interlace;
+    png_get_IHDR(png, info, &w, &h, &depth, &ctype, &interlace, NULL, NULL);
+    if (ctype == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+    if (ctype == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+    if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
+    if (depth == 16) png_set_swap(png); /* PNG is big-endian; keep native uint16 */
+    png_set_interlace_handling(png);
+    png_read_update_info(png, info);
+    int channels = png_get_channels(png, info), bits = png_get_bit_depth(png, info);
+    size_t rowbytes = png_get_rowbytes(png, info);
+    /* Deflate expands at most ~1032:1, so a file cannot honestly hold more
+     * pixel bytes than that; refuse the allocation a forged IHDR asks for. */
+    uint64_t total = (uint64_t)rowbytes * h;
+    if ((int64_t)w * h > FD_IMAGE_MAX_PIXELS || total > (uint64_t)n * 1040 + (1u << 20)) {
+        png_destroy_read_struct(&png, &info, NULL);
+        return fd_fail("image: '%s': PNG declares %ux%u pixels, more than its %zu bytes can hold or than the limit", what,
+                       (unsigned)w, (unsigned)h, n);
+    }
+    data = malloc(total ? total : 1);
+    rows = malloc(sizeof *rows * h);
+    if (!data || !rows) png_error(png, "out of memory");
+    for (png_uint_32 y = 0; y < h; y++) rows[y] = data + (size_t)y * rowbytes;
+    png_read_image(png, rows);
+    png_read_end(png, NULL);
+    free(rows);
+    png_destroy_read_struct(&png, &info, NULL);
+    *out = (fd_image){.width = (int)w, .height = (int)h, .channels = channels, .bits = bits, .data = data};
+    return FD_OK;
+}
+
+/* The palette of an 8-bit RGB/RGBA image; fails past 256 colours. index[]
+ * gets each pixel's entry. Linear search: only small palettes succeed. */
+static int build_palette(const fd_image *img, png_color *pal, png_byte *alpha, int *npal, uint8_t *index)
+{
+    int c = img->channels, n = 0;
+    size_t npix = (size_t)img->width * img->height;
+    uint32_t keys[256];
+    int last = -1;
+    uint32_t last_key = 0;
+    for (size_t i = 0; i < npix; i++) {
+        const uint8_t *p = img->data + i * c;
+        uint32_t key = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (c == 4 ? p[3] : 255u);
+        int k = -1;
+        if (last >= 0 && key == last_key) k = last;
+        for (int j = 0; k < 0 && j < n; j++)
+            if (keys[j] == key) k = j;
+        if (k < 0) {
+            if (n == 256) return FD_ERR;
+            keys[n] = key;
+            pal[n] = (png_color){p[0], p[1], p[2]};
+            alpha[n] = (png_byte)(key & 255);
+            k = n++;
+        }
+        index[i] = (uint8_t)k;
+        last = k;
+        last_key = key;
+    }
+    *npal = n;
+    return FD_OK;
+}
+
+int fd_png_save(const char *path, const fd_image *img, int palette)
+{
+    char tmp[4200];
+    if (img->channels < 1 || img->channels > 4 || (img->bits != 8 && img->bits != 16))
+        return fd_fail("image.save: '%s': %d channels of %d bits cannot be written as PNG", path, img->channels, img->bits);
+    if (palette && (img->bits != 8 || img->channels < 3))
+        return fd_fail("image.save: '%s': a palette PNG needs 8-bit RGB or RGBA, got %d channels of %d bits", path,
+                       img->channels, img->bits);
+    if (fd_io_temp_name("image.save", path, tmp, sizeof tmp)) return FD_ERR;
+    size_t npix = (size_t)img->width * img->height;
+    uint8_t *volatile index = NULL;
+    png_color pal[256];
+    png_byte alpha[256];
+    int npal = 0;
+    if (palette) {
+        index = malloc(npix ? npix : 1);
+        if (!index) return fd_fail("image.save: out of memory");
+        if (build_palette(img, pal, alpha, &npal, index)) {
+            free(index);
+            return fd_fail("image.save: '%s': more than 256 colours, cannot write a palette PNG", path);
+        }
+    }
+    FILE *volatile f = fopen(tmp, "wb");
+    if (!f) {
+        free(index);
+        return fd_fail("image.save: '%s': %s", path, strerror(errno));
+    }
+    png_src err = {0};
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &err, on_error, on_warning);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (!info) {
+        png_destroy_write_struct(&png, &info);
+        fclose(f);
+        remove(tmp);
+        free(index);
+        return fd_fail("image.save: out of memory");
+    }
+    if (setjmp(png_jmpbuf(png))) {
+        png_destroy_write_struct(&png, &info);
+        fclose(f);
+        remove(tmp);
+        free(index);
+        return fd_fail("image.save: '%s': %s", path, err.msg[0] ? err.msg : "out of memory");
+    }
+    png_init_io(png, f);
+    static const int types[] = {0, PNG_COLOR_TYPE_GRAY, PNG_COLOR_TYPE_GRAY_ALPHA, PNG_COLOR_TYPE_RGB,
+                                PNG_COLOR_TYPE_RGB_ALPHA};
+    png_set_IHDR(png, info, (png_uint_32)img->width, (png_uint_32)img->height, img->bits,
+                 palette ? PNG_COLOR_TYPE_PALETTE : types[img->channels], PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    if (palette) {
+        png_set_PLTE(png, info, pal, npal);
+        int opaque = 1;
+        for (int i = 0; i < npal; i++) opaque &= alpha[i] == 255;
+        if (!opaque) png_set_tRNS(png, info, alpha, npal, NULL);
+    }
+    png_write_info(png, info);
+    if (img->bits == 16) png_set_swap(png);
+    size_t rowbytes = palette ? (size_t)img->width : (size_t)img->width * img->channels * (img->bits / 8);
+    const uint8_t *base = palette ? index : img->data;
+    for (int y = 0; y < img->height; y++) png_write_row(png, base + (size_t)y * rowbytes);
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    free(index);
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad) {
+        remove(tmp);
+        return fd_fail("image.save: '%s': write failed: %s", path, strerror(errno));
+    }
+    return fd_io_commit("image.save", tmp, path);
+}
