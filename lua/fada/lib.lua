@@ -3,4 +3,7 @@
 -- `require 'fada'` returns.
 local fada = require 'fada'
 
+require 'fada.help' -- fada.doc, fada.help: documentation next to definitions
+require 'fada.show' -- tostring(tensor), torch style
+
 return fada
