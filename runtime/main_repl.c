@@ -161,9 +161,14 @@ static int read_line_tty(const char *prompt, char **out)
         FD_SET(in, &fds);
         int r = pselect(in + 1, &fds, NULL, NULL, NULL, &orig);
         if (prompt_interrupted) {
+            /* "^C" before the removal: leaving bracketed-paste mode writes a
+             * carriage return, and the prompt must stay visible */
+            FILE *out = rl_outstream ? rl_outstream : stdout;
+            fputs("^C", out);
+            fflush(out);
             rl_callback_sigcleanup();
             rl_callback_handler_remove();
-            fputs("^C\n", rl_outstream ? rl_outstream : stdout);
+            fputs("\n", out);
             result = LINE_INTERRUPTED;
             break;
         }
