@@ -26,6 +26,7 @@
 enum { LINE_OK = 0, LINE_EOF = -1, LINE_INTERRUPTED = -2 };
 
 static int use_readline;     /* stdin is a terminal */
+static int eof_seen;         /* end of input inside a multi-line chunk */
 static lua_State *repl_state; /* for the completion callbacks */
 
 /* ---- history ---------------------------------------------------------- */
@@ -263,7 +264,8 @@ static int multi_line(lua_State *L)
         lua_pop(L, 1);
         int r = push_line(L, 0);
         if (r == LINE_INTERRUPTED) return r;
-        if (r == LINE_EOF) { /* report the incomplete chunk's error */
+        if (r == LINE_EOF) { /* report the incomplete chunk's error, then quit */
+            eof_seen = 1;
             chunk = lua_tolstring(L, -1, &len);
             return luaL_loadbuffer(L, chunk, len, "=stdin");
         }
@@ -325,6 +327,7 @@ void fd_repl_run(lua_State *L)
         print_banner(L);
     }
     fd_main_set_progname(NULL);
+    eof_seen = 0;
     for (;;) {
         int status = load_chunk(L, base);
         if (status == LINE_EOF) break;
@@ -334,6 +337,7 @@ void fd_repl_run(lua_State *L)
             print_results(L, base);
         else
             fd_main_report(L, status);
+        if (eof_seen) break;
     }
     lua_settop(L, base);
     fputs("\n", stdout);

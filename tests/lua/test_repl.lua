@@ -203,3 +203,24 @@ test('pty session: an unwritable or missing HOME only costs the history', functi
     assert(not out:find('history', 1, true), 'no complaint about history: ' .. out)
   end
 end)
+
+-- Ctrl-C needs timing (the terminal turns the key into SIGINT when it is
+-- typed, not when it is read), so the keys are fed by a shell with pauses.
+test('pty session: Ctrl-C stops a running chunk and clears a line, the REPL goes on', function()
+  if not have_script() then skip('util-linux `script` (or coreutils `timeout`) is not installed') end
+  local home = temp_dir()
+  local feed = [[(sleep 1; printf 'while true do end\n'; sleep 1; printf '\003'; sleep 0.5; ]] ..
+    [[printf 'print("alive")\nabc'; sleep 0.5; printf '\003'; sleep 0.5; printf 'print("after")\n')]]
+  local cmd = ('%s | HOME=%s TERM=xterm timeout 20 script -qfec %s /dev/null 2>&1'):format(
+    feed, quote(home), quote(quote(FADALUA)))
+  local p = assert(io.popen(cmd, 'r'))
+  local out = p:read('a'):gsub('\27%[%?2004[hl]', ''):gsub('\r', '')
+  local _, _, code = p:close()
+  assert_eq(code, 0, 'exit code:\n' .. out)
+  contains(out, 'interrupted!\nstack traceback:', 'the loop was stopped')
+  contains(out, '\nalive\n', 'the REPL survived')
+  assert(out:find('> a?b?c?%^C\n> print%("after"%)'), 'Ctrl-C at the prompt drops the line:\n' .. out)
+  contains(out, '\nafter\n')
+  os.remove(home .. '/.fadalua_history')
+  os.remove(home)
+end)
