@@ -1,0 +1,323 @@
+-- The fadalua command line, driven through the shell: script arguments and
+-- the arg table, -e, -l, stdin, -v, -h, exit codes, tracebacks, unknown
+-- options, Ctrl-C, and the REPL when stdin is not a terminal.
+
+-- The binary that runs this file: `fadalua tests/lua/run.lua test_cli.lua`.
+local FADALUA = arg[-1]
+
+local function quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+local function slurp(path)
+  local f = assert(io.open(path, 'rb'))
+  local s = f:read('a')
+  f:close()
+  return s
+end
+
+local function write_file(path, text)
+  local f = assert(io.open(path, 'wb'))
+  f:write(text)
+  f:close()
+  return path
+end
+
+local function temp_file(text)
+  return write_file(os.tmpname(), text)
+end
+
+-- run(args, [stdin_text], [env]) -> stdout, stderr, exit code
+-- args is shell text after the program name; env a prefix like "A=1".
+local function run(args, stdin_text, env)
+  local errf = os.tmpname()
+  local inf = stdin_text and temp_file(stdin_text) or '/dev/null'
+  local cmd = ('%s %s %s <%s 2>%s'):format(env or '', quote(FADALUA), args, quote(inf), quote(errf))
+  local p = assert(io.popen(cmd, 'r'))
+  local out = p:read('a')
+  local _, _, code = p:close()
+  local err = slurp(errf)
+  os.remove(errf)
+  if stdin_text then os.remove(inf) end
+  return out, err, code
+end
+
+local function contains(s, piece, what)
+  if not s:find(piece, 1, true) then
+    error(('%s: expected to find %q in:\n%s'):format(what or 'output', piece, s), 2)
+  end
+end
+
+local function lacks(s, piece, what)
+  if s:find(piece, 1, true) then
+    error(('%s: did not expect %q in:\n%s'):format(what or 'output', piece, s), 2)
+  end
+end
+
+local ARGS_SCRIPT = [[
+local n = select('#', ...)
+io.write('varargs ', n, ':', table.concat({...}, ','), '\n')
+for i = -3, #arg do io.write(i, '=', tostring(arg[i]), ' ') end
+io.write('\n')
+]]
+
+test('fadalua is found', function()
+  assert(FADALUA and FADALUA ~= '', 'arg[-1] should name the fadalua binary')
+  local out, _, code = run('-e ' .. quote('print("hi")'))
+  assert_eq(out, 'hi\n')
+  assert_eq(code, 0)
+end)
+
+test('script arguments: ... and the arg table', function()
+  local script = temp_file(ARGS_SCRIPT)
+  local out, err, code = run(quote(script) .. ' a "b c" -x')
+  assert_eq(code, 0, err)
+  contains(out, 'varargs 3:a,b c,-x')
+  contains(out, '-1=' .. FADALUA .. ' 0=' .. script .. ' 1=a 2=b c 3=-x')
+  contains(out, '-2=nil')
+  os.remove(script)
+end)
+
+test('interpreter options get negative indices in arg', function()
+  local script = temp_file(ARGS_SCRIPT)
+  local out, err, code = run('-e x=1 ' .. quote(script) .. ' z')
+  assert_eq(code, 0, err)
+  contains(out, '-3=' .. FADALUA .. ' -2=-e -1=x=1 0=' .. script .. ' 1=z')
+  os.remove(script)
+end)
+
+test('-- ends the options', function()
+  local script = temp_file(ARGS_SCRIPT)
+  local out, err, code = run('-- ' .. quote(script) .. ' -e')
+  assert_eq(code, 0, err)
+  contains(out, 'varargs 1:-e')
+  os.remove(script)
+end)
+
+test('-e runs chunks in order, before the script', function()
+  local script = temp_file('print("script", x)')
+  local out, err, code = run('-e "x = 1" -e "x = x + 1; print(x)" ' .. quote(script))
+  assert_eq(code, 0, err)
+  assert_eq(out, '2\nscript\t2\n')
+  local out2 = run('-e"print(7)"')
+  assert_eq(out2, '7\n', 'the chunk attached to -e')
+  os.remove(script)
+end)
+
+test('-l mod and -l g=mod', function()
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute('mkdir ' .. quote(dir)))
+  write_file(dir .. '/mymod.lua', 'return {answer = 42}')
+  local env = 'LUA_PATH=' .. quote(dir .. '/?.lua;;')
+  local out, err, code = run('-l mymod -e "print(mymod.answer)"', nil, env)
+  assert_eq(code, 0, err)
+  assert_eq(out, '42\n')
+  out, err, code = run('-l m=mymod -e "print(m.answer, mymod)"', nil, env)
+  assert_eq(code, 0, err)
+  assert_eq(out, '42\tnil\n')
+  out, err, code = run('-lc=fada.complete -e "print(type(c.candidates))"')
+  assert_eq(out, 'function\n', err)
+  out, err, code = run('-l no_such_module_xyz')
+  assert_eq(code, 1)
+  contains(err, "module 'no_such_module_xyz' not found", 'stderr')
+  os.remove(dir .. '/mymod.lua')
+  os.remove(dir)
+end)
+
+test('fada is preloaded and global, help is global', function()
+  local out, err, code = run('-e ' .. quote(
+    'print(package.preload.fada ~= nil, require("fada") == fada, type(fada.zeros), help == fada.help)'))
+  assert_eq(code, 0, err)
+  assert_eq(out, 'true\ttrue\tfunction\ttrue\n')
+  local script = temp_file('print(fada.zeros(2):dtype())')
+  out = run(quote(script))
+  assert_eq(out, 'f32\n', 'the global fada inside a script')
+  os.remove(script)
+end)
+
+test('- runs stdin as the script, with arguments', function()
+  local out, err, code = run('- p q', 'print("stdin", ...) print(arg[0], arg[1])')
+  assert_eq(code, 0, err)
+  assert_eq(out, 'stdin\tp\tq\n-\tp\n')
+end)
+
+test('piped stdin without a script runs as a script', function()
+  local out, err, code = run('', 'local t = fada.ones(3) print(t:numel(), arg[0] ~= nil)')
+  assert_eq(code, 0, err)
+  assert_eq(out, '3\ttrue\n')
+  out, err, code = run('', 'error("from stdin")')
+  assert_eq(code, 1)
+  contains(err, 'stdin:1: from stdin', 'stderr')
+  contains(err, 'stack traceback:', 'stderr')
+end)
+
+test('-v prints the versions block', function()
+  local out, err, code = run('-v')
+  assert_eq(code, 0, err)
+  local lines = {}
+  for l in out:gmatch('[^\n]+') do lines[#lines + 1] = l end
+  assert(lines[1]:match('^fadalua %d+%.%d+%.%d+$'), 'first line: ' .. lines[1])
+  assert(lines[2]:match('^Lua 5%.4%.%d+'), 'second line: ' .. tostring(lines[2]))
+  for _, piece in ipairs({'oneDNN ', 'OpenBLAS', 'FFmpeg libavcodec', 'libpng', 'libsndfile', 'CPU: ',
+                          'avx2 ', 'kernels: ', 'Lua library: '}) do
+    contains(out, piece, '-v')
+  end
+  -- the CPU line agrees with what fada.cpu() reports
+  local cpu = fada.cpu()
+  contains(out, 'avx2 ' .. (cpu.avx2 and 'yes' or 'no'))
+  contains(out, 'avx512f ' .. (cpu.avx512f and 'yes' or 'no'))
+  -- -v with a script runs the script too
+  out = run('-v -e "print(123)"')
+  contains(out, '\n123\n')
+end)
+
+test('-h and --help print the usage on stdout', function()
+  for _, opt in ipairs({'-h', '--help'}) do
+    local out, err, code = run(opt)
+    assert_eq(code, 0, opt)
+    contains(out, 'usage: fadalua [options] [script [args]]')
+    contains(out, '-l g=mod')
+    assert_eq(err, '')
+  end
+end)
+
+test('an unknown option prints the usage on stderr and exits 1', function()
+  local out, err, code = run('-x')
+  assert_eq(code, 1)
+  assert_eq(out, '')
+  contains(err, "unrecognized option '-x'", 'stderr')
+  contains(err, 'usage: fadalua', 'stderr')
+  out, err, code = run('--frobnicate')
+  assert_eq(code, 1)
+  contains(err, "unrecognized option '--frobnicate'", 'stderr')
+  out, err, code = run('-e')
+  assert_eq(code, 1)
+  contains(err, "'-e' needs an argument", 'stderr')
+  out, err, code = run('-ix')
+  assert_eq(code, 1)
+  contains(err, "unrecognized option '-ix'", 'stderr')
+end)
+
+test('errors: message, traceback, exit code 1', function()
+  local script = temp_file('local function inner() error("deep trouble") end\nlocal function outer() inner() end\nouter()\n')
+  local out, err, code = run(quote(script))
+  assert_eq(code, 1)
+  assert_eq(out, '')
+  contains(err, 'fadalua: ' .. script .. ':1: deep trouble', 'stderr')
+  contains(err, 'stack traceback:', 'stderr')
+  contains(err, "in upvalue 'inner'", 'stderr')
+  contains(err, "in local 'outer'", 'stderr')
+  os.remove(script)
+end)
+
+test('errors: an error in -e stops before the script', function()
+  local script = temp_file('print("should not run")')
+  local out, err, code = run('-e "error(\'early\')" ' .. quote(script))
+  assert_eq(code, 1)
+  lacks(out, 'should not run')
+  contains(err, '(command line):1: early', 'stderr')
+  os.remove(script)
+end)
+
+test('errors: non-string error objects', function()
+  local _, err, code = run('-e ' .. quote('error(setmetatable({}, {__tostring = function() return "custom object" end}))'))
+  assert_eq(code, 1)
+  contains(err, 'fadalua: custom object', 'stderr')
+  contains(err, 'stack traceback:', 'stderr')
+  _, err, code = run('-e "error({})"')
+  assert_eq(code, 1)
+  contains(err, '(error object is a table value)', 'stderr')
+  _, err, code = run('-e "error(42)"')
+  assert_eq(code, 1)
+  contains(err, 'fadalua: 42', 'stderr')
+end)
+
+test('errors: a tensor error from C carries the traceback', function()
+  local _, err, code = run('-e ' .. quote('local t = fada.zeros(2, 3)\nt:get(5, 1)'))
+  assert_eq(code, 1)
+  contains(err, 'index 5 out of range', 'stderr')
+  contains(err, "in method 'get'", 'stderr')
+end)
+
+test('errors: missing script file and syntax errors', function()
+  local _, err, code = run('/no/such/script.lua')
+  assert_eq(code, 1)
+  contains(err, 'cannot open /no/such/script.lua', 'stderr')
+  local script = temp_file('x = = 1')
+  _, err, code = run(quote(script))
+  assert_eq(code, 1)
+  contains(err, "unexpected symbol near '='", 'stderr')
+  os.remove(script)
+end)
+
+test('os.exit codes pass through', function()
+  local _, _, code = run('-e "os.exit(3)"')
+  assert_eq(code, 3)
+  _, _, code = run('-e "os.exit(false)"')
+  assert_eq(code, 1)
+end)
+
+test('LUA_INIT runs first; -E ignores it', function()
+  local out = run('-e "print(init_value)"', nil, 'LUA_INIT=' .. quote('init_value = 5'))
+  assert_eq(out, '5\n')
+  out = run('-E -e "print(init_value)"', nil, 'LUA_INIT=' .. quote('init_value = 5'))
+  assert_eq(out, 'nil\n')
+end)
+
+test('Ctrl-C stops a running chunk with "interrupted!"', function()
+  local errf = os.tmpname()
+  -- SIGINT to a busy loop; fadalua must end with the message, not be killed
+  local cmd = ('%s -e "while true do end" 2>%s & pid=$!; sleep 0.5; kill -INT $pid; wait $pid; echo $?'):format(
+    quote(FADALUA), quote(errf))
+  local p = io.popen('sh -c ' .. quote(cmd))
+  local code = tonumber(p:read('a'):match('%d+'))
+  p:close()
+  local err = slurp(errf)
+  os.remove(errf)
+  assert_eq(code, 1, 'exit code (130 would mean killed by the signal)')
+  contains(err, 'interrupted!', 'stderr')
+  contains(err, 'stack traceback:', 'stderr')
+end)
+
+-- The REPL over a pipe (no terminal: plain reading, same evaluation).
+test('-i: REPL reads stdin, prints results without =', function()
+  local out, err, code = run('-i', '1 + 1\n"a", 2, nil\nx = 5\nx\n')
+  assert_eq(code, 0, err)
+  assert_eq(out, '> 2\n> a\t2\tnil\n> > 5\n> \n')
+end)
+
+test('-i: multi-line chunks continue with >>', function()
+  local out, err, code = run('-i', 'for i = 1, 3 do\nio.write(i, " ")\nend\nfunction f(a,\nb) return a + b end\nf(2, 3)\n')
+  assert_eq(code, 0, err)
+  assert_eq(out, '> >> >> 1 2 3 > >> > 5\n> \n')
+end)
+
+test('-i: an error does not end the session', function()
+  local out, err, code = run('-i', 'error("first")\nprint("after")\nfada.zeros(2):get(9)\n41 + 1\n')
+  assert_eq(code, 0, err)
+  contains(err, 'stdin:1: first')
+  lacks(err, 'fadalua: stdin', 'no program name inside the REPL, as lua')
+  contains(err, 'stack traceback:')
+  contains(err, 'index 9 out of range')
+  contains(out, 'after\n')
+  contains(out, '42\n')
+end)
+
+test('-i: tensors print with the torch-style __tostring', function()
+  local out = run('-i', 'fada.tensor{{1, 2}, {3, 4}}\n')
+  contains(out, ' 1  2\n 3  4\n[fada.Tensor f32 of size 2x2]\n')
+end)
+
+test('-i after a script keeps its globals', function()
+  local script = temp_file('answer = 42')
+  local out, err, code = run('-i ' .. quote(script), 'answer\n')
+  assert_eq(code, 0, err)
+  contains(out, '> 42\n')
+  os.remove(script)
+end)
+
+test('-i: _PROMPT and _PROMPT2 change the prompts', function()
+  local out = run('-e "_PROMPT=\'fada> \' _PROMPT2=\'... \'" -i', 'if true then\nend\n')
+  assert_eq(out, 'fada> ... fada> \n')
+end)
