@@ -265,6 +265,80 @@ function F.to(x, dtype)
   return record('to', y, {x}, function(g) return g:to(from) end)
 end
 
+-- ---- activations -------------------------------------------------------------
+
+-- F.activation(x, name) for name in silu, gelu, gelu_tanh, relu, sigmoid, tanh
+function F.activation(x, name)
+  if name == 'silu' then return F.silu(x) end
+  if name == 'gelu' then return F.gelu(x) end
+  if name == 'relu' then return F.relu(x) end
+  if name == 'sigmoid' then return F.sigmoid(x) end
+  if name == 'tanh' then return F.tanh(x) end
+  error(("F.activation: unknown activation '%s'"):format(tostring(name)), 2)
+end
+
+function F.silu(x) return F.mul(x, F.sigmoid(x)) end
+function F.relu(x) return F.clamp(x, 0, math.huge) end
+-- GELU, tanh approximation, composed of recorded ops (the fused kernel
+-- replaces it once bound).
+function F.gelu(x)
+  local c = math.sqrt(2 / math.pi)
+  return F.mul(F.mul(x, 0.5), F.add(F.tanh(F.mul(F.add(x, F.mul(F.pow(x, 3), 0.044715)), c)), 1))
+end
+
+-- ---- convolution and linear maps (oneDNN / BLAS kernels) ------------------
+
+local ops = fada.ops
+
+-- Copies the geometry options of a conv (what the backward needs).
+local function conv_geometry(opts)
+  opts = opts or {}
+  return {stride = opts.stride, padding = opts.padding, dilation = opts.dilation, groups = opts.groups,
+          compute = opts.compute}
+end
+
+-- F.conv2d(x, w, [b], {stride, padding, dilation, groups, act, residual, compute})
+-- While recording, act and residual run as their own recorded ops; otherwise
+-- they are fused into the convolution's epilogue.
+local function conv(kind, x, w, b, opts)
+  local fwd, bwd = ops[kind], ops[kind .. '_backward']
+  opts = opts or {}
+  if not needs(x, w, b, opts.residual) then return fwd(x, w, b, opts) end
+  local geo = conv_geometry(opts)
+  local y = fwd(x, w, b, geo)
+  y = record(kind, y, {x, w, b}, function(g)
+    local o = conv_geometry(opts)
+    o.input, o.weight, o.bias = A.tracked(x), A.tracked(w), b ~= nil and A.tracked(b)
+    return bwd(g, x, w, o)
+  end, {x, w})
+  if opts.act then y = F.activation(y, opts.act) end
+  if opts.residual then y = F.add(y, opts.residual) end
+  return y
+end
+
+function F.conv2d(x, w, b, opts) return conv('conv2d', x, w, b, opts) end
+function F.conv1d(x, w, b, opts) return conv('conv1d', x, w, b, opts) end
+
+-- F.linear(x [..., in], w [out, in], [b [out]], {act, compute})
+function F.linear(x, w, b, opts)
+  opts = opts or {}
+  if not needs(x, w, b) then return ops.linear(x, w, b, opts) end
+  local y = ops.linear(x, w, b, {compute = opts.compute})
+  y = record('linear', y, {x, w, b}, function(g)
+    return ops.linear_backward(g, x, w, {compute = opts.compute, input = A.tracked(x), weight = A.tracked(w),
+                                         bias = b ~= nil and A.tracked(b)})
+  end, {x, w})
+  if opts.act then y = F.activation(y, opts.act) end
+  return y
+end
+
+-- F.matmul(a, b): torch.matmul semantics
+function F.matmul(a, b)
+  local y = ops.matmul(a, b)
+  if not needs(a, b) then return y end
+  return record('matmul', y, {a, b}, function(g) return ops.matmul_backward(g, a, b) end, {a, b})
+end
+
 -- ---- losses -------------------------------------------------------------------
 
 -- mean((a − b)² · weight) over all elements (weight broadcasts, optional)

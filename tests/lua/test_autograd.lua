@@ -80,3 +80,16 @@ test('methods, fada.* and operators of tracked tensors are recorded too', functi
   assert(A.tracked(x:mul(3)) and A.tracked(fada.exp(x)) and A.tracked(x:view(1, 2):t()) and not A.tracked(fada.ones(2):view(1, 2):t()))
   assert(not A.tracked(fada.ones(2):mul(3)))
 end)
+
+test('gradcheck: conv2d, conv1d, linear, matmul (f64)', function()
+  local g = fada.Generator(2)
+  local function r(...) return fada.randn({...}, 'f64', g) end
+  check('conv2d stride/pad/act', function(x, w, b)
+    return F.conv2d(x, w, b, {padding = 1, stride = 2, act = 'silu'}) end, {r(2, 3, 5, 5), r(4, 3, 3, 3), r(4)})
+  check('conv2d groups/dilation/residual', function(x, w, res)
+    return F.conv2d(x, w, nil, {padding = 2, dilation = 2, groups = 2, residual = res}) end,
+    {r(1, 4, 6, 6), r(4, 2, 3, 3), r(1, 4, 6, 6)})
+  check('conv1d', function(x, w, b) return F.conv1d(x, w, b, {padding = 1}) end, {r(2, 3, 7), r(5, 3, 3), r(5)})
+  check('linear', function(x, w, b) return F.linear(x, w, b, {act = 'silu'}) end, {r(3, 4, 6), r(5, 6), r(5)})
+  check('matmul batched', function(a, b) return F.matmul(a, b) end, {r(2, 3, 4), r(4, 5)})
+end)
