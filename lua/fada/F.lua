@@ -265,25 +265,120 @@ function F.to(x, dtype)
   return record('to', y, {x}, function(g) return g:to(from) end)
 end
 
--- ---- activations -------------------------------------------------------------
+-- ---- activations (fused kernels of fada.ops) ---------------------------------
 
--- F.activation(x, name) for name in silu, gelu, gelu_tanh, relu, sigmoid, tanh
+local ACTS = {silu = true, gelu = true, gelu_tanh = true, relu = true, sigmoid = true, tanh = true}
+
+-- F.activation(x, name) for name in silu, gelu (erf), gelu_tanh, relu, sigmoid, tanh
 function F.activation(x, name)
-  if name == 'silu' then return F.silu(x) end
-  if name == 'gelu' then return F.gelu(x) end
-  if name == 'relu' then return F.relu(x) end
-  if name == 'sigmoid' then return F.sigmoid(x) end
-  if name == 'tanh' then return F.tanh(x) end
-  error(("F.activation: unknown activation '%s'"):format(tostring(name)), 2)
+  if not ACTS[name] then
+    error(("F.activation: unknown activation '%s' (silu, gelu, gelu_tanh, relu, sigmoid, tanh)"):format(
+      tostring(name)), 2)
+  end
+  local y = fada.ops[name](x)
+  if not needs(x) then return y end
+  local bwd = fada.ops[name .. '_backward']
+  return record(name, y, {x}, function(g) return bwd(g, x) end, {x})
 end
 
-function F.silu(x) return F.mul(x, F.sigmoid(x)) end
-function F.relu(x) return F.clamp(x, 0, math.huge) end
--- GELU, tanh approximation, composed of recorded ops (the fused kernel
--- replaces it once bound).
-function F.gelu(x)
-  local c = math.sqrt(2 / math.pi)
-  return F.mul(F.mul(x, 0.5), F.add(F.tanh(F.mul(F.add(x, F.mul(F.pow(x, 3), 0.044715)), c)), 1))
+for name in pairs(ACTS) do
+  if name ~= 'sigmoid' and name ~= 'tanh' then F[name] = function(x) return F.activation(x, name) end end
+end
+
+-- ---- normalisation, softmax, attention -------------------------------------------
+
+-- F.group_norm(x [N, C, ...], groups, [w [C]], [b [C]], {eps = 1e-5, silu = false})
+function F.group_norm(x, groups, w, b, opts)
+  local y, mean, rstd = fada.ops.group_norm(x, groups, w, b, opts)
+  if not needs(x, w, b) then return y end
+  local silu = opts and opts.silu or false
+  return record('group_norm', y, {x, w, b}, function(g)
+    return fada.ops.group_norm_backward(g, x, mean, rstd, groups, w, b, {silu = silu})
+  end, {x, w, b})
+end
+
+-- F.layer_norm(x [..., D], [w [D]], [b [D]], {eps = 1e-5})
+function F.layer_norm(x, w, b, opts)
+  local y, mean, rstd = fada.ops.layer_norm(x, w, b, opts)
+  if not needs(x, w, b) then return y end
+  return record('layer_norm', y, {x, w, b}, function(g)
+    return fada.ops.layer_norm_backward(g, x, mean, rstd, w, b)
+  end, {x, w, b})
+end
+
+function F.softmax(x, dim)
+  local y = fada.ops.softmax(x, dim)
+  if not needs(x) then return y end
+  return record('softmax', y, {x}, function(g) return fada.ops.softmax_backward(g, y, dim) end, {y})
+end
+
+function F.log_softmax(x, dim)
+  local y = fada.ops.log_softmax(x, dim)
+  if not needs(x) then return y end
+  return record('log_softmax', y, {x}, function(g) return fada.ops.log_softmax_backward(g, y, dim) end, {y})
+end
+
+-- F.attention(q [B, Nq, C], k [B, Nk, C], v [B, Nk, C], {heads, scale, extra_k, extra_v, mask})
+-- Multi-head scaled dot-product attention; extra_k/extra_v [B or 1, Ne, C] are
+-- more keys/values (reference tokens) attended together with k/v.
+function F.attention(q, k, v, opts)
+  opts = opts or {}
+  local o, lse = fada.ops.attention(q, k, v, opts)
+  local ek, ev = opts.extra_k, opts.extra_v
+  if not needs(q, k, v, ek, ev) then return o end
+  return record('attention', o, {q, k, v, ek, ev}, function(g)
+    return fada.ops.attention_backward(g, q, k, v, o, lse, opts)
+  end, {q, k, v, o})
+end
+
+-- ---- resampling, padding, pixel shuffle, embedding --------------------------------
+
+function F.upsample_nearest(x, sh, sw)
+  sw = sw or sh
+  local y = fada.ops.upsample_nearest(x, sh, sw)
+  if not needs(x) then return y end
+  return record('upsample_nearest', y, {x}, function(g) return fada.ops.upsample_nearest_backward(g, sh, sw) end)
+end
+
+function F.resize_bilinear(x, oh, ow)
+  local y = fada.ops.resize_bilinear(x, oh, ow)
+  if not needs(x) then return y end
+  local ih, iw = x:size(3), x:size(4)
+  return record('resize_bilinear', y, {x}, function(g) return fada.ops.resize_bilinear_backward(g, ih, iw) end)
+end
+
+function F.avg_pool2d(x, kh, kw)
+  kw = kw or kh
+  local y = fada.ops.avg_pool2d(x, kh, kw)
+  if not needs(x) then return y end
+  return record('avg_pool2d', y, {x}, function(g) return fada.ops.avg_pool2d_backward(g, kh, kw) end)
+end
+
+-- F.pad(x, {left, right, [top, bottom, ...]}, [mode = 'constant'], [value = 0])
+function F.pad(x, pads, mode, value)
+  local y = fada.ops.pad(x, pads, mode, value)
+  if not needs(x) then return y end
+  return record('pad', y, {x}, function(g) return fada.ops.pad_backward(g, x, pads, mode) end)
+end
+
+function F.pixel_shuffle(x, r)
+  local y = fada.ops.pixel_shuffle(x, r)
+  if not needs(x) then return y end
+  return record('pixel_shuffle', y, {x}, function(g) return fada.ops.pixel_unshuffle(g, r) end)
+end
+
+function F.pixel_unshuffle(x, r)
+  local y = fada.ops.pixel_unshuffle(x, r)
+  if not needs(x) then return y end
+  return record('pixel_unshuffle', y, {x}, function(g) return fada.ops.pixel_shuffle(g, r) end)
+end
+
+-- F.embedding(weight [V, D], indices (0-based)) -> [*indices, D]
+function F.embedding(weight, indices)
+  local y = fada.ops.embedding(weight, indices)
+  if not needs(weight) then return y end
+  local V = weight:size(1)
+  return record('embedding', y, {weight}, function(g) return fada.ops.embedding_backward(g, indices, V) end)
 end
 
 -- ---- convolution and linear maps (oneDNN / BLAS kernels) ------------------
@@ -341,13 +436,27 @@ end
 
 -- ---- losses -------------------------------------------------------------------
 
--- mean((a − b)² · weight) over all elements (weight broadcasts, optional)
-function F.mse(a, b, weight)
-  local d = F.sub(a, b)
-  local sq = F.mul(d, d)
-  if weight then sq = F.mul(sq, weight) end
-  return F.mean(sq)
+-- F.mse(x, target, [weight]): mean(weight · (x − target)²), weight broadcasting to x.
+-- F.l1 the same with |x − target|. Gradients flow to x and target.
+local function loss(kind)
+  return function(x, target, weight)
+    local opts = weight and {weight = weight} or nil
+    local y = fada.ops[kind](x, target, opts)
+    if not needs(x, target, weight) then return y end
+    return record(kind, y, {x, target, weight}, function(g)
+      local dx = fada.ops[kind .. '_backward'](x, target, {grad = g:item(), weight = weight})
+      local dw
+      if weight and A.tracked(weight) then
+        local d = x - target
+        local per = kind == 'mse_loss' and d * d or d:abs()
+        dw = sum_to(per * (g:item() / x:numel()), weight:size())
+      end
+      return dx, -dx, dw
+    end, {x, target, weight})
+  end
 end
+F.mse = loss('mse_loss')
+F.l1 = loss('l1_loss')
 
 -- ---- routing fada.*, methods and operators through F ----------------------
 

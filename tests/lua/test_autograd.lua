@@ -93,3 +93,23 @@ test('gradcheck: conv2d, conv1d, linear, matmul (f64)', function()
   check('linear', function(x, w, b) return F.linear(x, w, b, {act = 'silu'}) end, {r(3, 4, 6), r(5, 6), r(5)})
   check('matmul batched', function(a, b) return F.matmul(a, b) end, {r(2, 3, 4), r(4, 5)})
 end)
+
+test('gradcheck: norms, softmax, attention, activations, resampling, losses (f64)', function()
+  local g = fada.Generator(4)
+  local function r(...) return fada.randn({...}, 'f64', g) end
+  check('group_norm + silu', function(x, w, b) return F.group_norm(x, 2, w, b, {silu = true}) end, {r(2, 4, 3, 3), r(4), r(4)})
+  check('layer_norm', function(x, w, b) return F.layer_norm(x, w, b) end, {r(3, 5), r(5), r(5)})
+  check('softmax/log_softmax', function(x) return F.softmax(x, 2) + F.log_softmax(x, 1) end, {r(3, 4)})
+  check('attention with extra tokens', function(q, k, v, ek, ev)
+    return F.attention(q, k, v, {heads = 2, extra_k = ek, extra_v = ev}) end,
+    {r(2, 3, 4), r(2, 5, 4), r(2, 5, 4), r(2, 2, 4), r(2, 2, 4)})
+  for _, name in ipairs{'silu', 'gelu', 'gelu_tanh', 'relu'} do
+    check(name, function(x) return F.activation(x, name) end, {r(7)})
+  end
+  check('upsample/avg_pool/pixel (un)shuffle', function(x)
+    return F.avg_pool2d(F.upsample_nearest(x, 2), 2) + F.pixel_shuffle(F.pixel_unshuffle(x, 2), 2) end, {r(1, 2, 4, 4)})
+  check('resize_bilinear', function(x) return F.resize_bilinear(x, 5, 3) end, {r(1, 2, 4, 4)})
+  check('pad', function(x) return F.pad(x, {1, 2, 0, 1}) end, {r(1, 1, 2, 3)})
+  check('embedding', function(w) return F.embedding(w, fada.tensor({{0, 2}, {2, 1}}, 'i64')) end, {r(3, 4)})
+  check('mse/l1 weighted', function(a, b) return F.mse(a, b, fada.tensor({1, 2, 3}, 'f64')) + F.l1(a, b) end, {r(2, 3), r(2, 3)})
+end)
