@@ -104,9 +104,17 @@ int fd_dnnl_bf16_fallbacks(void) { return bf16_fallbacks; }
 
 void fd_dnnl_key_bytes(fd_dnnl_key *k, const void *p, size_t n)
 {
-    /* A key that overflows is marked so it never matches a shorter one;
-     * keys are far below the limit in practice (conv: ~200 bytes). */
-    if (k->len + n > FD_DNNL_KEY_BYTES) {
+    /* A key that would overflow keeps its bytes as an FNV-1a hash in the
+     * last 8 bytes, so distinct long keys still differ (truncating them made
+     * different convolutions share one primitive). */
+    const size_t at = FD_DNNL_KEY_BYTES - 8;
+    if (k->len + n > at) {
+        uint64_t h = 1469598103934665603ull;
+        if (k->len == FD_DNNL_KEY_BYTES) memcpy(&h, k->bytes + at, 8);
+        else if (k->len < at) /* first overflow: the gap up to `at` is zeros */
+            memset(k->bytes + k->len, 0, at - k->len);
+        for (size_t i = 0; i < n; i++) h = (h ^ ((const unsigned char *)p)[i]) * 1099511628211ull;
+        memcpy(k->bytes + at, &h, 8);
         k->len = FD_DNNL_KEY_BYTES;
         return;
     }

@@ -39,7 +39,8 @@ int fd_dnnl_bf16_fallbacks(void); /* how many calls fell back so far */
 /* ---- primitive cache ---------------------------------------------------- */
 /* A key is a byte string built from everything that shapes the primitive:
  * op, dims, strides, dtypes, params, post-ops, compute dtype, thread count. */
-#define FD_DNNL_KEY_BYTES 1024
+/* A oneDNN memory desc is ~700 bytes and a conv key holds three of them. */
+#define FD_DNNL_KEY_BYTES 8192
 typedef struct fd_dnnl_key {
     size_t len;
     unsigned char bytes[FD_DNNL_KEY_BYTES];
