@@ -202,6 +202,48 @@ static void forward_tile(const att *a, int64_t b, int64_t h, int64_t i0, float *
     }
 }
 
+/* Few keys (temporal attention over the F frames of a clip: Nk + Ne <= SMALL):
+ * the BR x BC tiles would be mostly padding, so one query row at a time with
+ * plain loops over the keys is an order of magnitude faster. Same math and
+ * the same logsumexp as forward_tile, so the backward is shared. */
+#define SMALL 32
+
+static void forward_small(const att *a, int64_t b, int64_t h, float *o, float *lse)
+{
+    float s[SMALL];
+    const int64_t d = a->d;
+    for (int64_t i = 0; i < a->Nq; i++) {
+        const float *qi = a->q + (b * a->Nq + i) * a->C + h * d;
+        float mx = -INFINITY;
+        for (int64_t j = 0; j < a->Nkt; j++) {
+            const float *kj = tok(a, a->k, a->ek, b, j, h);
+            float acc = 0;
+#pragma omp simd reduction(+ : acc)
+            for (int64_t t = 0; t < d; t++) acc += qi[t] * kj[t];
+            acc *= a->scale;
+            if (a->mask) acc += a->mask[b * a->ms[0] + h * a->ms[1] + i * a->ms[2] + j * a->ms[3]];
+            s[j] = acc;
+            mx = acc > mx ? acc : mx;
+        }
+        float *dst = o + (b * a->Nq + i) * a->C + h * d;
+        for (int64_t t = 0; t < d; t++) dst[t] = 0;
+        float *l = lse + (b * a->H + h) * a->Nq + i;
+        if (mx == -INFINITY) { /* every key masked */
+            *l = -INFINITY;
+            continue;
+        }
+        float sum = 0;
+        for (int64_t j = 0; j < a->Nkt; j++) sum += (s[j] = expf(s[j] - mx));
+        float inv = 1.0f / sum;
+        for (int64_t j = 0; j < a->Nkt; j++) {
+            const float *vj = tok(a, a->v, a->ev, b, j, h), w = s[j] * inv;
+#pragma omp simd
+            for (int64_t t = 0; t < d; t++) dst[t] += w * vj[t];
+        }
+        *l = mx + logf(sum);
+    }
+}
+
 /* ---- setup shared by forward and backward -------------------------------- */
 
 typedef struct staged {
@@ -313,6 +355,14 @@ int fd_attention(fd_tensor *o, fd_tensor *lse, const fd_tensor *q, const fd_tens
         return ws ? FD_ERR : fd_fail("attention: out of memory");
     }
     float *po = fd_tensor_data(o), *pl = fd_tensor_data(lse);
+    if (a.Nkt <= SMALL) {
+        const int64_t items = a.B * a.H;
+#pragma omp parallel for schedule(static)
+        for (int64_t it = 0; it < items; it++) forward_small(&a, it / a.H, it % a.H, po, pl);
+        free(ws);
+        release_staged(&st);
+        return FD_OK;
+    }
     const int64_t tiles = (a.Nq + BR - 1) / BR, items = a.B * a.H * tiles;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t it = 0; it < items; it++) {

@@ -143,7 +143,8 @@ end)
 
 test('bad inputs give clear messages', function()
   local m, ctx, atok, inp = setup(models.config('tiny'), 1)
-  checkerror(function() m:denoise(inp.x:narrow(1, 1, 2), 1, {'audio'}, nil, ctx, atok) end, 'denoise: x must be [3, 12, 8, 8]')
+  checkerror(function() m:denoise(inp.x:narrow(1, 1, 2), 1, {'audio'}, nil, ctx, atok) end, 'denoise: atok must be [2, Na, D]')
+  checkerror(function() m:denoise(inp.x:narrow(2, 1, 5), 1, {'audio'}, nil, ctx, atok) end, 'denoise: x must be [n·B·F, 12, 8, 8]')
   checkerror(function() m:denoise(inp.x, 1, {'bogus'}, nil, ctx, atok) end, "unknown branch 'bogus'")
   checkerror(function() m:denoise(inp.x, 1, {'audio'}, nil, ctx, nil) end, 'denoise: atok must be [3, Na, D]')
   checkerror(function() m:reference(fada.zeros(1, 5, 8, 8)) end, 'reference: ref_lat must be [B, 12, h, w]')
@@ -310,4 +311,22 @@ test('PyTorch parity: student tokens, 1 clip, mini widths', function()
   parity(models.config('tiny', {student = {token_dim = 8}, channels = {32, 64}, head_dim = 32,
                                 attn_levels = {true, true}, mid_res = 2, num_res_blocks = 2}),
     1, {'tokens', 'ref'}, {w_ref = 1.5, w_audio = 4.5})
+end)
+
+test('attention over few keys (the temporal path) matches the reference kernel', function()
+  local g = fada.Generator(8)
+  for _, c in ipairs{{B = 6, Nq = 5, Nk = 5, Ne = 0}, {B = 4, Nq = 7, Nk = 3, Ne = 4}, {B = 3, Nq = 9, Nk = 20, Ne = 12}} do
+    local q, k, v = fada.randn(c.B, c.Nq, 32, g), fada.randn(c.B, c.Nk, 32, g), fada.randn(c.B, c.Nk, 32, g)
+    local o = {heads = 2}
+    if c.Ne > 0 then o.extra_k, o.extra_v = fada.randn(1, c.Ne, 32, g), fada.randn(1, c.Ne, 32, g) end
+    local y, lse = fada.ops.attention(q, k, v, o)
+    local yr, lr = fada.ops.ref.attention(q, k, v, o)
+    assert_close(y, yr:to('f32'), 1e-5, 1e-4, 'output')
+    assert_close(lse, lr:to('f32'), 1e-5, 1e-5, 'logsumexp')
+    -- with a mask that hides the first key of every row
+    local mask = fada.ones(1, 1, 1, c.Nk + c.Ne)
+    mask:narrow(4, 1, 1):fill(0)
+    o.mask = mask:to('bool')
+    assert_close(fada.ops.attention(q, k, v, o), fada.ops.ref.attention(q, k, v, o):to('f32'), 1e-5, 1e-4, 'masked')
+  end
 end)

@@ -13,6 +13,7 @@
 --   local atok = m:audio_tokens(win)             -- [B·F, Na, D]
 --   local ctx = m:reference(ref_lat [B, Cl, h, w], motion_lat [B, M, Cl, h, w] or nil)   -- once per clip
 --   local out = m:denoise(x [n·B·F, Cl, h, w], t, branches, extra, ctx, atok)   -- see fada.diffusion.cfg
+--                                                -- (F is taken from x: n·B·F rows; cfg.clip_frames is the default)
 --   models.flops(cfg_or_model) -> FLOPs of one frame's denoiser pass (measured by counting ops)
 --
 -- Architecture (keys of the config in brackets):
@@ -264,11 +265,13 @@ function FadaModel:denoise(x, t, branches, extra, ctx, atok)
   if type(branches) ~= 'table' or #branches == 0 then error('denoise: branches must be a non-empty list', 2) end
   if type(ctx) ~= 'table' or not ctx.tokens then error('denoise: ctx must come from m:reference(...)', 2) end
   local B, n = ctx.B, #branches
+  -- F follows x (any clip length; cfg.clip_frames is the default the pipeline uses)
+  if fada.is_tensor(x) and x:dim() == 4 and x:size(1) % (n * B) == 0 and x:size(1) > 0 then Fr = x:size(1) // (n * B) end
   local BF = B * Fr
   if not fada.is_tensor(x) or x:dim() ~= 4 or x:size(1) ~= n * BF or x:size(2) ~= Cl or x:size(3) ~= ctx.h or
      x:size(4) ~= ctx.w then
-    error(('denoise: x must be [%d, %d, %d, %d] (%d branches x %d clips x %d frames, Cl, h, w), got %s'):format(
-      n * BF, Cl, ctx.h, ctx.w, n, B, Fr, Cl, fada.is_tensor(x) and shape_str(x) or type(x)), 2)
+    error(('denoise: x must be [n·B·F, %d, %d, %d] with n = %d branches, B = %d clips (F frames each), got %s'):format(
+      Cl, ctx.h, ctx.w, n, B, fada.is_tensor(x) and shape_str(x) or type(x)), 2)
   end
   local groups, needs_audio = {}, false
   for i, br in ipairs(branches) do
