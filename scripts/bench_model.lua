@@ -48,69 +48,100 @@ local function median(list)
   return list[(#list + 1) // 2], list[1]
 end
 
-local function bench_lua(branches)
+-- The PyTorch twin as a server on two FIFOs, so its calls alternate with
+-- ours and both see the same machine load (this 2-core box is shared).
+local twin
+local function start_twin()
+  if not opts.torch then return nil, 'disabled (--no-torch)' end
+  if os.execute('/usr/bin/python3 -c "import torch" >/dev/null 2>&1') ~= true then
+    return nil, '/usr/bin/python3 cannot import torch'
+  end
+  local base = os.tmpname()
+  twin = {model = base .. '.safetensors', fin = base .. '.in', fout = base .. '.out', base = base}
+  models.save(m, twin.model)
+  assert(os.execute(('mkfifo %s %s'):format(twin.fin, twin.fout)) == true, 'mkfifo failed')
+  local dir = fada.library_dir:match('^(.*)/build[^/]*/lua$') or '.'
+  os.execute(('/usr/bin/python3 %s/tests/peer/fada_twin.py serve %s %d %s %s &'):format(dir, twin.model, threads,
+    twin.fin, twin.fout))
+  twin.w = assert(io.open(twin.fin, 'w'))
+  twin.r = assert(io.open(twin.fout, 'r'))
+  return twin
+end
+
+local function twin_call(branches)
+  twin.w:write(table.concat(branches, ',') .. '\n')
+  twin.w:flush()
+  local line = twin.r:read('l')
+  if not line then error('the PyTorch twin stopped') end
+  return tonumber(line)
+end
+
+local function stop_twin()
+  if not twin then return end
+  twin.w:write('quit\n')
+  twin.w:close()
+  twin.r:close()
+  for _, f in ipairs{twin.model, twin.fin, twin.fout, twin.base} do os.remove(f) end
+end
+
+local have_twin, why = start_twin()
+
+-- Alternates fadalua and PyTorch calls (after one warm-up each): medians,
+-- minima and the median of the per-pair ratios.
+local function bench(branches)
   local x = fada.randn(#branches * Fr, Cl, hw, hw, g)
   local extra = {w_ref = 2, w_audio = 3}
   m:denoise(x, 500, branches, extra, ctx, atok)   -- warm-up: primitives, packed weights, k/v cache
-  local times = {}
+  if have_twin then twin_call(branches) end
+  local tl, tt, ratio = {}, {}, {}
   for r = 1, opts.reps do
     local t0 = clock()
     m:denoise(x, 500, branches, extra, ctx, atok)
-    times[r] = (clock() - t0) * 1000
+    tl[r] = (clock() - t0) * 1000
     collectgarbage('step', 0)
+    if have_twin then
+      tt[r] = twin_call(branches)
+      ratio[r] = tt[r] / tl[r]
+    end
   end
-  return median(times)
-end
-
-local twin_model
-local function bench_torch(branches)
-  if not opts.torch then return nil end
-  if os.execute('/usr/bin/python3 -c "import torch" >/dev/null 2>&1') ~= true then return nil, 'no torch' end
-  if not twin_model then
-    twin_model = os.tmpname() .. '.safetensors'
-    models.save(m, twin_model)
-  end
-  local dir = fada.library_dir:match('^(.*)/build[^/]*/lua$') or '.'
-  local cmd = ('/usr/bin/python3 %s/tests/peer/fada_twin.py bench %s %s %d %d 2>&1'):format(dir, twin_model,
-    table.concat(branches, ','), opts.reps, threads)
-  local p = io.popen(cmd)
-  local out = p:read('a')
-  p:close()
-  local med, mn = out:match('median_ms ([%d.]+) min_ms ([%d.]+)')
-  if not med then return nil, out end
-  return tonumber(med), tonumber(mn)
+  local lm, lmin = median(tl)
+  local tm, tmin = nil, nil
+  if have_twin then tm, tmin = median(tt) end
+  return lm, lmin, tm, tmin, have_twin and median(ratio) or nil
 end
 
 local function report(label, branches, nrows)
-  local lm, lmin = bench_lua(branches)
-  local tm, tmin = bench_torch(branches)
+  local lm, lmin, tm, tmin, ratio = bench(branches)
   local nfe = #branches
   local gflop = fl.denoiser * nrows / 1e9
-  local line = ('%-34s fadalua %8.1f ms/call (min %.1f) = %7.1f ms/NFE, %5.1f GFLOP/s = %4.1f%% of peak'):format(
-    label, lm, lmin, lm / nfe, gflop / (lm / 1000), 100 * gflop / (lm / 1000) / peak)
+  local line = ('%-32s fadalua %8.1f ms/call (min %7.1f) = %7.1f ms/NFE; at the min %5.1f GFLOP/s = %4.1f%% of peak'):format(
+    label, lm, lmin, lm / nfe, gflop / (lmin / 1000), 100 * gflop / (lmin / 1000) / peak)
   if tm then
-    line = line .. ('\n%-34s pytorch %8.1f ms/call (min %.1f) = %7.1f ms/NFE  -> fadalua %.2fx faster'):format(
-      '', tm, tmin, tm / nfe, tm / lm)
-  elseif tmin then
-    line = line .. '\n  (PyTorch twin unavailable: ' .. tostring(tmin):gsub('\n', ' ') .. ')'
+    line = line .. ('\n%-32s pytorch %8.1f ms/call (min %7.1f) = %7.1f ms/NFE; fadalua faster by %.2fx (median ' ..
+      'of paired ratios), %.2fx (minima)'):format('', tm, tmin, tm / nfe, ratio, tmin / lmin)
   end
   print(line)
-  return lm, tm
+  return lm, lmin
 end
 
-print(('f32, %d threads, medians of %d calls after a warm-up (same inputs, same checkpoint):'):format(threads, opts.reps))
-local one_l, one_t = report(('1 clip x %d frames, 1 branch'):format(Fr), {'audio'}, Fr)
-local three_l, three_t = report(('1 clip x %d frames, 3 branches'):format(Fr), {'base', 'ref', 'audio'}, 3 * Fr)
-local fps_fast = Fr / (one_l / 1000)
-print(('per frame: %.1f ms per NFE (1 branch), %.1f ms per NFE (3-branch batch); FADA-Fast at 6 steps ~ %.1f ' ..
-  'frames/s of denoising (25 fps = real time)'):format(one_l / Fr, three_l / 3 / Fr, fps_fast / 6))
+print(('f32, %d threads, %d alternating calls each after a warm-up (same inputs, same checkpoint)%s:'):format(threads,
+  opts.reps, have_twin and ', PyTorch twin alongside' or ' - PyTorch twin unavailable: ' .. tostring(why)))
+local one_l, one_min = report(('1 clip x %d frames, 1 branch'):format(Fr), {'audio'}, Fr)
+local three_l, three_min = report(('1 clip x %d frames, 3 branches'):format(Fr), {'base', 'ref', 'audio'}, 3 * Fr)
+print(('per frame and NFE: %.1f ms (1 branch), %.1f ms (3-branch batch) at the median; %.1f / %.1f ms at the minimum'):format(
+  one_l / Fr, three_l / 3 / Fr, one_min / Fr, three_min / 3 / Fr))
+print(('FADA-Fast (1 NFE/step) at 6 steps: %.2f frames/s of denoising at the minimum (real time = %d fps)'):format(
+  Fr / (one_min / 1000) / 6, cfg.fps))
+stop_twin()
 
--- bf16: only where the CPU has it; oneDNN 2.6 on AVX2 refuses bf16 convolutions
+-- bf16: only where the CPU has it; oneDNN 2.6 on AVX2 refuses bf16 kernels
 fada.set_compute_dtype('bf16')
 local before = fada.ops.fallbacks().bf16
-local bl = bench_lua({'audio'})
+local x = fada.randn(Fr, Cl, hw, hw, g)
+local t0 = clock()
+m:denoise(x, 500, {'audio'}, nil, ctx, atok)
+local bl = (clock() - t0) * 1000
 local fell = fada.ops.fallbacks().bf16 > before
 fada.set_compute_dtype('f32')
-print(('bf16 compute: %.1f ms/call (1 branch)%s'):format(bl, fell and
-  ' - oneDNN fell back to f32 on this CPU (no AVX512-BF16), so this is an f32 figure' or ''))
-if twin_model then os.remove(twin_model) end
+print(('bf16 compute: one call %.1f ms (1 branch)%s'):format(bl, fell and
+  ' - oneDNN fell back to f32 on this CPU (no AVX512-BF16), so there is no bf16 figure here' or ''))

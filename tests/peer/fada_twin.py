@@ -344,8 +344,35 @@ def main():
             times.append((time.perf_counter() - t0) * 1000)
         times.sort()
         print('median_ms %.3f min_ms %.3f threads %d' % (times[len(times) // 2], times[0], torch.get_num_threads()))
+    elif mode == 'serve':
+        # serve MODEL THREADS IN_FIFO OUT_FIFO: per line "BRANCHES" on IN, one timed
+        # denoiser call on one clip, its milliseconds written to OUT ("quit" ends).
+        # Lets the benchmark alternate fadalua and PyTorch calls under the same load.
+        m = load_model(sys.argv[2])
+        torch.set_num_threads(int(sys.argv[3]))
+        cfg = m.cfg
+        Cl, Fr, hw = cfg['latent']['channels'], cfg['clip_frames'], cfg['image_size'] // cfg['latent']['factor']
+        g = torch.Generator().manual_seed(1)
+        ctx = m.reference(torch.randn(1, Cl, hw, hw, generator=g))
+        per = cfg['audio']['sample_rate'] // cfg['audio']['hop'] // cfg['fps']
+        atok = m.audio_tokens(torch.randn(Fr, cfg['audio']['n_mels'], per * (2 * cfg['audio']['context'] + 1),
+                                          generator=g))
+        extra = {'w_ref': 2.0, 'w_audio': 3.0}
+        xs = {}
+        with open(sys.argv[4]) as fin, open(sys.argv[5], 'w') as fout:
+            for line in fin:
+                line = line.strip()
+                if line == 'quit' or not line:
+                    break
+                branches = line.split(',')
+                if line not in xs:
+                    xs[line] = torch.randn(len(branches) * Fr, Cl, hw, hw, generator=g)
+                t0 = time.perf_counter()
+                m.denoise(xs[line], 500, branches, extra, ctx, atok)
+                fout.write('%.3f\n' % ((time.perf_counter() - t0) * 1000))
+                fout.flush()
     else:
-        raise SystemExit('usage: fada_twin.py run|bench ...')
+        raise SystemExit('usage: fada_twin.py run|bench|serve ...')
 
 
 if __name__ == '__main__':

@@ -104,7 +104,7 @@ function AttnBlock:forward(h, st, id)
   -- 1. reference attention: own tokens + this block's reference tokens, by row group
   local n1 = self.norm1(x)
   local a1 = self.attn1
-  local q, k, v = a1.to_q(n1), a1.to_k(n1), a1.to_v(n1)
+  local q, k, v = a1:qkv(n1)
   local outs = {}
   for i, gr in ipairs(st.groups) do
     local ek, ev
