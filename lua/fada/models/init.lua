@@ -98,7 +98,7 @@ PRESETS.mini = {
   name = 'mini', image_size = 64, fps = 25, clip_frames = 8, motion_frames = 2,
   latent = {kind = 's2d', factor = 2},
   channels = {64, 128, 192}, num_res_blocks = 1, attn_levels = {false, true, true},
-  mid_res = 1, mid_attn = true, head_dim = 32, ff_mult = 2, groups = 32,
+  mid_res = 1, mid_attn = true, head_dim = 64, ff_mult = 2, groups = 32,
   time_dim = 256, time_mode = 'scale_shift', temporal = true, ref_concat = true,
   audio = {sample_rate = 16000, n_fft = 400, hop = 160, n_mels = 40, context = 2, dim = 128, tokens = 4,
            floor = 1e-5, mean = -5, std = 4},
@@ -401,14 +401,26 @@ function models.count_flops(fn)
     total = total + 2 * prod(y:size()) * w:size(2)
     return y
   end
+  local inside = false
   F.attention = function(q, k, v, o)
     local y = saved.attention(q, k, v, o)
     local nk = k:size(2) + (o and o.extra_k and o.extra_k:size(2) or 0)
+    if not inside then total = total + 4 * q:size(1) * q:size(2) * nk * q:size(3) end
+    return y
+  end
+  local attend = nn.Attention.attend
+  nn.Attention.attend = function(q, k, v, heads, ek, ev)
+    local nk = k:size(2) + (ek and ek:size(2) or 0)
     total = total + 4 * q:size(1) * q:size(2) * nk * q:size(3)
+    inside = true
+    local ok, y = pcall(attend, q, k, v, heads, ek, ev)
+    inside = false
+    if not ok then error(y, 0) end
     return y
   end
   local ok, err = pcall(fn)
   for k, f in pairs(saved) do F[k] = f end
+  nn.Attention.attend = attend
   if not ok then error(err, 0) end
   return total
 end

@@ -110,7 +110,7 @@ function AttnBlock:forward(h, st, id)
     local ek, ev
     if gr.ref then ek, ev = rows_kv(self:ref_kv(st, id), gr.rows, st.B, st.Fr) end
     local function part(t) return #st.groups == 1 and t or F.narrow(t, 1, gr.first, gr.rows) end
-    outs[i] = F.attention(part(q), part(k), part(v), {heads = a1.heads, extra_k = ek, extra_v = ev})
+    outs[i] = nn.Attention.attend(part(q), part(k), part(v), a1.heads, ek, ev)
   end
   local o = #outs == 1 and outs[1] or F.cat(outs, 1)
   x = x + a1.to_out(o)
