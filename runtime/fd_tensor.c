@@ -57,7 +57,7 @@ int fd_tensor_empty(fd_tensor *out, fd_dtype dt, int ndim, const int64_t *shape)
     if (fd_storage_new(&out->storage, (size_t)numel * es)) return FD_ERR;
     out->dtype = dt;
     out->ndim = ndim;
-    memcpy(out->shape, shape, sizeof(int64_t) * (size_t)ndim);
+    if (ndim > 0) memcpy(out->shape, shape, sizeof(int64_t) * (size_t)ndim); /* shape may be NULL for a scalar */
     fd_contiguous_strides(ndim, shape, out->stride);
     return FD_OK;
 }
