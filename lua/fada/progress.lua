@@ -9,12 +9,7 @@ local M = {}
 local Bar = {}
 Bar.__index = Bar
 
-local clock = os.clock
-do -- wall-clock seconds (os.clock is CPU time, which runs 2x on 2 threads)
-  local ok, fada = pcall(require, 'fada')
-  if ok and fada.ops and fada.ops.wtime then clock = fada.ops.wtime end
-end
-M.clock = clock
+local clock = require('fada').clock -- wall-clock seconds
 
 local function is_tty()
   local ok = os.execute('test -t 2')
