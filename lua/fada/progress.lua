@@ -55,6 +55,8 @@ function Bar:update(done, extra)
   if not self.enabled then return end
   local now = clock()
   local final = done >= self.total
+  if final and self.final_drawn then return end
+  self.final_drawn = final
   if tty then
     if now - self.last_draw < 0.1 and not final then return end
     self.stream:write('\r' .. self:line(extra) .. '\27[K')
