@@ -98,6 +98,27 @@ static char *completion_generator(const char *text, int state)
     return word;
 }
 
+/* Lists matches by their last part ("zeros  zeros_like", not the whole
+ * "fada.zeros  fada.zeros_like"), as a shell lists file names. */
+static void display_matches(char **matches, int n, int max_length)
+{
+    (void)max_length;
+    char **parts = calloc((size_t)n + 2, sizeof *parts);
+    if (!parts) return;
+    int longest = 0;
+    for (int i = 0; i <= n; i++) {
+        const char *cut = strrchr(matches[i], '.');
+        const char *colon = strrchr(matches[i], ':');
+        if (colon > cut) cut = colon;
+        parts[i] = (char *)(cut && i > 0 ? cut + 1 : matches[i]);
+        int len = (int)strlen(parts[i]);
+        if (i > 0 && len > longest) longest = len;
+    }
+    rl_display_match_list(parts, n, longest);
+    rl_forced_update_display();
+    free(parts);
+}
+
 /* `text` is the word before the cursor; '.' and ':' are not word breaks,
  * so it is a whole path such as "fada.ze" or "t:si". */
 static char **attempt_completion(const char *text, int start, int end)
@@ -323,6 +344,7 @@ void fd_repl_run(lua_State *L)
         rl_basic_word_break_characters = " \t\n\"\\'`@$><=;|&{(+-*/%^~#,[)}";
         rl_completer_word_break_characters = rl_basic_word_break_characters;
         rl_attempted_completion_function = attempt_completion;
+        rl_completion_display_matches_hook = display_matches;
         history_open();
         print_banner(L);
     }
