@@ -150,26 +150,31 @@ static void on_line(char *line)
     rl_callback_handler_remove();
 }
 
-static void on_prompt_sigint(int sig)
+static volatile sig_atomic_t prompt_resized;
+
+static void on_prompt_signal(int sig)
 {
-    (void)sig;
-    prompt_interrupted = 1;
+    if (sig == SIGINT) prompt_interrupted = 1;
+    else prompt_resized = 1;
 }
 
 /* readline through its callback interface, so that Ctrl-C at the prompt
  * can drop the line (and a pending multi-line chunk) cleanly instead of
- * ending the program. SIGINT is blocked except while waiting in pselect,
- * so it never lands inside readline's own code. */
+ * ending the program. SIGINT and SIGWINCH are blocked except while waiting
+ * in pselect, so they never land inside readline's own code (which in
+ * callback mode only watches signals while it reads a character). */
 static int read_line_tty(const char *prompt, char **out)
 {
     sigset_t block, orig;
     sigemptyset(&block);
     sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGWINCH);
     sigprocmask(SIG_BLOCK, &block, &orig);
-    struct sigaction act = {0}, old;
-    act.sa_handler = on_prompt_sigint; /* no SA_RESTART: pselect returns EINTR */
+    struct sigaction act = {0}, old_int, old_winch;
+    act.sa_handler = on_prompt_signal; /* no SA_RESTART: pselect returns EINTR */
     sigemptyset(&act.sa_mask);
-    sigaction(SIGINT, &act, &old);
+    sigaction(SIGINT, &act, &old_int);
+    sigaction(SIGWINCH, &act, &old_winch);
 
     int in = fileno(rl_instream ? rl_instream : stdin);
     int result = LINE_OK;
@@ -194,6 +199,10 @@ static int read_line_tty(const char *prompt, char **out)
             result = LINE_INTERRUPTED;
             break;
         }
+        if (prompt_resized) {
+            prompt_resized = 0;
+            rl_resize_terminal();
+        }
         if (r < 0) {
             if (errno == EINTR) continue;
             rl_callback_handler_remove();
@@ -202,7 +211,8 @@ static int read_line_tty(const char *prompt, char **out)
         }
         rl_callback_read_char();
     }
-    sigaction(SIGINT, &old, NULL);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGWINCH, &old_winch, NULL);
     sigprocmask(SIG_SETMASK, &orig, NULL);
     if (result == LINE_OK && !callback_line) result = LINE_EOF;
     if (result == LINE_OK) *out = callback_line;
