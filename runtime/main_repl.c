@@ -323,12 +323,23 @@ static int load_chunk(lua_State *L, int base)
     return status;
 }
 
+/* Results go to require('fada.show').repl_print (plain tables inline), or
+ * to the global print when that is not there. */
 static void print_results(lua_State *L, int base)
 {
     int n = lua_gettop(L) - base;
     if (n <= 0) return;
     luaL_checkstack(L, LUA_MINSTACK, "too many results to print");
-    lua_getglobal(L, "print");
+    lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_getfield(L, -1, "fada.show");
+    if (lua_istable(L, -1)) lua_getfield(L, -1, "repl_print");
+    else lua_pushnil(L);
+    if (!lua_isfunction(L, -1)) {
+        lua_pop(L, 1);
+        lua_getglobal(L, "print");
+    }
+    lua_replace(L, -3);
+    lua_pop(L, 1);
     lua_insert(L, base + 1);
     if (lua_pcall(L, n, 0, 0) != LUA_OK)
         fd_main_message(lua_pushfstring(L, "error calling 'print' (%s)", lua_tostring(L, -1)));

@@ -321,3 +321,20 @@ test('-i: _PROMPT and _PROMPT2 change the prompts', function()
   local out = run('-e "_PROMPT=\'fada> \' _PROMPT2=\'... \'" -i', 'if true then\nend\n')
   assert_eq(out, 'fada> ... fada> \n')
 end)
+
+test('-i: plain tables print inline, other values as tostring does', function()
+  local out, err, code = run('-i', table.concat({
+    'fada.zeros(2, 3):size()',
+    '{1, "a", {x = 1}, [10] = true}',
+    'local c = {} c.c = c return c',
+    'setmetatable({}, {__tostring = function() return "obj" end})',
+    '#fada.arange(100):tolist(), fada.arange(100):tolist()',
+  }, '\n') .. '\n')
+  assert_eq(code, 0, err)
+  contains(out, '> {2, 3}\n')
+  contains(out, '> {1, "a", {x = 1}, [10] = true}\n')
+  contains(out, '> {c = {...}}\n', 'cycles')
+  contains(out, '> obj\n')
+  contains(out, '> 100\t{0, 1, 2, ')
+  contains(out, ', 39, ...}\n', 'long tables are cut')
+end)
