@@ -6,21 +6,12 @@
 local complete = require 'fada.complete'
 local helpmod = require 'fada.help'
 
-local FADALUA = arg[-1]
-
-local function quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local sh = dofile(debug.getinfo(1, 'S').source:match('^@(.-)[^/]*$') .. 'shell_helpers.lua')
+local FADALUA, quote, contains, temp_dir = sh.FADALUA, sh.quote, sh.contains, sh.temp_dir
 
 local function same_list(got, expected, what)
   local g, e = table.concat(got, ' '), table.concat(expected, ' ')
   if g ~= e then error(('%s: got {%s}, expected {%s}'):format(what or 'list', g, e), 2) end
-end
-
-local function contains(s, piece, what)
-  if not s:find(piece, 1, true) then
-    error(('%s: expected to find %q in:\n%s'):format(what or 'output', piece, s), 2)
-  end
 end
 
 -- ---- completion ----------------------------------------------------------
@@ -159,13 +150,6 @@ local function session(home, keys)
   os.remove(input)
   out = out:gsub('\27%[%?2004[hl]', ''):gsub('\r', '')
   return out, code
-end
-
-local function temp_dir()
-  local d = os.tmpname()
-  os.remove(d)
-  assert(os.execute('mkdir ' .. quote(d)))
-  return d
 end
 
 test('pty session: completion, results, errors, history', function()
