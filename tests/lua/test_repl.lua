@@ -6,21 +6,12 @@
 local complete = require 'fada.complete'
 local helpmod = require 'fada.help'
 
-local FADALUA = arg[-1]
-
-local function quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local sh = dofile(debug.getinfo(1, 'S').source:match('^@(.-)[^/]*$') .. 'shell_helpers.lua')
+local FADALUA, quote, contains, temp_dir = sh.FADALUA, sh.quote, sh.contains, sh.temp_dir
 
 local function same_list(got, expected, what)
   local g, e = table.concat(got, ' '), table.concat(expected, ' ')
   if g ~= e then error(('%s: got {%s}, expected {%s}'):format(what or 'list', g, e), 2) end
-end
-
-local function contains(s, piece, what)
-  if not s:find(piece, 1, true) then
-    error(('%s: expected to find %q in:\n%s'):format(what or 'output', piece, s), 2)
-  end
 end
 
 -- ---- completion ----------------------------------------------------------
@@ -161,13 +152,6 @@ local function session(home, keys)
   return out, code
 end
 
-local function temp_dir()
-  local d = os.tmpname()
-  os.remove(d)
-  assert(os.execute('mkdir ' .. quote(d)))
-  return d
-end
-
 test('pty session: completion, results, errors, history', function()
   if not have_script() then skip('util-linux `script` (or coreutils `timeout`) is not installed') end
   local home = temp_dir()
@@ -205,13 +189,23 @@ test('pty session: an unwritable or missing HOME only costs the history', functi
 end)
 
 -- Ctrl-C needs timing (the terminal turns the key into SIGINT when it is
--- typed, not when it is read), so the keys are fed by a shell with pauses.
+-- typed, not when it is read), so a shell feeds the keys, waiting for
+-- marker files that the typed chunks create before it presses Ctrl-C.
 test('pty session: Ctrl-C stops a running chunk and clears a line, the REPL goes on', function()
   if not have_script() then skip('util-linux `script` (or coreutils `timeout`) is not installed') end
   local home = temp_dir()
-  local feed = [[(sleep 1; printf 'while true do end\n'; sleep 1; printf '\003'; sleep 0.5; ]] ..
-    [[printf 'print("alive")\nabc'; sleep 0.5; printf '\003'; sleep 0.5; printf 'print("after")\n')]]
-  local cmd = ('%s | HOME=%s TERM=xterm timeout 20 script -qfec %s /dev/null 2>&1'):format(
+  local running, idle = home .. '/running', home .. '/idle'
+  local function type_line(lua) return ("printf '%%s\\n' %s; "):format(quote(lua)) end
+  local function wait_for(path)
+    return ('i=0; while [ ! -e %s ] && [ $i -lt 300 ]; do sleep 0.05; i=$((i+1)); done; '):format(quote(path))
+  end
+  local feed = '(' ..
+    type_line(('io.open(%q, "w"):close() while true do end'):format(running)) ..
+    wait_for(running) .. "sleep 0.3; printf '\\003'; " ..
+    type_line(('print("alive") io.open(%q, "w"):close()'):format(idle)) ..
+    wait_for(idle) .. "sleep 0.5; printf abc; sleep 0.3; printf '\\003'; sleep 0.3; " ..
+    type_line('print("after")') .. ')'
+  local cmd = ('%s | HOME=%s TERM=xterm timeout 30 script -qfec %s /dev/null 2>&1'):format(
     feed, quote(home), quote(quote(FADALUA)))
   local p = assert(io.popen(cmd, 'r'))
   local out = p:read('a'):gsub('\27%[%?2004[hl]', ''):gsub('\r', '')
@@ -221,6 +215,6 @@ test('pty session: Ctrl-C stops a running chunk and clears a line, the REPL goes
   contains(out, '\nalive\n', 'the REPL survived')
   assert(out:find('> a?b?c?%^C\n> print%("after"%)'), 'Ctrl-C at the prompt drops the line:\n' .. out)
   contains(out, '\nafter\n')
-  os.remove(home .. '/.fadalua_history')
+  for _, f in ipairs({running, idle, home .. '/.fadalua_history'}) do os.remove(f) end
   os.remove(home)
 end)
