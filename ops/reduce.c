@@ -54,6 +54,21 @@ static double sum4(const double *x, int64_t n)
     return (s0 + s1) + (s2 + s3);
 }
 
+/* A contiguous f32 run summed straight into double lanes (the common
+ * case of sum/mean, without the block conversion). */
+__attribute__((target_clones("avx2", "default")))
+static double sum_f32(const float *x, int64_t n)
+{
+    double lane[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) lane[j] += (double)x[i + j];
+    double s = 0;
+    for (; i < n; i++) s += x[i];
+    for (int j = 0; j < 8; j++) s += lane[j];
+    return s;
+}
+
 /* An extremum at x (position pos) replaces the current one when it is
  * larger (smaller), or NaN where the current one is not: first one wins. */
 static inline void take_extreme(acc *st, double x, int64_t pos, bool want_max)
@@ -113,6 +128,7 @@ typedef struct plan {
     int64_t kshape[FD_MAX_DIMS], kstride[FD_MAX_DIMS];
     int64_t M, K;
     fd_walk rw; /* over the reduced dims, relative to an output's base */
+    bool columns; /* the last dim is kept and contiguous: see run_columns */
 } plan;
 
 static int64_t base_offset(const plan *p, int64_t m)
@@ -137,6 +153,10 @@ static void acc_range(const plan *p, int64_t base, acc_kind k, double param, acc
     double buf[FD_BLOCK];
     while (pos < to) {
         int64_t i0 = from > pos ? from - pos : 0, i1 = to - pos < len ? to - pos : len;
+        if (k == ACC_SUM && p->a->dtype == FD_F32 && s == 1) {
+            st->v += sum_f32((const float *)data + base + w.offset[0] + i0, i1 - i0);
+            i0 = i1;
+        }
         for (int64_t i = i0; i < i1; i += FD_BLOCK) {
             int64_t n = i1 - i < FD_BLOCK ? i1 - i : FD_BLOCK;
             fd_load_block(buf, data + (base + w.offset[0] + i * s) * es, s, p->a->dtype, n);
@@ -147,9 +167,56 @@ static void acc_range(const plan *p, int64_t base, acc_kind k, double param, acc
     }
 }
 
+/* acc_block for n outputs at once: st[j] takes x[j] (position pos). */
+static void acc_rows(acc *st, acc_kind k, const double *x, int64_t n, int64_t pos, const double *param)
+{
+    switch (k) {
+    case ACC_SUM: for (int64_t j = 0; j < n; j++) st[j].v += x[j]; break;
+    case ACC_SUMABS: for (int64_t j = 0; j < n; j++) st[j].v += fabs(x[j]); break;
+    case ACC_SUMSQ: for (int64_t j = 0; j < n; j++) st[j].v += x[j] * x[j]; break;
+    case ACC_SUMPOW: for (int64_t j = 0; j < n; j++) st[j].v += pow(fabs(x[j]), param[j]); break;
+    case ACC_SQDEV: for (int64_t j = 0; j < n; j++) st[j].v += (x[j] - param[j]) * (x[j] - param[j]); break;
+    case ACC_PROD: for (int64_t j = 0; j < n; j++) st[j].v *= x[j]; break;
+    case ACC_MAX: for (int64_t j = 0; j < n; j++) take_extreme(&st[j], x[j], pos, true); break;
+    case ACC_MIN: for (int64_t j = 0; j < n; j++) take_extreme(&st[j], x[j], pos, false); break;
+    case ACC_MAXABS: for (int64_t j = 0; j < n; j++) take_extreme(&st[j], fabs(x[j]), pos, true); break;
+    }
+}
+
+/* Reducing leading dims of a tensor whose last dim is kept and contiguous
+ * (sum over dim 1 of [N, C]): walking each output's elements would stride
+ * through memory, so instead each task takes up to FD_BLOCK neighbouring
+ * outputs and adds whole contiguous row pieces into them. */
+static void run_columns(const plan *p, acc_kind k, const double *param, acc *st)
+{
+    int64_t L = p->kshape[p->nk - 1], groups = p->M / L, per = (L + FD_BLOCK - 1) / FD_BLOCK;
+    const char *data = fd_tensor_data(p->a);
+    int64_t es = (int64_t)fd_dtype_size(p->a->dtype);
+#pragma omp parallel for schedule(static) if (p->M * p->K >= PAR_MIN)
+    for (int64_t t = 0; t < groups * per; t++) {
+        int64_t g = t / per, c0 = (t % per) * FD_BLOCK, n = L - c0 < FD_BLOCK ? L - c0 : FD_BLOCK;
+        int64_t m0 = g * L + c0, base = base_offset(p, g * L) + c0;
+        acc *s = st + m0;
+        for (int64_t j = 0; j < n; j++) s[j] = acc_start(k);
+        double buf[FD_BLOCK];
+        fd_walk w = p->rw;
+        int64_t pos = 0;
+        do {
+            for (int64_t i = 0; i < w.inner_len; i++, pos++) {
+                fd_load_block(buf, data + (base + w.offset[0] + i * w.inner_stride[0]) * es, 1, p->a->dtype, n);
+                acc_rows(s, k, buf, n, pos, param ? param + m0 : NULL);
+            }
+        } while (fd_walk_next(&w));
+    }
+}
+
 /* One pass of kind k over every output into st[M]. */
 static void run_pass(const plan *p, acc_kind k, const double *param, acc *st)
 {
+    if (p->columns) {
+        run_columns(p, k, param, st);
+        return;
+    }
     int64_t M = p->M, K = p->K;
     int nth = M * K >= PAR_MIN ? omp_get_max_threads() : 1;
     if (nth > MAX_THREADS) nth = MAX_THREADS;
@@ -224,6 +291,8 @@ int fd_reduce(fd_tensor *out, fd_tensor *idx, fd_reduce_op op, const fd_tensor *
         return fd_fail("%s: cannot reduce over an empty dim (tensor %s)", name, FD_SHAPE_STR(a));
     const int64_t *rs[1] = {rstride};
     fd_walk_init(&p.rw, nr, rshape, 1, rs);
+    p.columns = p.nk > 0 && !(mask >> (a->ndim - 1) & 1) && a->stride[a->ndim - 1] == 1 &&
+                a->shape[a->ndim - 1] >= 8 && p.K > 1;
 
     if (fd_tensor_empty(out, value_dtype(op, a->dtype), nout, oshape)) return FD_ERR;
     bool want_idx = idx && (op == FD_MAX || op == FD_MIN);

@@ -411,6 +411,32 @@ test('unary ops on f32, f64, f16, bf16, views', function()
   end
 end)
 
+test('f32 exp and sigmoid (own vectorised exp): dense grid, extremes, subnormals', function()
+  local x = fada.linspace(-110, 95, 200001)          -- f32 grid, spacing ~1e-3
+  local e = x:exp()
+  local lx, le = list(x), list(e)
+  local worst = 0
+  for i, v in ipairs(lx) do
+    local ref = math.exp(v)
+    if ref > 3.4028234663852886e38 then
+      assert(le[i] == math.huge, ('exp(%.9g) = %.9g, expected inf'):format(v, le[i]))
+    elseif ref >= 1.1754943508222875e-38 then     -- normal results: relative error in ulps
+      worst = math.max(worst, math.abs(le[i] - ref) / ref)
+    else                                          -- subnormal results: absolute, a few units of 2^-149
+      assert(math.abs(le[i] - ref) <= 4 * 1.401298464324817e-45, ('exp(%.9g) = %.9g vs %.9g'):format(v, le[i], ref))
+    end
+  end
+  assert(worst < 3e-7, ('exp: worst relative error %.3g (> 2.5 ulp)'):format(worst))
+  local special = fada.tensor({-math.huge, math.huge, 0, 88.72, -87.3, -103.9, -104, 89})
+  local se, sx = list(special:exp()), list(special)   -- references from the f32 inputs
+  assert_eq(se[1], 0.0); assert_eq(se[2], math.huge); assert_eq(se[3], 1.0)
+  assert_close(se[4], math.exp(sx[4]), 0, 3e-7, 'exp(88.72) just below FLT_MAX')
+  assert_close(se[5], math.exp(sx[5]), 0, 3e-7, 'exp(-87.3) near the smallest normal')
+  assert_eq(se[7], 0.0, 'exp(-104) underflows to 0'); assert_eq(se[8], math.huge, 'exp(89) overflows')
+  local sg = list(fada.tensor({-200, -50, 0, 50, 200}):sigmoid())
+  assert_close(sg, {0, 1 / (1 + math.exp(50)), 0.5, 1, 1}, 1e-30, 1e-6, 'sigmoid tails')
+end)
+
 test('unary ops on integers: float functions give f32, others keep the dtype', function()
   local i = fada.tensor({-3, -1, 0, 2, 5}, 'i32')
   for op in pairs(UN) do
