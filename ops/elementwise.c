@@ -147,6 +147,11 @@ static int prepare_out(const char *name, fd_tensor *out, fd_dtype rdt, int nd, c
         return fd_fail("%s: output %s does not match the result shape %s (an in-place op cannot "
                        "broadcast its first operand)",
                        name, FD_SHAPE_STR(out), fd_shape_str((char[128]){0}, 128, nd, shape));
+    for (int d = 0; d < nd; d++)
+        if (out->stride[d] == 0 && out->shape[d] > 1)
+            return fd_fail("%s: the output %s is an expanded view (dim %d has stride 0), so several results "
+                           "would land on one element; write into a tensor that owns its elements",
+                           name, FD_SHAPE_STR(out), d + 1);
     if (!fd_can_cast(rdt, out->dtype))
         return fd_fail("%s: result type %s cannot be written into the %s output", name, fd_dtype_name(rdt),
                        fd_dtype_name(out->dtype));
