@@ -3,4 +3,6 @@
 -- `require 'fada'` returns.
 local fada = require 'fada'
 
+require 'fada.docs_math' -- help(x) texts for the math ops (when fada.help is there)
+
 return fada
