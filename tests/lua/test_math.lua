@@ -948,6 +948,7 @@ test('parity with PyTorch on a few ops', function()
   need_torch()
   local a, b = rnd({3, 4}), rnd({4})
   local idx = fada.randint(1, 5, {3, 2}, 'i64', G)
+  local ints = fada.randint(-20, 20, {3, 2}, 'i32', G)
   local function py(t)
     local parts = {}
     for _, x in ipairs(list(t)) do parts[#parts + 1] = ('%.17g'):format(x) end
@@ -976,7 +977,15 @@ out(torch.gather(a, 1, idx))
 out(torch.where(a > 0, a, b))
 out(torch.cat([a, a * 2], 1))
 out(a.sum())
-]]):format(py(a), py(b), table.concat(list(idx), ','))
+ab, bb = a.to(torch.bfloat16), b.to(torch.bfloat16)
+out((ab + bb).float())
+out((a.to(torch.float16) * 3).float())
+ia = torch.tensor([%s], dtype=torch.int32).reshape(3, 2)
+out(torch.remainder(ia, 4))
+out(ia * 0.5)
+out(ia.sum(1))
+out(torch.round(torch.tensor([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5])))
+]]):format(py(a), py(b), table.concat(list(idx), ','), table.concat(list(ints), ','))
   local path = os.tmpname()
   local f = assert(io.open(path, 'w'))
   f:write(script)
@@ -989,6 +998,8 @@ out(a.sum())
     a + b, a / b, fada.remainder(a * 3, b), fada.pow(a:abs(), b), a:sigmoid(), a:tanh(), (a * 4):round(),
     a:var(2), a:std(1, false), a:norm(3, 2), select(2, a:max(2)), a:gather(2, idx), fada.where(a:gt(0), a, b),
     fada.cat({a, a * 2}, 2), a:sum(),
+    a:to('bf16') + b:to('bf16'), a:to('f16') * 3, fada.remainder(ints, 4), ints * 0.5, ints:sum(2),
+    fada.tensor({-2.5, -1.5, -0.5, 0.5, 1.5, 2.5}):round(),
   }
   local k = 0
   for line in text:gmatch('[^\n]+') do
