@@ -17,6 +17,7 @@
 
 #define PAR_MIN 32768
 #define MAX_THREADS 256
+#define COL_BLOCK 1024 /* outputs per task on the column path: long contiguous reads */
 
 static const char *const reduce_names[FD_NREDUCE] = {
     "sum", "mean", "prod", "max", "min", "argmax", "argmin", "var", "std", "norm",
@@ -128,7 +129,9 @@ typedef struct plan {
     int64_t kshape[FD_MAX_DIMS], kstride[FD_MAX_DIMS];
     int64_t M, K;
     fd_walk rw; /* over the reduced dims, relative to an output's base */
-    bool columns; /* the last dim is kept and contiguous: see run_columns */
+    int64_t mstride[FD_MAX_DIMS]; /* output strides of the kept dims (the output is contiguous) */
+    bool columns; /* kept dim kc is contiguous in the input: see run_columns */
+    int kc;
 } plan;
 
 static int64_t base_offset(const plan *p, int64_t m)
@@ -183,30 +186,63 @@ static void acc_rows(acc *st, acc_kind k, const double *x, int64_t n, int64_t po
     }
 }
 
-/* Reducing leading dims of a tensor whose last dim is kept and contiguous
- * (sum over dim 1 of [N, C]): walking each output's elements would stride
- * through memory, so instead each task takes up to FD_BLOCK neighbouring
- * outputs and adds whole contiguous row pieces into them. */
+__attribute__((target_clones("avx2", "default")))
+static void add_f32_row(double *restrict sum, const float *restrict x, int64_t n)
+{
+    for (int64_t j = 0; j < n; j++) sum[j] += (double)x[j];
+}
+
+/* Reducing across memory (sum over dim 1 of [N, C], or over dim 2 of its
+ * transpose): walking each output's elements would stride through memory,
+ * so when a kept dim `kc` is contiguous in the input, each task takes up to
+ * COL_BLOCK neighbours along it and adds whole contiguous pieces into them,
+ * then scatters the results to their output positions. */
 static void run_columns(const plan *p, acc_kind k, const double *param, acc *st)
 {
-    int64_t L = p->kshape[p->nk - 1], groups = p->M / L, per = (L + FD_BLOCK - 1) / FD_BLOCK;
+    int kc = p->kc;
+    int64_t L = p->kshape[kc], groups = p->M / L, width = COL_BLOCK;
+    int nth = p->M * p->K >= PAR_MIN ? omp_get_max_threads() : 1;
+    while (width > 64 && groups * ((L + width - 1) / width) < nth) width /= 2; /* a task per thread */
+    int64_t per = (L + width - 1) / width;
     const char *data = fd_tensor_data(p->a);
     int64_t es = (int64_t)fd_dtype_size(p->a->dtype);
-#pragma omp parallel for schedule(static) if (p->M * p->K >= PAR_MIN)
+#pragma omp parallel for schedule(static) num_threads(nth) if (nth > 1)
     for (int64_t t = 0; t < groups * per; t++) {
-        int64_t g = t / per, c0 = (t % per) * FD_BLOCK, n = L - c0 < FD_BLOCK ? L - c0 : FD_BLOCK;
-        int64_t m0 = g * L + c0, base = base_offset(p, g * L) + c0;
-        acc *s = st + m0;
-        for (int64_t j = 0; j < n; j++) s[j] = acc_start(k);
-        double buf[FD_BLOCK];
+        int64_t g = t / per, c0 = (t % per) * width, n = L - c0 < width ? L - c0 : width;
+        /* the group's input offset and first output, from the other kept dims */
+        int64_t base = c0, m0 = c0 * p->mstride[kc], rest = g;
+        for (int d = p->nk - 1; d >= 0; d--) {
+            if (d == kc) continue;
+            int64_t i = rest % p->kshape[d];
+            rest /= p->kshape[d];
+            base += i * p->kstride[d];
+            m0 += i * p->mstride[d];
+        }
+        int64_t ms = p->mstride[kc];
+        acc s[COL_BLOCK];
+        double prm[COL_BLOCK], buf[COL_BLOCK];
+        for (int64_t j = 0; j < n; j++) {
+            s[j] = acc_start(k);
+            prm[j] = param ? param[m0 + j * ms] : 0;
+        }
         fd_walk w = p->rw;
         int64_t pos = 0;
+        bool f32_sum = k == ACC_SUM && p->a->dtype == FD_F32;
+        double sum[COL_BLOCK] = {0};
         do {
             for (int64_t i = 0; i < w.inner_len; i++, pos++) {
-                fd_load_block(buf, data + (base + w.offset[0] + i * w.inner_stride[0]) * es, 1, p->a->dtype, n);
-                acc_rows(s, k, buf, n, pos, param ? param + m0 : NULL);
+                const char *src = data + (base + w.offset[0] + i * w.inner_stride[0]) * es;
+                if (f32_sum) { /* the bias-gradient case, kept tight */
+                    add_f32_row(sum, (const float *)src, n);
+                    continue;
+                }
+                fd_load_block(buf, src, 1, p->a->dtype, n);
+                acc_rows(s, k, buf, n, pos, prm);
             }
         } while (fd_walk_next(&w));
+        if (f32_sum)
+            for (int64_t j = 0; j < n; j++) s[j].v = sum[j];
+        for (int64_t j = 0; j < n; j++) st[m0 + j * ms] = s[j];
     }
 }
 
@@ -291,8 +327,17 @@ int fd_reduce(fd_tensor *out, fd_tensor *idx, fd_reduce_op op, const fd_tensor *
         return fd_fail("%s: cannot reduce over an empty dim (tensor %s)", name, FD_SHAPE_STR(a));
     const int64_t *rs[1] = {rstride};
     fd_walk_init(&p.rw, nr, rshape, 1, rs);
-    p.columns = p.nk > 0 && !(mask >> (a->ndim - 1) & 1) && a->stride[a->ndim - 1] == 1 &&
-                a->shape[a->ndim - 1] >= 8 && p.K > 1;
+    int64_t ms = 1;
+    for (int d = p.nk - 1; d >= 0; d--) {
+        p.mstride[d] = ms;
+        ms *= p.kshape[d];
+    }
+    /* across-memory reductions: a kept dim with unit stride, a reduced walk without */
+    for (int d = 0; d < p.nk && p.K > 1 && p.rw.inner_stride[0] != 1; d++)
+        if (p.kstride[d] == 1 && p.kshape[d] >= 8) {
+            p.columns = true;
+            p.kc = d;
+        }
 
     if (fd_tensor_empty(out, value_dtype(op, a->dtype), nout, oshape)) return FD_ERR;
     bool want_idx = idx && (op == FD_MAX || op == FD_MIN);

@@ -602,6 +602,40 @@ test('reductions over all, each dim, dim lists, keepdim, on views', function()
   end
 end)
 
+test('reductions across memory (the column path): contiguous kept dims, any position', function()
+  local cases = {
+    {'[6, 9, 10] over dim 1', rnd({6, 9, 10}), 1},
+    {'[6, 9, 10] over dims {1, 2}', rnd({6, 9, 10}), {1, 2}},
+    {'permuted, contiguous dim first', rnd({6, 9, 10}):permute(3, 1, 2), 2},
+    {'permuted, contiguous dim in the middle', rnd({6, 9, 10}):permute(2, 3, 1), {1}},
+    {'300 columns (two blocks)', rnd({7, 300}), 1},
+    {'transposed [300, 7] over dim 2', rnd({7, 300}):t(), 2},
+  }
+  for _, c in ipairs(cases) do
+    for _, op in ipairs({'sum', 'mean', 'prod', 'argmax', 'argmin', 'var', 'std'}) do
+      check_reduce(op, c[2], c[3], false, op .. ' ' .. c[1])
+      check_reduce(op, c[2], c[3], true, op .. ' keepdim ' .. c[1])
+    end
+    local t, d = c[2], c[3]
+    if type(d) == 'number' then
+      local v, i = t:max(d)
+      local g = groups(t, {[d] = true})
+      local ev, ei = {}, {}
+      for m, grp in ipairs(g) do ev[m], ei[m] = RED.max(grp) end
+      check_values(v, ev, 'f32', 'max values ' .. c[1])
+      check_values(i, ei, 'i64', 'max indices ' .. c[1])
+      for _, p in ipairs({1, 3, math.huge}) do
+        local e = {}
+        for m, grp in ipairs(g) do e[m] = pnorm(grp, p) end
+        check_values(t:norm(p, d), e, 'f32', 'norm ' .. p .. ' ' .. c[1])
+      end
+    end
+  end
+  local big = rnd({64, 1024})     -- over the thread threshold
+  check_reduce('sum', big, 1, false, 'sum over rows of [64, 1024]')
+  check_reduce('var', big:t(), 2, false, 'var of the transpose')
+end)
+
 test('max/min: values and 1-based indices, first of ties, whole-tensor form', function()
   local t = rnd({4, 6})
   for _, op in ipairs({'max', 'min'}) do
