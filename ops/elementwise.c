@@ -262,18 +262,105 @@ static void binary_f64(fd_binop op, double *z, const double *x, const double *y,
 typedef struct binary_ctx {
     fd_binop op;
     fd_dtype dt[3]; /* out, a, b */
-    bool integral;  /* computes in an integer type: results are truncated */
+    bool integral;  /* computes in an integer type: the int64 kernel below */
 } binary_ctx;
+
+/* ---- binary: integers, exactly ------------------------------------------ */
+
+/* Integer ops run in int64 so i64 values beyond 2^53 stay exact, and wrap
+ * around on overflow (through uint64, so without undefined behaviour) the way
+ * torch's integer kernels do: u8 1 - 3 is 254. */
+static void load_i64(int64_t *dst, const char *src, int64_t s, fd_dtype dt, int64_t n)
+{
+    switch (dt) {
+    case FD_I64: for (int64_t i = 0; i < n; i++) dst[i] = ((const int64_t *)src)[i * s]; break;
+    case FD_I32: for (int64_t i = 0; i < n; i++) dst[i] = ((const int32_t *)src)[i * s]; break;
+    case FD_U8: for (int64_t i = 0; i < n; i++) dst[i] = ((const uint8_t *)src)[i * s]; break;
+    case FD_BOOL: for (int64_t i = 0; i < n; i++) dst[i] = ((const uint8_t *)src)[i * s] != 0; break;
+    default: { /* a scalar operand (f64 holding an integer) */
+        double x[FD_BLOCK];
+        fd_load_block(x, src, s, dt, n);
+        for (int64_t i = 0; i < n; i++)
+            dst[i] = x[i] >= 9.2233720368547758e18 ? INT64_MAX : x[i] <= -9.2233720368547758e18 ? INT64_MIN : (int64_t)x[i];
+    }
+    }
+}
+
+static void store_i64(char *dst, int64_t s, fd_dtype dt, const int64_t *v, int64_t n)
+{
+    switch (dt) {
+    case FD_I64: for (int64_t i = 0; i < n; i++) ((int64_t *)dst)[i * s] = v[i]; break;
+    case FD_I32: for (int64_t i = 0; i < n; i++) ((int32_t *)dst)[i * s] = (int32_t)(uint32_t)(uint64_t)v[i]; break;
+    case FD_U8: for (int64_t i = 0; i < n; i++) ((uint8_t *)dst)[i * s] = (uint8_t)(uint64_t)v[i]; break;
+    case FD_BOOL: for (int64_t i = 0; i < n; i++) ((uint8_t *)dst)[i * s] = v[i] != 0; break;
+    default: { /* a float output written in place: exact integers converted once */
+        double x[FD_BLOCK];
+        for (int64_t i = 0; i < n; i++) x[i] = (double)v[i];
+        fd_store_block(dst, s, dt, x, n);
+    }
+    }
+}
+
+static int64_t wrap_add(int64_t x, int64_t y) { return (int64_t)((uint64_t)x + (uint64_t)y); }
+static int64_t wrap_sub(int64_t x, int64_t y) { return (int64_t)((uint64_t)x - (uint64_t)y); }
+static int64_t wrap_mul(int64_t x, int64_t y) { return (int64_t)((uint64_t)x * (uint64_t)y); }
+
+/* x^y by squaring; negative powers truncate toward zero (only 1 and -1 survive). */
+static int64_t ipow(int64_t x, int64_t y)
+{
+    if (y < 0) return x == 1 ? 1 : x == -1 ? (y & 1 ? -1 : 1) : 0;
+    int64_t r = 1;
+    while (y) {
+        if (y & 1) r = wrap_mul(r, x);
+        x = wrap_mul(x, x);
+        y >>= 1;
+    }
+    return r;
+}
+
+/* The sign of the divisor, as torch; a zero divisor gives 0 (torch raises). */
+static int64_t iremainder(int64_t x, int64_t y)
+{
+    if (y == 0 || y == -1) return 0;
+    int64_t r = x % y;
+    return (r != 0 && ((r < 0) != (y < 0))) ? r + y : r;
+}
+
+static void binary_i64(fd_binop op, int64_t *z, const int64_t *x, const int64_t *y, int64_t n)
+{
+    switch (op) {
+    case FD_ADD: for (int64_t i = 0; i < n; i++) z[i] = wrap_add(x[i], y[i]); break;
+    case FD_SUB: for (int64_t i = 0; i < n; i++) z[i] = wrap_sub(x[i], y[i]); break;
+    case FD_MUL: for (int64_t i = 0; i < n; i++) z[i] = wrap_mul(x[i], y[i]); break;
+    case FD_POW: for (int64_t i = 0; i < n; i++) z[i] = ipow(x[i], y[i]); break;
+    case FD_MAXIMUM: for (int64_t i = 0; i < n; i++) z[i] = x[i] > y[i] ? x[i] : y[i]; break;
+    case FD_MINIMUM: for (int64_t i = 0; i < n; i++) z[i] = x[i] < y[i] ? x[i] : y[i]; break;
+    case FD_REMAINDER: for (int64_t i = 0; i < n; i++) z[i] = iremainder(x[i], y[i]); break;
+    case FD_EQ: for (int64_t i = 0; i < n; i++) z[i] = x[i] == y[i]; break;
+    case FD_NE: for (int64_t i = 0; i < n; i++) z[i] = x[i] != y[i]; break;
+    case FD_LT: for (int64_t i = 0; i < n; i++) z[i] = x[i] < y[i]; break;
+    case FD_LE: for (int64_t i = 0; i < n; i++) z[i] = x[i] <= y[i]; break;
+    case FD_GT: for (int64_t i = 0; i < n; i++) z[i] = x[i] > y[i]; break;
+    case FD_GE: for (int64_t i = 0; i < n; i++) z[i] = x[i] >= y[i]; break;
+    default: break; /* div is true division: the double path */
+    }
+}
 
 static void binary_block(const void *vctx, char *const *p, const int64_t *s, int64_t n)
 {
     const binary_ctx *c = vctx;
+    if (c->integral && c->op != FD_DIV) {
+        int64_t x[FD_BLOCK], y[FD_BLOCK], z[FD_BLOCK];
+        load_i64(x, p[1], s[1], c->dt[1], n);
+        load_i64(y, p[2], s[2], c->dt[2], n);
+        binary_i64(c->op, z, x, y, n);
+        store_i64(p[0], s[0], c->dt[0], z, n);
+        return;
+    }
     double x[FD_BLOCK], y[FD_BLOCK], z[FD_BLOCK];
     fd_load_block(x, p[1], s[1], c->dt[1], n);
     fd_load_block(y, p[2], s[2], c->dt[2], n);
     binary_f64(c->op, z, x, y, n);
-    if (c->integral && c->op == FD_POW) /* integer powers: exact values, not pow()'s last bit */
-        for (int64_t i = 0; i < n; i++) z[i] = round(z[i]);
     fd_store_block(p[0], s[0], c->dt[0], z, n);
 }
 

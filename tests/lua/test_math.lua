@@ -142,7 +142,7 @@ local function as_dtype(v, dt)
   if isfloat[dt] then return v end
   if v ~= v then return 0 end
   local t = v < 0 and math.ceil(v) or math.floor(v)
-  if dt == 'u8' then t = math.max(0, math.min(255, t)) end
+  if dt == 'u8' then t = t % 256 end         -- integer arithmetic wraps, as torch's
   return t
 end
 
@@ -289,6 +289,24 @@ test('integer ops stay exact: remainder and pow of integers', function()
   local p = fada.pow(fada.tensor({3, 5, 7}, 'i64'), fada.tensor({2, 3, 4}, 'i64'))
   assert_eq(p:dtype(), 'i64')
   assert_close(p, {9, 125, 2401}, 0, 0)
+end)
+
+test('integer arithmetic is exact in int64 and wraps like torch', function()
+  local big = fada.tensor({0}, 'i64') + (1 << 53)
+  assert_eq((big + 1):get(1), (1 << 53) + 1, '2^53 + 1 stays exact')
+  assert_eq((big * 3 - 1):get(1), 3 * (1 << 53) - 1)
+  assert_eq(big:add(1):gt(big):get(1), true, 'comparisons see the last bit')
+  assert_eq(fada.maximum(big + 1, big):get(1), (1 << 53) + 1)
+  assert_eq((fada.tensor({math.maxinteger}, 'i64') + 1):get(1), math.mininteger, 'i64 wraps')
+  assert_close(fada.tensor({1, 250}, 'u8') - fada.tensor({3, 0}, 'u8'), {254, 250}, 0, 0, 'u8 wraps below 0')
+  assert_close(fada.tensor({200}, 'u8') + 100, {44}, 0, 0, 'u8 wraps above 255')
+  assert_close(fada.tensor({2147483647}, 'i32') + 1, {-2147483648}, 0, 0, 'i32 wraps')
+  assert_close(fada.pow(fada.tensor({2, 1, -1, 3}, 'i64'), fada.tensor({62, -3, -3, -1}, 'i64')),
+               {1 << 62, 1, -1, 0}, 0, 0, 'integer powers, negative exponents truncate')
+  assert_close(fada.tensor({7, -7}, 'i64') % 0, {0, 0}, 0, 0, 'remainder by 0 is 0 (torch raises)')
+  local f = fada.zeros(2, 'f64')
+  fada.add(big, fada.tensor({1, 2}, 'i64'), f)
+  assert_close(f, {(1 << 53) + 1.0, (1 << 53) + 2.0}, 0, 0, 'i64 result into an f64 out')
 end)
 
 test('scalars on either side, and their dtype rules', function()
