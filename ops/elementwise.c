@@ -270,22 +270,6 @@ typedef struct binary_ctx {
 /* Integer ops run in int64 so i64 values beyond 2^53 stay exact, and wrap
  * around on overflow (through uint64, so without undefined behaviour) the way
  * torch's integer kernels do: u8 1 - 3 is 254. */
-static void load_i64(int64_t *dst, const char *src, int64_t s, fd_dtype dt, int64_t n)
-{
-    switch (dt) {
-    case FD_I64: for (int64_t i = 0; i < n; i++) dst[i] = ((const int64_t *)src)[i * s]; break;
-    case FD_I32: for (int64_t i = 0; i < n; i++) dst[i] = ((const int32_t *)src)[i * s]; break;
-    case FD_U8: for (int64_t i = 0; i < n; i++) dst[i] = ((const uint8_t *)src)[i * s]; break;
-    case FD_BOOL: for (int64_t i = 0; i < n; i++) dst[i] = ((const uint8_t *)src)[i * s] != 0; break;
-    default: { /* a scalar operand (f64 holding an integer) */
-        double x[FD_BLOCK];
-        fd_load_block(x, src, s, dt, n);
-        for (int64_t i = 0; i < n; i++)
-            dst[i] = x[i] >= 9.2233720368547758e18 ? INT64_MAX : x[i] <= -9.2233720368547758e18 ? INT64_MIN : (int64_t)x[i];
-    }
-    }
-}
-
 static void store_i64(char *dst, int64_t s, fd_dtype dt, const int64_t *v, int64_t n)
 {
     switch (dt) {
@@ -351,8 +335,8 @@ static void binary_block(const void *vctx, char *const *p, const int64_t *s, int
     const binary_ctx *c = vctx;
     if (c->integral && c->op != FD_DIV) {
         int64_t x[FD_BLOCK], y[FD_BLOCK], z[FD_BLOCK];
-        load_i64(x, p[1], s[1], c->dt[1], n);
-        load_i64(y, p[2], s[2], c->dt[2], n);
+        fd_load_block_i64(x, p[1], s[1], c->dt[1], n);
+        fd_load_block_i64(y, p[2], s[2], c->dt[2], n);
         binary_i64(c->op, z, x, y, n);
         store_i64(p[0], s[0], c->dt[0], z, n);
         return;

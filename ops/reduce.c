@@ -27,17 +27,37 @@ const char *fd_reduce_name(fd_reduce_op op) { return (unsigned)op < FD_NREDUCE ?
 
 /* ---- accumulators ------------------------------------------------------- */
 
-typedef enum acc_kind { ACC_SUM, ACC_SUMABS, ACC_SUMSQ, ACC_SUMPOW, ACC_SQDEV, ACC_PROD, ACC_MAX, ACC_MIN, ACC_MAXABS } acc_kind;
+typedef enum acc_kind {
+    ACC_SUM, ACC_SUMABS, ACC_SUMSQ, ACC_SUMPOW, ACC_SQDEV, ACC_PROD, ACC_MAX, ACC_MIN, ACC_MAXABS,
+    ACC_ISUM, ACC_IPROD /* integers: exact in int64, wrapping like torch */
+} acc_kind;
 
 typedef struct acc {
     double v;
     int64_t idx; /* position of the extremum; -1 before the first element */
+    int64_t iv;  /* the integer kinds' value */
 } acc;
+
+static bool acc_integer(acc_kind k) { return k == ACC_ISUM || k == ACC_IPROD; }
 
 static acc acc_start(acc_kind k)
 {
-    acc a = {k == ACC_PROD ? 1.0 : 0.0, -1};
+    acc a = {k == ACC_PROD ? 1.0 : 0.0, -1, k == ACC_IPROD ? 1 : 0};
     return a;
+}
+
+static int64_t wrap_add(int64_t x, int64_t y) { return (int64_t)((uint64_t)x + (uint64_t)y); }
+static int64_t wrap_mul(int64_t x, int64_t y) { return (int64_t)((uint64_t)x * (uint64_t)y); }
+
+static void acc_block_int(acc *st, acc_kind k, const int64_t *x, int64_t n)
+{
+    if (k == ACC_ISUM) {
+        uint64_t s = 0;
+        for (int64_t i = 0; i < n; i++) s += (uint64_t)x[i];
+        st->iv = wrap_add(st->iv, (int64_t)s);
+    } else {
+        for (int64_t i = 0; i < n; i++) st->iv = wrap_mul(st->iv, x[i]);
+    }
 }
 
 /* Sums in four lanes: independent adds pipeline (and vectorise). */
@@ -107,6 +127,7 @@ static void acc_block(acc *st, acc_kind k, double *x, int64_t n, int64_t pos, do
     case ACC_MAX: for (int64_t i = 0; i < n; i++) take_extreme(st, x[i], pos + i, true); break;
     case ACC_MIN: for (int64_t i = 0; i < n; i++) take_extreme(st, x[i], pos + i, false); break;
     case ACC_MAXABS: for (int64_t i = 0; i < n; i++) take_extreme(st, fabs(x[i]), pos + i, true); break;
+    default: break;
     }
 }
 
@@ -115,6 +136,8 @@ static void acc_merge(acc *a, const acc *b, acc_kind k)
 {
     switch (k) {
     case ACC_PROD: a->v *= b->v; break;
+    case ACC_ISUM: a->iv = wrap_add(a->iv, b->iv); break;
+    case ACC_IPROD: a->iv = wrap_mul(a->iv, b->iv); break;
     case ACC_MAX: case ACC_MAXABS: if (b->idx >= 0) take_extreme(a, b->v, b->idx, true); break;
     case ACC_MIN: if (b->idx >= 0) take_extreme(a, b->v, b->idx, false); break;
     default: a->v += b->v;
@@ -162,6 +185,12 @@ static void acc_range(const plan *p, int64_t base, acc_kind k, double param, acc
         }
         for (int64_t i = i0; i < i1; i += FD_BLOCK) {
             int64_t n = i1 - i < FD_BLOCK ? i1 - i : FD_BLOCK;
+            if (acc_integer(k)) {
+                int64_t ibuf[FD_BLOCK];
+                fd_load_block_i64(ibuf, data + (base + w.offset[0] + i * s) * es, s, p->a->dtype, n);
+                acc_block_int(st, k, ibuf, n);
+                continue;
+            }
             fd_load_block(buf, data + (base + w.offset[0] + i * s) * es, s, p->a->dtype, n);
             acc_block(st, k, buf, n, pos + i, param);
         }
@@ -183,6 +212,7 @@ static void acc_rows(acc *st, acc_kind k, const double *x, int64_t n, int64_t po
     case ACC_MAX: for (int64_t j = 0; j < n; j++) take_extreme(&st[j], x[j], pos, true); break;
     case ACC_MIN: for (int64_t j = 0; j < n; j++) take_extreme(&st[j], x[j], pos, false); break;
     case ACC_MAXABS: for (int64_t j = 0; j < n; j++) take_extreme(&st[j], fabs(x[j]), pos, true); break;
+    default: break; /* the integer kinds: run_columns adds them itself */
     }
 }
 
@@ -234,6 +264,13 @@ static void run_columns(const plan *p, acc_kind k, const double *param, acc *st)
                 const char *src = data + (base + w.offset[0] + i * w.inner_stride[0]) * es;
                 if (f32_sum) { /* the bias-gradient case, kept tight */
                     add_f32_row(sum, (const float *)src, n);
+                    continue;
+                }
+                if (acc_integer(k)) {
+                    int64_t ibuf[COL_BLOCK];
+                    fd_load_block_i64(ibuf, src, 1, p->a->dtype, n);
+                    for (int64_t j = 0; j < n; j++)
+                        s[j].iv = k == ACC_ISUM ? wrap_add(s[j].iv, ibuf[j]) : wrap_mul(s[j].iv, ibuf[j]);
                     continue;
                 }
                 fd_load_block(buf, src, 1, p->a->dtype, n);
@@ -347,6 +384,7 @@ int fd_reduce(fd_tensor *out, fd_tensor *idx, fd_reduce_op op, const fd_tensor *
     }
     acc *st = NULL;
     double *mean = NULL;
+    bool exact_int = !fd_dtype_is_float(a->dtype) && (op == FD_SUM || op == FD_PROD);
     if (p.M > 0) {
         fd_storage *scratch;
         if (fd_storage_new(&scratch, (size_t)p.M * (sizeof(acc) + sizeof(double)))) {
@@ -357,12 +395,13 @@ int fd_reduce(fd_tensor *out, fd_tensor *idx, fd_reduce_op op, const fd_tensor *
         st = scratch->data;
         mean = (double *)(st + p.M);
         if (p.K == 0) { /* empty sums and products need no walk */
-            acc_kind k = op == FD_PROD ? ACC_PROD : ACC_SUM;
+            acc_kind k = op == FD_PROD ? (exact_int ? ACC_IPROD : ACC_PROD) : ACC_SUM;
             for (int64_t m = 0; m < p.M; m++) st[m] = acc_start(k);
         } else {
             switch (op) {
-            case FD_SUM: case FD_MEAN: run_pass(&p, ACC_SUM, NULL, st); break;
-            case FD_PROD: run_pass(&p, ACC_PROD, NULL, st); break;
+            case FD_SUM: run_pass(&p, exact_int ? ACC_ISUM : ACC_SUM, NULL, st); break;
+            case FD_MEAN: run_pass(&p, ACC_SUM, NULL, st); break;
+            case FD_PROD: run_pass(&p, exact_int ? ACC_IPROD : ACC_PROD, NULL, st); break;
             case FD_MAX: case FD_ARGMAX: run_pass(&p, ACC_MAX, NULL, st); break;
             case FD_MIN: case FD_ARGMIN: run_pass(&p, ACC_MIN, NULL, st); break;
             case FD_VAR: case FD_STD:
@@ -400,6 +439,8 @@ int fd_reduce(fd_tensor *out, fd_tensor *idx, fd_reduce_op op, const fd_tensor *
             }
             if (out->dtype == FD_I64 && (op == FD_ARGMAX || op == FD_ARGMIN))
                 ((int64_t *)o)[m] = st[m].idx + args->index_base; /* exact beyond 2^53 */
+            else if (exact_int)
+                ((int64_t *)o)[m] = st[m].iv;
             else
                 fd_store_f64(o + (size_t)m * es, out->dtype, v);
             if (want_idx) ((int64_t *)fd_tensor_data(idx))[m] = st[m].idx + args->index_base;

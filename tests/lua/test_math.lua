@@ -696,6 +696,15 @@ test('reductions of integer and low-precision dtypes', function()
     end
   end
   assert_eq(fada.tensor({true, true, false}, 'bool'):sum():item(), 2, 'sum of bool counts')
+  -- integer sums and products are exact in int64
+  local big = fada.tensor({0, 1, 1}, 'i64') + (1 << 53)
+  assert_eq(big:sum():item(), 3 * (1 << 53) + 2, 'i64 sum beyond 2^53')
+  assert_eq(fada.tensor({1 << 31, 1 << 31}, 'i64'):prod():item(), 1 << 62, 'i64 prod')
+  local cols = fada.ones(3, 8, 'i64') + (1 << 60)       -- the column path
+  local cs = cols:sum(1)
+  assert_eq(cs:get(8), 3 * (1 << 60) + 3, 'column sums exact')
+  assert_eq(cols:t():sum(2):get(1), 3 * (1 << 60) + 3, 'transposed column sums exact')
+  assert_eq(fada.zeros(0, 'i32'):prod():item(), 1, 'empty integer product')
 end)
 
 test('var and std: unbiased by default, biased on request', function()
@@ -755,6 +764,25 @@ test('closed forms: sum of arange = n(n-1)/2 (10^7 elements, threads)', function
   local ones = fada.ones(n)
   assert_eq(ones:sum():item(), n + 0.0, 'sum of ones')
   assert_close(ones:norm():item(), math.sqrt(n), 0, 1e-7, 'norm of ones')
+end)
+
+test('results do not depend on the thread count', function()
+  local n0 = fada.get_num_threads()
+  local a, b = rnd({300, 301}), rnd({301})
+  local function run()
+    return {a + b, a:t() * 2, a:exp(), fada.where(a:gt(0), a, b), a:sum(), a:sum(1), a:t():sum(2), a:var(2),
+            a:max(1), a:norm(), a:t():contiguous():sum()}
+  end
+  fada.set_num_threads(1)
+  local one = run()
+  fada.set_num_threads(2)
+  local two = run()
+  fada.set_num_threads(n0)
+  for i = 1, #one do
+    -- elementwise results are identical; reductions may differ in the last bit of a double
+    local tol = i <= 4 and 0 or 1e-6
+    assert_close(two[i], one[i], 0, tol, 'result ' .. i .. ' with 1 vs 2 threads')
+  end
 end)
 
 test('empty reductions', function()
