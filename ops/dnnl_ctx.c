@@ -3,6 +3,7 @@
 #include "dnnl_ctx.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,10 +105,9 @@ int fd_dnnl_bf16_fallbacks(void) { return bf16_fallbacks; }
 
 void fd_dnnl_key_bytes(fd_dnnl_key *k, const void *p, size_t n)
 {
-    /* A key that overflows is marked so it never matches a shorter one;
-     * keys are far below the limit in practice (conv: ~200 bytes). */
+    /* A truncated key could match another op's: mark it instead. */
     if (k->len + n > FD_DNNL_KEY_BYTES) {
-        k->len = FD_DNNL_KEY_BYTES;
+        k->overflow = 1;
         return;
     }
     memcpy(k->bytes + k->len, p, n);
@@ -119,6 +119,7 @@ void fd_dnnl_key_i64(fd_dnnl_key *k, int64_t v) { fd_dnnl_key_bytes(k, &v, sizeo
 void fd_dnnl_key_init(fd_dnnl_key *k, const char *op)
 {
     k->len = 0;
+    k->overflow = 0;
     fd_dnnl_key_bytes(k, op, strlen(op) + 1);
     fd_dnnl_key_i64(k, fd_get_num_threads()); /* a primitive is specialised to it */
 }
@@ -172,6 +173,7 @@ int fd_dnnl_cached(const char *op, const fd_dnnl_key *k, fd_dnnl_make_pd make, v
     *out = NULL;
     if (status) *status = dnnl_success;
     if (fd_dnnl_init(op)) return FD_ERR;
+    if (k->overflow) return fd_fail("%s: primitive cache key longer than %d bytes", op, FD_DNNL_KEY_BYTES);
     uint64_t h = key_hash(k);
     pc.tick++;
     for (int i = 0; i < pc.n; i++) {
@@ -202,7 +204,7 @@ int fd_dnnl_cached(const char *op, const fd_dnnl_key *k, fd_dnnl_make_pd make, v
     const char *impl = NULL;
     dnnl_primitive_desc_query(p.pd, dnnl_query_impl_info_str, 0, &impl);
     p.impl = impl ? impl : "?";
-    fd_dnnl_key *kc = malloc(sizeof *kc - FD_DNNL_KEY_BYTES + k->len);
+    fd_dnnl_key *kc = malloc(offsetof(fd_dnnl_key, bytes) + k->len);
     if (!kc) {
         dnnl_primitive_destroy(p.prim);
         dnnl_primitive_desc_destroy(p.pd);

@@ -39,9 +39,10 @@ int fd_dnnl_bf16_fallbacks(void); /* how many calls fell back so far */
 /* ---- primitive cache ---------------------------------------------------- */
 /* A key is a byte string built from everything that shapes the primitive:
  * op, dims, strides, dtypes, params, post-ops, compute dtype, thread count. */
-#define FD_DNNL_KEY_BYTES 1024
+#define FD_DNNL_KEY_BYTES 6144 /* a dnnl_memory_desc_t is ~700 bytes; a conv key holds 3 */
 typedef struct fd_dnnl_key {
     size_t len;
+    int overflow; /* too long: fd_dnnl_cached refuses it rather than risk a collision */
     unsigned char bytes[FD_DNNL_KEY_BYTES];
 } fd_dnnl_key;
 void fd_dnnl_key_init(fd_dnnl_key *k, const char *op); /* adds op name and thread count */

@@ -147,7 +147,7 @@ int fd_matmul(fd_tensor *out, const fd_tensor *a, const fd_tensor *b, const fd_m
     int rc = FD_ERR;
     if (a->dtype == FD_F32 && !(o && o->force_ref)) {
         for (int i = 0; i < pl.nd; i++)
-            if (pl.full[i] == 0) goto ref; /* empty products: the loops handle them */
+            if (pl.full[i] == 0 || pl.a.shape[i] == 0) goto ref; /* empty products: the loops handle them */
         if (mm_any(out, &pl.a, &pl.b, NULL, NULL, FD_ACT_NONE, o ? o->compute : FD_NDTYPES) == FD_OK) {
             rc = fd_view_reshape(out, pl.out_ndim, pl.out_shape);
             if (rc) fd_tensor_release(out);
