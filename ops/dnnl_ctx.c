@@ -516,8 +516,3 @@ int fd_dnnl_call_run(fd_dnnl_call *c)
     fd_dnnl_call_free(c);
     return rc;
 }
-
-int fd_dnnl_impl_is_slow(const char *impl)
-{
-    return !impl || strstr(impl, "ref") || strstr(impl, "gemm") || strstr(impl, "simple");
-}

@@ -135,7 +135,4 @@ void fd_dnnl_call_free(fd_dnnl_call *c);
 int fd_dnnl_reorder(const char *op, const dnnl_memory_desc_t *src_md, const void *src,
                     const dnnl_memory_desc_t *dst_md, void *dst);
 
-/* An implementation name says "slow" (reference loops or im2col gemm). */
-int fd_dnnl_impl_is_slow(const char *impl);
-
 #endif

@@ -244,8 +244,7 @@ static dnnl_status_t make_conv(void *vctx, dnnl_primitive_desc_t *pd, dnnl_primi
 }
 
 /* Fills the parts of the context shared by all three kinds. */
-static void conv_geometry(conv_ctx *c, const fd_tensor *w, const fd_conv_params *p, const int64_t xs[4],
-                          const int64_t os[4])
+static void conv_geometry(conv_ctx *c, const fd_tensor *w, const fd_conv_params *p)
 {
     for (int i = 0; i < 2; i++) {
         c->strides[i] = p->stride[i];
@@ -254,7 +253,6 @@ static void conv_geometry(conv_ctx *c, const fd_tensor *w, const fd_conv_params 
         /* oneDNN checks (in - span + l + r) / s + 1 == out; symmetric padding
          * gives torch's floor for any stride. */
         c->pad_r[i] = p->padding[i];
-        (void)xs, (void)os;
     }
     /* grouped weights are [G, O/G, C/G, KH, KW] to oneDNN */
     int64_t g = p->groups, o = w->shape[0];
@@ -306,7 +304,7 @@ static int conv_fwd_dnnl(fd_tensor *out, const fd_tensor *x_in, const fd_tensor 
     if (fd_tensor_empty_layout(out, FD_F32, os, ol)) goto done;
     if (residual && fd_tensor_copy_(out, residual)) goto done;
     if (md_4d(&c.src, &x, xl, "conv2d") || md_4d(&c.dst, out, ol, "conv2d")) goto done;
-    conv_geometry(&c, w, p, x.shape, os);
+    conv_geometry(&c, w, p);
     fd_dnnl_key k;
     conv_key(&k, "conv2d_fwd", &c, p);
     const fd_dnnl_prim *pr;
@@ -366,7 +364,7 @@ static int conv_bwd_dnnl(fd_tensor *gx, fd_tensor *gw, fd_tensor *gb, const fd_t
         conv_ctx c = {.kind = CONV_BWD_DATA, .cdt = cdt};
         if (fd_tensor_empty_layout(gx, FD_F32, x.shape, gl)) goto done;
         if (md_4d(&c.src, gx, gl, "conv2d_backward") || md_4d(&c.dst, &gy, yl, "conv2d_backward")) goto done;
-        conv_geometry(&c, w, p, x.shape, os);
+        conv_geometry(&c, w, p);
         fd_dnnl_key k;
         conv_key(&k, "conv2d_bwd_data", &c, p);
         const fd_dnnl_prim *pr;
@@ -392,7 +390,7 @@ static int conv_bwd_dnnl(fd_tensor *gx, fd_tensor *gw, fd_tensor *gb, const fd_t
         if (fd_tensor_empty(gwt, FD_F32, 4, w->shape)) goto done;
         if (gb && fd_tensor_empty(gb, FD_F32, 1, bshape)) goto done;
         if (md_4d(&c.src, &x, xl, "conv2d_backward") || md_4d(&c.dst, &gy, yl, "conv2d_backward")) goto done;
-        conv_geometry(&c, gwt, p, x.shape, os);
+        conv_geometry(&c, gwt, p);
         fd_dnnl_key k;
         conv_key(&k, "conv2d_bwd_weights", &c, p);
         const fd_dnnl_prim *pr;
