@@ -17,10 +17,11 @@
  *   fada.ops.conv1d(x, w, [b], [opts]), fada.ops.conv1d_backward(gy, x, w, [opts])
  *       x [N, C, L], w [O, C/groups, K]; stride/padding/dilation are integers
  *   fada.ops.linear(x, w, [b], [opts]) -> y       y[..., out] = act(x[..., in] W^T + b)
- *       opts: act, compute, ref
+ *       opts: act, compute, ref, backend ('auto': oneDNN or OpenBLAS, whichever
+ *             measured faster for the shape; 'dnnl'; 'blas' (f32 without act))
  *   fada.ops.linear_backward(gy, x, w, [opts]) -> gx, gw, gb
  *   fada.ops.matmul(a, b, [opts]) -> y            torch.matmul semantics
- *       opts: transpose_a, transpose_b, compute, ref
+ *       opts: transpose_a, transpose_b, compute, ref, backend
  *   fada.ops.matmul_backward(gy, a, b, [opts]) -> ga, gb
  *   fada.matmul(a, b), t:matmul(b)                torch.matmul
  *   fada.set_compute_dtype('bf16' | 'f32'), fada.get_compute_dtype()
@@ -28,6 +29,7 @@
  *   fada.ops.wtime() -> wall-clock seconds
  *   fada.ops.oplist() -> {{name=, reference=, backward=}, ...}   (ops/fd_oplist.h)
  *   fada.ops.dnnl_stats() -> table; fada.ops.dnnl_clear(); fada.ops.dnnl_cache_capacity(n)
+ *   fada.ops.matmul_choices() -> {{m=, k=, n=, batch=, threads=, backend=}, ...} decided so far
  *   fada.ops.fallbacks() -> {bf16 =, conv =, matmul =} counts of calls that fell back */
 #include <omp.h>
 #include <string.h>
@@ -156,6 +158,16 @@ static void mm_opts(lua_State *L, int opts, const char *op, fd_mm_opts *o)
     o->act = opt_act(L, opts, op);
     o->compute = opt_compute(L, opts, op);
     o->force_ref = opt_bool(L, opts, "ref", 0);
+    if (opt_field(L, opts, "backend") != LUA_TNIL) {
+        const char *s = lua_tostring(L, -1);
+        if (s && strcmp(s, "dnnl") == 0)
+            o->backend = FD_MM_DNNL;
+        else if (s && strcmp(s, "blas") == 0)
+            o->backend = FD_MM_BLAS;
+        else if (!s || strcmp(s, "auto") != 0)
+            luaL_error(L, "%s: backend must be 'auto', 'dnnl' or 'blas', got %s", op, s ? s : luaL_typename(L, -1));
+    }
+    lua_pop(L, 1);
 }
 
 /* Three new tensors at the top; those not wanted become nil after a call. */
@@ -348,6 +360,24 @@ static int l_dnnl_capacity(lua_State *L)
     return 0;
 }
 
+static int l_matmul_choices(lua_State *L)
+{
+    int64_t rows[128][6];
+    int n = fd_matmul_choices(rows, 128);
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        lua_createtable(L, 0, 6);
+        lua_pushinteger(L, rows[i][0]), lua_setfield(L, -2, "m");
+        lua_pushinteger(L, rows[i][1]), lua_setfield(L, -2, "k");
+        lua_pushinteger(L, rows[i][2]), lua_setfield(L, -2, "n");
+        lua_pushinteger(L, rows[i][3]), lua_setfield(L, -2, "batch");
+        lua_pushinteger(L, rows[i][4]), lua_setfield(L, -2, "threads");
+        lua_pushstring(L, rows[i][5] == FD_MM_BLAS ? "blas" : "dnnl"), lua_setfield(L, -2, "backend");
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
 static int l_fallbacks(lua_State *L)
 {
     lua_createtable(L, 0, 3);
@@ -375,6 +405,7 @@ void fd_open_dnn(lua_State *L, const fd_lua_tables *t)
         {"dnnl_clear", l_dnnl_clear},
         {"dnnl_cache_capacity", l_dnnl_capacity},
         {"fallbacks", l_fallbacks},
+        {"matmul_choices", l_matmul_choices},
         {NULL, NULL},
     };
     /* fada.ops is shared with other binding files: take it or make it */

@@ -34,8 +34,8 @@ fada.set_num_threads(opt.threads)
 local function channels_last(t) return t:permute(1, 3, 4, 2):contiguous():permute(1, 4, 2, 3) end
 
 -- median [min-max] of seconds per call
-local function timeit(f)
-  f()
+local function timeit(f, warm)
+  for _ = 1, warm or 1 do f() end
   local ts = {}
   for s = 1, opt.samples do
     local t0, n = ops.wtime(), 0
@@ -101,7 +101,8 @@ for _, s in ipairs(mm_shapes) do
   local x, w, b = fada.randn(m, k), fada.randn(nn, k), fada.randn(nn)
   local flops = 2 * m * k * nn
   local shape = ('%dx%d->%d'):format(m, k, nn)
-  record('linear', shape, 'fada', flops, timeit(function() return ops.linear(x, w, b) end))
+  -- 8 warm-up calls: the first 6 of a shape time oneDNN against OpenBLAS
+  record('linear', shape, 'fada', flops, timeit(function() return ops.linear(x, w, b) end, 8))
   record('linear', shape, 'fada bf16', flops, timeit(function() return ops.linear(x, w, b, {compute = 'bf16'}) end))
   collectgarbage()
 end
@@ -110,7 +111,7 @@ for _, s in ipairs(bmm_shapes) do
   local a, bb = fada.randn(bt, m, k), fada.randn(bt, k, nn)
   local flops = 2 * bt * m * k * nn
   local shape = ('%dx%dx%d@%d'):format(bt, m, k, nn)
-  record('bmm', shape, 'fada', flops, timeit(function() return fada.matmul(a, bb) end))
+  record('bmm', shape, 'fada', flops, timeit(function() return fada.matmul(a, bb) end, 8))
   collectgarbage()
 end
 
@@ -202,5 +203,10 @@ for _, o in ipairs(order) do
     theirs and ('%.1f'):format(theirs) or '-', theirs and ('%.1f%%'):format(100 * theirs / peak) or '-',
     theirs and ('%.2fx'):format(ours / theirs) or '-'))
 end
+local picks = {}
+for _, c in ipairs(ops.matmul_choices()) do
+  picks[#picks + 1] = ('%dx%dx%d b%d: %s'):format(c.m, c.k, c.n, c.batch, c.backend)
+end
+print('matmul backend per shape (timed): ' .. table.concat(picks, ', '))
 local fb = ops.fallbacks()
 print(('bf16 calls that fell back to f32: %d (CPU avx512bf16: %s)'):format(fb.bf16, tostring(cpu.avx512bf16)))

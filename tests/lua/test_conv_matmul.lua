@@ -232,9 +232,17 @@ test('linear forward/backward: oneDNN vs reference, finite differences, views', 
     assert_close(ops.linear(x, w, nil), ops.linear(x, w, nil, {ref = true}), 1e-4 * inf, 1e-4, 'linear no bias')
     assert_close(ops.linear(x, w, b, {act = 'silu'}), ops.linear(x, w, b, {act = 'silu', ref = true}), 1e-4 * inf,
       1e-4, 'linear + silu')
-    -- a transposed (non-contiguous) weight view
+    -- a transposed (non-contiguous) weight view; both backends
     local wt = randn(inf, out):t()
     assert_close(ops.linear(x, wt, b), ops.linear(x, wt, b, {ref = true}), 1e-4 * inf, 1e-4, 'linear W view')
+    for _, be in ipairs{'dnnl', 'blas'} do
+      assert_close(ops.linear(x, w, b, {backend = be}), ref, 1e-4 * inf, 1e-4, 'linear ' .. be)
+      local gx, gw, gb = ops.linear_backward(ref, x, w, {backend = be})
+      local rx, rw, rb = ops.linear_backward(ref, x, w, {ref = true})
+      assert_close(gx, rx, 1e-3, 1e-4, 'linear grad_input ' .. be)
+      assert_close(gw, rw, 1e-3, 1e-4, 'linear grad_weight ' .. be)
+      assert_close(gb, rb, 1e-3, 1e-4, 'linear grad_bias ' .. be)
+    end
     local gy = randn(table.unpack(ref:size()))
     local rx, rw, rb = ops.linear_backward(gy, x, w, {ref = true})
     local gx, gw, gb = ops.linear_backward(gy, x, w)
@@ -287,9 +295,23 @@ test('matmul forward/backward: torch.matmul shapes, broadcasting, transposes', f
   local ga, gb = ops.matmul_backward(gy, a, b, {transpose_a = true, transpose_b = true})
   assert_close(ga, ra, 1e-4, 1e-4, 'transposed grad a')
   assert_close(gb, rb, 1e-4, 1e-4, 'transposed grad b')
-  -- a larger product (oneDNN's blocked kernels, odd sizes)
+  -- a larger product (blocked kernels, odd sizes), on each backend and on the
+  -- automatic choice after it has timed both (6 calls)
   local big_a, big_b = randn(67, 129), randn(129, 45)
-  assert_close(ops.matmul(big_a, big_b), ops.matmul(big_a, big_b, {ref = true}), 1e-3, 1e-4, '67x129 @ 129x45')
+  local big_ref = ops.matmul(big_a, big_b, {ref = true})
+  for _, be in ipairs{'dnnl', 'blas', 'auto', 'auto', 'auto', 'auto', 'auto', 'auto', 'auto'} do
+    assert_close(ops.matmul(big_a, big_b, {backend = be}), big_ref, 1e-3, 1e-4, '67x129 @ 129x45 ' .. be)
+  end
+  local bt_a, bt_b = randn(3, 1, 17, 9), randn(4, 9, 11):transpose(2, 3):contiguous():transpose(2, 3)
+  local bt_ref = ops.matmul(bt_a, bt_b, {ref = true})
+  for _, be in ipairs{'dnnl', 'blas'} do
+    assert_close(ops.matmul(bt_a, bt_b, {backend = be}), bt_ref, 1e-4, 1e-4, 'broadcast batch, transposed b ' .. be)
+    local ga, gb = ops.matmul_backward(bt_ref, bt_a, bt_b, {backend = be})
+    local ra, rb = ops.matmul_backward(bt_ref, bt_a, bt_b, {ref = true})
+    assert_close(ga, ra, 1e-3, 1e-4, 'broadcast grad a ' .. be)
+    assert_close(gb, rb, 1e-3, 1e-4, 'broadcast grad b ' .. be)
+  end
+  checkerror(function() ops.matmul(big_a, big_b, {backend = 'mkl'}) end, "backend must be 'auto', 'dnnl' or 'blas'")
 end)
 
 -- ---------------------------------------------------------------- bf16
