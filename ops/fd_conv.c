@@ -207,18 +207,30 @@ static dnnl_status_t conv_try(const conv_ctx *c, int plain, dnnl_data_type_t cdt
                                                         &wei, bp, &dst, c->strides, c->dil, c->pad_l, c->pad_r);
         if (st == dnnl_success) st = dnnl_primitive_desc_create(pd, &cd, attr, fd_dnnl_engine(), NULL);
     } else {
-        /* A backward primitive needs the forward one it mirrors as a hint. */
+        /* A backward primitive needs the forward one it mirrors as a hint.
+         * With bf16 compute the gradient it writes stays f32 (diff_src for
+         * backward data, diff_weights for backward weights). */
         dnnl_convolution_desc_t fd;
         dnnl_primitive_desc_t hint = NULL;
+        dnnl_memory_desc_t out32;
         st = dnnl_dilated_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_direct, &src,
                                                         &wei, bp, &dst, c->strides, c->dil, c->pad_l, c->pad_r);
         if (st == dnnl_success) st = dnnl_primitive_desc_create(&hint, &fd, NULL, fd_dnnl_engine(), NULL);
-        if (st == dnnl_success && c->kind == CONV_BWD_DATA)
-            st = dnnl_dilated_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &src, &wei, &dst,
+        if (st == dnnl_success && c->kind == CONV_BWD_DATA) {
+            if (cdt == dnnl_f32)
+                out32 = src;
+            else
+                any_like(&out32, &c->src, dnnl_f32);
+            st = dnnl_dilated_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &out32, &wei, &dst,
                                                                   c->strides, c->dil, c->pad_l, c->pad_r);
-        else if (st == dnnl_success)
-            st = dnnl_dilated_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct, &src, &wei, bp,
+        } else if (st == dnnl_success) {
+            if (cdt == dnnl_f32)
+                out32 = wei;
+            else
+                any_like(&out32, &c->wei, dnnl_f32);
+            st = dnnl_dilated_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct, &src, &out32, bp,
                                                                      &dst, c->strides, c->dil, c->pad_l, c->pad_r);
+        }
         if (st == dnnl_success) st = dnnl_primitive_desc_create(pd, &cd, attr, fd_dnnl_engine(), hint);
         if (st == dnnl_success)
             *keep = hint;
@@ -283,11 +295,10 @@ static int dnnl_fallbacks;
 static void note_fallback(const char *op, const conv_ctx *c, const fd_dnnl_prim *pr)
 {
     if (c->cdt != dnnl_bf16) return;
-    const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pr->pd, dnnl_query_weights_md, 0);
-    if (!md || md->data_type == dnnl_f32) {
-        md = dnnl_primitive_desc_query_md(pr->pd, dnnl_query_diff_weights_md, 0);
-        if (!md || md->data_type != dnnl_bf16) fd_dnnl_note_bf16_fallback(op);
-    }
+    /* the input every kind reads in the compute dtype */
+    dnnl_query_t q = c->kind == CONV_FWD ? dnnl_query_src_md : dnnl_query_diff_dst_md;
+    const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pr->pd, q, 0);
+    if (!md || md->data_type != dnnl_bf16) fd_dnnl_note_bf16_fallback(op);
 }
 
 /* ---- forward ------------------------------------------------------------ */
