@@ -70,6 +70,7 @@ test('every op in fd_oplist.h has a reference kernel and a gradient check', func
   for _, op in ipairs(list) do
     assert(op.reference, op.name .. ' has no reference kernel')
     assert(op.backward, op.name .. ' has no backward / gradient check')
+    assert(type(ops[op.name]) == 'function', op.name .. ' is listed but not bound in fada.ops')
     seen[op.name] = true
   end
   -- the ops this file checks; another suite checks the others
