@@ -274,6 +274,33 @@ static void weight_entry_free(weight_entry *e)
     memset(e, 0, sizeof *e);
 }
 
+/* Drops entry i, moving the last entry into its place. */
+static void weight_entry_drop(int i)
+{
+    weight_entry_free(&wc.e[i]);
+    if (i != wc.n - 1) {
+        wc.e[i] = wc.e[wc.n - 1];
+        memset(&wc.e[wc.n - 1], 0, sizeof wc.e[0]);
+    }
+    wc.n--;
+}
+
+/* Entries whose storage only the cache still holds belong to tensors that
+ * are gone: free them now rather than when the LRU gets to them. And keep
+ * the packed copies under WEIGHT_BYTES_MAX. */
+#define WEIGHT_BYTES_MAX ((size_t)512 << 20)
+static void weight_sweep(void)
+{
+    for (int i = wc.n - 1; i >= 0; i--)
+        if (__atomic_load_n(&wc.e[i].storage->refcount, __ATOMIC_ACQUIRE) == 1) weight_entry_drop(i);
+    while (wc.n > 0 && wc.bytes > WEIGHT_BYTES_MAX) {
+        int old = 0;
+        for (int i = 1; i < wc.n; i++)
+            if (wc.e[i].last_use < wc.e[old].last_use) old = i;
+        weight_entry_drop(old);
+    }
+}
+
 int fd_dnnl_weights(const char *op, const fd_tensor *w, const dnnl_memory_desc_t *user,
                     const dnnl_memory_desc_t *want, void **out)
 {
@@ -282,6 +309,7 @@ int fd_dnnl_weights(const char *op, const fd_tensor *w, const dnnl_memory_desc_t
         *out = fd_tensor_data(w);
         return FD_OK;
     }
+    weight_sweep();
     wc.tick++;
     weight_entry *hit = NULL;
     for (int i = 0; i < wc.n; i++) {
@@ -321,13 +349,7 @@ int fd_dnnl_weights(const char *op, const fd_tensor *w, const dnnl_memory_desc_t
     hit->last_use = wc.tick;
     wc.reorders++;
     if (fd_dnnl_reorder(op, user, fd_tensor_data(w), want, hit->buf)) {
-        weight_entry_free(hit); /* leaves a hole: move the last entry into it */
-        int idx = (int)(hit - wc.e);
-        if (idx != wc.n - 1) {
-            wc.e[idx] = wc.e[wc.n - 1];
-            memset(&wc.e[wc.n - 1], 0, sizeof wc.e[0]);
-        }
-        wc.n--;
+        weight_entry_drop((int)(hit - wc.e));
         return FD_ERR;
     }
     *out = hit->buf;

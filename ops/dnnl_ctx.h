@@ -89,7 +89,9 @@ void fd_dnnl_clear_caches(void); /* primitives, weights, scratchpad */
  * cached against (storage, storage->version, offset, user, want): a training
  * step that bumps the version gets a fresh reorder into the same buffer. The
  * cache holds a reference to the storage, so its address cannot be reused
- * by another tensor while the entry lives. */
+ * by another tensor while the entry lives; an entry whose storage only the
+ * cache still holds (the tensor is gone) is dropped at the next lookup, and
+ * the packed copies stay under 512 MiB (LRU). */
 int fd_dnnl_weights(const char *op, const fd_tensor *w, const dnnl_memory_desc_t *user,
                     const dnnl_memory_desc_t *want, void **out);
 

@@ -83,6 +83,21 @@ int main(void)
     CHECK(max_diff(&y, &r) < 1e-4, "after update: %g", max_diff(&y, &r));
     fd_tensor_release(&y), fd_tensor_release(&r);
 
+    /* a weight tensor that goes away leaves the cache at the next lookup */
+    if (a.weights > 0) {
+        fd_tensor w2 = {0};
+        fd_tensor_empty(&w2, FD_F32, 4, ws);
+        fill(&w2, 5.0f);
+        fd_conv2d(&y, &x, &w2, NULL, NULL, &p);
+        fd_tensor_release(&y);
+        fd_dnnl_get_stats(&b);
+        fd_tensor_release(&w2);
+        fd_conv2d(&y, &x, &w, NULL, NULL, &p);
+        fd_tensor_release(&y);
+        fd_dnnl_get_stats(&c);
+        CHECK(c.weights == b.weights - 1, "released weights swept (%d -> %d entries)", b.weights, c.weights);
+    }
+
     /* an overlong key is refused, not truncated into a collision */
     fd_dnnl_key k;
     fd_dnnl_key_init(&k, "test");
