@@ -233,6 +233,13 @@ test('linear forward/backward: oneDNN vs reference, finite differences, views', 
     assert_close(ops.linear(x, w, nil), ops.linear(x, w, nil, {ref = true}), 1e-4 * inf, 1e-4, 'linear no bias')
     assert_close(ops.linear(x, w, b, {act = 'silu'}), ops.linear(x, w, b, {act = 'silu', ref = true}), 1e-4 * inf,
       1e-4, 'linear + silu')
+    -- a non-contiguous input (a transposed view)
+    if #xs == 2 then
+      local xt = randn(xs[2], xs[1]):t()
+      assert_close(ops.linear(xt, w, b), ops.linear(xt, w, b, {ref = true}), 1e-4 * inf, 1e-4, 'linear x view')
+      local gxt = ops.linear_backward(ref, xt, w, {weight = false, bias = false})
+      assert_close(gxt, (ops.linear_backward(ref, xt, w, {ref = true})), 1e-3, 1e-4, 'linear x view grad')
+    end
     -- a transposed (non-contiguous) weight view; both backends
     local wt = randn(inf, out):t()
     assert_close(ops.linear(x, wt, b), ops.linear(x, wt, b, {ref = true}), 1e-4 * inf, 1e-4, 'linear W view')
