@@ -2,12 +2,16 @@
  * backward for data, weights and bias. Layout policy: oneDNN picks the
  * activation layout (format_tag any); activations that already lie that way
  * (channels-last for brgconv on AVX-512) are used in place, others are
- * reordered around the call. Weights are packed once per storage version
- * and cached (dnnl_ctx.c). */
+ * reordered around the call. The forward also times a primitive on the
+ * activations as they lie and keeps it when faster (fd_tune.h). Weights are
+ * packed once per storage version and cached (dnnl_ctx.c). */
+#include <omp.h>
 #include <string.h>
 
 #include "dnnl_ctx.h"
 #include "fd_conv.h"
+#include "fd_runtime.h"
+#include "fd_tune.h"
 
 void fd_conv_params_default(fd_conv_params *p)
 {
@@ -155,6 +159,7 @@ typedef struct conv_ctx {
     fd_act act;
     dnnl_dims_t strides, dil, pad_l, pad_r;
     dnnl_data_type_t cdt; /* bf16 or f32: what src/weights compute in */
+    int plain_first;      /* try the user's activation layout before `any` */
 } conv_ctx;
 
 static void any_like(dnnl_memory_desc_t *md, const dnnl_memory_desc_t *like, dnnl_data_type_t dt)
@@ -243,12 +248,13 @@ static dnnl_status_t conv_try(const conv_ctx *c, int plain, dnnl_data_type_t cdt
 
 static dnnl_status_t make_conv(void *vctx, dnnl_primitive_desc_t *pd, dnnl_primitive_desc_t *keep)
 {
-    /* format any first: oneDNN picks the layout its best kernel wants (NHWC
-     * for brgconv on AVX-512, nChw8c for jit:avx2) and the call reorders only
-     * activations that lie differently. Forcing the user's plain layout
-     * instead measured 3x slower on AVX2 (jit:avx2 on acdb) and picks im2col
-     * gemm for NCHW, so the plain layout is only the last resort. */
+    /* format any: oneDNN picks the layout its best kernel wants (NHWC for
+     * brgconv on AVX-512, nChw8c for jit:avx2) and the call reorders only
+     * activations that lie differently. plain_first (the timed alternative,
+     * see fd_conv2d) asks for the activations as they lie instead. */
     const conv_ctx *c = vctx;
+    if (c->plain_first && c->cdt == dnnl_f32 && conv_try(c, 1, dnnl_f32, pd, keep) == dnnl_success)
+        return dnnl_success;
     dnnl_status_t st = conv_try(c, 0, c->cdt, pd, keep);
     if (st == dnnl_unimplemented && c->cdt != dnnl_f32) st = conv_try(c, 0, dnnl_f32, pd, keep); /* bf16 refused */
     if (st != dnnl_success) st = conv_try(c, 1, dnnl_f32, pd, keep);
@@ -284,7 +290,7 @@ static void conv_key(fd_dnnl_key *k, const char *what, const conv_ctx *c, const 
     fd_dnnl_key_bytes(k, &c->src, sizeof c->src);
     fd_dnnl_key_bytes(k, &c->wei, sizeof c->wei);
     fd_dnnl_key_bytes(k, &c->dst, sizeof c->dst);
-    int64_t v[] = {c->has_bias, c->sum, c->act, c->cdt, p->stride[0], p->stride[1], p->padding[0], p->padding[1],
+    int64_t v[] = {c->has_bias, c->sum, c->act, c->cdt, c->plain_first, p->stride[0], p->stride[1], p->padding[0], p->padding[1],
                    p->dilation[0], p->dilation[1], p->groups};
     fd_dnnl_key_bytes(k, v, sizeof v);
 }
@@ -304,12 +310,13 @@ static void note_fallback(const char *op, const conv_ctx *c, const fd_dnnl_prim 
 /* ---- forward ------------------------------------------------------------ */
 
 static int conv_fwd_dnnl(fd_tensor *out, const fd_tensor *x_in, const fd_tensor *w, const fd_tensor *b,
-                         const fd_tensor *residual, const fd_conv_params *p, const int64_t os[4])
+                         const fd_tensor *residual, const fd_conv_params *p, const int64_t os[4], int plain_first)
 {
     fd_tensor x = {0}, bias = {0};
     fd_layout xl, ol = fd_conv_out_layout(x_in, p->layout);
     conv_ctx c = {.kind = CONV_FWD, .has_bias = b != NULL, .sum = residual != NULL, .act = p->act,
-                  .cdt = fd_compute_resolve(p->compute) == FD_BF16 ? dnnl_bf16 : dnnl_f32};
+                  .cdt = fd_compute_resolve(p->compute) == FD_BF16 ? dnnl_bf16 : dnnl_f32,
+                  .plain_first = plain_first};
     int rc = FD_ERR;
     if (usable(&x, x_in, &xl)) return FD_ERR;
     if (fd_tensor_empty_layout(out, FD_F32, os, ol)) goto done;
@@ -349,6 +356,26 @@ done:
     return rc;
 }
 
+/* The layout policy: fixed when asked, else timed per signature (fd_tune):
+ * on AVX2 jit:avx2 runs on channels-last directly at about the speed of its
+ * blocked layout, which then saves two reorders; elsewhere `any` may win. */
+static int conv_fwd_tuned(fd_tensor *out, const fd_tensor *x, const fd_tensor *w, const fd_tensor *b,
+                          const fd_tensor *residual, const fd_conv_params *p, const int64_t os[4])
+{
+    if (p->layout_policy != FD_CONV_AUTO || fd_compute_resolve(p->compute) != FD_F32)
+        return conv_fwd_dnnl(out, x, w, b, residual, p, os, p->layout_policy == FD_CONV_PLAIN);
+    int64_t sig[] = {x->shape[0], x->shape[1], x->shape[2], x->shape[3], fd_is_channels_last(x),
+                     fd_tensor_is_contiguous(x), w->shape[0], w->shape[2], w->shape[3], b != NULL, residual != NULL,
+                     p->stride[0], p->stride[1], p->padding[0], p->padding[1], p->dilation[0], p->dilation[1],
+                     p->groups, p->act, fd_conv_out_layout(x, p->layout), fd_get_num_threads()};
+    uint64_t h = fd_tune_hash(fd_tune_hash(0, "conv2d", 6), sig, sizeof sig);
+    int timed, which = fd_tune_choose(h, &timed); /* 0: any, 1: plain */
+    double t0 = omp_get_wtime();
+    int rc = conv_fwd_dnnl(out, x, w, b, residual, p, os, which);
+    if (rc == FD_OK && timed) fd_tune_record(h, which, omp_get_wtime() - t0);
+    return rc;
+}
+
 int fd_conv2d(fd_tensor *out, const fd_tensor *x, const fd_tensor *w, const fd_tensor *b,
               const fd_tensor *residual, const fd_conv_params *p)
 {
@@ -356,7 +383,7 @@ int fd_conv2d(fd_tensor *out, const fd_tensor *x, const fd_tensor *w, const fd_t
     memset(out, 0, sizeof *out);
     if (fd_conv2d_check("conv2d", x, w, b, residual, p, os)) return FD_ERR;
     if (x->dtype != FD_F32 || p->force_ref) return fd_ref_conv2d(out, x, w, b, residual, p);
-    if (conv_fwd_dnnl(out, x, w, b, residual, p, os) == FD_OK) return FD_OK;
+    if (conv_fwd_tuned(out, x, w, b, residual, p, os) == FD_OK) return FD_OK;
     dnnl_fallbacks++; /* oneDNN refused: the reference loops still answer */
     return fd_ref_conv2d(out, x, w, b, residual, p);
 }

@@ -11,6 +11,7 @@
 #include "fd_blas_mm.h"
 #include "fd_matmul.h"
 #include "fd_runtime.h"
+#include "fd_tune.h"
 
 typedef struct mm_ctx {
     dnnl_memory_desc_t src, wei, dst, bias;
@@ -144,41 +145,17 @@ static int mm_fallbacks;
 /* ---- backend choice: measured per shape --------------------------------- */
 
 /* Neither backend wins everywhere (OpenBLAS on large square f32 products,
- * oneDNN on skinny ones and whenever a post-op fuses), so the first calls of
- * each shape alternate between them and the faster is kept: calls 0 and 1
- * warm up (oneDNN JIT-compiles), calls 2..5 are timed. */
-#define TUNE_SLOTS 128
-#define TUNE_CALLS 6
-typedef struct tune_entry {
-    int64_t key[8];
-    int calls, choice; /* choice: 0 undecided, FD_MM_DNNL or FD_MM_BLAS */
-    double best[2];
-} tune_entry;
-static tune_entry tune[TUNE_SLOTS];
-static int tune_used, tune_next;
-
-static tune_entry *tune_find(const int64_t key[8])
-{
-    for (int i = 0; i < tune_used; i++)
-        if (memcmp(tune[i].key, key, sizeof tune[i].key) == 0) return &tune[i];
-    tune_entry *e = &tune[tune_next];
-    tune_next = (tune_next + 1) % TUNE_SLOTS;
-    if (tune_used < TUNE_SLOTS) tune_used++;
-    memset(e, 0, sizeof *e);
-    memcpy(e->key, key, sizeof e->key);
-    e->best[0] = e->best[1] = 1e30;
-    return e;
-}
+ * oneDNN on skinny ones and whenever a post-op fuses), so fd_tune times both
+ * on the first calls of each shape and keeps the faster. The decisions are
+ * remembered here for fada.ops.matmul_choices(). */
+#define CHOICES 128
+static int64_t choices[CHOICES][6];
+static int nchoices;
 
 int fd_matmul_choices(int64_t (*rows)[6], int max)
 {
-    int n = 0;
-    for (int i = 0; i < tune_used && n < max; i++) {
-        if (!tune[i].choice) continue;
-        rows[n][0] = tune[i].key[0], rows[n][1] = tune[i].key[1], rows[n][2] = tune[i].key[2];
-        rows[n][3] = tune[i].key[3], rows[n][4] = tune[i].key[7], rows[n][5] = tune[i].choice;
-        n++;
-    }
+    int n = nchoices < max ? nchoices : max;
+    memcpy(rows, choices, sizeof choices[0] * (size_t)n);
     return n;
 }
 
@@ -194,16 +171,18 @@ static int mm_run(fd_tensor *out, const fd_tensor *A, const fd_tensor *B, const 
     for (int i = 0; i < nd - 2; i++) nbatch *= A->shape[i] > B->shape[i] ? A->shape[i] : B->shape[i];
     int64_t key[8] = {A->shape[nd - 2], A->shape[nd - 1], B->shape[nd - 1], nbatch, A->stride[nd - 1] == 1,
                       B->stride[nd - 1] == 1, bias != NULL, fd_get_num_threads()};
-    tune_entry *e = tune_find(key);
-    if (e->choice == FD_MM_BLAS) return fd_blas_mm(out, A, B, bias);
-    if (e->choice == FD_MM_DNNL) return mm_any(out, A, B, bias, packed, act, compute);
-    int which = e->calls % 2; /* 0 oneDNN, 1 OpenBLAS */
+    uint64_t h = fd_tune_hash(0, "matmul", 6);
+    h = fd_tune_hash(h, key, sizeof key);
+    int timed, which = fd_tune_choose(h, &timed); /* 0 oneDNN, 1 OpenBLAS */
     double t0 = omp_get_wtime();
     int rc = which ? fd_blas_mm(out, A, B, bias) : mm_any(out, A, B, bias, packed, act, compute);
-    double dt = omp_get_wtime() - t0;
-    if (rc) return rc;
-    if (e->calls >= 2 && dt < e->best[which]) e->best[which] = dt;
-    if (++e->calls >= TUNE_CALLS) e->choice = e->best[0] <= e->best[1] ? FD_MM_DNNL : FD_MM_BLAS;
+    if (rc || !timed) return rc;
+    fd_tune_record(h, which, omp_get_wtime() - t0);
+    int d = fd_tune_decided(h);
+    if (d >= 0 && nchoices < CHOICES) {
+        int64_t row[6] = {key[0], key[1], key[2], key[3], key[7], d ? FD_MM_BLAS : FD_MM_DNNL};
+        memcpy(choices[nchoices++], row, sizeof row);
+    }
     return FD_OK;
 }
 

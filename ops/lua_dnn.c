@@ -9,7 +9,10 @@
  *             groups (1), act ('silu' | 'gelu' | 'gelu_tanh' | 'relu'),
  *             residual (tensor shaped like y, added after act),
  *             channels_last (true/false; nil: follow x), compute ('f32' | 'bf16'),
- *             ref (true: run the reference loops)
+ *             ref (true: run the reference loops),
+ *             layout_policy ('auto': time both per shape and keep the faster;
+ *               'any': oneDNN's preferred activation layout, reordering around
+ *               the call; 'plain': the activations as they lie, no reorder)
  *       y = act(conv(x, w) + b) + residual
  *   fada.ops.conv2d_backward(gy, x, w, [opts]) -> gx, gw, gb
  *       gradients of conv(x, w) + b (pre-activation); opts as above plus
@@ -148,6 +151,17 @@ static void conv_opts(lua_State *L, int opts, const char *op, int one_d, fd_conv
     lua_pop(L, 1);
     p->compute = opt_compute(L, opts, op);
     p->force_ref = opt_bool(L, opts, "ref", 0);
+    if (opt_field(L, opts, "layout_policy") != LUA_TNIL) {
+        const char *s = lua_tostring(L, -1);
+        if (s && strcmp(s, "any") == 0)
+            p->layout_policy = FD_CONV_ANY;
+        else if (s && strcmp(s, "plain") == 0)
+            p->layout_policy = FD_CONV_PLAIN;
+        else if (!s || strcmp(s, "auto") != 0)
+            luaL_error(L, "%s: layout_policy must be 'auto', 'any' or 'plain', got %s", op,
+                       s ? s : luaL_typename(L, -1));
+    }
+    lua_pop(L, 1);
 }
 
 static void mm_opts(lua_State *L, int opts, const char *op, fd_mm_opts *o)

@@ -36,6 +36,7 @@ int main(void)
     fd_conv_params p;
     fd_conv_params_default(&p);
     p.padding[0] = p.padding[1] = 1;
+    p.layout_policy = FD_CONV_ANY; /* one primitive per shape (AUTO times two) */
 
     /* 12 distinct shapes through a capacity of 8: the cache stays at 8 */
     fd_tensor w = {0}, y = {0}, r = {0};

@@ -116,6 +116,12 @@ test('conv2d forward: oneDNN vs reference (NCHW, channels-last, views, bias, act
       describe(c) .. ' no bias')
     -- channels-last in, channels-last out (and the other way)
     local xc = channels_last(x)
+    for _, pol in ipairs{'any', 'plain'} do
+      assert_close(ops.conv2d(xc, w, b, with(opts, {layout_policy = pol})), ref, tol, 1e-4,
+        describe(c) .. ' channels-last, layout ' .. pol)
+      assert_close(ops.conv2d(x, w, b, with(opts, {layout_policy = pol})), ref, tol, 1e-4,
+        describe(c) .. ' NCHW, layout ' .. pol)
+    end
     local y = ops.conv2d(xc, w, b, opts)
     assert(is_channels_last(y) or y:size(2) == 1, 'channels-last input should give channels-last output')
     assert_close(y, ref, tol, 1e-4, describe(c) .. ' channels-last')
@@ -142,9 +148,9 @@ end)
 test('conv2d: weights are packed once and repacked after an in-place update', function()
   local x, w, b = randn(1, 8, 6, 6), randn(8, 8, 3, 3), randn(8)
   ops.dnnl_clear()
-  ops.conv2d(x, w, b, {padding = 1})
+  ops.conv2d(x, w, b, {padding = 1, layout_policy = 'any'})
   local s1 = ops.dnnl_stats()
-  ops.conv2d(x, w, b, {padding = 1})
+  ops.conv2d(x, w, b, {padding = 1, layout_policy = 'any'})
   local s2 = ops.dnnl_stats()
   assert_eq(s2.misses, s1.misses, 'second call builds no primitive')
   if s1.weight_reorders > 0 then -- weights needed packing on this CPU
@@ -153,7 +159,7 @@ test('conv2d: weights are packed once and repacked after an in-place update', fu
   end
   -- a training step writes w in place (and bumps its version): new values must be used
   w:set(1, 1, 2, 2, 5.0)
-  assert_close(ops.conv2d(x, w, b, {padding = 1}), ops.conv2d(x, w, b, {padding = 1, ref = true}), 1e-3, 1e-4,
+  assert_close(ops.conv2d(x, w, b, {padding = 1, layout_policy = 'any'}), ops.conv2d(x, w, b, {padding = 1, ref = true}), 1e-3, 1e-4,
     'after in-place update')
 end)
 
@@ -371,6 +377,7 @@ test('bad input gives clear errors, never a crash', function()
   checkerror(function() ops.conv2d(x, w, randn(5)) end, 'bias [5] vs 4 output channels')
   checkerror(function() ops.conv2d(x, w, nil, {residual = randn(1, 4, 5, 5)}) end, 'residual [1, 4, 5, 5] vs output')
   checkerror(function() ops.conv2d(x, w, nil, {act = 'swish2'}) end, "act 'swish2'")
+  checkerror(function() ops.conv2d(x, w, nil, {layout_policy = 'best'}) end, "layout_policy must be")
   checkerror(function() ops.conv2d_backward(randn(1, 4, 5, 5), x, w) end, 'grad_output [1, 4, 5, 5]')
   checkerror(function() ops.conv1d(x, w) end, 'must have 3 dims')
   checkerror(function() ops.linear(randn(3, 5), randn(4, 6)) end, 'in_features 5')
