@@ -165,7 +165,7 @@ int fd_loss(fd_tensor *out, const fd_tensor *x, const fd_tensor *target, const f
         s += part;
     }
     nn_release(&xs, &ts, &ws, NULL, NULL, NULL);
-    if (fd_tensor_empty(out, FD_F32, 0, NULL)) return FD_ERR;
+    if (fd_tensor_empty(out, FD_F32, 0, (int64_t[1]){1})) return FD_ERR;
     *(float *)fd_tensor_data(out) = (float)(mean && n ? s / (double)n : s);
     return FD_OK;
 }
