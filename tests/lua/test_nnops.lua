@@ -304,6 +304,22 @@ test('activations fast vs reference', function()
   end)
 end)
 
+test('fast exp: silu and softmax within 1e-6 relative over the whole f32 exp range', function()
+  local x = fada.linspace(-87, 88, 20001)
+  local a, e, xs = ops.silu(x):tolist(), ref.silu(x:to('f64')):tolist(), x:tolist()
+  for i = 1, #a do
+    local r = math.abs(a[i] - e[i]) / math.max(math.abs(e[i]), 1e-37)
+    if r > 1e-6 then error(('silu(%.9g): %.9g vs %.9g, rel %.3g'):format(xs[i], a[i], e[i], r)) end
+  end
+  local z = fada.linspace(-87, 0, 4001):view(1, -1)
+  local s, r = ops.softmax(z):tolist(), ref.softmax(z:to('f64')):tolist()
+  for i = 1, #s do
+    if r[i] > 1e-30 and math.abs(s[i] - r[i]) > 1e-6 * r[i] then
+      error(('softmax element %d: %.9g vs %.9g'):format(i, s[i], r[i]))
+    end
+  end
+end)
+
 test('gradcheck activations', function()
   local x = f64(randn(17))
   for _, a in ipairs(acts) do
