@@ -58,7 +58,8 @@ int fd_vreader_open(fd_vreader **out, const char *path, const fd_vreader_opts *o
 {
     *out = NULL;
     fd_av_quiet();
-    if (fd_io_check_input("video", path, NULL)) return FD_ERR;
+    /* An image-sequence pattern ("dir/f_%03d.png") is no file: FFmpeg checks it. */
+    if (!strchr(path, '%') && fd_io_check_input("video", path, NULL)) return FD_ERR;
     if ((opts->width > 0) != (opts->height > 0) || opts->width < 0 || opts->height < 0 ||
         opts->width > FD_IMAGE_MAX_SIDE || opts->height > FD_IMAGE_MAX_SIDE)
         return fd_fail("video: '%s': output size %dx%d: give both width and height (1..%d) or neither", path,
@@ -152,7 +153,7 @@ static int convert_frame(fd_vreader *r, fd_tensor *out)
     if (w == r->fmt->streams[r->stream]->codecpar->width && h == r->fmt->streams[r->stream]->codecpar->height &&
         (f->width != w || f->height != h))
         w = f->width, h = f->height;
-    int flags = (r->area ? SWS_AREA : SWS_BILINEAR) | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT;
+    int flags = (r->area ? SWS_AREA : SWS_BILINEAR) | SWS_ACCURATE_RND;
     r->sws = sws_getCachedContext(r->sws, f->width, f->height, f->format, w, h, fmts[r->channels], flags, NULL, NULL,
                                   NULL);
     if (!r->sws)
