@@ -30,7 +30,7 @@ struct fd_vreader {
     struct SwsContext *sws;
     AVPacket *pkt;
     AVFrame *frame;
-    int stream, eof_sent, channels, out_w, out_h, area, frames, bad_packets;
+    int stream, eof_sent, channels, out_w, out_h, area, frames, bad_packets, read_error;
 };
 
 void fd_vreader_close(fd_vreader *r)
@@ -85,9 +85,14 @@ int fd_vreader_open(fd_vreader **out, const char *path, const fd_vreader_opts *o
         goto fail;
     }
     AVCodecParameters *par = r->fmt->streams[r->stream]->codecpar;
-    if (par->width <= 0 || par->height <= 0 || par->width > FD_IMAGE_MAX_SIDE || par->height > FD_IMAGE_MAX_SIDE ||
+    if (par->width <= 0 || par->height <= 0) {
+        fd_fail("video: '%s': the %s stream has no picture size: corrupt, or not a picture or video", path,
+                codec->name);
+        goto fail;
+    }
+    if (par->width > FD_IMAGE_MAX_SIDE || par->height > FD_IMAGE_MAX_SIDE ||
         (int64_t)par->width * par->height > FD_IMAGE_MAX_PIXELS) {
-        fd_fail("video: '%s': declared size %dx%d is empty or beyond the limit (%d per side, %lld pixels)", path,
+        fd_fail("video: '%s': declared size %dx%d is beyond the limit (%d per side, %lld pixels)", path,
                 par->width, par->height, FD_IMAGE_MAX_SIDE, (long long)FD_IMAGE_MAX_PIXELS);
         goto fail;
     }
@@ -193,8 +198,12 @@ int fd_vreader_next(fd_vreader *r, fd_tensor *out, double *pts)
             return 1;
         }
         if (e == AVERROR_EOF) {
-            if (r->frames == 0 && r->bad_packets)
-                return fd_fail("video: '%s': corrupt stream: no frame decoded (%d bad packets)", r->path, r->bad_packets);
+            if (r->frames == 0 && r->read_error)
+                return fd_fail("video: '%s': no frame decoded: %s (truncated or corrupt)", r->path,
+                               fd_av_err(r->read_error));
+            if (r->frames == 0)
+                return fd_fail("video: '%s': no frame could be decoded (%d damaged packets): truncated or corrupt",
+                               r->path, r->bad_packets);
             return 0;
         }
         if (e != AVERROR(EAGAIN)) return fd_fail("video: '%s': decoding failed: %s", r->path, fd_av_err(e));
@@ -202,6 +211,7 @@ int fd_vreader_next(fd_vreader *r, fd_tensor *out, double *pts)
         for (;;) { /* feed one packet of our stream (or the end) */
             e = av_read_frame(r->fmt, r->pkt);
             if (e < 0) {
+                if (e != AVERROR_EOF) r->read_error = e;
                 avcodec_send_packet(r->dec, NULL);
                 r->eof_sent = 1;
                 break;

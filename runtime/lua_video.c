@@ -216,7 +216,10 @@ static int r_read_all(lua_State *L)
         lua_rawseti(L, 3, n);
         lua_rawseti(L, 2, n);
     }
-    if (n == 0) return luaL_error(L, "video.reader: no frames left to read");
+    if (n == 0) {
+        lua_getiuservalue(L, 1, 1);
+        return luaL_error(L, "video.reader: '%s': no frames left to read", lua_tostring(L, -1));
+    }
     lua_rawgeti(L, 2, 1);
     fd_tensor *first = fd_lua_checktensor(L, -1);
     int64_t shape[FD_MAX_DIMS + 1] = {n};
