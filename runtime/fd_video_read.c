@@ -12,17 +12,6 @@
 #include "fd_io.h"
 #include "fd_video.h"
 
-/* FFmpeg talks on stderr about every damaged file; errors come back to us as
- * codes instead. FADA_AV_LOG=1 brings its messages back for debugging. */
-void fd_av_quiet(void)
-{
-    static int done;
-    if (done) return;
-    done = 1;
-    const char *env = getenv("FADA_AV_LOG");
-    av_log_set_level(env && *env == '1' ? AV_LOG_WARNING : AV_LOG_QUIET);
-}
-
 struct fd_vreader {
     char *path;
     AVFormatContext *fmt;
