@@ -59,7 +59,7 @@ local opt = optim.AdamW(params, {lr = opts.lr, weight_decay = opts.weight_decay}
 local ema = optim.EMA(params, opts.ema)
 local lr_at = optim.warmup_cosine(opts.lr, opts.warmup, opts.steps, 0.1)
 local noise_gen = fada.Generator(opts.seed * 1000 + 7)
-local sched = schedule.new(model.config.schedule)
+local sched = schedule.for_model(model.config)
 local Fr, Mf, S = model.config.clip_frames, model.config.motion_frames, model.config.image_size
 
 -- audio windows of a whole clip, computed once per clip and cut per sample
