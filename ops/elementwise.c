@@ -62,13 +62,56 @@ static void run_slice(const walk_job *j, const fd_walk *w, int64_t from, int64_t
     }
 }
 
+/* An operand read across its rows (a transpose): consecutive runs touch
+ * neighbouring elements, so going row by row would fetch each cache line
+ * once per row. Tiles of TILE_ROWS rows x FD_BLOCK columns use a line for
+ * all the rows it holds. */
+#define TILE_ROWS 16
+
+static bool wants_tiles(const fd_walk *w)
+{
+    if (w->ndim < 2 || w->shape[w->ndim - 2] < TILE_ROWS) return false;
+    for (int k = 0; k < w->nops; k++)
+        if (w->inner_stride[k] != 0 && w->inner_stride[k] != 1) return true;
+    return false;
+}
+
+static void tiled_walk(const walk_job *j, const fd_walk *w0, int nth)
+{
+    int64_t rows = w0->shape[w0->ndim - 2], len = w0->inner_len;
+    int64_t planes = 1, row_blocks = (rows + TILE_ROWS - 1) / TILE_ROWS;
+    for (int d = 0; d < w0->ndim - 2; d++) planes *= w0->shape[d];
+#pragma omp parallel for schedule(static) num_threads(nth) if (nth > 1)
+    for (int64_t t = 0; t < planes * row_blocks; t++) {
+        int64_t plane = t / row_blocks, r0 = (t % row_blocks) * TILE_ROWS;
+        int64_t r1 = r0 + TILE_ROWS < rows ? r0 + TILE_ROWS : rows;
+        fd_walk w = *w0;
+        fd_walk_seek(&w, (plane * rows) * len);
+        int64_t base[FD_WALK_MAX_OPS];
+        for (int k = 0; k < j->nops; k++) base[k] = w.offset[k];
+        for (int64_t c = 0; c < len; c += FD_BLOCK) {
+            int64_t c1 = c + FD_BLOCK < len ? c + FD_BLOCK : len;
+            for (int64_t r = r0; r < r1; r++) {
+                for (int k = 0; k < j->nops; k++) w.offset[k] = base[k] + r * w.stride[k][w.ndim - 2];
+                run_slice(j, &w, c, c1);
+            }
+        }
+    }
+}
+
 /* Walks operands of one shape in parallel: whole runs per thread when there
- * are enough of them, else slices of each run. */
+ * are enough of them, else slices of each run; tiles for transposed reads. */
 static void parallel_walk(const walk_job *j, int ndim, const int64_t *shape, const int64_t *const *strides)
 {
     fd_walk w0;
     fd_walk_init(&w0, ndim, shape, j->nops, strides);
     if (w0.empty) return;
+    if (wants_tiles(&w0)) {
+        int64_t numel = 1;
+        for (int d = 0; d < w0.ndim; d++) numel *= w0.shape[d];
+        tiled_walk(j, &w0, numel >= PAR_MIN ? omp_get_max_threads() : 1);
+        return;
+    }
     int64_t numel = 1;
     for (int d = 0; d < w0.ndim; d++) numel *= w0.shape[d];
     int64_t len = w0.inner_len, nruns = numel / len;
