@@ -259,6 +259,20 @@ test('binary ops on views: transpose, narrow, expand, select', function()
   end
 end)
 
+test('transposed operands (the tiled walk): ragged tiles, batches, mixed dtypes', function()
+  check_binary('add', rnd({37, 53}):t(), rnd({53, 37}), 'add [53, 37] transposed + contiguous')
+  check_binary('sub', rnd({300, 40}):t(), rnd({300}), 'sub [40, 300] transposed - row (two column blocks)')
+  check_binary('mul', rnd({3, 20, 300}):transpose(2, 3), rnd({300, 20}), 'mul batched transpose')
+  check_binary('maximum', rnd({64, 48}, 'i32'):t(), rnd({48, 64}, 'bf16'), 'maximum i32^T x bf16')
+  check_binary('lt', rnd({300, 200}):t(), rnd({200, 1}), 'lt [200, 300] transposed over threads')
+  check_unary('exp', rnd({40, 30}):t(), 'exp of a transpose (tiled unary)')
+  local c, a = rnd({20, 30}, 'bool'):t(), rnd({30, 20})
+  local w = fada.where(c, a, a:neg())
+  local vc, va, e = list(c), list(a), {}
+  for i = 1, #va do e[i] = vc[i] ~= 0 and va[i] or -va[i] end
+  check_values(w, e, 'f32', 'where with a transposed condition')
+end)
+
 test('binary dtype promotion over every pair of dtypes', function()
   for _, da in ipairs(DTYPES) do
     for _, db in ipairs(DTYPES) do
