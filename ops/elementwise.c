@@ -48,16 +48,18 @@ typedef struct walk_job {
     size_t es[FD_WALK_MAX_OPS];
     block_fn fn;
     const void *ctx;
+    int64_t chunk; /* elements per fn call; 0: FD_BLOCK (what the double buffers hold) */
 } walk_job;
 
 /* Runs fn over elements [from, to) of one run at the walk's position. */
 static void run_slice(const walk_job *j, const fd_walk *w, int64_t from, int64_t to)
 {
-    for (int64_t i = from; i < to; i += FD_BLOCK) {
+    int64_t chunk = j->chunk ? j->chunk : FD_BLOCK;
+    for (int64_t i = from; i < to; i += chunk) {
         char *p[FD_WALK_MAX_OPS];
         for (int k = 0; k < j->nops; k++)
             p[k] = j->base[k] + (w->offset[k] + i * w->inner_stride[k]) * (int64_t)j->es[k];
-        int64_t n = to - i < FD_BLOCK ? to - i : FD_BLOCK;
+        int64_t n = to - i < chunk ? to - i : chunk;
         j->fn(j->ctx, p, w->inner_stride, n);
     }
 }
@@ -106,17 +108,13 @@ static void parallel_walk(const walk_job *j, int ndim, const int64_t *shape, con
     fd_walk w0;
     fd_walk_init(&w0, ndim, shape, j->nops, strides);
     if (w0.empty) return;
-    if (wants_tiles(&w0)) {
-        int64_t numel = 1;
-        for (int d = 0; d < w0.ndim; d++) numel *= w0.shape[d];
-        tiled_walk(j, &w0, numel >= PAR_MIN ? omp_get_max_threads() : 1);
-        return;
-    }
     int64_t numel = 1;
     for (int d = 0; d < w0.ndim; d++) numel *= w0.shape[d];
     int64_t len = w0.inner_len, nruns = numel / len;
     int nth = numel >= PAR_MIN ? omp_get_max_threads() : 1;
-    if (nth <= 1) {
+    if (wants_tiles(&w0)) {
+        tiled_walk(j, &w0, nth);
+    } else if (nth <= 1) {
         do run_slice(j, &w0, 0, len);
         while (fd_walk_next(&w0));
     } else if (nruns >= nth) {
@@ -246,6 +244,13 @@ static void binary_f32_run(fd_binop op, float *o, const float *a, const float *b
     }
 }
 
+/* The fast kernel as a parallel_walk block (runs with unit or zero strides). */
+static void binary_f32_block(const void *ctx, char *const *p, const int64_t *s, int64_t n)
+{
+    binary_f32_run(*(const fd_binop *)ctx, (float *)p[0], (const float *)p[1], (const float *)p[2], n,
+                   s[1] && s[2] ? VV : s[1] ? VS : SV);
+}
+
 /* Returns false when the layout does not suit the fast path. */
 static bool binary_f32_fast(fd_binop op, fd_tensor *out, const fd_tensor *a, const int64_t *sa,
                             const fd_tensor *b, const int64_t *sb)
@@ -257,6 +262,12 @@ static bool binary_f32_fast(fd_binop op, fd_tensor *out, const fd_tensor *a, con
     int64_t ia = w.inner_stride[1], ib = w.inner_stride[2];
     if (w.ndim > 2 || w.inner_stride[0] != 1 || (ia != 0 && ia != 1) || (ib != 0 && ib != 1) || (!ia && !ib))
         return false;
+    if (w.ndim > 2) { /* e.g. [B, C, H, W] * [1, C, 1, 1]: unit-stride runs, walked */
+        walk_job job = {3, {(char *)fd_tensor_data(out), fd_tensor_data(a), fd_tensor_data(b)}, {4, 4, 4},
+                        binary_f32_block, &op, FAST_COLS};
+        parallel_walk(&job, out->ndim, out->shape, strides);
+        return true;
+    }
     int mode = ia && ib ? VV : ia ? VS : SV;
     int64_t rows = w.ndim == 2 ? w.shape[0] : 1, cols = w.inner_len;
     int64_t ro = w.ndim == 2 ? w.stride[0][0] : 0, ra = w.ndim == 2 ? w.stride[1][0] : 0,
@@ -424,7 +435,7 @@ static int binary_core(fd_tensor *out, fd_binop op, const fd_tensor *a, const fd
         binary_ctx ctx = {op, {out->dtype, a->dtype, b->dtype}, !fd_dtype_is_float(compute)};
         walk_job job = {3, {fd_tensor_data(out), fd_tensor_data(a), fd_tensor_data(b)},
                         {fd_dtype_size(out->dtype), fd_dtype_size(a->dtype), fd_dtype_size(b->dtype)},
-                        binary_block, &ctx};
+                        binary_block, &ctx, 0};
         const int64_t *strides[3] = {out->stride, sa, sb};
         parallel_walk(&job, nd, shape, strides);
     }
@@ -560,6 +571,12 @@ static void unary_block(const void *vctx, char *const *p, const int64_t *s, int6
     fd_store_block(p[0], s[0], c->dt[0], z, n);
 }
 
+static void unary_f32_block(const void *vctx, char *const *p, const int64_t *s, int64_t n)
+{
+    const unary_ctx *c = vctx;
+    unary_f32_run(c->op, (float *)p[0], (const float *)p[1], n, (float)c->lo, (float)c->hi);
+}
+
 static int unary_core(fd_tensor *out, int op, const fd_tensor *a, fd_dtype rdt, double lo, double hi)
 {
     const char *name = op == FD_CLAMP ? "clamp" : fd_unop_name(op);
@@ -576,8 +593,12 @@ static int unary_core(fd_tensor *out, int op, const fd_tensor *a, fd_dtype rdt, 
     if (a->dtype == FD_F32 && out->dtype == FD_F32) {
         fd_walk w;
         fd_walk_init(&w, a->ndim, a->shape, 2, strides);
-        fast = w.empty || (w.ndim == 1 && w.inner_stride[0] == 1 && w.inner_stride[1] == 1);
-        if (fast && !w.empty) {
+        fast = w.empty || (w.inner_stride[0] == 1 && w.inner_stride[1] == 1);
+        if (fast && w.ndim > 1) { /* unit-stride runs of a view: walked */
+            unary_ctx ctx = {op, {FD_F32, FD_F32}, lo, hi};
+            walk_job job = {2, {fd_tensor_data(out), fd_tensor_data(a)}, {4, 4}, unary_f32_block, &ctx, FAST_COLS};
+            parallel_walk(&job, a->ndim, a->shape, strides);
+        } else if (fast && !w.empty) {
             float *o = fd_tensor_data(out);
             const float *x = fd_tensor_data(a);
             int64_t n = w.inner_len, tasks = (n + FAST_COLS - 1) / FAST_COLS;
@@ -591,7 +612,7 @@ static int unary_core(fd_tensor *out, int op, const fd_tensor *a, fd_dtype rdt, 
     if (!fast) {
         unary_ctx ctx = {op, {out->dtype, a->dtype}, lo, hi};
         walk_job job = {2, {fd_tensor_data(out), fd_tensor_data(a)},
-                        {fd_dtype_size(out->dtype), fd_dtype_size(a->dtype)}, unary_block, &ctx};
+                        {fd_dtype_size(out->dtype), fd_dtype_size(a->dtype)}, unary_block, &ctx, 0};
         parallel_walk(&job, a->ndim, a->shape, strides);
     }
     if (!fresh) fd_tensor_bump_version(out);
@@ -664,7 +685,7 @@ int fd_where(fd_tensor *out, const fd_tensor *cond, const fd_tensor *a, double s
                         {fd_tensor_data(out), fd_tensor_data(ins[0]), fd_tensor_data(ins[1]), fd_tensor_data(ins[2])},
                         {fd_dtype_size(out->dtype), fd_dtype_size(ins[0]->dtype), fd_dtype_size(ins[1]->dtype),
                          fd_dtype_size(ins[2]->dtype)},
-                        where_block, &ctx};
+                        where_block, &ctx, 0};
         const int64_t *strides[4] = {out->stride, sc, sx, sy};
         parallel_walk(&job, nd2, shape2, strides);
         if (!fresh) fd_tensor_bump_version(out);

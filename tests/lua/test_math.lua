@@ -245,6 +245,15 @@ test('binary broadcasting: rows, columns, scalars-as-tensors, 3-d', function()
   end
 end)
 
+test('channel broadcasts over 4-d tensors (walked fast path)', function()
+  check_binary('mul', rnd({2, 3, 4, 5}), rnd({1, 3, 1, 1}), 'mul [2,3,4,5] x [1,3,1,1]')
+  check_binary('add', rnd({2, 3, 4, 5}), rnd({3, 1, 5}), 'add [2,3,4,5] + [3,1,5]')
+  check_binary('sub', rnd({3, 1, 1}), rnd({2, 3, 4, 5}), 'sub [3,1,1] - [2,3,4,5]')
+  check_binary('div', rnd({4, 8, 32, 40}), rnd({1, 8, 1, 1}), 'div over threads [4,8,32,40] / [1,8,1,1]')
+  check_binary('maximum', rnd({2, 6, 7, 9}):narrow(4, 2, 6), rnd({6, 1, 1}), 'maximum narrowed x channel')
+  check_unary('sigmoid', rnd({4, 8, 32, 41}):narrow(4, 1, 40), 'sigmoid of a narrowed 4-d view')
+end)
+
 test('binary ops on views: transpose, narrow, expand, select', function()
   local base = rnd({6, 8})
   local tr = base:t()                            -- [8, 6] strides (1, 8)
