@@ -244,14 +244,37 @@ static void binary_f32_run(fd_binop op, float *o, const float *a, const float *b
     }
 }
 
+/* Comparisons of f32 into bool (masks), the same way. */
+__attribute__((target_clones("avx2", "default")))
+static void compare_f32_run(fd_binop op, uint8_t *o, const float *a, const float *b, int64_t n, int mode)
+{
+    switch (op) {
+    case FD_EQ: RUN3(x == y); break;
+    case FD_NE: RUN3(x != y); break;
+    case FD_LT: RUN3(x < y); break;
+    case FD_LE: RUN3(x <= y); break;
+    case FD_GT: RUN3(x > y); break;
+    case FD_GE: RUN3(x >= y); break;
+    default: break;
+    }
+}
+
+/* Either kernel by op; o is f32 for arithmetic, bool for comparisons. */
+static void f32_run(fd_binop op, char *o, const float *a, const float *b, int64_t n, int mode)
+{
+    if (fd_binop_is_comparison(op)) compare_f32_run(op, (uint8_t *)o, a, b, n, mode);
+    else binary_f32_run(op, (float *)o, a, b, n, mode);
+}
+
 /* The fast kernel as a parallel_walk block (runs with unit or zero strides). */
 static void binary_f32_block(const void *ctx, char *const *p, const int64_t *s, int64_t n)
 {
-    binary_f32_run(*(const fd_binop *)ctx, (float *)p[0], (const float *)p[1], (const float *)p[2], n,
-                   s[1] && s[2] ? VV : s[1] ? VS : SV);
+    f32_run(*(const fd_binop *)ctx, p[0], (const float *)p[1], (const float *)p[2], n,
+            s[1] && s[2] ? VV : s[1] ? VS : SV);
 }
 
-/* Returns false when the layout does not suit the fast path. */
+/* Returns false when the layout does not suit the fast path (f32 operands,
+ * an f32 output, or bool for comparisons). */
 static bool binary_f32_fast(fd_binop op, fd_tensor *out, const fd_tensor *a, const int64_t *sa,
                             const fd_tensor *b, const int64_t *sb)
 {
@@ -260,10 +283,11 @@ static bool binary_f32_fast(fd_binop op, fd_tensor *out, const fd_tensor *a, con
     fd_walk_init(&w, out->ndim, out->shape, 3, strides);
     if (w.empty) return true;
     int64_t ia = w.inner_stride[1], ib = w.inner_stride[2];
-    if (w.ndim > 2 || w.inner_stride[0] != 1 || (ia != 0 && ia != 1) || (ib != 0 && ib != 1) || (!ia && !ib))
+    size_t eo = fd_dtype_size(out->dtype);
+    if (w.inner_stride[0] != 1 || (ia != 0 && ia != 1) || (ib != 0 && ib != 1) || (!ia && !ib))
         return false;
     if (w.ndim > 2) { /* e.g. [B, C, H, W] * [1, C, 1, 1]: unit-stride runs, walked */
-        walk_job job = {3, {(char *)fd_tensor_data(out), fd_tensor_data(a), fd_tensor_data(b)}, {4, 4, 4},
+        walk_job job = {3, {(char *)fd_tensor_data(out), fd_tensor_data(a), fd_tensor_data(b)}, {eo, 4, 4},
                         binary_f32_block, &op, FAST_COLS};
         parallel_walk(&job, out->ndim, out->shape, strides);
         return true;
@@ -272,14 +296,14 @@ static bool binary_f32_fast(fd_binop op, fd_tensor *out, const fd_tensor *a, con
     int64_t rows = w.ndim == 2 ? w.shape[0] : 1, cols = w.inner_len;
     int64_t ro = w.ndim == 2 ? w.stride[0][0] : 0, ra = w.ndim == 2 ? w.stride[1][0] : 0,
             rb = w.ndim == 2 ? w.stride[2][0] : 0;
-    float *o0 = fd_tensor_data(out);
+    char *o0 = fd_tensor_data(out);
     const float *a0 = fd_tensor_data(a), *b0 = fd_tensor_data(b);
     int64_t per_row = (cols + FAST_COLS - 1) / FAST_COLS, tasks = rows * per_row;
 #pragma omp parallel for schedule(static) if (rows * cols >= PAR_MIN)
     for (int64_t t = 0; t < tasks; t++) {
         int64_t r = t / per_row, c = (t % per_row) * FAST_COLS;
         int64_t n = cols - c < FAST_COLS ? cols - c : FAST_COLS;
-        binary_f32_run(op, o0 + r * ro + c, a0 + r * ra + c * ia, b0 + r * rb + c * ib, n, mode);
+        f32_run(op, o0 + (r * ro + c) * (int64_t)eo, a0 + r * ra + c * ia, b0 + r * rb + c * ib, n, mode);
     }
     return true;
 }
@@ -430,7 +454,8 @@ static int binary_core(fd_tensor *out, fd_binop op, const fd_tensor *a, const fd
     int64_t sa[FD_MAX_DIMS], sb[FD_MAX_DIMS];
     fd_broadcast_strides(a, nd, shape, sa);
     fd_broadcast_strides(b, nd, shape, sb);
-    bool all_f32 = a->dtype == FD_F32 && b->dtype == FD_F32 && out->dtype == FD_F32 && !fd_binop_is_comparison(op);
+    bool all_f32 = a->dtype == FD_F32 && b->dtype == FD_F32 &&
+                   out->dtype == (fd_binop_is_comparison(op) ? FD_BOOL : FD_F32);
     if (!(all_f32 && binary_f32_fast(op, out, a, sa, b, sb))) {
         binary_ctx ctx = {op, {out->dtype, a->dtype, b->dtype}, !fd_dtype_is_float(compute)};
         walk_job job = {3, {fd_tensor_data(out), fd_tensor_data(a), fd_tensor_data(b)},
