@@ -439,10 +439,10 @@ static int l_peak(lua_State *L)
     lua_pushnumber(L, fd_nn_measure_peak_gflops(luaL_optnumber(L, 1, 0.3)));
     return 1;
 }
-/* ops.nn_copy_gbs(bytes, [reps = 20]) -> best read+write GB/s of a scale-copy over `bytes` in total */
+/* ops.nn_copy_gbs(bytes, [reps = 21]) -> median read+write GB/s of a scale-copy over `bytes` in total */
 static int l_copy_gbs(lua_State *L)
 {
-    lua_pushnumber(L, fd_nn_measure_copy_gbs(luaL_checkinteger(L, 1), (int)luaL_optinteger(L, 2, 20)));
+    lua_pushnumber(L, fd_nn_measure_copy_gbs(luaL_checkinteger(L, 1), (int)luaL_optinteger(L, 2, 21)));
     return 1;
 }
 
