@@ -16,37 +16,37 @@
 #define FD_AVX2 __attribute__((target("avx2,fma")))
 
 /* x must be f32 or f64 (the dtypes every nn op computes in). */
-int nn_check_float(const char *op, const char *arg, const fd_tensor *t);
+int fd_nn_check_float(const char *op, const char *arg, const fd_tensor *t);
 /* t must have ndim dims. */
-int nn_check_ndim(const char *op, const char *arg, const fd_tensor *t, int ndim);
+int fd_nn_check_ndim(const char *op, const char *arg, const fd_tensor *t, int ndim);
 /* a and b must have the same shape. */
-int nn_check_same_shape(const char *op, const char *an, const fd_tensor *a, const char *bn, const fd_tensor *b);
+int fd_nn_check_same_shape(const char *op, const char *an, const fd_tensor *a, const char *bn, const fd_tensor *b);
 /* t must be 1-D of length n (or NULL). */
-int nn_check_vec(const char *op, const char *arg, const fd_tensor *t, int64_t n);
+int fd_nn_check_vec(const char *op, const char *arg, const fd_tensor *t, int64_t n);
 /* No zero-size dims. */
-int nn_check_nonempty(const char *op, const char *arg, const fd_tensor *t);
+int fd_nn_check_nonempty(const char *op, const char *arg, const fd_tensor *t);
 
 /* A contiguous f64 copy of t in *tmp (released by the caller); its data. */
-double *nn_stage_f64(fd_tensor *tmp, const fd_tensor *t);
+double *fd_nn_stage_f64(fd_tensor *tmp, const fd_tensor *t);
 /* A contiguous f32 view or copy of t in *tmp; its data. NULL on failure. */
-float *nn_stage_f32(fd_tensor *tmp, const fd_tensor *t);
+float *fd_nn_stage_f32(fd_tensor *tmp, const fd_tensor *t);
 /* Replaces *t (f64, contiguous) by a copy in dtype dt, when dt is not f64. */
-int nn_to_dtype_inplace(fd_tensor *t, fd_dtype dt);
+int fd_nn_to_dtype_inplace(fd_tensor *t, fd_dtype dt);
 /* Releases up to 6 headers (NULL-tolerant). */
-void nn_release(fd_tensor *a, fd_tensor *b, fd_tensor *c, fd_tensor *d, fd_tensor *e, fd_tensor *f);
+void fd_nn_release(fd_tensor *a, fd_tensor *b, fd_tensor *c, fd_tensor *d, fd_tensor *e, fd_tensor *f);
 
 /* Attention's sizes after checking its arguments (shared by fast and reference). */
 typedef struct nn_att_dims {
     int64_t B, Nq, Nk, Ne, Nkt, C, H, d, Be;
     double scale;
 } nn_att_dims;
-int nn_attention_check(const char *op, const fd_tensor *q, const fd_tensor *k, const fd_tensor *v,
+int fd_nn_attention_check(const char *op, const fd_tensor *q, const fd_tensor *k, const fd_tensor *v,
                        const fd_attention_args *args, nn_att_dims *dm);
 
 /* pad: the padded shape (checks the pads); embedding: indices as i64 in *is, range-checked. */
-int nn_pad_shape(const char *op, const fd_tensor *x, int npads, const int64_t *pads, fd_pad_mode mode,
+int fd_nn_pad_shape(const char *op, const fd_tensor *x, int npads, const int64_t *pads, fd_pad_mode mode,
                  int64_t *out_shape);
-int nn_embedding_check(const char *op, const fd_tensor *idx, int64_t V, fd_tensor *is);
+int fd_nn_embedding_check(const char *op, const fd_tensor *idx, int64_t V, fd_tensor *is);
 
 /* ---- AVX2 helpers ----------------------------------------------------- */
 /* exp(x) for 8 floats, max rel error about 2e-7 (Cephes polynomial). The
