@@ -18,7 +18,12 @@
 
 #include "nn_common.h"
 
+/* Query-tile rows: 48 keeps small Nq parallel; -DFD_ATT_BR=96 halves key re-reads for large Nq. */
+#ifndef FD_ATT_BR
 #define BR 48
+#else
+#define BR FD_ATT_BR
+#endif
 #define BC 96
 #define MR 6
 #define NR 16
