@@ -19,9 +19,9 @@ void fd_nn_set_simd(bool on) { simd_off = !on; }
 
 int fd_nn_check_float(const char *op, const char *arg, const fd_tensor *t)
 {
-    if (t->dtype != FD_F32 && t->dtype != FD_F64)
-        return fd_fail("%s: %s %s has dtype %s, expected f32 or f64", op, arg, FD_SHAPE_STR(t),
-                       fd_dtype_name(t->dtype));
+    if (!fd_dtype_is_float(t->dtype))
+        return fd_fail("%s: %s %s has dtype %s, expected a float dtype (f32, f64, bf16, f16)", op, arg,
+                       FD_SHAPE_STR(t), fd_dtype_name(t->dtype));
     return FD_OK;
 }
 

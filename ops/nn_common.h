@@ -15,7 +15,7 @@
 
 #define FD_AVX2 __attribute__((target("avx2,fma")))
 
-/* x must be f32 or f64 (the dtypes every nn op computes in). */
+/* t must be a float dtype: f32 and f64 compute as such, bf16/f16 compute in f32. */
 int fd_nn_check_float(const char *op, const char *arg, const fd_tensor *t);
 /* t must have ndim dims. */
 int fd_nn_check_ndim(const char *op, const char *arg, const fd_tensor *t, int ndim);
