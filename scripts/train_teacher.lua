@@ -96,8 +96,9 @@ if opts.export then
   os.exit(0)
 end
 
-io.write(('teacher %s: %.2f M parameters, %.2f GFLOP per frame forward; data %s\n'):format(
-  cfg.name or opts.config, model:num_parameters() / 1e6, models.flops(model) / 1e9, opts.data))
+local flops = models.flops(model) -- per frame: denoiser, plus the reference net and audio per clip
+io.write(('teacher %s: %.2f M parameters, %.2f GFLOP per frame (denoiser) + %.2f per clip (reference net); data %s\n'):format(
+  cfg.name or opts.config, model:num_parameters() / 1e6, flops.denoiser / 1e9, flops.refnet / 1e9, opts.data))
 data:preload()
 
 -- ---- the loss ----------------------------------------------------------------------------
@@ -184,7 +185,8 @@ local function save()
   plot()
 end
 
-local flops_frame = 3 * models.flops(model) -- forward + backward ≈ 3 forward passes
+-- forward + backward ≈ 3 forward passes; the reference net runs once per clip
+local flops_frame = 3 * (flops.denoiser + flops.audio + flops.refnet / Fr)
 local bar = progress.new(opts.steps - step, {label = 'training', unit = 'step'})
 local t_start = fada.clock()
 local window = {loss = 0, n = 0, frames = 0, t = fada.clock()}
