@@ -28,7 +28,7 @@ local clock = fada.clock or fada.ops.nn_clock
 local cfg = models.config(opts.config)
 local m = models.FadaModel(cfg):eval()
 local Fr, Cl = cfg.clip_frames, cfg.latent.channels
-local hw = cfg.image_size // cfg.latent.factor
+local hw = cfg.image_size // select(2, require('fada.models.latent').shape(cfg.latent))
 local fl = models.flops(m)
 print(('model %s: %.2f M parameters, image %dx%d, latent %dx%dx%d, clip %d frames'):format(cfg.name,
   fl.params / 1e6, cfg.image_size, cfg.image_size, Cl, hw, hw, Fr))

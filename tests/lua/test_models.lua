@@ -152,6 +152,12 @@ test('bad inputs give clear messages', function()
   checkerror(function() m:reference(inp.ref_lat, fada.zeros(1, 3, 12, 8, 8)) end, 'motion_lat must be [1, 1, 12, 8, 8]')
   checkerror(function() m:audio_tokens(fada.zeros(3, 5, 20)) end, 'expected [N, 16, 20]')
   checkerror(function() models.config('huge') end, "unknown config 'huge'")
+  -- F follows x: a shorter clip with the same context (the last clip of a sentence)
+  local two = m:denoise(inp.x:narrow(1, 1, 2), 5, {'audio'}, nil, ctx, atok:narrow(1, 1, 2))
+  assert_eq(two:size(1), 2)
+  local six = m:denoise(fada.cat({inp.x:narrow(1, 1, 2), inp.x:narrow(1, 1, 2)}, 1), 5, {'base', 'audio'}, nil, ctx,
+    atok:narrow(1, 1, 2))
+  assert_close(six:narrow(1, 3, 2), two, 1e-5, 1e-4, 'F = 2 after F = 3')
   -- the base branch needs no audio tokens
   local b = m:denoise(inp.x, 1, {'base'}, nil, ctx, nil)
   assert_eq(b:size(1), 3)

@@ -315,11 +315,11 @@ function FadaModel:denoise(x, t, branches, extra, ctx, atok)
     -- input, with the reference latent on extra channels
     local xin = x
     if cfg.ref_concat then
-      local rl = ctx.cache.refrep
+      local rl = ctx.cache['refrep' .. Fr]
       if not rl then
         local r = ctx.ref_lat
         rl = F.reshape(F.expand(F.view(r, B, 1, Cl, ctx.h, ctx.w), B, Fr, Cl, ctx.h, ctx.w), BF, Cl, ctx.h, ctx.w)
-        ctx.cache.refrep = rl
+        ctx.cache['refrep' .. Fr] = rl
       end
       local zeros
       local cp = {}
@@ -431,7 +431,7 @@ end
 function models.flops(x)
   local m = (type(x) == 'table' and x.unet) and x or FadaModel(x)
   local cfg = m.config
-  local f, Fr, Cl = cfg.latent.channels, cfg.clip_frames, cfg.latent.channels
+  local Fr, Cl = cfg.clip_frames, cfg.latent.channels
   local _, factor = latent.shape(cfg.latent)
   local hw = cfg.image_size // factor
   local res = {frames = Fr, image = cfg.image_size}

@@ -14,7 +14,7 @@ local M = {}
 -- Latent channels and downsampling factor of a latent config.
 function M.shape(lc)
   if lc.kind == 's2d' then return 3 * lc.factor * lc.factor, lc.factor end
-  if lc.kind == 'vae' then return lc.latent_channels, 2 ^ (#lc.block_out_channels - 1) // 1 end
+  if lc.kind == 'vae' then return lc.latent_channels, 1 << (#lc.block_out_channels - 1) end
   error(("latent: unknown kind '%s' (s2d or vae)"):format(tostring(lc.kind)), 3)
 end
 

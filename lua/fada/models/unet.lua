@@ -83,7 +83,8 @@ end
 -- clip, else the clip's tokens repeated over its F frames and the branches.
 local function rows_kv(kv, rows, B, Fr)
   if B == 1 then return kv.k, kv.v end
-  local hit = kv.rows[rows]
+  local key = rows .. 'x' .. Fr
+  local hit = kv.rows[key]
   if not hit then
     local function rep(t)
       local Ne, C = t:size(2), t:size(3)
@@ -91,7 +92,7 @@ local function rows_kv(kv, rows, B, Fr)
       return r
     end
     hit = {rep(kv.k), rep(kv.v)}
-    kv.rows[rows] = hit
+    kv.rows[key] = hit
   end
   return hit[1], hit[2]
 end
