@@ -90,8 +90,12 @@ for _, s in ipairs(conv_shapes) do
   local xc = channels_last(x)
   local flops = 2 * n * c * c * 9 * hw * hw
   local shape = ('N%d C%d %d^2'):format(n, c, hw)
-  record('conv', shape, 'fada nchw', flops, timeit(function() return ops.conv2d(x, w, b, {padding = 1}) end))
-  record('conv', shape, 'fada cl', flops, timeit(function() return ops.conv2d(xc, w, b, {padding = 1}) end))
+  -- auto: the layout policy timed per shape (the first 6 calls); any / plain forced
+  record('conv', shape, 'fada nchw', flops, timeit(function() return ops.conv2d(x, w, b, {padding = 1}) end, 7))
+  record('conv', shape, 'fada cl any', flops,
+    timeit(function() return ops.conv2d(xc, w, b, {padding = 1, layout_policy = 'any'}) end))
+  record('conv', shape, 'fada cl plain', flops,
+    timeit(function() return ops.conv2d(xc, w, b, {padding = 1, layout_policy = 'plain'}) end))
   record('conv', shape, 'fada bf16 cl', flops,
     timeit(function() return ops.conv2d(xc, w, b, {padding = 1, compute = 'bf16'}) end))
   collectgarbage()
