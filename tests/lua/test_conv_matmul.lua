@@ -137,10 +137,12 @@ test('conv2d forward: oneDNN vs reference (NCHW, channels-last, views, bias, act
       1e-4, describe(c) .. ' strided view')
     -- fused epilogue: silu / gelu and a residual
     local r = randn(table.unpack(ref:size()))
-    for _, act in ipairs{'silu', 'gelu', 'gelu_tanh'} do
-      local o2 = with(opts, {act = act, residual = r})
-      assert_close(ops.conv2d(x, w, b, o2), ops.conv2d(x, w, b, with(o2, {ref = true})), tol, 1e-4,
-        describe(c) .. ' ' .. act .. ' + residual')
+    for i, act in ipairs{'silu', 'gelu', 'gelu_tanh'} do
+      local pol = ({'any', 'plain', 'auto'})[i]
+      local o2 = with(opts, {act = act, residual = r, layout_policy = pol})
+      local rr = ops.conv2d(x, w, b, with(o2, {ref = true}))
+      assert_close(ops.conv2d(x, w, b, o2), rr, tol, 1e-4, describe(c) .. ' ' .. act .. ' + residual ' .. pol)
+      assert_close(ops.conv2d(xc, w, b, o2), rr, tol, 1e-4, describe(c) .. ' cl ' .. act .. ' + residual ' .. pol)
     end
   end
 end)
