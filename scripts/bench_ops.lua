@@ -54,6 +54,9 @@ local mm_shapes = { -- M, K, N: linear x[M, K] W[N, K]^T
   {4096, 64, 192}, {4096, 128, 384}, {1024, 256, 768}, {1024, 256, 256}, {256, 256, 1024}, {4096, 320, 320},
   {1024, 1024, 1024},
 }
+local train_shapes = { -- conv forward + backward (data, weights, bias): a training step's share
+  {8, 64, 32}, {4, 128, 32},
+}
 local bmm_shapes = { -- batch, M, K, N: attention scores / values
   {8, 1024, 64, 1024}, {8, 1024, 1024, 64}, {4, 256, 32, 512},
 }
@@ -61,6 +64,7 @@ if opt.quick then
   conv_shapes = {conv_shapes[1], conv_shapes[3]}
   mm_shapes = {mm_shapes[2], mm_shapes[7]}
   bmm_shapes = {bmm_shapes[1]}
+  train_shapes = {train_shapes[1]}
 end
 
 -- ---- peak
@@ -98,6 +102,17 @@ for _, s in ipairs(conv_shapes) do
     timeit(function() return ops.conv2d(xc, w, b, {padding = 1, layout_policy = 'plain'}) end))
   record('conv', shape, 'fada bf16 cl', flops,
     timeit(function() return ops.conv2d(xc, w, b, {padding = 1, compute = 'bf16'}) end))
+  collectgarbage()
+end
+for _, s in ipairs(train_shapes) do
+  local n, c, hw = s[1], s[2], s[3]
+  local x, w, b = channels_last(fada.randn(n, c, hw, hw)), fada.randn(c, c, 3, 3), fada.randn(c)
+  local gy = channels_last(fada.randn(n, c, hw, hw))
+  local flops = 3 * 2 * n * c * c * 9 * hw * hw
+  record('train', ('N%d C%d %d^2'):format(n, c, hw), 'fada cl', flops, timeit(function()
+    ops.conv2d(x, w, b, {padding = 1})
+    return ops.conv2d_backward(gy, x, w, {padding = 1})
+  end, 7))
   collectgarbage()
 end
 for _, s in ipairs(mm_shapes) do
@@ -149,13 +164,22 @@ with torch.inference_mode():
         xc = x.contiguous(memory_format=torch.channels_last)
         print('conv', n, c, hw, 'torch nchw', *timeit(lambda: F.conv2d(x, w, b, padding=1)))
         print('conv', n, c, hw, 'torch cl', *timeit(lambda: F.conv2d(xc, w, b, padding=1)))
+for (n, c, hw) in %s:
+    x = torch.randn(n, c, hw, hw).contiguous(memory_format=torch.channels_last).requires_grad_()
+    w = torch.randn(c, c, 3, 3, requires_grad=True); b = torch.randn(c, requires_grad=True)
+    gy = torch.randn(n, c, hw, hw).contiguous(memory_format=torch.channels_last)
+    def step():
+        y = F.conv2d(x, w, b, padding=1)
+        return torch.autograd.grad(y, (x, w, b), gy)
+    print('train', n, c, hw, 'torch cl', *timeit(step))
+with torch.inference_mode():
     for (m, k, nn) in %s:
         x = torch.randn(m, k); w = torch.randn(nn, k); b = torch.randn(nn)
         print('linear', m, k, nn, 'torch', *timeit(lambda: F.linear(x, w, b)))
     for (bt, m, k, nn) in %s:
         a = torch.randn(bt, m, k); bb = torch.randn(bt, k, nn)
         print('bmm', bt, m, k, nn, 'torch', *timeit(lambda: torch.matmul(a, bb)))
-]]):format(opt.threads, opt.samples, opt.min_time, shapes_py(conv_shapes), shapes_py(mm_shapes),
+]]):format(opt.threads, opt.samples, opt.min_time, shapes_py(conv_shapes), shapes_py(train_shapes), shapes_py(mm_shapes),
     shapes_py(bmm_shapes))
   local path = os.tmpname()
   local f = assert(io.open(path, 'w'))
@@ -167,10 +191,10 @@ with torch.inference_mode():
     for wd in line:gmatch('%S+') do words[#words + 1] = wd end
     local kind = words[1]
     local med, lo, hi, shape, variant, flops
-    if kind == 'conv' then
+    if kind == 'conv' or kind == 'train' then
       local n, c, hw = tonumber(words[2]), tonumber(words[3]), tonumber(words[4])
       shape, variant = ('N%d C%d %d^2'):format(n, c, hw), words[5] .. ' ' .. words[6]
-      flops = 2 * n * c * c * 9 * hw * hw
+      flops = (kind == 'train' and 3 or 1) * 2 * n * c * c * 9 * hw * hw
       med, lo, hi = tonumber(words[7]), tonumber(words[8]), tonumber(words[9])
     elseif kind == 'linear' then
       local m, k, nn = tonumber(words[2]), tonumber(words[3]), tonumber(words[4])
