@@ -5,7 +5,8 @@
 --                                      [--min-time 0.15] [--no-torch] [--quick]
 --
 -- Each figure is the median [min-max] over `samples` samples; a sample is a
--- loop of calls lasting at least --min-time seconds, after a warm-up call.
+-- loop of calls lasting at least --min-time seconds, after warm-up calls (more where fd_tune
+-- times the alternatives on a shape's first 10 calls).
 -- GFLOP/s are nominal (2*MACs, padded taps included). The peak is measured
 -- with an FMA-only loop on all threads (fada.ops.measure_peak_gflops) unless
 -- --peak is given. PyTorch runs in /usr/bin/python3 with OPENBLAS_NUM_THREADS=1
@@ -94,8 +95,8 @@ for _, s in ipairs(conv_shapes) do
   local xc = channels_last(x)
   local flops = 2 * n * c * c * 9 * hw * hw
   local shape = ('N%d C%d %d^2'):format(n, c, hw)
-  -- auto: the layout policy timed per shape (the first 6 calls); any / plain forced
-  record('conv', shape, 'fada nchw', flops, timeit(function() return ops.conv2d(x, w, b, {padding = 1}) end, 7))
+  -- auto: the layout policy timed per shape (the first 10 calls); any / plain forced
+  record('conv', shape, 'fada nchw', flops, timeit(function() return ops.conv2d(x, w, b, {padding = 1}) end, 11))
   record('conv', shape, 'fada cl any', flops,
     timeit(function() return ops.conv2d(xc, w, b, {padding = 1, layout_policy = 'any'}) end))
   record('conv', shape, 'fada cl plain', flops,
@@ -112,7 +113,7 @@ for _, s in ipairs(train_shapes) do
   record('train', ('N%d C%d %d^2'):format(n, c, hw), 'fada cl', flops, timeit(function()
     ops.conv2d(x, w, b, {padding = 1})
     return ops.conv2d_backward(gy, x, w, {padding = 1})
-  end, 7))
+  end, 11))
   collectgarbage()
 end
 for _, s in ipairs(mm_shapes) do
@@ -120,8 +121,8 @@ for _, s in ipairs(mm_shapes) do
   local x, w, b = fada.randn(m, k), fada.randn(nn, k), fada.randn(nn)
   local flops = 2 * m * k * nn
   local shape = ('%dx%d->%d'):format(m, k, nn)
-  -- 8 warm-up calls: the first 6 of a shape time oneDNN against OpenBLAS
-  record('linear', shape, 'fada', flops, timeit(function() return ops.linear(x, w, b) end, 8))
+  -- 12 warm-up calls: the first 10 of a shape time oneDNN against OpenBLAS
+  record('linear', shape, 'fada', flops, timeit(function() return ops.linear(x, w, b) end, 12))
   record('linear', shape, 'fada bf16', flops, timeit(function() return ops.linear(x, w, b, {compute = 'bf16'}) end))
   collectgarbage()
 end
@@ -130,7 +131,7 @@ for _, s in ipairs(bmm_shapes) do
   local a, bb = fada.randn(bt, m, k), fada.randn(bt, k, nn)
   local flops = 2 * bt * m * k * nn
   local shape = ('%dx%dx%d@%d'):format(bt, m, k, nn)
-  record('bmm', shape, 'fada', flops, timeit(function() return fada.matmul(a, bb) end, 8))
+  record('bmm', shape, 'fada', flops, timeit(function() return fada.matmul(a, bb) end, 12))
   collectgarbage()
 end
 

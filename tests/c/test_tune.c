@@ -1,19 +1,19 @@
 /* fd_tune: the first calls of a key alternate 0, 1, 0, 1, ...; the two warm-up
- * calls are not counted; after 6 calls the faster variant sticks. */
+ * calls are not counted; after 10 calls the faster variant sticks. */
 #include "check.h"
 #include "fd_tune.h"
 
 static int decide(uint64_t key, double t0, double t1)
 {
-    int seq[6];
-    for (int i = 0; i < 6; i++) {
+    int seq[10];
+    for (int i = 0; i < 10; i++) {
         int timed, v = fd_tune_choose(key, &timed);
         CHECK(timed, "call %d is timed", i);
         seq[i] = v;
         /* the warm-up calls report absurd times: they must not count */
         fd_tune_record(key, v, i < 2 ? (v ? 1e-9 : 1e9) : (v ? t1 : t0));
     }
-    for (int i = 0; i < 6; i++) CHECK(seq[i] == i % 2, "call %d ran variant %d", i, seq[i]);
+    for (int i = 0; i < 10; i++) CHECK(seq[i] == i % 2, "call %d ran variant %d", i, seq[i]);
     return fd_tune_decided(key);
 }
 
