@@ -167,6 +167,14 @@ static void any_like(dnnl_memory_desc_t *md, const dnnl_memory_desc_t *like, dnn
     dnnl_memory_desc_init_by_tag(md, like->ndims, like->dims, dt, dnnl_format_tag_any);
 }
 
+dnnl_status_t fd_dnnl_append_act(dnnl_post_ops_t po, int a)
+{
+    static const dnnl_alg_kind_t algs[] = {[FD_ACT_SILU] = dnnl_eltwise_swish, [FD_ACT_GELU] = dnnl_eltwise_gelu_erf,
+                                           [FD_ACT_GELU_TANH] = dnnl_eltwise_gelu_tanh, [FD_ACT_RELU] = dnnl_eltwise_relu};
+    /* swish(x) = x * sigmoid(alpha x): alpha 1 is SiLU */
+    return dnnl_post_ops_append_eltwise(po, 1.0f, algs[a], a == FD_ACT_SILU ? 1.0f : 0.0f, 0.0f);
+}
+
 static dnnl_status_t make_attr(const conv_ctx *c, dnnl_primitive_attr_t *attr)
 {
     dnnl_status_t st = dnnl_primitive_attr_create(attr);
@@ -175,14 +183,15 @@ static dnnl_status_t make_attr(const conv_ctx *c, dnnl_primitive_attr_t *attr)
     if (c->kind != CONV_FWD || (c->act == FD_ACT_NONE && !c->sum)) return dnnl_success;
     dnnl_post_ops_t po;
     st = dnnl_post_ops_create(&po);
-    if (st != dnnl_success) return st;
-    static const dnnl_alg_kind_t algs[] = {[FD_ACT_SILU] = dnnl_eltwise_swish, [FD_ACT_GELU] = dnnl_eltwise_gelu_erf,
-                                           [FD_ACT_GELU_TANH] = dnnl_eltwise_gelu_tanh, [FD_ACT_RELU] = dnnl_eltwise_relu};
-    if (c->act != FD_ACT_NONE)
-        st = dnnl_post_ops_append_eltwise(po, 1.0f, algs[c->act], c->act == FD_ACT_SILU ? 1.0f : 0.0f, 0.0f);
+    if (st != dnnl_success) {
+        dnnl_primitive_attr_destroy(*attr);
+        return st;
+    }
+    if (c->act != FD_ACT_NONE) st = fd_dnnl_append_act(po, c->act);
     if (st == dnnl_success && c->sum) st = dnnl_post_ops_append_sum(po, 1.0f);
     if (st == dnnl_success) st = dnnl_primitive_attr_set_post_ops(*attr, po);
     dnnl_post_ops_destroy(po);
+    if (st != dnnl_success) dnnl_primitive_attr_destroy(*attr);
     return st;
 }
 
