@@ -1,8 +1,9 @@
 /* Per-shape choice between two implementations, by timing them. The first
  * calls of a key alternate between variant 0 and 1 (calls 0 and 1 warm up:
  * JIT compilation, first-touch of buffers), calls 2..9 are timed (4 per
- * variant; the fastest of each counts, which resists a noisy machine), and
- * the faster variant is kept for the key from then on. Results are the same
+ * variant), and the variant with the lower median is kept for the key from
+ * then on. Median, not minimum: on a shared machine a 2-thread call is
+ * sometimes fast and usually stalled, and the usual case is what counts. Results are the same
  * either way; only speed differs. One table shared by all ops (keys are
  * hashes of the full signature), evicting round-robin. */
 #ifndef FD_TUNE_H
