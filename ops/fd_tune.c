@@ -4,7 +4,8 @@
 #include <string.h>
 
 #define SLOTS 256
-#define CALLS 10 /* 2 warm-up + 4 timed calls of each variant */
+#define CALLS 10 /* per variant: 1 warm-up + 4 timed calls, variant 0 first */
+#define BLOCK (CALLS / 2)
 
 #define TIMED ((CALLS - 2) / 2) /* samples per variant */
 
@@ -54,14 +55,14 @@ int fd_tune_choose(uint64_t key, int *timed)
 {
     entry *e = find(key, 1);
     *timed = e->choice < 0;
-    return e->choice >= 0 ? e->choice : e->calls % 2;
+    return e->choice >= 0 ? e->choice : e->calls / BLOCK;
 }
 
 void fd_tune_record(uint64_t key, int variant, double seconds)
 {
     entry *e = find(key, 0);
     if (!e || e->choice >= 0) return;
-    if (e->calls >= 2 && e->n[variant] < TIMED) e->t[variant][e->n[variant]++] = seconds;
+    if (e->calls % BLOCK != 0 && e->n[variant] < TIMED) e->t[variant][e->n[variant]++] = seconds;
     if (++e->calls >= CALLS) e->choice = median(e->t[0], e->n[0]) <= median(e->t[1], e->n[1]) ? 0 : 1;
 }
 
