@@ -365,16 +365,17 @@ done:
     return rc;
 }
 
-/* The layout policy: fixed when asked, else timed per signature (fd_tune):
- * on AVX2 jit:avx2 runs on channels-last directly at about the speed of its
- * blocked layout, which then saves two reorders; elsewhere `any` may win. */
+/* The layout policy: fixed when asked, else timed per signature (fd_tune)
+ * for channels-last inputs: jit:avx2 can run on them directly, saving two
+ * reorders, or on its blocked layout; which is faster depends on the shape. */
 static int conv_fwd_tuned(fd_tensor *out, const fd_tensor *x, const fd_tensor *w, const fd_tensor *b,
                           const fd_tensor *residual, const fd_conv_params *p, const int64_t os[4])
 {
-    if (p->layout_policy != FD_CONV_AUTO || fd_compute_resolve(p->compute) != FD_F32)
+    /* Plain NCHW gets im2col gemm on every ISA (and a large scratchpad): only
+     * channels-last inputs have a plain alternative worth timing. */
+    if (p->layout_policy != FD_CONV_AUTO || fd_compute_resolve(p->compute) != FD_F32 || !fd_is_channels_last(x))
         return conv_fwd_dnnl(out, x, w, b, residual, p, os, p->layout_policy == FD_CONV_PLAIN);
-    int64_t sig[] = {x->shape[0], x->shape[1], x->shape[2], x->shape[3], fd_is_channels_last(x),
-                     fd_tensor_is_contiguous(x), w->shape[0], w->shape[2], w->shape[3], b != NULL, residual != NULL,
+    int64_t sig[] = {x->shape[0], x->shape[1], x->shape[2], x->shape[3], w->shape[0], w->shape[2], w->shape[3], b != NULL, residual != NULL,
                      p->stride[0], p->stride[1], p->padding[0], p->padding[1], p->dilation[0], p->dilation[1],
                      p->groups, p->act, fd_conv_out_layout(x, p->layout), fd_get_num_threads()};
     uint64_t h = fd_tune_hash(fd_tune_hash(0, "conv2d", 6), sig, sizeof sig);
