@@ -1,7 +1,11 @@
 /* Per-shape choice between two implementations, by timing them. The first
- * calls of a key alternate between variant 0 and 1 (calls 0 and 1 warm up:
- * JIT compilation, first-touch of buffers), calls 2..5 are timed, and the
- * faster variant is kept for the key from then on. Results are the same
+ * 5 calls of a key run variant 0, the next 5 variant 1; the first call of
+ * each block warms up (JIT compilation, first touch, and the other thread
+ * pool going idle: OpenMP workers that still spin after a oneDNN call slow
+ * an OpenBLAS call that follows, so alternating call by call biased the
+ * timing) and the other 4 are timed. The variant with the lower median is
+ * kept for the key from then on. Median, not minimum: on a shared machine a 2-thread call is
+ * sometimes fast and usually stalled, and the usual case is what counts. Results are the same
  * either way; only speed differs. One table shared by all ops (keys are
  * hashes of the full signature), evicting round-robin. */
 #ifndef FD_TUNE_H

@@ -23,9 +23,11 @@
  *       opts: act, compute, ref, backend ('auto': oneDNN or OpenBLAS, whichever
  *             measured faster for the shape; 'dnnl'; 'blas' (f32 without act))
  *   fada.ops.linear_backward(gy, x, w, [opts]) -> gx, gw, gb
+ *       gradients of x W^T + b (pre-activation); input / weight / bias = false skip one
  *   fada.ops.matmul(a, b, [opts]) -> y            torch.matmul semantics
  *       opts: transpose_a, transpose_b, compute, ref, backend
  *   fada.ops.matmul_backward(gy, a, b, [opts]) -> ga, gb
+ *       summed over broadcast batch dims; a / b = false skip one
  *   fada.matmul(a, b), t:matmul(b)                torch.matmul
  *   fada.set_compute_dtype('bf16' | 'f32'), fada.get_compute_dtype()
  *   fada.ops.measure_peak_gflops([threads], [seconds]) -> GFLOP/s of an FMA loop
