@@ -1,6 +1,7 @@
 /* See fd_tune.h. */
 #include "fd_tune.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define SLOTS 256
@@ -51,8 +52,31 @@ uint64_t fd_tune_hash(uint64_t h, const void *p, size_t n)
     return h;
 }
 
+/* -1: time and choose; 0 or 1: always that variant (FADA_TUNE=0|1 in the
+ * environment, or fd_tune_force). A fixed variant makes runs bit-for-bit
+ * repeatable across processes, which timing cannot promise. */
+static int forced = -2; /* -2: not read from the environment yet */
+
+void fd_tune_force(int variant)
+{
+    forced = variant == 0 || variant == 1 ? variant : -1;
+}
+
+int fd_tune_forced(void)
+{
+    if (forced == -2) {
+        const char *env = getenv("FADA_TUNE");
+        forced = env && (env[0] == '0' || env[0] == '1') && env[1] == '\0' ? env[0] - '0' : -1;
+    }
+    return forced;
+}
+
 int fd_tune_choose(uint64_t key, int *timed)
 {
+    if (fd_tune_forced() >= 0) {
+        *timed = 0;
+        return forced;
+    }
     entry *e = find(key, 1);
     *timed = e->choice < 0;
     return e->choice >= 0 ? e->choice : e->calls / BLOCK;

@@ -18,6 +18,10 @@
  * should time the call and report it with fd_tune_record. */
 int fd_tune_choose(uint64_t key, int *timed);
 void fd_tune_record(uint64_t key, int variant, double seconds);
+/* Always run `variant` (0 or 1) from now on; -1 goes back to timing. The
+ * environment variable FADA_TUNE=0|1 sets the same at start-up. */
+void fd_tune_force(int variant);
+int fd_tune_forced(void); /* -1 when timing */
 /* The decided variant for key, or -1 while undecided / unknown. */
 int fd_tune_decided(uint64_t key);
 /* FNV-1a over bytes, continuing from h (start with 0). */
