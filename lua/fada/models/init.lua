@@ -15,6 +15,13 @@
 --   local out = m:denoise(x [n·B·F, Cl, h, w], t, branches, extra, ctx, atok)   -- see fada.diffusion.cfg
 --                                                -- (F is taken from x: n·B·F rows; cfg.clip_frames is the default)
 --   models.flops(cfg_or_model) -> FLOPs of one frame's denoiser pass (measured by counting ops)
+--   models.student_from(teacher, {token_dim = 64}) -> a student holding the teacher's weights
+--   m:named_parameters()                         -- the trainable ones (a frozen VAE is left out)
+-- In eval mode (models.load gives one) every call runs without autograd
+-- recording; in train mode the same calls record for fada.autograd. At
+-- inference q/k/v come from one stacked GEMM and attention with many keys
+-- goes through batched GEMMs + softmax (nn.Attention.attend); training uses
+-- the flash kernel and its backward.
 --
 -- Architecture (keys of the config in brackets):
 -- * E, frozen [latent]: 's2d' = space-to-depth by `factor` (mini: 2, 64x64 RGB ->
@@ -344,6 +351,17 @@ function FadaModel:denoise(x, t, branches, extra, ctx, atok)
                 pos = function(C) return self:_position(Fr, C) end}
     return self.unet(xin, emb, st, tau)
   end)
+end
+
+-- models.student_from(teacher, {token_dim = 64}): the teacher's config plus
+-- the student additions, with the teacher's weights (the CFG tokens keep their
+-- seeded init, the control layers are zero, so it starts equal to the teacher).
+function models.student_from(teacher, opts)
+  local cfg = deepcopy(teacher.config)
+  cfg.student = {token_dim = opts and opts.token_dim or (cfg.student and cfg.student.token_dim) or 64}
+  local s = FadaModel(cfg)
+  s:load_state_dict(teacher:state_dict(), {strict = false})
+  return s:train(teacher.training)
 end
 
 -- ---- checkpoints -----------------------------------------------------------------------------
