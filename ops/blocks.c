@@ -87,6 +87,26 @@ void fd_store_block(void *dst, int64_t s, fd_dtype dt, const double *src, int64_
     }
 }
 
+void fd_load_block_i64(int64_t *dst, const void *src, int64_t s, fd_dtype dt, int64_t n)
+{
+    switch (dt) {
+    case FD_I64: for (int64_t i = 0; i < n; i++) dst[i] = ((const int64_t *)src)[i * s]; break;
+    case FD_I32: for (int64_t i = 0; i < n; i++) dst[i] = ((const int32_t *)src)[i * s]; break;
+    case FD_U8: for (int64_t i = 0; i < n; i++) dst[i] = ((const uint8_t *)src)[i * s]; break;
+    case FD_BOOL: for (int64_t i = 0; i < n; i++) dst[i] = ((const uint8_t *)src)[i * s] != 0; break;
+    default: { /* floats (a scalar operand holding an integer) */
+        double x[FD_BLOCK];
+        for (int64_t i = 0; i < n; i += FD_BLOCK) {
+            int64_t m = n - i < FD_BLOCK ? n - i : FD_BLOCK;
+            fd_load_block(x, (const char *)src + i * s * (int64_t)fd_dtype_size(dt), s, dt, m);
+            for (int64_t j = 0; j < m; j++)
+                dst[i + j] = isnan(x[j]) ? 0 : x[j] >= 9.2233720368547758e18 ? INT64_MAX
+                           : x[j] <= -9.2233720368547758e18 ? INT64_MIN : (int64_t)x[j];
+        }
+    }
+    }
+}
+
 bool fd_can_cast(fd_dtype from, fd_dtype to)
 {
     if (fd_dtype_is_float(from) && !fd_dtype_is_float(to)) return false;

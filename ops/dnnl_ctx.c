@@ -3,6 +3,7 @@
 #include "dnnl_ctx.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,10 +105,9 @@ int fd_dnnl_bf16_fallbacks(void) { return bf16_fallbacks; }
 
 void fd_dnnl_key_bytes(fd_dnnl_key *k, const void *p, size_t n)
 {
-    /* A key that overflows is marked so it never matches a shorter one;
-     * keys are far below the limit in practice (conv: ~200 bytes). */
+    /* A truncated key could match another op's: mark it instead. */
     if (k->len + n > FD_DNNL_KEY_BYTES) {
-        k->len = FD_DNNL_KEY_BYTES;
+        k->overflow = 1;
         return;
     }
     memcpy(k->bytes + k->len, p, n);
@@ -119,6 +119,7 @@ void fd_dnnl_key_i64(fd_dnnl_key *k, int64_t v) { fd_dnnl_key_bytes(k, &v, sizeo
 void fd_dnnl_key_init(fd_dnnl_key *k, const char *op)
 {
     k->len = 0;
+    k->overflow = 0;
     fd_dnnl_key_bytes(k, op, strlen(op) + 1);
     fd_dnnl_key_i64(k, fd_get_num_threads()); /* a primitive is specialised to it */
 }
@@ -172,6 +173,7 @@ int fd_dnnl_cached(const char *op, const fd_dnnl_key *k, fd_dnnl_make_pd make, v
     *out = NULL;
     if (status) *status = dnnl_success;
     if (fd_dnnl_init(op)) return FD_ERR;
+    if (k->overflow) return fd_fail("%s: primitive cache key longer than %d bytes", op, FD_DNNL_KEY_BYTES);
     uint64_t h = key_hash(k);
     pc.tick++;
     for (int i = 0; i < pc.n; i++) {
@@ -202,7 +204,7 @@ int fd_dnnl_cached(const char *op, const fd_dnnl_key *k, fd_dnnl_make_pd make, v
     const char *impl = NULL;
     dnnl_primitive_desc_query(p.pd, dnnl_query_impl_info_str, 0, &impl);
     p.impl = impl ? impl : "?";
-    fd_dnnl_key *kc = malloc(sizeof *kc - FD_DNNL_KEY_BYTES + k->len);
+    fd_dnnl_key *kc = malloc(offsetof(fd_dnnl_key, bytes) + k->len);
     if (!kc) {
         dnnl_primitive_destroy(p.prim);
         dnnl_primitive_desc_destroy(p.pd);
@@ -272,6 +274,33 @@ static void weight_entry_free(weight_entry *e)
     memset(e, 0, sizeof *e);
 }
 
+/* Drops entry i, moving the last entry into its place. */
+static void weight_entry_drop(int i)
+{
+    weight_entry_free(&wc.e[i]);
+    if (i != wc.n - 1) {
+        wc.e[i] = wc.e[wc.n - 1];
+        memset(&wc.e[wc.n - 1], 0, sizeof wc.e[0]);
+    }
+    wc.n--;
+}
+
+/* Entries whose storage only the cache still holds belong to tensors that
+ * are gone: free them now rather than when the LRU gets to them. And keep
+ * the packed copies under WEIGHT_BYTES_MAX. */
+#define WEIGHT_BYTES_MAX ((size_t)512 << 20)
+static void weight_sweep(void)
+{
+    for (int i = wc.n - 1; i >= 0; i--)
+        if (__atomic_load_n(&wc.e[i].storage->refcount, __ATOMIC_ACQUIRE) == 1) weight_entry_drop(i);
+    while (wc.n > 0 && wc.bytes > WEIGHT_BYTES_MAX) {
+        int old = 0;
+        for (int i = 1; i < wc.n; i++)
+            if (wc.e[i].last_use < wc.e[old].last_use) old = i;
+        weight_entry_drop(old);
+    }
+}
+
 int fd_dnnl_weights(const char *op, const fd_tensor *w, const dnnl_memory_desc_t *user,
                     const dnnl_memory_desc_t *want, void **out)
 {
@@ -280,6 +309,7 @@ int fd_dnnl_weights(const char *op, const fd_tensor *w, const dnnl_memory_desc_t
         *out = fd_tensor_data(w);
         return FD_OK;
     }
+    weight_sweep();
     wc.tick++;
     weight_entry *hit = NULL;
     for (int i = 0; i < wc.n; i++) {
@@ -319,13 +349,7 @@ int fd_dnnl_weights(const char *op, const fd_tensor *w, const dnnl_memory_desc_t
     hit->last_use = wc.tick;
     wc.reorders++;
     if (fd_dnnl_reorder(op, user, fd_tensor_data(w), want, hit->buf)) {
-        weight_entry_free(hit); /* leaves a hole: move the last entry into it */
-        int idx = (int)(hit - wc.e);
-        if (idx != wc.n - 1) {
-            wc.e[idx] = wc.e[wc.n - 1];
-            memset(&wc.e[wc.n - 1], 0, sizeof wc.e[0]);
-        }
-        wc.n--;
+        weight_entry_drop((int)(hit - wc.e));
         return FD_ERR;
     }
     *out = hit->buf;
@@ -513,9 +537,4 @@ int fd_dnnl_call_run(fd_dnnl_call *c)
     }
     fd_dnnl_call_free(c);
     return rc;
-}
-
-int fd_dnnl_impl_is_slow(const char *impl)
-{
-    return !impl || strstr(impl, "ref") || strstr(impl, "gemm") || strstr(impl, "simple");
 }

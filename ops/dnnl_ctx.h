@@ -39,9 +39,10 @@ int fd_dnnl_bf16_fallbacks(void); /* how many calls fell back so far */
 /* ---- primitive cache ---------------------------------------------------- */
 /* A key is a byte string built from everything that shapes the primitive:
  * op, dims, strides, dtypes, params, post-ops, compute dtype, thread count. */
-#define FD_DNNL_KEY_BYTES 1024
+#define FD_DNNL_KEY_BYTES 6144 /* a dnnl_memory_desc_t is ~700 bytes; a conv key holds 3 */
 typedef struct fd_dnnl_key {
     size_t len;
+    int overflow; /* too long: fd_dnnl_cached refuses it rather than risk a collision */
     unsigned char bytes[FD_DNNL_KEY_BYTES];
 } fd_dnnl_key;
 void fd_dnnl_key_init(fd_dnnl_key *k, const char *op); /* adds op name and thread count */
@@ -88,7 +89,9 @@ void fd_dnnl_clear_caches(void); /* primitives, weights, scratchpad */
  * cached against (storage, storage->version, offset, user, want): a training
  * step that bumps the version gets a fresh reorder into the same buffer. The
  * cache holds a reference to the storage, so its address cannot be reused
- * by another tensor while the entry lives. */
+ * by another tensor while the entry lives; an entry whose storage only the
+ * cache still holds (the tensor is gone) is dropped at the next lookup, and
+ * the packed copies stay under 512 MiB (LRU). */
 int fd_dnnl_weights(const char *op, const fd_tensor *w, const dnnl_memory_desc_t *user,
                     const dnnl_memory_desc_t *want, void **out);
 
@@ -133,8 +136,5 @@ void fd_dnnl_call_free(fd_dnnl_call *c);
 /* dst (desc dst_md) = src (desc src_md), converting layout and dtype. */
 int fd_dnnl_reorder(const char *op, const dnnl_memory_desc_t *src_md, const void *src,
                     const dnnl_memory_desc_t *dst_md, void *dst);
-
-/* An implementation name says "slow" (reference loops or im2col gemm). */
-int fd_dnnl_impl_is_slow(const char *impl);
 
 #endif

@@ -9,6 +9,12 @@
  * elements. */
 #include "fd_elementwise.h"
 
+/* The kernels never read errno or FP exception flags; without these GCC
+ * will not vectorise sqrtf or if-convert the selects in max/min/clamp/exp. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-math-errno", "no-trapping-math")
+#endif
+
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -141,6 +147,11 @@ static int prepare_out(const char *name, fd_tensor *out, fd_dtype rdt, int nd, c
         return fd_fail("%s: output %s does not match the result shape %s (an in-place op cannot "
                        "broadcast its first operand)",
                        name, FD_SHAPE_STR(out), fd_shape_str((char[128]){0}, 128, nd, shape));
+    for (int d = 0; d < nd; d++)
+        if (out->stride[d] == 0 && out->shape[d] > 1)
+            return fd_fail("%s: the output %s is an expanded view (dim %d has stride 0), so several results "
+                           "would land on one element; write into a tensor that owns its elements",
+                           name, FD_SHAPE_STR(out), d + 1);
     if (!fd_can_cast(rdt, out->dtype))
         return fd_fail("%s: result type %s cannot be written into the %s output", name, fd_dtype_name(rdt),
                        fd_dtype_name(out->dtype));
@@ -251,18 +262,89 @@ static void binary_f64(fd_binop op, double *z, const double *x, const double *y,
 typedef struct binary_ctx {
     fd_binop op;
     fd_dtype dt[3]; /* out, a, b */
-    bool integral;  /* computes in an integer type: results are truncated */
+    bool integral;  /* computes in an integer type: the int64 kernel below */
 } binary_ctx;
+
+/* ---- binary: integers, exactly ------------------------------------------ */
+
+/* Integer ops run in int64 so i64 values beyond 2^53 stay exact, and wrap
+ * around on overflow (through uint64, so without undefined behaviour) the way
+ * torch's integer kernels do: u8 1 - 3 is 254. */
+static void store_i64(char *dst, int64_t s, fd_dtype dt, const int64_t *v, int64_t n)
+{
+    switch (dt) {
+    case FD_I64: for (int64_t i = 0; i < n; i++) ((int64_t *)dst)[i * s] = v[i]; break;
+    case FD_I32: for (int64_t i = 0; i < n; i++) ((int32_t *)dst)[i * s] = (int32_t)(uint32_t)(uint64_t)v[i]; break;
+    case FD_U8: for (int64_t i = 0; i < n; i++) ((uint8_t *)dst)[i * s] = (uint8_t)(uint64_t)v[i]; break;
+    case FD_BOOL: for (int64_t i = 0; i < n; i++) ((uint8_t *)dst)[i * s] = v[i] != 0; break;
+    default: { /* a float output written in place: exact integers converted once */
+        double x[FD_BLOCK];
+        for (int64_t i = 0; i < n; i++) x[i] = (double)v[i];
+        fd_store_block(dst, s, dt, x, n);
+    }
+    }
+}
+
+static int64_t wrap_add(int64_t x, int64_t y) { return (int64_t)((uint64_t)x + (uint64_t)y); }
+static int64_t wrap_sub(int64_t x, int64_t y) { return (int64_t)((uint64_t)x - (uint64_t)y); }
+static int64_t wrap_mul(int64_t x, int64_t y) { return (int64_t)((uint64_t)x * (uint64_t)y); }
+
+/* x^y by squaring; negative powers truncate toward zero (only 1 and -1 survive). */
+static int64_t ipow(int64_t x, int64_t y)
+{
+    if (y < 0) return x == 1 ? 1 : x == -1 ? (y & 1 ? -1 : 1) : 0;
+    int64_t r = 1;
+    while (y) {
+        if (y & 1) r = wrap_mul(r, x);
+        x = wrap_mul(x, x);
+        y >>= 1;
+    }
+    return r;
+}
+
+/* The sign of the divisor, as torch; a zero divisor gives 0 (torch raises). */
+static int64_t iremainder(int64_t x, int64_t y)
+{
+    if (y == 0 || y == -1) return 0;
+    int64_t r = x % y;
+    return (r != 0 && ((r < 0) != (y < 0))) ? r + y : r;
+}
+
+static void binary_i64(fd_binop op, int64_t *z, const int64_t *x, const int64_t *y, int64_t n)
+{
+    switch (op) {
+    case FD_ADD: for (int64_t i = 0; i < n; i++) z[i] = wrap_add(x[i], y[i]); break;
+    case FD_SUB: for (int64_t i = 0; i < n; i++) z[i] = wrap_sub(x[i], y[i]); break;
+    case FD_MUL: for (int64_t i = 0; i < n; i++) z[i] = wrap_mul(x[i], y[i]); break;
+    case FD_POW: for (int64_t i = 0; i < n; i++) z[i] = ipow(x[i], y[i]); break;
+    case FD_MAXIMUM: for (int64_t i = 0; i < n; i++) z[i] = x[i] > y[i] ? x[i] : y[i]; break;
+    case FD_MINIMUM: for (int64_t i = 0; i < n; i++) z[i] = x[i] < y[i] ? x[i] : y[i]; break;
+    case FD_REMAINDER: for (int64_t i = 0; i < n; i++) z[i] = iremainder(x[i], y[i]); break;
+    case FD_EQ: for (int64_t i = 0; i < n; i++) z[i] = x[i] == y[i]; break;
+    case FD_NE: for (int64_t i = 0; i < n; i++) z[i] = x[i] != y[i]; break;
+    case FD_LT: for (int64_t i = 0; i < n; i++) z[i] = x[i] < y[i]; break;
+    case FD_LE: for (int64_t i = 0; i < n; i++) z[i] = x[i] <= y[i]; break;
+    case FD_GT: for (int64_t i = 0; i < n; i++) z[i] = x[i] > y[i]; break;
+    case FD_GE: for (int64_t i = 0; i < n; i++) z[i] = x[i] >= y[i]; break;
+    default: break; /* div is true division: the double path */
+    }
+}
 
 static void binary_block(const void *vctx, char *const *p, const int64_t *s, int64_t n)
 {
     const binary_ctx *c = vctx;
+    if (c->integral && c->op != FD_DIV) {
+        int64_t x[FD_BLOCK], y[FD_BLOCK], z[FD_BLOCK];
+        fd_load_block_i64(x, p[1], s[1], c->dt[1], n);
+        fd_load_block_i64(y, p[2], s[2], c->dt[2], n);
+        binary_i64(c->op, z, x, y, n);
+        store_i64(p[0], s[0], c->dt[0], z, n);
+        return;
+    }
     double x[FD_BLOCK], y[FD_BLOCK], z[FD_BLOCK];
     fd_load_block(x, p[1], s[1], c->dt[1], n);
     fd_load_block(y, p[2], s[2], c->dt[2], n);
     binary_f64(c->op, z, x, y, n);
-    if (c->integral && c->op == FD_POW) /* integer powers: exact values, not pow()'s last bit */
-        for (int64_t i = 0; i < n; i++) z[i] = round(z[i]);
     fd_store_block(p[0], s[0], c->dt[0], z, n);
 }
 
@@ -336,6 +418,34 @@ static bool unop_needs_float(int op)
     }
 }
 
+/* exp in plain arithmetic, so the loops around it vectorise (libm's expf
+ * is a call per element). Cody-Waite reduction x = n ln2 + r, a degree-6
+ * polynomial for e^r (Cephes' coefficients, ~1 ulp), and 2^n applied in two
+ * halves so results down in the subnormals come out right. */
+static inline float exp_f32(float x)
+{
+    float xc = x != x ? 0.0f : x;                       /* NaN: computed on 0, put back below */
+    xc = xc < -104.0f ? -104.0f : xc > 89.0f ? 89.0f : xc;
+    float n = floorf(xc * 1.44269504088896341f + 0.5f);
+    float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
+    float q = 1.9875691500e-4f;
+    q = q * r + 1.3981999507e-3f;
+    q = q * r + 8.3334519073e-3f;
+    q = q * r + 4.1665795894e-2f;
+    q = q * r + 1.6666665459e-1f;
+    q = q * r + 5.0000001201e-1f;
+    float y = q * r * r + r + 1.0f;
+    int32_t n1 = (int32_t)n / 2, n2 = (int32_t)n - n1;
+    int32_t b1 = (n1 + 127) << 23, b2 = (n2 + 127) << 23;
+    float s1, s2;
+    memcpy(&s1, &b1, 4);
+    memcpy(&s2, &b2, 4);
+    y = y * s1 * s2;
+    y = x > 88.7228394f ? INFINITY : y;
+    y = x < -103.97208f ? 0.0f : y;
+    return x != x ? x : y;
+}
+
 static inline float sign_f32(float x) { return x > 0 ? 1.0f : x < 0 ? -1.0f : x; } /* keeps 0, -0, NaN */
 static inline double sign_f64(double x) { return x > 0 ? 1.0 : x < 0 ? -1.0 : x; }
 
@@ -344,13 +454,13 @@ static void unary_f32_run(int op, float *o, const float *a, int64_t n, float lo,
 {
     switch (op) {
     case FD_NEG: for (int64_t i = 0; i < n; i++) o[i] = -a[i]; break;
-    case FD_EXP: for (int64_t i = 0; i < n; i++) o[i] = expf(a[i]); break;
+    case FD_EXP: for (int64_t i = 0; i < n; i++) o[i] = exp_f32(a[i]); break;
     case FD_LOG: for (int64_t i = 0; i < n; i++) o[i] = logf(a[i]); break;
     case FD_SQRT: for (int64_t i = 0; i < n; i++) o[i] = sqrtf(a[i]); break;
     case FD_RSQRT: for (int64_t i = 0; i < n; i++) o[i] = 1.0f / sqrtf(a[i]); break;
     case FD_ABS: for (int64_t i = 0; i < n; i++) o[i] = fabsf(a[i]); break;
     case FD_TANH: for (int64_t i = 0; i < n; i++) o[i] = tanhf(a[i]); break;
-    case FD_SIGMOID: for (int64_t i = 0; i < n; i++) o[i] = 1.0f / (1.0f + expf(-a[i])); break;
+    case FD_SIGMOID: for (int64_t i = 0; i < n; i++) o[i] = 1.0f / (1.0f + exp_f32(-a[i])); break;
     case FD_SIN: for (int64_t i = 0; i < n; i++) o[i] = sinf(a[i]); break;
     case FD_COS: for (int64_t i = 0; i < n; i++) o[i] = cosf(a[i]); break;
     case FD_FLOOR: for (int64_t i = 0; i < n; i++) o[i] = floorf(a[i]); break;

@@ -14,6 +14,10 @@ void fd_load_block(double *dst, const void *src, int64_t stride, fd_dtype dt, in
 /* dst[i * stride] = src[i], with fd_store_f64's rounding and saturation. */
 void fd_store_block(void *dst, int64_t stride, fd_dtype dt, const double *src, int64_t n);
 
+/* dst[i] = src[i * stride] as int64 (exact for every integer dtype; floats
+ * truncate toward zero and saturate), for the exact integer kernels. */
+void fd_load_block_i64(int64_t *dst, const void *src, int64_t stride, fd_dtype dt, int64_t n);
+
 /* Whether a result of type `from` may be written into a tensor of type `to`
  * in place (torch's rule: no float into integers, nothing but bool into bool). */
 bool fd_can_cast(fd_dtype from, fd_dtype to);

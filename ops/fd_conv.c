@@ -1,13 +1,17 @@
 /* Convolution on oneDNN: forward with fused bias/activation/residual, and
- * backward for data, weights and bias. Layout policy: first ask oneDNN for a
- * primitive on the activations exactly as they lie (NCHW or channels-last);
- * take it unless the implementation is a slow one (im2col gemm or reference
- * loops), else let oneDNN pick (format_tag any) and reorder around it.
- * Weights always go through `any` and are cached packed (dnnl_ctx.c). */
+ * backward for data, weights and bias. Layout policy: oneDNN picks the
+ * activation layout (format_tag any); activations that already lie that way
+ * (channels-last for brgconv on AVX-512) are used in place, others are
+ * reordered around the call. The forward also times a primitive on the
+ * activations as they lie and keeps it when faster (fd_tune.h). Weights are
+ * packed once per storage version and cached (dnnl_ctx.c). */
+#include <omp.h>
 #include <string.h>
 
 #include "dnnl_ctx.h"
 #include "fd_conv.h"
+#include "fd_runtime.h"
+#include "fd_tune.h"
 
 void fd_conv_params_default(fd_conv_params *p)
 {
@@ -155,6 +159,7 @@ typedef struct conv_ctx {
     fd_act act;
     dnnl_dims_t strides, dil, pad_l, pad_r;
     dnnl_data_type_t cdt; /* bf16 or f32: what src/weights compute in */
+    int plain_first;      /* try the user's activation layout before `any` */
 } conv_ctx;
 
 static void any_like(dnnl_memory_desc_t *md, const dnnl_memory_desc_t *like, dnnl_data_type_t dt)
@@ -207,18 +212,30 @@ static dnnl_status_t conv_try(const conv_ctx *c, int plain, dnnl_data_type_t cdt
                                                         &wei, bp, &dst, c->strides, c->dil, c->pad_l, c->pad_r);
         if (st == dnnl_success) st = dnnl_primitive_desc_create(pd, &cd, attr, fd_dnnl_engine(), NULL);
     } else {
-        /* A backward primitive needs the forward one it mirrors as a hint. */
+        /* A backward primitive needs the forward one it mirrors as a hint.
+         * With bf16 compute the gradient it writes stays f32 (diff_src for
+         * backward data, diff_weights for backward weights). */
         dnnl_convolution_desc_t fd;
         dnnl_primitive_desc_t hint = NULL;
+        dnnl_memory_desc_t out32;
         st = dnnl_dilated_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_direct, &src,
                                                         &wei, bp, &dst, c->strides, c->dil, c->pad_l, c->pad_r);
         if (st == dnnl_success) st = dnnl_primitive_desc_create(&hint, &fd, NULL, fd_dnnl_engine(), NULL);
-        if (st == dnnl_success && c->kind == CONV_BWD_DATA)
-            st = dnnl_dilated_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &src, &wei, &dst,
+        if (st == dnnl_success && c->kind == CONV_BWD_DATA) {
+            if (cdt == dnnl_f32)
+                out32 = src;
+            else
+                any_like(&out32, &c->src, dnnl_f32);
+            st = dnnl_dilated_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &out32, &wei, &dst,
                                                                   c->strides, c->dil, c->pad_l, c->pad_r);
-        else if (st == dnnl_success)
-            st = dnnl_dilated_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct, &src, &wei, bp,
+        } else if (st == dnnl_success) {
+            if (cdt == dnnl_f32)
+                out32 = wei;
+            else
+                any_like(&out32, &c->wei, dnnl_f32);
+            st = dnnl_dilated_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct, &src, &out32, bp,
                                                                      &dst, c->strides, c->dil, c->pad_l, c->pad_r);
+        }
         if (st == dnnl_success) st = dnnl_primitive_desc_create(pd, &cd, attr, fd_dnnl_engine(), hint);
         if (st == dnnl_success)
             *keep = hint;
@@ -229,49 +246,23 @@ static dnnl_status_t conv_try(const conv_ctx *c, int plain, dnnl_data_type_t cdt
     return st;
 }
 
-static const char *impl_of(dnnl_primitive_desc_t pd)
-{
-    const char *s = NULL;
-    dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &s);
-    return s;
-}
-
 static dnnl_status_t make_conv(void *vctx, dnnl_primitive_desc_t *pd, dnnl_primitive_desc_t *keep)
 {
+    /* format any: oneDNN picks the layout its best kernel wants (NHWC for
+     * brgconv on AVX-512, nChw8c for jit:avx2) and the call reorders only
+     * activations that lie differently. plain_first (the timed alternative,
+     * see fd_conv2d) asks for the activations as they lie instead. */
     const conv_ctx *c = vctx;
-    dnnl_status_t st = dnnl_unimplemented;
-    dnnl_data_type_t dts[2] = {c->cdt, dnnl_f32};
-    int ndt = c->cdt == dnnl_f32 ? 1 : 2; /* bf16 refused: fall back to f32 */
-    for (int d = 0; d < ndt; d++) {
-        dnnl_primitive_desc_t a = NULL, akeep = NULL;
-        if (dts[d] == dnnl_f32) {
-            st = conv_try(c, 1, dnnl_f32, &a, &akeep);
-            if (st == dnnl_success && !fd_dnnl_impl_is_slow(impl_of(a))) {
-                *pd = a, *keep = akeep;
-                return st;
-            }
-        }
-        dnnl_primitive_desc_t b = NULL, bkeep = NULL;
-        st = conv_try(c, 0, dts[d], &b, &bkeep);
-        if (st == dnnl_success && (!a || !fd_dnnl_impl_is_slow(impl_of(b)))) {
-            if (a) dnnl_primitive_desc_destroy(a);
-            if (akeep) dnnl_primitive_desc_destroy(akeep);
-            *pd = b, *keep = bkeep;
-            return st;
-        }
-        if (b) dnnl_primitive_desc_destroy(b);
-        if (bkeep) dnnl_primitive_desc_destroy(bkeep);
-        if (a) { /* both slow: at least no reorders */
-            *pd = a, *keep = akeep;
-            return dnnl_success;
-        }
-    }
+    if (c->plain_first && c->cdt == dnnl_f32 && conv_try(c, 1, dnnl_f32, pd, keep) == dnnl_success)
+        return dnnl_success;
+    dnnl_status_t st = conv_try(c, 0, c->cdt, pd, keep);
+    if (st == dnnl_unimplemented && c->cdt != dnnl_f32) st = conv_try(c, 0, dnnl_f32, pd, keep); /* bf16 refused */
+    if (st != dnnl_success) st = conv_try(c, 1, dnnl_f32, pd, keep);
     return st;
 }
 
 /* Fills the parts of the context shared by all three kinds. */
-static void conv_geometry(conv_ctx *c, const fd_tensor *w, const fd_conv_params *p, const int64_t xs[4],
-                          const int64_t os[4])
+static void conv_geometry(conv_ctx *c, const fd_tensor *w, const fd_conv_params *p)
 {
     for (int i = 0; i < 2; i++) {
         c->strides[i] = p->stride[i];
@@ -280,7 +271,6 @@ static void conv_geometry(conv_ctx *c, const fd_tensor *w, const fd_conv_params 
         /* oneDNN checks (in - span + l + r) / s + 1 == out; symmetric padding
          * gives torch's floor for any stride. */
         c->pad_r[i] = p->padding[i];
-        (void)xs, (void)os;
     }
     /* grouped weights are [G, O/G, C/G, KH, KW] to oneDNN */
     int64_t g = p->groups, o = w->shape[0];
@@ -300,7 +290,7 @@ static void conv_key(fd_dnnl_key *k, const char *what, const conv_ctx *c, const 
     fd_dnnl_key_bytes(k, &c->src, sizeof c->src);
     fd_dnnl_key_bytes(k, &c->wei, sizeof c->wei);
     fd_dnnl_key_bytes(k, &c->dst, sizeof c->dst);
-    int64_t v[] = {c->has_bias, c->sum, c->act, c->cdt, p->stride[0], p->stride[1], p->padding[0], p->padding[1],
+    int64_t v[] = {c->has_bias, c->sum, c->act, c->cdt, c->plain_first, p->stride[0], p->stride[1], p->padding[0], p->padding[1],
                    p->dilation[0], p->dilation[1], p->groups};
     fd_dnnl_key_bytes(k, v, sizeof v);
 }
@@ -311,28 +301,28 @@ static int dnnl_fallbacks;
 static void note_fallback(const char *op, const conv_ctx *c, const fd_dnnl_prim *pr)
 {
     if (c->cdt != dnnl_bf16) return;
-    const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pr->pd, dnnl_query_weights_md, 0);
-    if (!md || md->data_type == dnnl_f32) {
-        md = dnnl_primitive_desc_query_md(pr->pd, dnnl_query_diff_weights_md, 0);
-        if (!md || md->data_type != dnnl_bf16) fd_dnnl_note_bf16_fallback(op);
-    }
+    /* the input every kind reads in the compute dtype */
+    dnnl_query_t q = c->kind == CONV_FWD ? dnnl_query_src_md : dnnl_query_diff_dst_md;
+    const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pr->pd, q, 0);
+    if (!md || md->data_type != dnnl_bf16) fd_dnnl_note_bf16_fallback(op);
 }
 
 /* ---- forward ------------------------------------------------------------ */
 
 static int conv_fwd_dnnl(fd_tensor *out, const fd_tensor *x_in, const fd_tensor *w, const fd_tensor *b,
-                         const fd_tensor *residual, const fd_conv_params *p, const int64_t os[4])
+                         const fd_tensor *residual, const fd_conv_params *p, const int64_t os[4], int plain_first)
 {
     fd_tensor x = {0}, bias = {0};
     fd_layout xl, ol = fd_conv_out_layout(x_in, p->layout);
     conv_ctx c = {.kind = CONV_FWD, .has_bias = b != NULL, .sum = residual != NULL, .act = p->act,
-                  .cdt = fd_compute_resolve(p->compute) == FD_BF16 ? dnnl_bf16 : dnnl_f32};
+                  .cdt = fd_compute_resolve(p->compute) == FD_BF16 ? dnnl_bf16 : dnnl_f32,
+                  .plain_first = plain_first};
     int rc = FD_ERR;
     if (usable(&x, x_in, &xl)) return FD_ERR;
     if (fd_tensor_empty_layout(out, FD_F32, os, ol)) goto done;
     if (residual && fd_tensor_copy_(out, residual)) goto done;
     if (md_4d(&c.src, &x, xl, "conv2d") || md_4d(&c.dst, out, ol, "conv2d")) goto done;
-    conv_geometry(&c, w, p, x.shape, os);
+    conv_geometry(&c, w, p);
     fd_dnnl_key k;
     conv_key(&k, "conv2d_fwd", &c, p);
     const fd_dnnl_prim *pr;
@@ -366,6 +356,26 @@ done:
     return rc;
 }
 
+/* The layout policy: fixed when asked, else timed per signature (fd_tune):
+ * on AVX2 jit:avx2 runs on channels-last directly at about the speed of its
+ * blocked layout, which then saves two reorders; elsewhere `any` may win. */
+static int conv_fwd_tuned(fd_tensor *out, const fd_tensor *x, const fd_tensor *w, const fd_tensor *b,
+                          const fd_tensor *residual, const fd_conv_params *p, const int64_t os[4])
+{
+    if (p->layout_policy != FD_CONV_AUTO || fd_compute_resolve(p->compute) != FD_F32)
+        return conv_fwd_dnnl(out, x, w, b, residual, p, os, p->layout_policy == FD_CONV_PLAIN);
+    int64_t sig[] = {x->shape[0], x->shape[1], x->shape[2], x->shape[3], fd_is_channels_last(x),
+                     fd_tensor_is_contiguous(x), w->shape[0], w->shape[2], w->shape[3], b != NULL, residual != NULL,
+                     p->stride[0], p->stride[1], p->padding[0], p->padding[1], p->dilation[0], p->dilation[1],
+                     p->groups, p->act, fd_conv_out_layout(x, p->layout), fd_get_num_threads()};
+    uint64_t h = fd_tune_hash(fd_tune_hash(0, "conv2d", 6), sig, sizeof sig);
+    int timed, which = fd_tune_choose(h, &timed); /* 0: any, 1: plain */
+    double t0 = omp_get_wtime();
+    int rc = conv_fwd_dnnl(out, x, w, b, residual, p, os, which);
+    if (rc == FD_OK && timed) fd_tune_record(h, which, omp_get_wtime() - t0);
+    return rc;
+}
+
 int fd_conv2d(fd_tensor *out, const fd_tensor *x, const fd_tensor *w, const fd_tensor *b,
               const fd_tensor *residual, const fd_conv_params *p)
 {
@@ -373,7 +383,7 @@ int fd_conv2d(fd_tensor *out, const fd_tensor *x, const fd_tensor *w, const fd_t
     memset(out, 0, sizeof *out);
     if (fd_conv2d_check("conv2d", x, w, b, residual, p, os)) return FD_ERR;
     if (x->dtype != FD_F32 || p->force_ref) return fd_ref_conv2d(out, x, w, b, residual, p);
-    if (conv_fwd_dnnl(out, x, w, b, residual, p, os) == FD_OK) return FD_OK;
+    if (conv_fwd_tuned(out, x, w, b, residual, p, os) == FD_OK) return FD_OK;
     dnnl_fallbacks++; /* oneDNN refused: the reference loops still answer */
     return fd_ref_conv2d(out, x, w, b, residual, p);
 }
@@ -392,7 +402,7 @@ static int conv_bwd_dnnl(fd_tensor *gx, fd_tensor *gw, fd_tensor *gb, const fd_t
         conv_ctx c = {.kind = CONV_BWD_DATA, .cdt = cdt};
         if (fd_tensor_empty_layout(gx, FD_F32, x.shape, gl)) goto done;
         if (md_4d(&c.src, gx, gl, "conv2d_backward") || md_4d(&c.dst, &gy, yl, "conv2d_backward")) goto done;
-        conv_geometry(&c, w, p, x.shape, os);
+        conv_geometry(&c, w, p);
         fd_dnnl_key k;
         conv_key(&k, "conv2d_bwd_data", &c, p);
         const fd_dnnl_prim *pr;
@@ -418,7 +428,7 @@ static int conv_bwd_dnnl(fd_tensor *gx, fd_tensor *gw, fd_tensor *gb, const fd_t
         if (fd_tensor_empty(gwt, FD_F32, 4, w->shape)) goto done;
         if (gb && fd_tensor_empty(gb, FD_F32, 1, bshape)) goto done;
         if (md_4d(&c.src, &x, xl, "conv2d_backward") || md_4d(&c.dst, &gy, yl, "conv2d_backward")) goto done;
-        conv_geometry(&c, gwt, p, x.shape, os);
+        conv_geometry(&c, gwt, p);
         fd_dnnl_key k;
         conv_key(&k, "conv2d_bwd_weights", &c, p);
         const fd_dnnl_prim *pr;

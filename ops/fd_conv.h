@@ -29,6 +29,8 @@ typedef enum fd_layout {
     FD_LAYOUT_NHWC,  /* channels-last strides */
 } fd_layout;
 
+enum { FD_CONV_AUTO, FD_CONV_ANY, FD_CONV_PLAIN };
+
 typedef struct fd_conv_params {
     int64_t stride[2], padding[2], dilation[2]; /* [H, W]; dilation 1 = dense */
     int64_t groups;
@@ -36,6 +38,11 @@ typedef struct fd_conv_params {
     fd_layout layout;  /* of the output (and of grad_input in backward) */
     fd_dtype compute;  /* FD_F32, FD_BF16, or FD_NDTYPES for the global setting */
     int force_ref;     /* run the reference loops (tests) */
+    /* forward f32: FD_CONV_AUTO times both and keeps the faster per shape;
+     * FD_CONV_ANY lets oneDNN pick the activation layout (reordering around
+     * the call when it differs); FD_CONV_PLAIN runs on the activations as
+     * they lie (no reorder, but maybe a slower kernel). */
+    int layout_policy;
 } fd_conv_params;
 
 /* stride 1, padding 0, dilation 1, groups 1, no activation, auto layout. */

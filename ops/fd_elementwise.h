@@ -11,7 +11,12 @@
  * div, and the float functions (exp, log, ...) on integers give f32;
  * comparisons give bool. A scalar operand does not promote a float tensor;
  * an integer tensor with a non-integral scalar computes in f32, a bool
- * tensor with an integral scalar in i64. */
+ * tensor with an integral scalar in i64.
+ *
+ * Integer arithmetic runs in int64 and wraps on overflow like torch's (u8
+ * 1 - 3 is 254, i64 stays exact beyond 2^53); remainder by 0 gives 0 where
+ * torch raises; negative integer powers truncate (only 1 and -1 survive).
+ * Float results stored into integers truncate and saturate (fd_store_f64). */
 #ifndef FD_ELEMENTWISE_H
 #define FD_ELEMENTWISE_H
 

@@ -5,8 +5,13 @@
  * the reference loops. */
 #include <string.h>
 
+#include <omp.h>
+
 #include "dnnl_ctx.h"
+#include "fd_blas_mm.h"
 #include "fd_matmul.h"
+#include "fd_runtime.h"
+#include "fd_tune.h"
 
 typedef struct mm_ctx {
     dnnl_memory_desc_t src, wei, dst, bias;
@@ -137,6 +142,50 @@ static int mm_any(fd_tensor *out, const fd_tensor *A, const fd_tensor *B, const 
 
 static int mm_fallbacks;
 
+/* ---- backend choice: measured per shape --------------------------------- */
+
+/* Neither backend wins everywhere (OpenBLAS on large square f32 products,
+ * oneDNN on skinny ones and whenever a post-op fuses), so fd_tune times both
+ * on the first calls of each shape and keeps the faster. The decisions are
+ * remembered here for fada.ops.matmul_choices(). */
+#define CHOICES 128
+static int64_t choices[CHOICES][6];
+static int nchoices;
+
+int fd_matmul_choices(int64_t (*rows)[6], int max)
+{
+    int n = nchoices < max ? nchoices : max;
+    memcpy(rows, choices, sizeof choices[0] * (size_t)n);
+    return n;
+}
+
+/* out = A @ B (+ bias, act) on the backend chosen for this shape. */
+static int mm_run(fd_tensor *out, const fd_tensor *A, const fd_tensor *B, const fd_tensor *bias,
+                  const fd_tensor *packed, fd_act act, fd_dtype compute, int backend)
+{
+    int blas_ok = act == FD_ACT_NONE && fd_compute_resolve(compute) == FD_F32 && fd_blas_mm_ok(A, B);
+    if (!blas_ok || backend == FD_MM_DNNL) return mm_any(out, A, B, bias, packed, act, compute);
+    if (backend == FD_MM_BLAS) return fd_blas_mm(out, A, B, bias);
+    int nd = A->ndim;
+    int64_t nbatch = 1;
+    for (int i = 0; i < nd - 2; i++) nbatch *= A->shape[i] > B->shape[i] ? A->shape[i] : B->shape[i];
+    int64_t key[8] = {A->shape[nd - 2], A->shape[nd - 1], B->shape[nd - 1], nbatch, A->stride[nd - 1] == 1,
+                      B->stride[nd - 1] == 1, bias != NULL, fd_get_num_threads()};
+    uint64_t h = fd_tune_hash(0, "matmul", 6);
+    h = fd_tune_hash(h, key, sizeof key);
+    int timed, which = fd_tune_choose(h, &timed); /* 0 oneDNN, 1 OpenBLAS */
+    double t0 = omp_get_wtime();
+    int rc = which ? fd_blas_mm(out, A, B, bias) : mm_any(out, A, B, bias, packed, act, compute);
+    if (rc || !timed) return rc;
+    fd_tune_record(h, which, omp_get_wtime() - t0);
+    int d = fd_tune_decided(h);
+    if (d >= 0 && nchoices < CHOICES) {
+        int64_t row[6] = {key[0], key[1], key[2], key[3], key[7], d ? FD_MM_BLAS : FD_MM_DNNL};
+        memcpy(choices[nchoices++], row, sizeof row);
+    }
+    return FD_OK;
+}
+
 /* ---- matmul ------------------------------------------------------------- */
 
 int fd_matmul(fd_tensor *out, const fd_tensor *a, const fd_tensor *b, const fd_mm_opts *o)
@@ -147,8 +196,8 @@ int fd_matmul(fd_tensor *out, const fd_tensor *a, const fd_tensor *b, const fd_m
     int rc = FD_ERR;
     if (a->dtype == FD_F32 && !(o && o->force_ref)) {
         for (int i = 0; i < pl.nd; i++)
-            if (pl.full[i] == 0) goto ref; /* empty products: the loops handle them */
-        if (mm_any(out, &pl.a, &pl.b, NULL, NULL, FD_ACT_NONE, o ? o->compute : FD_NDTYPES) == FD_OK) {
+            if (pl.full[i] == 0 || pl.a.shape[i] == 0) goto ref; /* empty products: the loops handle them */
+        if (mm_run(out, &pl.a, &pl.b, NULL, NULL, FD_ACT_NONE, o ? o->compute : FD_NDTYPES, o ? o->backend : 0) == FD_OK) {
             rc = fd_view_reshape(out, pl.out_ndim, pl.out_shape);
             if (rc) fd_tensor_release(out);
             fd_mm_plan_release(&pl);
@@ -198,6 +247,7 @@ int fd_matmul_backward(fd_tensor *ga, fd_tensor *gb, const fd_tensor *gy, const 
     }
     fd_tensor g = {0}, t = {0}, full = {0};
     fd_dtype cd = o ? o->compute : FD_NDTYPES;
+    int be = o ? o->backend : 0;
     int rc = FD_ERR;
     fd_tensor_view_of(&g, gy); /* gy in the plan's full shape [batch..., M, N] */
     if (fd_view_reshape(&g, pl.nd, pl.full)) {
@@ -210,7 +260,7 @@ int fd_matmul_backward(fd_tensor *ga, fd_tensor *gb, const fd_tensor *gy, const 
         fd_tensor bt;
         fd_tensor_view_of(&bt, &pl.b);
         fd_view_transpose(&bt, -1, -2);
-        rc = mm_any(&full, &g, &bt, NULL, NULL, FD_ACT_NONE, cd);
+        rc = mm_run(&full, &g, &bt, NULL, NULL, FD_ACT_NONE, cd, be);
         fd_tensor_release(&bt);
         if (rc || (rc = grad_for(ga, &full, &pl.a, a, o && o->transpose_a, 0))) goto done;
         fd_tensor_release(&full);
@@ -220,7 +270,7 @@ int fd_matmul_backward(fd_tensor *ga, fd_tensor *gb, const fd_tensor *gy, const 
         fd_tensor at;
         fd_tensor_view_of(&at, &pl.a);
         fd_view_transpose(&at, -1, -2);
-        rc = mm_any(&full, &at, &g, NULL, NULL, FD_ACT_NONE, cd);
+        rc = mm_run(&full, &at, &g, NULL, NULL, FD_ACT_NONE, cd, be);
         fd_tensor_release(&at);
         if (rc || (rc = grad_for(gb, &full, &pl.b, b, o && o->transpose_b, 1))) goto done;
     }
@@ -263,7 +313,7 @@ int fd_linear(fd_tensor *out, const fd_tensor *x, const fd_tensor *w, const fd_t
     if (rc == FD_OK) {
         fd_tensor_view_of(&wt, w); /* W^T [in, out]: a transposed view, packed by oneDNN once */
         fd_view_transpose(&wt, 0, 1);
-        rc = mm_dnnl(out, &x2, &wt, b, w, o ? o->act : FD_ACT_NONE, o ? o->compute : FD_NDTYPES);
+        rc = mm_run(out, &x2, &wt, b, w, o ? o->act : FD_ACT_NONE, o ? o->compute : FD_NDTYPES, o ? o->backend : 0);
     }
     if (rc == FD_OK) {
         int64_t shape[FD_MAX_DIMS];
@@ -292,23 +342,24 @@ int fd_linear_backward(fd_tensor *gx, fd_tensor *gw, fd_tensor *gb, const fd_ten
     if (x->dtype != FD_F32 || (o && o->force_ref) || m == 0 || n == 0 || k == 0)
         return fd_ref_linear_backward(gx, gw, gb, gy, x, w, o);
     fd_dtype cd = o ? o->compute : FD_NDTYPES;
+    int be = o ? o->backend : 0;
     fd_tensor g2 = {0}, gh = {0}, x2 = {0}, xh = {0}, tv = {0}, ones = {0}, tmp = {0};
     int rc = as_rows(&g2, &gh, gy, n);
     if (rc == FD_OK) rc = as_rows(&x2, &xh, x, k);
     if (rc == FD_OK && gx) { /* dX [M, K] = dY [M, N] W [N, K] */
-        rc = mm_any(gx, &g2, w, NULL, NULL, FD_ACT_NONE, cd);
+        rc = mm_run(gx, &g2, w, NULL, NULL, FD_ACT_NONE, cd, be);
         if (rc == FD_OK) rc = fd_view_reshape(gx, x->ndim, x->shape);
     }
     if (rc == FD_OK && gw) { /* dW [N, K] = dY^T [N, M] X [M, K] */
         fd_tensor_view_of(&tv, &g2);
         fd_view_transpose(&tv, 0, 1);
-        rc = mm_any(gw, &tv, &x2, NULL, NULL, FD_ACT_NONE, cd);
+        rc = mm_run(gw, &tv, &x2, NULL, NULL, FD_ACT_NONE, cd, be);
     }
     if (rc == FD_OK && gb) { /* db [N] = 1 [1, M] dY [M, N] */
         int64_t os[2] = {1, m}, bs[1] = {n};
         rc = fd_tensor_empty(&ones, FD_F32, 2, os);
         if (rc == FD_OK) rc = fd_tensor_fill_(&ones, 1.0);
-        if (rc == FD_OK) rc = mm_any(&tmp, &ones, &g2, NULL, NULL, FD_ACT_NONE, FD_F32);
+        if (rc == FD_OK) rc = mm_run(&tmp, &ones, &g2, NULL, NULL, FD_ACT_NONE, FD_F32, be);
         if (rc == FD_OK) {
             fd_tensor_view_of(gb, &tmp);
             rc = fd_view_reshape(gb, 1, bs);

@@ -10,8 +10,11 @@
 #include "fd_conv.h" /* fd_act */
 #include "fd_tensor.h"
 
+enum { FD_MM_AUTO, FD_MM_DNNL, FD_MM_BLAS };
+
 typedef struct fd_mm_opts {
     int transpose_a, transpose_b; /* use a^T / b^T (last two dims; 1-d operands ignore it) */
+    int backend;                  /* FD_MM_AUTO (timed per shape), FD_MM_DNNL or FD_MM_BLAS (f32, no act) */
     fd_act act;                   /* linear only: fused activation */
     fd_dtype compute;             /* FD_F32, FD_BF16 or FD_NDTYPES (global setting) */
     int force_ref;
@@ -30,6 +33,10 @@ int fd_linear(fd_tensor *out, const fd_tensor *x, const fd_tensor *w, const fd_t
 /* Gradients of y = x W^T + b (before any activation). Any of gx, gw, gb may be NULL. */
 int fd_linear_backward(fd_tensor *gx, fd_tensor *gw, fd_tensor *gb, const fd_tensor *gy, const fd_tensor *x,
                        const fd_tensor *w, const fd_mm_opts *o);
+
+/* The per-shape backend choices made so far: rows of {M, K, N, batch,
+ * threads, FD_MM_DNNL or FD_MM_BLAS}; returns the count (at most max). */
+int fd_matmul_choices(int64_t (*rows)[6], int max);
 
 /* How many calls oneDNN refused and the reference loops answered. */
 int fd_matmul_dnnl_fallbacks(void);

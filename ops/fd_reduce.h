@@ -1,8 +1,9 @@
 /* Reductions over all elements, one dim or a set of dims: sum, mean, prod,
  * max/min (values and indices), argmax/argmin, var, std, norm.
  *
- * Sums accumulate in double whatever the dtype (a sum of 10^7 f32 values
- * keeps ~1e-9 relative error); var/std take two passes (mean, then squared
+ * Sums accumulate in double for floats (a sum of 10^7 f32 values keeps
+ * ~1e-9 relative error) and in int64 for integers (exact; sum and prod wrap
+ * on overflow like torch); var/std take two passes (mean, then squared
  * deviations). Index results are i64, counted from args->index_base (the Lua
  * binding passes 1) in row-major order over the reduced dims.
  *

@@ -9,7 +9,10 @@
  *             groups (1), act ('silu' | 'gelu' | 'gelu_tanh' | 'relu'),
  *             residual (tensor shaped like y, added after act),
  *             channels_last (true/false; nil: follow x), compute ('f32' | 'bf16'),
- *             ref (true: run the reference loops)
+ *             ref (true: run the reference loops),
+ *             layout_policy ('auto': time both per shape and keep the faster;
+ *               'any': oneDNN's preferred activation layout, reordering around
+ *               the call; 'plain': the activations as they lie, no reorder)
  *       y = act(conv(x, w) + b) + residual
  *   fada.ops.conv2d_backward(gy, x, w, [opts]) -> gx, gw, gb
  *       gradients of conv(x, w) + b (pre-activation); opts as above plus
@@ -17,17 +20,21 @@
  *   fada.ops.conv1d(x, w, [b], [opts]), fada.ops.conv1d_backward(gy, x, w, [opts])
  *       x [N, C, L], w [O, C/groups, K]; stride/padding/dilation are integers
  *   fada.ops.linear(x, w, [b], [opts]) -> y       y[..., out] = act(x[..., in] W^T + b)
- *       opts: act, compute, ref
+ *       opts: act, compute, ref, backend ('auto': oneDNN or OpenBLAS, whichever
+ *             measured faster for the shape; 'dnnl'; 'blas' (f32 without act))
  *   fada.ops.linear_backward(gy, x, w, [opts]) -> gx, gw, gb
  *   fada.ops.matmul(a, b, [opts]) -> y            torch.matmul semantics
- *       opts: transpose_a, transpose_b, compute, ref
+ *       opts: transpose_a, transpose_b, compute, ref, backend
  *   fada.ops.matmul_backward(gy, a, b, [opts]) -> ga, gb
  *   fada.matmul(a, b), t:matmul(b)                torch.matmul
  *   fada.set_compute_dtype('bf16' | 'f32'), fada.get_compute_dtype()
  *   fada.ops.measure_peak_gflops([threads], [seconds]) -> GFLOP/s of an FMA loop
+ *   fada.ops.wtime() -> wall-clock seconds
  *   fada.ops.oplist() -> {{name=, reference=, backward=}, ...}   (ops/fd_oplist.h)
  *   fada.ops.dnnl_stats() -> table; fada.ops.dnnl_clear(); fada.ops.dnnl_cache_capacity(n)
+ *   fada.ops.matmul_choices() -> {{m=, k=, n=, batch=, threads=, backend=}, ...} decided so far
  *   fada.ops.fallbacks() -> {bf16 =, conv =, matmul =} counts of calls that fell back */
+#include <omp.h>
 #include <string.h>
 
 #include "dnnl_ctx.h"
@@ -144,6 +151,17 @@ static void conv_opts(lua_State *L, int opts, const char *op, int one_d, fd_conv
     lua_pop(L, 1);
     p->compute = opt_compute(L, opts, op);
     p->force_ref = opt_bool(L, opts, "ref", 0);
+    if (opt_field(L, opts, "layout_policy") != LUA_TNIL) {
+        const char *s = lua_tostring(L, -1);
+        if (s && strcmp(s, "any") == 0)
+            p->layout_policy = FD_CONV_ANY;
+        else if (s && strcmp(s, "plain") == 0)
+            p->layout_policy = FD_CONV_PLAIN;
+        else if (!s || strcmp(s, "auto") != 0)
+            luaL_error(L, "%s: layout_policy must be 'auto', 'any' or 'plain', got %s", op,
+                       s ? s : luaL_typename(L, -1));
+    }
+    lua_pop(L, 1);
 }
 
 static void mm_opts(lua_State *L, int opts, const char *op, fd_mm_opts *o)
@@ -154,6 +172,16 @@ static void mm_opts(lua_State *L, int opts, const char *op, fd_mm_opts *o)
     o->act = opt_act(L, opts, op);
     o->compute = opt_compute(L, opts, op);
     o->force_ref = opt_bool(L, opts, "ref", 0);
+    if (opt_field(L, opts, "backend") != LUA_TNIL) {
+        const char *s = lua_tostring(L, -1);
+        if (s && strcmp(s, "dnnl") == 0)
+            o->backend = FD_MM_DNNL;
+        else if (s && strcmp(s, "blas") == 0)
+            o->backend = FD_MM_BLAS;
+        else if (!s || strcmp(s, "auto") != 0)
+            luaL_error(L, "%s: backend must be 'auto', 'dnnl' or 'blas', got %s", op, s ? s : luaL_typename(L, -1));
+    }
+    lua_pop(L, 1);
 }
 
 /* Three new tensors at the top; those not wanted become nil after a call. */
@@ -291,6 +319,13 @@ static int l_measure_peak(lua_State *L)
     return 1;
 }
 
+/* Wall-clock seconds (for benchmarks; os.clock counts CPU time of all threads). */
+static int l_wtime(lua_State *L)
+{
+    lua_pushnumber(L, omp_get_wtime());
+    return 1;
+}
+
 static int l_oplist(lua_State *L)
 {
     lua_newtable(L);
@@ -339,6 +374,24 @@ static int l_dnnl_capacity(lua_State *L)
     return 0;
 }
 
+static int l_matmul_choices(lua_State *L)
+{
+    int64_t rows[128][6];
+    int n = fd_matmul_choices(rows, 128);
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        lua_createtable(L, 0, 6);
+        lua_pushinteger(L, rows[i][0]), lua_setfield(L, -2, "m");
+        lua_pushinteger(L, rows[i][1]), lua_setfield(L, -2, "k");
+        lua_pushinteger(L, rows[i][2]), lua_setfield(L, -2, "n");
+        lua_pushinteger(L, rows[i][3]), lua_setfield(L, -2, "batch");
+        lua_pushinteger(L, rows[i][4]), lua_setfield(L, -2, "threads");
+        lua_pushstring(L, rows[i][5] == FD_MM_BLAS ? "blas" : "dnnl"), lua_setfield(L, -2, "backend");
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
 static int l_fallbacks(lua_State *L)
 {
     lua_createtable(L, 0, 3);
@@ -361,10 +414,12 @@ void fd_open_dnn(lua_State *L, const fd_lua_tables *t)
         {"matmul_backward", l_matmul_backward},
         {"measure_peak_gflops", l_measure_peak},
         {"oplist", l_oplist},
+        {"wtime", l_wtime},
         {"dnnl_stats", l_dnnl_stats},
         {"dnnl_clear", l_dnnl_clear},
         {"dnnl_cache_capacity", l_dnnl_capacity},
         {"fallbacks", l_fallbacks},
+        {"matmul_choices", l_matmul_choices},
         {NULL, NULL},
     };
     /* fada.ops is shared with other binding files: take it or make it */

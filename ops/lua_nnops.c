@@ -140,7 +140,7 @@ static int l_softmax(lua_State *L)
 {
     const fd_tensor *x = fd_lua_checktensor(L, 1);
     int dim = lua_isnoneornil(L, 2) ? x->ndim - 1 : fd_lua_checkdim(L, 2, x->ndim);
-    bool lg = lua_tointeger(L, lua_upvalueindex(2)) != 0; /* an integer upvalue: 0 is true to lua_toboolean */
+    bool lg = lua_tointeger(L, lua_upvalueindex(2)) != 0;
     fd_tensor *y = fd_lua_newtensor(L);
     int rc = REF() ? fd_ref_softmax(y, x, dim, lg) : fd_softmax(y, x, dim, lg);
     return rc ? fd_lua_error(L) : 1;
@@ -151,7 +151,7 @@ static int l_softmax_backward(lua_State *L)
 {
     const fd_tensor *dy = fd_lua_checktensor(L, 1), *y = fd_lua_checktensor(L, 2);
     int dim = lua_isnoneornil(L, 3) ? y->ndim - 1 : fd_lua_checkdim(L, 3, y->ndim);
-    bool lg = lua_tointeger(L, lua_upvalueindex(2)) != 0; /* an integer upvalue: 0 is true to lua_toboolean */
+    bool lg = lua_tointeger(L, lua_upvalueindex(2)) != 0;
     fd_tensor *dx = fd_lua_newtensor(L);
     int rc = REF() ? fd_ref_softmax_backward(dx, dy, y, dim, lg) : fd_softmax_backward(dx, dy, y, dim, lg);
     return rc ? fd_lua_error(L) : 1;

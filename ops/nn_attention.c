@@ -163,42 +163,114 @@ static void mask_scores(const att *a, float *S, int64_t b, int64_t h, int64_t i0
 
 /* ---- forward ------------------------------------------------------------ */
 
-static void forward_tile(const att *a, int64_t b, int64_t h, int64_t i0, float *ws, float *o, float *lse)
+/* Online softmax over one score tile, rows < nr: S becomes P = exp(S - m_new),
+ * l and m are updated and the O rows rescaled by exp(m_old - m_new); padded
+ * rows are zeroed so the P V product can run on the whole tile. */
+static void online_update_c(const att *a, float *S, int64_t nr, float *m, float *l, float *O)
 {
-    const int64_t dp = a->dp, nr = a->Nq - i0 < BR ? a->Nq - i0 : BR;
-    float *Q = ws, *Kt = Q + BR * dp, *V = Kt + BC * dp, *S = V + BC * dp, *O = S + BR * BC, *m = O + BR * dp,
-          *l = m + BR;
+    for (int64_t r = 0; r < BR; r++) {
+        float *s = S + r * BC, mx = r < nr ? row_max(s, BC) : -INFINITY, mnew = mx > m[r] ? mx : m[r];
+        if (r >= nr || mnew == -INFINITY) { /* padding, or nothing to attend yet */
+            memset(s, 0, sizeof(float) * BC);
+            continue;
+        }
+        float alpha = expf(m[r] - mnew);
+        l[r] = l[r] * alpha + exp_row_c(s, BC, mnew);
+        m[r] = mnew;
+        if (alpha != 1.0f)
+            for (int64_t t = 0; t < a->dp; t++) O[r * a->dp + t] *= alpha;
+    }
+}
+
+FD_AVX2 static void online_update_avx2(const att *a, float *S, int64_t nr, float *m, float *l, float *O)
+{
+    for (int64_t r = 0; r < BR; r++) {
+        float *s = S + r * BC;
+        if (r >= nr) {
+            memset(s, 0, sizeof(float) * BC);
+            continue;
+        }
+        __m256 vm = _mm256_loadu_ps(s);
+        for (int64_t j = 8; j < BC; j += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(s + j));
+        float mx = nn_hmax256(vm), mnew = mx > m[r] ? mx : m[r];
+        if (mnew == -INFINITY) {
+            memset(s, 0, sizeof(float) * BC);
+            continue;
+        }
+        float alpha = expf(m[r] - mnew);
+        l[r] = l[r] * alpha + exp_row_avx2(s, BC, mnew);
+        m[r] = mnew;
+        if (alpha != 1.0f) {
+            __m256 va = _mm256_set1_ps(alpha);
+            float *o = O + r * a->dp;
+            for (int64_t t = 0; t < a->dp; t += 8) _mm256_storeu_ps(o + t, _mm256_mul_ps(_mm256_loadu_ps(o + t), va));
+        }
+    }
+}
+
+/* Keys and values packed once per call: for (b, h) and key block kb,
+ * Kt[dp][BC], Kp[BC][dp] (keys), Vt[dp][BC], Vp[BC][dp] (values); and per
+ * query tile the scaled queries Qp[BR][dp] and the output grads Gp[BR][dp]. */
+typedef struct packs {
+    float *kt, *kp, *vt, *vp, *qp, *gp;
+    int64_t nkb, nqt;
+} packs;
+
+static size_t key_pack_at(const att *a, const packs *p, int64_t bh, int64_t kb)
+{
+    return (size_t)((bh * p->nkb + kb) * BC * a->dp);
+}
+
+static size_t query_pack_at(const att *a, const packs *p, int64_t bh, int64_t qt)
+{
+    return (size_t)((bh * p->nqt + qt) * BR * a->dp);
+}
+
+/* Fills the packs that are not NULL (threads over (b, h, block)). */
+static void pack_all(const att *a, packs *p, const float *dO)
+{
+    const int64_t BH = a->B * a->H;
+#pragma omp parallel for schedule(static)
+    for (int64_t it = 0; it < BH * p->nkb; it++) {
+        int64_t bh = it / p->nkb, kb = it % p->nkb, j0 = kb * BC, nc = a->Nkt - j0 < BC ? a->Nkt - j0 : BC;
+        size_t at = key_pack_at(a, p, bh, kb);
+        if (p->kt || p->kp) pack_keys(a, a->k, a->ek, bh / a->H, bh % a->H, j0, nc, p->kt ? p->kt + at : NULL,
+                                      p->kp ? p->kp + at : NULL);
+        if (p->vt || p->vp) pack_keys(a, a->v, a->ev, bh / a->H, bh % a->H, j0, nc, p->vt ? p->vt + at : NULL,
+                                      p->vp ? p->vp + at : NULL);
+    }
+    if (!p->qp) return;
+#pragma omp parallel for schedule(static)
+    for (int64_t it = 0; it < BH * p->nqt; it++) {
+        int64_t bh = it / p->nqt, i0 = (it % p->nqt) * BR, nr = a->Nq - i0 < BR ? a->Nq - i0 : BR;
+        size_t at = query_pack_at(a, p, bh, it % p->nqt);
+        pack_rows(a, a->q, a->Nq, bh / a->H, bh % a->H, i0, nr, a->scale, p->qp + at);
+        pack_rows(a, dO, a->Nq, bh / a->H, bh % a->H, i0, nr, 1.0f, p->gp + at);
+    }
+}
+
+static void forward_tile(const att *a, const packs *p, int64_t b, int64_t h, int64_t i0, float *ws, float *o,
+                         float *lse)
+{
+    const int64_t dp = a->dp, nr = a->Nq - i0 < BR ? a->Nq - i0 : BR, bh = b * a->H + h;
+    float *Q = ws, *S = Q + BR * dp, *O = S + BR * BC, *m = O + BR * dp, *l = m + BR;
     microkernel mk = a->simd ? mk_avx2 : mk_c;
-    float (*exprow)(float *, int64_t, float) = a->simd ? exp_row_avx2 : exp_row_c;
     pack_rows(a, a->q, a->Nq, b, h, i0, nr, a->scale, Q);
     memset(O, 0, sizeof(float) * BR * dp);
     for (int64_t r = 0; r < BR; r++) m[r] = -INFINITY, l[r] = 0;
-    for (int64_t j0 = 0; j0 < a->Nkt; j0 += BC) {
-        int64_t nc = a->Nkt - j0 < BC ? a->Nkt - j0 : BC;
-        pack_keys(a, a->k, a->ek, b, h, j0, nc, Kt, NULL);
-        pack_keys(a, a->v, a->ev, b, h, j0, nc, NULL, V);
-        tile_gemm(mk, BR, BC, dp, Q, dp, Kt, BC, S, BC, 0);
+    for (int64_t kb = 0; kb < p->nkb; kb++) {
+        int64_t j0 = kb * BC, nc = a->Nkt - j0 < BC ? a->Nkt - j0 : BC;
+        size_t at = key_pack_at(a, p, bh, kb);
+        tile_gemm(mk, BR, BC, dp, Q, dp, p->kt + at, BC, S, BC, 0);
         mask_scores(a, S, b, h, i0, nr, j0, nc);
-        for (int64_t r = 0; r < nr; r++) {
-            float *s = S + r * BC, mx = row_max(s, BC), mnew = mx > m[r] ? mx : m[r];
-            if (mnew == -INFINITY) { /* nothing to attend yet */
-                memset(s, 0, sizeof(float) * BC);
-                continue;
-            }
-            float alpha = expf(m[r] - mnew);
-            l[r] = l[r] * alpha + exprow(s, BC, mnew);
-            m[r] = mnew;
-            if (alpha != 1.0f)
-                for (int64_t t = 0; t < dp; t++) O[r * dp + t] *= alpha;
-        }
-        for (int64_t r = nr; r < BR; r++) memset(S + r * BC, 0, sizeof(float) * BC);
-        tile_gemm(mk, BR, dp, BC, S, BC, V, dp, O, dp, 1);
+        (a->simd ? online_update_avx2 : online_update_c)(a, S, nr, m, l, O);
+        tile_gemm(mk, BR, dp, BC, S, BC, p->vp + at, dp, O, dp, 1);
     }
     for (int64_t r = 0; r < nr; r++) {
         float inv = l[r] > 0 ? 1.0f / l[r] : 0.0f;
         float *dst = o + (b * a->Nq + i0 + r) * a->C + h * a->d;
         for (int64_t t = 0; t < a->d; t++) dst[t] = O[r * dp + t] * inv;
-        lse[(b * a->H + h) * a->Nq + i0 + r] = l[r] > 0 ? m[r] + logf(l[r]) : -INFINITY;
+        lse[bh * a->Nq + i0 + r] = l[r] > 0 ? m[r] + logf(l[r]) : -INFINITY;
     }
 }
 
@@ -304,20 +376,24 @@ int fd_attention(fd_tensor *o, fd_tensor *lse, const fd_tensor *q, const fd_tens
     if (setup("attention", &a, &st, q, k, v, args)) return FD_ERR;
     int64_t shl[3] = {a.B, a.H, a.Nq};
     int nthr = omp_get_max_threads();
-    size_t per = (size_t)(BR * a.dp * 2 + BC * a.dp * 2 + BR * BC + 2 * BR) + 16;
-    float *ws = malloc(sizeof(float) * per * (size_t)nthr);
+    packs p = {0};
+    p.nkb = (a.Nkt + BC - 1) / BC;
+    size_t per = (size_t)(BR * a.dp * 2 + BR * BC + 2 * BR) + 16, kpack = (size_t)(a.B * a.H * p.nkb * BC * a.dp);
+    float *ws = malloc(sizeof(float) * (per * (size_t)nthr + 2 * kpack));
     if (!ws || fd_tensor_empty_as(o, q, FD_F32) || fd_tensor_empty(lse, FD_F32, 3, shl)) {
         free(ws);
         release_staged(&st);
         nn_release(o, lse, NULL, NULL, NULL, NULL);
         return ws ? FD_ERR : fd_fail("attention: out of memory");
     }
+    p.kt = ws + per * (size_t)nthr, p.vp = p.kt + kpack;
+    pack_all(&a, &p, NULL);
     float *po = fd_tensor_data(o), *pl = fd_tensor_data(lse);
     const int64_t tiles = (a.Nq + BR - 1) / BR, items = a.B * a.H * tiles;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t it = 0; it < items; it++) {
         int64_t bh = it / tiles, b = bh / a.H, h = bh % a.H;
-        forward_tile(&a, b, h, (it % tiles) * BR, ws + per * (size_t)omp_get_thread_num(), po, pl);
+        forward_tile(&a, &p, b, h, (it % tiles) * BR, ws + per * (size_t)omp_get_thread_num(), po, pl);
     }
     free(ws);
     release_staged(&st);
@@ -349,26 +425,23 @@ static void transpose_tile(const float *src, float *dst) /* [BR][BC] -> [BC][BR]
         for (int64_t j = 0; j < BC; j++) dst[j * BR + r] = src[r * BC + j];
 }
 
-/* dK, dV for the key block j0 of (b, h), into dkf/dvf [B, Nkt, C]. */
-static void backward_kv(const att *a, int64_t b, int64_t h, int64_t j0, const float *dO, const float *lse,
+/* dK, dV for the key block kb of (b, h), into dkf/dvf [B, Nkt, C]. */
+static void backward_kv(const att *a, const packs *p, int64_t b, int64_t h, int64_t kb, const float *lse,
                         const float *Dv, float *ws, float *dkf, float *dvf)
 {
-    const int64_t dp = a->dp, nc = a->Nkt - j0 < BC ? a->Nkt - j0 : BC;
-    float *Kt = ws, *Vt = Kt + BC * dp, *Q = Vt + BC * dp, *G = Q + BR * dp, *S = G + BR * dp, *dP = S + BR * BC,
-          *T = dP + BR * BC, *dK = T + BR * BC, *dV = dK + BC * dp;
+    const int64_t dp = a->dp, j0 = kb * BC, nc = a->Nkt - j0 < BC ? a->Nkt - j0 : BC, bh = b * a->H + h;
+    float *S = ws, *dP = S + BR * BC, *T = dP + BR * BC, *dK = T + BR * BC, *dV = dK + BC * dp;
     microkernel mk = a->simd ? mk_avx2 : mk_c;
-    pack_keys(a, a->k, a->ek, b, h, j0, nc, Kt, NULL);
-    pack_keys(a, a->v, a->ev, b, h, j0, nc, Vt, NULL);
+    const float *Kt = p->kt + key_pack_at(a, p, bh, kb), *Vt = p->vt + key_pack_at(a, p, bh, kb);
     memset(dK, 0, sizeof(float) * BC * dp);
     memset(dV, 0, sizeof(float) * BC * dp);
-    for (int64_t i0 = 0; i0 < a->Nq; i0 += BR) {
-        int64_t nr = a->Nq - i0 < BR ? a->Nq - i0 : BR;
-        pack_rows(a, a->q, a->Nq, b, h, i0, nr, a->scale, Q);
-        pack_rows(a, dO, a->Nq, b, h, i0, nr, 1.0f, G);
+    for (int64_t qt = 0; qt < p->nqt; qt++) {
+        int64_t i0 = qt * BR, nr = a->Nq - i0 < BR ? a->Nq - i0 : BR;
+        const float *Q = p->qp + query_pack_at(a, p, bh, qt), *G = p->gp + query_pack_at(a, p, bh, qt);
         tile_gemm(mk, BR, BC, dp, Q, dp, Kt, BC, S, BC, 0);
         mask_scores(a, S, b, h, i0, nr, j0, nc);
         tile_gemm(mk, BR, BC, dp, G, dp, Vt, BC, dP, BC, 0);
-        const int64_t row = (b * a->H + h) * a->Nq + i0;
+        const int64_t row = bh * a->Nq + i0;
         probs_and_dscores(a, S, dP, lse + row, Dv + row, nr);
         transpose_tile(S, T);
         tile_gemm(mk, BC, dp, BR, T, BR, G, dp, dV, dp, 1);
@@ -383,27 +456,24 @@ static void backward_kv(const att *a, int64_t b, int64_t h, int64_t j0, const fl
         }
 }
 
-/* dQ for the query tile i0 of (b, h). */
-static void backward_q(const att *a, int64_t b, int64_t h, int64_t i0, const float *dO, const float *lse,
+/* dQ for the query tile qt of (b, h). */
+static void backward_q(const att *a, const packs *p, int64_t b, int64_t h, int64_t qt, const float *lse,
                        const float *Dv, float *ws, float *dq)
 {
-    const int64_t dp = a->dp, nr = a->Nq - i0 < BR ? a->Nq - i0 : BR;
-    float *Kt = ws, *Vt = Kt + BC * dp, *Kp = Vt + BC * dp, *Q = Kp + BC * dp, *G = Q + BR * dp, *S = G + BR * dp,
-          *dP = S + BR * BC, *dQ = dP + BR * BC;
+    const int64_t dp = a->dp, i0 = qt * BR, nr = a->Nq - i0 < BR ? a->Nq - i0 : BR, bh = b * a->H + h;
+    float *S = ws, *dP = S + BR * BC, *dQ = dP + BR * BC;
     microkernel mk = a->simd ? mk_avx2 : mk_c;
-    const int64_t row = (b * a->H + h) * a->Nq + i0;
-    pack_rows(a, a->q, a->Nq, b, h, i0, nr, a->scale, Q);
-    pack_rows(a, dO, a->Nq, b, h, i0, nr, 1.0f, G);
+    const int64_t row = bh * a->Nq + i0;
+    const float *Q = p->qp + query_pack_at(a, p, bh, qt), *G = p->gp + query_pack_at(a, p, bh, qt);
     memset(dQ, 0, sizeof(float) * BR * dp);
-    for (int64_t j0 = 0; j0 < a->Nkt; j0 += BC) {
-        int64_t nc = a->Nkt - j0 < BC ? a->Nkt - j0 : BC;
-        pack_keys(a, a->k, a->ek, b, h, j0, nc, Kt, Kp);
-        pack_keys(a, a->v, a->ev, b, h, j0, nc, Vt, NULL);
-        tile_gemm(mk, BR, BC, dp, Q, dp, Kt, BC, S, BC, 0);
+    for (int64_t kb = 0; kb < p->nkb; kb++) {
+        int64_t j0 = kb * BC, nc = a->Nkt - j0 < BC ? a->Nkt - j0 : BC;
+        size_t at = key_pack_at(a, p, bh, kb);
+        tile_gemm(mk, BR, BC, dp, Q, dp, p->kt + at, BC, S, BC, 0);
         mask_scores(a, S, b, h, i0, nr, j0, nc);
-        tile_gemm(mk, BR, BC, dp, G, dp, Vt, BC, dP, BC, 0);
+        tile_gemm(mk, BR, BC, dp, G, dp, p->vt + at, BC, dP, BC, 0);
         probs_and_dscores(a, S, dP, lse + row, Dv + row, nr);
-        tile_gemm(mk, BR, dp, BC, dP, BC, Kp, dp, dQ, dp, 1);
+        tile_gemm(mk, BR, dp, BC, dP, BC, p->kp + at, dp, dQ, dp, 1);
     }
     for (int64_t r = 0; r < nr; r++)
         for (int64_t t = 0; t < a->d; t++)
@@ -429,8 +499,12 @@ int fd_attention_backward(fd_tensor *dq, fd_tensor *dk, fd_tensor *dv, fd_tensor
                      (long long)a.Nq);
     if (!rc) rc = !(pg = nn_stage_f32(&gs, dout)) || !(po = nn_stage_f32(&os, o)) || !(pl = nn_stage_f32(&ls, lse));
     int nthr = omp_get_max_threads();
-    size_t per = (size_t)(BC * a.dp * 5 + BR * a.dp * 3 + BR * BC * 3) + 16;
-    float *ws = rc ? NULL : malloc(sizeof(float) * (per * (size_t)nthr + (size_t)(a.B * a.H * a.Nq)));
+    packs p = {0};
+    p.nkb = (a.Nkt + BC - 1) / BC, p.nqt = (a.Nq + BR - 1) / BR;
+    size_t per = (size_t)(BC * a.dp * 2 + BR * a.dp + BR * BC * 3) + 16;
+    size_t kpack = (size_t)(a.B * a.H * p.nkb * BC * a.dp), qpack = (size_t)(a.B * a.H * p.nqt * BR * a.dp);
+    float *ws = rc ? NULL
+                   : malloc(sizeof(float) * (per * (size_t)nthr + (size_t)(a.B * a.H * a.Nq) + 3 * kpack + 2 * qpack));
     if (rc || !ws || fd_tensor_empty(&dkf, FD_F32, 3, shf) || fd_tensor_empty(&dvf, FD_F32, 3, shf) ||
         fd_tensor_empty_as(dq, q, FD_F32) || fd_tensor_empty_as(dk, k, FD_F32) || fd_tensor_empty_as(dv, v, FD_F32) ||
         (a.Ne && (fd_tensor_zeros(dek, FD_F32, 3, args->extra_k->shape) ||
@@ -452,20 +526,19 @@ int fd_attention_backward(fd_tensor *dq, fd_tensor *dk, fd_tensor *dv, fd_tensor
         for (int64_t t = 0; t < a.d; t++) s += g[t] * oo[t];
         Dv[r] = s;
     }
+    p.kt = Dv + a.B * a.H * a.Nq, p.kp = p.kt + kpack, p.vt = p.kp + kpack, p.qp = p.vt + kpack, p.gp = p.qp + qpack;
+    pack_all(&a, &p, pg);
     float *pkf = fd_tensor_data(&dkf), *pvf = fd_tensor_data(&dvf);
-    const int64_t kblocks = (a.Nkt + BC - 1) / BC, qtiles = (a.Nq + BR - 1) / BR;
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int64_t it = 0; it < a.B * a.H * kblocks; it++) {
-        int64_t bh = it / kblocks;
-        backward_kv(&a, bh / a.H, bh % a.H, (it % kblocks) * BC, pg, pl, Dv, ws + per * (size_t)omp_get_thread_num(),
-                    pkf, pvf);
+    for (int64_t it = 0; it < a.B * a.H * p.nkb; it++) {
+        int64_t bh = it / p.nkb;
+        backward_kv(&a, &p, bh / a.H, bh % a.H, it % p.nkb, pl, Dv, ws + per * (size_t)omp_get_thread_num(), pkf, pvf);
     }
     float *pdq = fd_tensor_data(dq);
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int64_t it = 0; it < a.B * a.H * qtiles; it++) {
-        int64_t bh = it / qtiles;
-        backward_q(&a, bh / a.H, bh % a.H, (it % qtiles) * BR, pg, pl, Dv, ws + per * (size_t)omp_get_thread_num(),
-                   pdq);
+    for (int64_t it = 0; it < a.B * a.H * p.nqt; it++) {
+        int64_t bh = it / p.nqt;
+        backward_q(&a, &p, bh / a.H, bh % a.H, it % p.nqt, pl, Dv, ws + per * (size_t)omp_get_thread_num(), pdq);
     }
     /* split the key gradients into keys and extra tokens (summing over batch for shared extras) */
     float *pdk = fd_tensor_data(dk), *pdv = fd_tensor_data(dv);

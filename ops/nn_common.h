@@ -75,11 +75,15 @@ FD_AVX2 static inline __m256 nn_exp256(__m256 x)
     return _mm256_blendv_ps(y, _mm256_set1_ps(INFINITY), over);
 }
 
-/* silu(z) = z / (1 + exp(-z)) for 8 floats. */
+/* silu(z) = z / (1 + exp(-z)) for 8 floats: the division as a reciprocal
+ * estimate plus one Newton step (about 2e-7 relative), which is several
+ * times cheaper than vdivps. exp's argument is capped so 1 + e stays finite. */
 FD_AVX2 static inline __m256 nn_silu256(__m256 z)
 {
-    __m256 e = nn_exp256(_mm256_sub_ps(_mm256_setzero_ps(), z));
-    return _mm256_div_ps(z, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+    __m256 e = nn_exp256(_mm256_min_ps(_mm256_sub_ps(_mm256_setzero_ps(), z), _mm256_set1_ps(88.0f)));
+    __m256 d = _mm256_add_ps(_mm256_set1_ps(1.0f), e), r = _mm256_rcp_ps(d);
+    r = _mm256_mul_ps(r, _mm256_fnmadd_ps(d, r, _mm256_set1_ps(2.0f)));
+    return _mm256_mul_ps(z, r);
 }
 
 FD_AVX2 static inline float nn_hsum256(__m256 v)

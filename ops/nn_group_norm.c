@@ -297,6 +297,83 @@ static int check_args(const char *op, const fd_tensor *x, int64_t G, const fd_te
     return FD_OK;
 }
 
+/* ---- channels-last per-sample pieces ------------------------------------- */
+
+/* Adds per-channel shifted sums over pixels [p0, p1) of one sample into d1, d2 (double). */
+static void cl_stats_range(const float *xn, int64_t C, int64_t p0, int64_t p1, bool simd, double *d1, double *d2,
+                           float *f)
+{
+    float *q = f + C;
+    for (int64_t b0 = p0; b0 < p1; b0 += 64) {
+        memset(f, 0, sizeof(float) * 2 * (size_t)C);
+        int64_t b1 = b0 + 64 < p1 ? b0 + 64 : p1;
+        for (int64_t p = b0; p < b1; p++) (simd ? px_stats_avx2 : px_stats_c)(xn + p * C, xn, f, q, C);
+        for (int64_t c = 0; c < C; c++) d1[c] += f[c], d2[c] += q[c];
+    }
+}
+
+/* Group statistics of one sample from its per-channel sums -> mean, rstd, and
+ * the per-channel affine a*x + bb that normalises (and applies w, b). */
+static void cl_coefs(const float *xn, const double *acc, int64_t HW, int64_t C, int64_t G, double eps,
+                     const float *pw, const float *pb, float *pm, float *pr, float *a, float *bb)
+{
+    const int64_t Cg = C / G;
+    for (int64_t g = 0; g < G; g++) {
+        double msum = 0, m2 = 0;
+        for (int64_t c = g * Cg; c < (g + 1) * Cg; c++) msum += xn[c] + acc[c] / (double)HW;
+        double mu = msum / (double)Cg;
+        for (int64_t c = g * Cg; c < (g + 1) * Cg; c++) {
+            double mc = xn[c] + acc[c] / (double)HW, d = mc - mu;
+            m2 += acc[C + c] - acc[c] * acc[c] / (double)HW + (double)HW * d * d;
+        }
+        double var = m2 / (double)(Cg * HW), r = 1.0 / sqrt((var > 0 ? var : 0) + eps);
+        pm[g] = (float)mu;
+        pr[g] = (float)r;
+        for (int64_t c = g * Cg; c < (g + 1) * Cg; c++) {
+            double ac = r * (pw ? pw[c] : 1.0);
+            a[c] = (float)ac;
+            bb[c] = (float)((pb ? pb[c] : 0.0) - mu * ac);
+        }
+    }
+}
+
+/* Backward pass 1 over pixels [p0, p1): dz into dx, per-channel sums of dz and dz*x. */
+static void cl_bwd1_range(const float *xn, const float *gn, float *dn, int64_t C, int64_t p0, int64_t p1,
+                          const float *a, const float *bb, bool silu, bool simd, double *d1, double *d2, float *f)
+{
+    float *q = f + C;
+    for (int64_t b0 = p0; b0 < p1; b0 += 64) {
+        memset(f, 0, sizeof(float) * 2 * (size_t)C);
+        int64_t b1 = b0 + 64 < p1 ? b0 + 64 : p1;
+        for (int64_t p = b0; p < b1; p++)
+            (simd ? px_bwd1_avx2 : px_bwd1_c)(xn + p * C, gn + p * C, dn + p * C, a, bb, C, silu, f, q);
+        for (int64_t c = 0; c < C; c++) d1[c] += f[c], d2[c] += q[c];
+    }
+}
+
+/* Backward coefficients of one sample: dx = k1*dz + k2*x + k3 per channel; keeps the sums for dw, db. */
+static void cl_bwd_coefs(const double *acc, int64_t C, int64_t G, int64_t HW, const float *pm, const float *pr,
+                         const float *pw, double *sums, float *k1, float *k2, float *k3)
+{
+    const int64_t Cg = C / G;
+    const double M = (double)(Cg * HW);
+    for (int64_t g = 0; g < G; g++) {
+        double mu = pm[g], r = pr[g], A = 0, B = 0;
+        for (int64_t c = g * Cg; c < (g + 1) * Cg; c++) {
+            double wc = pw ? pw[c] : 1.0;
+            sums[2 * c] = acc[c];
+            sums[2 * c + 1] = acc[C + c];
+            A += wc * acc[c];
+            B += wc * r * (acc[C + c] - mu * acc[c]);
+        }
+        for (int64_t c = g * Cg; c < (g + 1) * Cg; c++) {
+            k1[c] = (float)(r * (pw ? pw[c] : 1.0));
+            k2[c] = (float)(-r * r * B / M);
+            k3[c] = (float)(mu * r * r * B / M - r * A / M);
+        }
+    }
+}
+
 /* ---- forward ------------------------------------------------------------ */
 
 int fd_group_norm(fd_tensor *y, fd_tensor *mean, fd_tensor *rstd, const fd_tensor *x, int64_t G,
@@ -311,8 +388,8 @@ int fd_group_norm(fd_tensor *y, fd_tensor *mean, fd_tensor *rstd, const fd_tenso
     float *px = stage_layout(&xs, x, cl);
     float *pw = w ? nn_stage_f32(&ws, w) : NULL, *pb = b ? nn_stage_f32(&bs, b) : NULL;
     int64_t sh[2] = {N, G};
-    float *coef = malloc(sizeof(float) * 2 * (size_t)(N * C));
     int nthr = omp_get_max_threads();
+    float *coef = malloc(sizeof(float) * 2 * (size_t)(C * nthr));
     double *acc = malloc(sizeof(double) * 2 * (size_t)(C * nthr) + sizeof(float) * 2 * (size_t)(C * nthr));
     if (!px || (w && !pw) || (b && !pb) || !coef || !acc || alloc_like(y, x, cl) ||
         fd_tensor_empty(mean, FD_F32, 2, sh) || fd_tensor_empty(rstd, FD_F32, 2, sh)) {
@@ -341,47 +418,36 @@ int fd_group_norm(fd_tensor *y, fd_tensor *mean, fd_tensor *rstd, const fd_tenso
                                                         silu);
             }
         }
+    } else if (N >= nthr) {
+        /* a sample per thread: no barriers inside a sample */
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int64_t n = 0; n < N; n++) {
+            int t = omp_get_thread_num();
+            double *d = acc + 2 * C * t;
+            float *f = (float *)(acc + 2 * C * nthr) + 2 * C * t, *a = coef + 2 * C * t, *bb = a + C;
+            const float *xn = px + n * HW * C;
+            memset(d, 0, sizeof(double) * 2 * (size_t)C);
+            cl_stats_range(xn, C, 0, HW, simd, d, d + C, f);
+            cl_coefs(xn, d, HW, C, G, eps, pw, pb, pm + n * G, pr + n * G, a, bb);
+            for (int64_t p = 0; p < HW; p++)
+                (simd ? px_affine_avx2 : px_affine_c)(xn + p * C, py + n * HW * C + p * C, a, bb, C, silu);
+        }
     } else {
+        /* few samples: threads split the pixels of each one */
         for (int64_t n = 0; n < N; n++) {
             const float *xn = px + n * HW * C;
-            float *yn = py + n * HW * C;
+            float *yn = py + n * HW * C, *a = coef, *bb = coef + C;
             memset(acc, 0, sizeof(double) * 2 * (size_t)(C * nthr));
 #pragma omp parallel
             {
-                int t = omp_get_thread_num();
-                double *d1 = acc + 2 * C * t, *d2 = d1 + C;
-                float *f = (float *)(acc + 2 * C * nthr) + 2 * C * t; /* thread scratch */
-                {
-                    float *q = f + C;
-#pragma omp for schedule(static)
-                    for (int64_t p0 = 0; p0 < HW; p0 += 64) {
-                        memset(f, 0, sizeof(float) * 2 * (size_t)C);
-                        int64_t p1 = p0 + 64 < HW ? p0 + 64 : HW;
-                        for (int64_t p = p0; p < p1; p++) (simd ? px_stats_avx2 : px_stats_c)(xn + p * C, xn, f, q, C);
-                        for (int64_t c = 0; c < C; c++) d1[c] += f[c], d2[c] += q[c];
-                    }
-                }
+                int t = omp_get_thread_num(), nt = omp_get_num_threads();
+                int64_t p0 = HW * t / nt, p1 = HW * (t + 1) / nt;
+                cl_stats_range(xn, C, p0, p1, simd, acc + 2 * C * t, acc + 2 * C * t + C,
+                               (float *)(acc + 2 * C * nthr) + 2 * C * t);
             }
             for (int t = 1; t < nthr; t++)
                 for (int64_t c = 0; c < 2 * C; c++) acc[c] += acc[2 * C * t + c];
-            float *a = coef, *bb = coef + C;
-            for (int64_t g = 0; g < G; g++) {
-                double msum = 0, m2 = 0;
-                for (int64_t c = g * Cg; c < (g + 1) * Cg; c++) msum += xn[c] + acc[c] / (double)HW;
-                double mu = msum / (double)Cg;
-                for (int64_t c = g * Cg; c < (g + 1) * Cg; c++) {
-                    double mc = xn[c] + acc[c] / (double)HW, d = mc - mu;
-                    m2 += acc[C + c] - acc[c] * acc[c] / (double)HW + (double)HW * d * d;
-                }
-                double var = m2 / (double)(Cg * HW), r = 1.0 / sqrt((var > 0 ? var : 0) + eps);
-                pm[n * G + g] = (float)mu;
-                pr[n * G + g] = (float)r;
-                for (int64_t c = g * Cg; c < (g + 1) * Cg; c++) {
-                    double ac = r * (pw ? pw[c] : 1.0);
-                    a[c] = (float)ac;
-                    bb[c] = (float)((pb ? pb[c] : 0.0) - mu * ac);
-                }
-            }
+            cl_coefs(xn, acc, HW, C, G, eps, pw, pb, pm + n * G, pr + n * G, a, bb);
 #pragma omp parallel for schedule(static)
             for (int64_t p = 0; p < HW; p++)
                 (simd ? px_affine_avx2 : px_affine_c)(xn + p * C, yn + p * C, a, bb, C, silu);
@@ -416,7 +482,7 @@ int fd_group_norm_backward(fd_tensor *dx, fd_tensor *dw, fd_tensor *db, const fd
     int nthr = omp_get_max_threads();
     double *sums = malloc(sizeof(double) * 2 * (size_t)(N * C)); /* per (n, c): sum dz, sum dz*x */
     double *acc = malloc(sizeof(double) * 2 * (size_t)(C * nthr) + sizeof(float) * 2 * (size_t)(C * nthr));
-    float *coef = malloc(sizeof(float) * 5 * (size_t)C);
+    float *coef = malloc(sizeof(float) * 5 * (size_t)(C * nthr));
     int64_t shc[1] = {C};
     int bad = !px || !pg || (w && !pw) || (b && !pb) || !pm || !pr;
     if (bad || !sums || !acc || !coef || alloc_like(dx, x, cl) || (w && fd_tensor_empty(dw, FD_F32, 1, shc)) ||
@@ -454,8 +520,14 @@ int fd_group_norm_backward(fd_tensor *dx, fd_tensor *dw, fd_tensor *db, const fd
             }
         }
     } else {
-        float *a = coef, *bb = coef + C, *k1 = coef + 2 * C, *k2 = coef + 3 * C, *k3 = coef + 4 * C;
+        const bool per_sample = N >= nthr;
+        /* a sample per thread when there are enough, else threads split each sample's pixels */
+#pragma omp parallel for schedule(dynamic, 1) if (per_sample)
         for (int64_t n = 0; n < N; n++) {
+            int t = per_sample ? omp_get_thread_num() : 0;
+            float *a = coef + 5 * C * t, *bb = a + C, *k1 = a + 2 * C, *k2 = a + 3 * C, *k3 = a + 4 * C;
+            double *d = acc + 2 * C * t;
+            float *fs = (float *)(acc + 2 * C * nthr);
             const float *xn = px + n * HW * C, *gn = pg + n * HW * C;
             float *dn = pdx + n * HW * C;
             for (int64_t c = 0; c < C; c++) {
@@ -463,41 +535,25 @@ int fd_group_norm_backward(fd_tensor *dx, fd_tensor *dw, fd_tensor *db, const fd
                 a[c] = (float)ac;
                 bb[c] = (float)((pb ? pb[c] : 0.0) - pm[n * G + c / Cg] * ac);
             }
+            if (per_sample) {
+                memset(d, 0, sizeof(double) * 2 * (size_t)C);
+                cl_bwd1_range(xn, gn, dn, C, 0, HW, a, bb, silu, simd, d, d + C, fs + 2 * C * t);
+                cl_bwd_coefs(d, C, G, HW, pm + n * G, pr + n * G, pw, sums + 2 * n * C, k1, k2, k3);
+                for (int64_t p = 0; p < HW; p++)
+                    (simd ? px_bwd2_avx2 : px_bwd2_c)(xn + p * C, dn + p * C, k1, k2, k3, C);
+                continue;
+            }
             memset(acc, 0, sizeof(double) * 2 * (size_t)(C * nthr));
 #pragma omp parallel
             {
-                int t = omp_get_thread_num();
-                double *d1 = acc + 2 * C * t, *d2 = d1 + C;
-                float *f = (float *)(acc + 2 * C * nthr) + 2 * C * t;
-                {
-                    float *q = f + C;
-#pragma omp for schedule(static)
-                    for (int64_t p0 = 0; p0 < HW; p0 += 64) {
-                        memset(f, 0, sizeof(float) * 2 * (size_t)C);
-                        int64_t p1 = p0 + 64 < HW ? p0 + 64 : HW;
-                        for (int64_t p = p0; p < p1; p++)
-                            (simd ? px_bwd1_avx2 : px_bwd1_c)(xn + p * C, gn + p * C, dn + p * C, a, bb, C, silu, f, q);
-                        for (int64_t c = 0; c < C; c++) d1[c] += f[c], d2[c] += q[c];
-                    }
-                }
+                int u = omp_get_thread_num(), nt = omp_get_num_threads();
+                int64_t p0 = HW * u / nt, p1 = HW * (u + 1) / nt;
+                cl_bwd1_range(xn, gn, dn, C, p0, p1, a, bb, silu, simd, acc + 2 * C * u, acc + 2 * C * u + C,
+                              fs + 2 * C * u);
             }
-            for (int t = 1; t < nthr; t++)
-                for (int64_t c = 0; c < 2 * C; c++) acc[c] += acc[2 * C * t + c];
-            for (int64_t g = 0; g < G; g++) {
-                double mu = pm[n * G + g], r = pr[n * G + g], A = 0, B = 0;
-                for (int64_t c = g * Cg; c < (g + 1) * Cg; c++) {
-                    double wc = pw ? pw[c] : 1.0;
-                    sums[2 * (n * C + c)] = acc[c];
-                    sums[2 * (n * C + c) + 1] = acc[C + c];
-                    A += wc * acc[c];
-                    B += wc * r * (acc[C + c] - mu * acc[c]);
-                }
-                for (int64_t c = g * Cg; c < (g + 1) * Cg; c++) {
-                    k1[c] = (float)(r * (pw ? pw[c] : 1.0));
-                    k2[c] = (float)(-r * r * B / M);
-                    k3[c] = (float)(mu * r * r * B / M - r * A / M);
-                }
-            }
+            for (int u = 1; u < nthr; u++)
+                for (int64_t c = 0; c < 2 * C; c++) acc[c] += acc[2 * C * u + c];
+            cl_bwd_coefs(acc, C, G, HW, pm + n * G, pr + n * G, pw, sums + 2 * n * C, k1, k2, k3);
 #pragma omp parallel for schedule(static)
             for (int64_t p = 0; p < HW; p++) (simd ? px_bwd2_avx2 : px_bwd2_c)(xn + p * C, dn + p * C, k1, k2, k3, C);
         }

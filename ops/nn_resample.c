@@ -380,8 +380,9 @@ int nn_embedding_check(const char *op, const fd_tensor *idx, int64_t V, fd_tenso
     const int64_t *p = fd_tensor_data(is);
     for (int64_t i = 0, n = fd_tensor_numel(is); i < n; i++)
         if (p[i] < 0 || p[i] >= V) {
+            long long bad = (long long)p[i];
             fd_tensor_release(is);
-            return fd_fail("%s: index %lld out of range [0, %lld)", op, (long long)p[i], (long long)V);
+            return fd_fail("%s: index %lld out of range [0, %lld)", op, bad, (long long)V);
         }
     return FD_OK;
 }

@@ -17,6 +17,7 @@
 
 #define PAR_MIN 32768
 #define MAX_THREADS 256
+#define COL_BLOCK 1024 /* outputs per task on the column path: long contiguous reads */
 
 static const char *const reduce_names[FD_NREDUCE] = {
     "sum", "mean", "prod", "max", "min", "argmax", "argmin", "var", "std", "norm",
@@ -26,17 +27,37 @@ const char *fd_reduce_name(fd_reduce_op op) { return (unsigned)op < FD_NREDUCE ?
 
 /* ---- accumulators ------------------------------------------------------- */
 
-typedef enum acc_kind { ACC_SUM, ACC_SUMABS, ACC_SUMSQ, ACC_SUMPOW, ACC_SQDEV, ACC_PROD, ACC_MAX, ACC_MIN, ACC_MAXABS } acc_kind;
+typedef enum acc_kind {
+    ACC_SUM, ACC_SUMABS, ACC_SUMSQ, ACC_SUMPOW, ACC_SQDEV, ACC_PROD, ACC_MAX, ACC_MIN, ACC_MAXABS,
+    ACC_ISUM, ACC_IPROD /* integers: exact in int64, wrapping like torch */
+} acc_kind;
 
 typedef struct acc {
     double v;
     int64_t idx; /* position of the extremum; -1 before the first element */
+    int64_t iv;  /* the integer kinds' value */
 } acc;
+
+static bool acc_integer(acc_kind k) { return k == ACC_ISUM || k == ACC_IPROD; }
 
 static acc acc_start(acc_kind k)
 {
-    acc a = {k == ACC_PROD ? 1.0 : 0.0, -1};
+    acc a = {k == ACC_PROD ? 1.0 : 0.0, -1, k == ACC_IPROD ? 1 : 0};
     return a;
+}
+
+static int64_t wrap_add(int64_t x, int64_t y) { return (int64_t)((uint64_t)x + (uint64_t)y); }
+static int64_t wrap_mul(int64_t x, int64_t y) { return (int64_t)((uint64_t)x * (uint64_t)y); }
+
+static void acc_block_int(acc *st, acc_kind k, const int64_t *x, int64_t n)
+{
+    if (k == ACC_ISUM) {
+        uint64_t s = 0;
+        for (int64_t i = 0; i < n; i++) s += (uint64_t)x[i];
+        st->iv = wrap_add(st->iv, (int64_t)s);
+    } else {
+        for (int64_t i = 0; i < n; i++) st->iv = wrap_mul(st->iv, x[i]);
+    }
 }
 
 /* Sums in four lanes: independent adds pipeline (and vectorise). */
@@ -52,6 +73,21 @@ static double sum4(const double *x, int64_t n)
     }
     for (; i < n; i++) s0 += x[i];
     return (s0 + s1) + (s2 + s3);
+}
+
+/* A contiguous f32 run summed straight into double lanes (the common
+ * case of sum/mean, without the block conversion). */
+__attribute__((target_clones("avx2", "default")))
+static double sum_f32(const float *x, int64_t n)
+{
+    double lane[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) lane[j] += (double)x[i + j];
+    double s = 0;
+    for (; i < n; i++) s += x[i];
+    for (int j = 0; j < 8; j++) s += lane[j];
+    return s;
 }
 
 /* An extremum at x (position pos) replaces the current one when it is
@@ -91,6 +127,7 @@ static void acc_block(acc *st, acc_kind k, double *x, int64_t n, int64_t pos, do
     case ACC_MAX: for (int64_t i = 0; i < n; i++) take_extreme(st, x[i], pos + i, true); break;
     case ACC_MIN: for (int64_t i = 0; i < n; i++) take_extreme(st, x[i], pos + i, false); break;
     case ACC_MAXABS: for (int64_t i = 0; i < n; i++) take_extreme(st, fabs(x[i]), pos + i, true); break;
+    default: break;
     }
 }
 
@@ -99,6 +136,8 @@ static void acc_merge(acc *a, const acc *b, acc_kind k)
 {
     switch (k) {
     case ACC_PROD: a->v *= b->v; break;
+    case ACC_ISUM: a->iv = wrap_add(a->iv, b->iv); break;
+    case ACC_IPROD: a->iv = wrap_mul(a->iv, b->iv); break;
     case ACC_MAX: case ACC_MAXABS: if (b->idx >= 0) take_extreme(a, b->v, b->idx, true); break;
     case ACC_MIN: if (b->idx >= 0) take_extreme(a, b->v, b->idx, false); break;
     default: a->v += b->v;
@@ -113,6 +152,9 @@ typedef struct plan {
     int64_t kshape[FD_MAX_DIMS], kstride[FD_MAX_DIMS];
     int64_t M, K;
     fd_walk rw; /* over the reduced dims, relative to an output's base */
+    int64_t mstride[FD_MAX_DIMS]; /* output strides of the kept dims (the output is contiguous) */
+    bool columns; /* kept dim kc is contiguous in the input: see run_columns */
+    int kc;
 } plan;
 
 static int64_t base_offset(const plan *p, int64_t m)
@@ -137,8 +179,18 @@ static void acc_range(const plan *p, int64_t base, acc_kind k, double param, acc
     double buf[FD_BLOCK];
     while (pos < to) {
         int64_t i0 = from > pos ? from - pos : 0, i1 = to - pos < len ? to - pos : len;
+        if (k == ACC_SUM && p->a->dtype == FD_F32 && s == 1) {
+            st->v += sum_f32((const float *)data + base + w.offset[0] + i0, i1 - i0);
+            i0 = i1;
+        }
         for (int64_t i = i0; i < i1; i += FD_BLOCK) {
             int64_t n = i1 - i < FD_BLOCK ? i1 - i : FD_BLOCK;
+            if (acc_integer(k)) {
+                int64_t ibuf[FD_BLOCK];
+                fd_load_block_i64(ibuf, data + (base + w.offset[0] + i * s) * es, s, p->a->dtype, n);
+                acc_block_int(st, k, ibuf, n);
+                continue;
+            }
             fd_load_block(buf, data + (base + w.offset[0] + i * s) * es, s, p->a->dtype, n);
             acc_block(st, k, buf, n, pos + i, param);
         }
@@ -147,9 +199,97 @@ static void acc_range(const plan *p, int64_t base, acc_kind k, double param, acc
     }
 }
 
+/* acc_block for n outputs at once: st[j] takes x[j] (position pos). */
+static void acc_rows(acc *st, acc_kind k, const double *x, int64_t n, int64_t pos, const double *param)
+{
+    switch (k) {
+    case ACC_SUM: for (int64_t j = 0; j < n; j++) st[j].v += x[j]; break;
+    case ACC_SUMABS: for (int64_t j = 0; j < n; j++) st[j].v += fabs(x[j]); break;
+    case ACC_SUMSQ: for (int64_t j = 0; j < n; j++) st[j].v += x[j] * x[j]; break;
+    case ACC_SUMPOW: for (int64_t j = 0; j < n; j++) st[j].v += pow(fabs(x[j]), param[j]); break;
+    case ACC_SQDEV: for (int64_t j = 0; j < n; j++) st[j].v += (x[j] - param[j]) * (x[j] - param[j]); break;
+    case ACC_PROD: for (int64_t j = 0; j < n; j++) st[j].v *= x[j]; break;
+    case ACC_MAX: for (int64_t j = 0; j < n; j++) take_extreme(&st[j], x[j], pos, true); break;
+    case ACC_MIN: for (int64_t j = 0; j < n; j++) take_extreme(&st[j], x[j], pos, false); break;
+    case ACC_MAXABS: for (int64_t j = 0; j < n; j++) take_extreme(&st[j], fabs(x[j]), pos, true); break;
+    default: break; /* the integer kinds: run_columns adds them itself */
+    }
+}
+
+__attribute__((target_clones("avx2", "default")))
+static void add_f32_row(double *restrict sum, const float *restrict x, int64_t n)
+{
+    for (int64_t j = 0; j < n; j++) sum[j] += (double)x[j];
+}
+
+/* Reducing across memory (sum over dim 1 of [N, C], or over dim 2 of its
+ * transpose): walking each output's elements would stride through memory,
+ * so when a kept dim `kc` is contiguous in the input, each task takes up to
+ * COL_BLOCK neighbours along it and adds whole contiguous pieces into them,
+ * then scatters the results to their output positions. */
+static void run_columns(const plan *p, acc_kind k, const double *param, acc *st)
+{
+    int kc = p->kc;
+    int64_t L = p->kshape[kc], groups = p->M / L, width = COL_BLOCK;
+    int nth = p->M * p->K >= PAR_MIN ? omp_get_max_threads() : 1;
+    while (width > 64 && groups * ((L + width - 1) / width) < nth) width /= 2; /* a task per thread */
+    int64_t per = (L + width - 1) / width;
+    const char *data = fd_tensor_data(p->a);
+    int64_t es = (int64_t)fd_dtype_size(p->a->dtype);
+#pragma omp parallel for schedule(static) num_threads(nth) if (nth > 1)
+    for (int64_t t = 0; t < groups * per; t++) {
+        int64_t g = t / per, c0 = (t % per) * width, n = L - c0 < width ? L - c0 : width;
+        /* the group's input offset and first output, from the other kept dims */
+        int64_t base = c0, m0 = c0 * p->mstride[kc], rest = g;
+        for (int d = p->nk - 1; d >= 0; d--) {
+            if (d == kc) continue;
+            int64_t i = rest % p->kshape[d];
+            rest /= p->kshape[d];
+            base += i * p->kstride[d];
+            m0 += i * p->mstride[d];
+        }
+        int64_t ms = p->mstride[kc];
+        acc s[COL_BLOCK];
+        double prm[COL_BLOCK], buf[COL_BLOCK];
+        for (int64_t j = 0; j < n; j++) {
+            s[j] = acc_start(k);
+            prm[j] = param ? param[m0 + j * ms] : 0;
+        }
+        fd_walk w = p->rw;
+        int64_t pos = 0;
+        bool f32_sum = k == ACC_SUM && p->a->dtype == FD_F32;
+        double sum[COL_BLOCK] = {0};
+        do {
+            for (int64_t i = 0; i < w.inner_len; i++, pos++) {
+                const char *src = data + (base + w.offset[0] + i * w.inner_stride[0]) * es;
+                if (f32_sum) { /* the bias-gradient case, kept tight */
+                    add_f32_row(sum, (const float *)src, n);
+                    continue;
+                }
+                if (acc_integer(k)) {
+                    int64_t ibuf[COL_BLOCK];
+                    fd_load_block_i64(ibuf, src, 1, p->a->dtype, n);
+                    for (int64_t j = 0; j < n; j++)
+                        s[j].iv = k == ACC_ISUM ? wrap_add(s[j].iv, ibuf[j]) : wrap_mul(s[j].iv, ibuf[j]);
+                    continue;
+                }
+                fd_load_block(buf, src, 1, p->a->dtype, n);
+                acc_rows(s, k, buf, n, pos, prm);
+            }
+        } while (fd_walk_next(&w));
+        if (f32_sum)
+            for (int64_t j = 0; j < n; j++) s[j].v = sum[j];
+        for (int64_t j = 0; j < n; j++) st[m0 + j * ms] = s[j];
+    }
+}
+
 /* One pass of kind k over every output into st[M]. */
 static void run_pass(const plan *p, acc_kind k, const double *param, acc *st)
 {
+    if (p->columns) {
+        run_columns(p, k, param, st);
+        return;
+    }
     int64_t M = p->M, K = p->K;
     int nth = M * K >= PAR_MIN ? omp_get_max_threads() : 1;
     if (nth > MAX_THREADS) nth = MAX_THREADS;
@@ -224,6 +364,17 @@ int fd_reduce(fd_tensor *out, fd_tensor *idx, fd_reduce_op op, const fd_tensor *
         return fd_fail("%s: cannot reduce over an empty dim (tensor %s)", name, FD_SHAPE_STR(a));
     const int64_t *rs[1] = {rstride};
     fd_walk_init(&p.rw, nr, rshape, 1, rs);
+    int64_t ms = 1;
+    for (int d = p.nk - 1; d >= 0; d--) {
+        p.mstride[d] = ms;
+        ms *= p.kshape[d];
+    }
+    /* across-memory reductions: a kept dim with unit stride, a reduced walk without */
+    for (int d = 0; d < p.nk && p.K > 1 && p.rw.inner_stride[0] != 1; d++)
+        if (p.kstride[d] == 1 && p.kshape[d] >= 8) {
+            p.columns = true;
+            p.kc = d;
+        }
 
     if (fd_tensor_empty(out, value_dtype(op, a->dtype), nout, oshape)) return FD_ERR;
     bool want_idx = idx && (op == FD_MAX || op == FD_MIN);
@@ -233,6 +384,7 @@ int fd_reduce(fd_tensor *out, fd_tensor *idx, fd_reduce_op op, const fd_tensor *
     }
     acc *st = NULL;
     double *mean = NULL;
+    bool exact_int = !fd_dtype_is_float(a->dtype) && (op == FD_SUM || op == FD_PROD);
     if (p.M > 0) {
         fd_storage *scratch;
         if (fd_storage_new(&scratch, (size_t)p.M * (sizeof(acc) + sizeof(double)))) {
@@ -243,12 +395,13 @@ int fd_reduce(fd_tensor *out, fd_tensor *idx, fd_reduce_op op, const fd_tensor *
         st = scratch->data;
         mean = (double *)(st + p.M);
         if (p.K == 0) { /* empty sums and products need no walk */
-            acc_kind k = op == FD_PROD ? ACC_PROD : ACC_SUM;
+            acc_kind k = op == FD_PROD ? (exact_int ? ACC_IPROD : ACC_PROD) : ACC_SUM;
             for (int64_t m = 0; m < p.M; m++) st[m] = acc_start(k);
         } else {
             switch (op) {
-            case FD_SUM: case FD_MEAN: run_pass(&p, ACC_SUM, NULL, st); break;
-            case FD_PROD: run_pass(&p, ACC_PROD, NULL, st); break;
+            case FD_SUM: run_pass(&p, exact_int ? ACC_ISUM : ACC_SUM, NULL, st); break;
+            case FD_MEAN: run_pass(&p, ACC_SUM, NULL, st); break;
+            case FD_PROD: run_pass(&p, exact_int ? ACC_IPROD : ACC_PROD, NULL, st); break;
             case FD_MAX: case FD_ARGMAX: run_pass(&p, ACC_MAX, NULL, st); break;
             case FD_MIN: case FD_ARGMIN: run_pass(&p, ACC_MIN, NULL, st); break;
             case FD_VAR: case FD_STD:
@@ -286,6 +439,8 @@ int fd_reduce(fd_tensor *out, fd_tensor *idx, fd_reduce_op op, const fd_tensor *
             }
             if (out->dtype == FD_I64 && (op == FD_ARGMAX || op == FD_ARGMIN))
                 ((int64_t *)o)[m] = st[m].idx + args->index_base; /* exact beyond 2^53 */
+            else if (exact_int)
+                ((int64_t *)o)[m] = st[m].iv;
             else
                 fd_store_f64(o + (size_t)m * es, out->dtype, v);
             if (want_idx) ((int64_t *)fd_tensor_data(idx))[m] = st[m].idx + args->index_base;

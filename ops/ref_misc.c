@@ -102,7 +102,7 @@ int fd_ref_loss(fd_tensor *out, const fd_tensor *x, const fd_tensor *target, con
         s += (pw ? pw[i] : 1.0) * (k == FD_LOSS_MSE ? d * d : fabs(d));
     }
     nn_release(&xs, &ts, &ws, NULL, NULL, NULL);
-    if (fd_tensor_empty(out, FD_F64, 0, NULL)) return FD_ERR;
+    if (fd_tensor_empty(out, FD_F64, 0, (int64_t[1]){1})) return FD_ERR;
     *(double *)fd_tensor_data(out) = mean && n ? s / (double)n : s;
     OUT(out, x->dtype);
     return FD_OK;

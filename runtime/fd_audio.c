@@ -256,6 +256,16 @@ static int decode_ffmpeg(const char *path, fd_tensor *out, int sample_rate, int 
         else fd_fail("the audio stream is empty");
         goto done;
     }
+    /* AAC and friends pad the last frame; MP4's edit list gives the true
+     * length. Trim that padding (never pad, and only by a little, since
+     * some containers merely estimate durations). */
+    AVStream *st = fmt->streams[stream];
+    if (st->duration > 0 && st->duration != AV_NOPTS_VALUE) {
+        if (s.swr && sink_push_mono(&s, NULL, 0)) goto done; /* flush before measuring */
+        swr_free(&s.swr);
+        size_t want = (size_t)(st->duration * av_q2d(st->time_base) * s.out_rate + 0.5);
+        if (want < s.n && s.n - want <= (size_t)s.out_rate / 10) s.n = want;
+    }
     if (sink_finish(&s, out)) goto done;
     if (file_rate) *file_rate = rate;
     r = FD_OK;

@@ -1,6 +1,7 @@
 /* Path checks, bounded whole-file reads and write-then-rename (fd_io.h). */
 #include <errno.h>
 #include <libavutil/error.h>
+#include <libavutil/log.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,4 +95,15 @@ const char *fd_av_err(int code)
     static _Thread_local char buf[AV_ERROR_MAX_STRING_SIZE];
     av_strerror(code, buf, sizeof buf);
     return buf;
+}
+
+/* FFmpeg talks on stderr about every damaged file; errors come back to us as
+ * codes instead. FADA_AV_LOG=1 brings its messages back for debugging. */
+void fd_av_quiet(void)
+{
+    static int done;
+    if (done) return;
+    done = 1;
+    const char *env = getenv("FADA_AV_LOG");
+    av_log_set_level(env && *env == '1' ? AV_LOG_WARNING : AV_LOG_QUIET);
 }

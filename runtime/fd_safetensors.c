@@ -95,7 +95,7 @@ static int parse_entry(const char *what, const cJSON *item, uint64_t data_len, f
     {
         uint64_t v;
         if (!json_uint(d, &v))
-            return fd_fail("safetensors: '%s': tensor '%s': shape[%d] is not a non-negative integer", what, name, k);
+            return fd_fail("safetensors: '%s': tensor '%s': shape[%d] is not an integer in [0, 2^53]", what, name, k);
         if (__builtin_mul_overflow(numel, v, &numel) || numel > (uint64_t)INT64_MAX)
             return fd_fail("safetensors: '%s': tensor '%s': shape overflows", what, name);
         e->shape[k++] = (int64_t)v;

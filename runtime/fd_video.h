@@ -47,9 +47,10 @@ typedef struct fd_vwriter_opts {
 int fd_vwriter_open(fd_vwriter **out, const char *path, const fd_vwriter_opts *opts);
 /* One frame: u8 [H, W, 3] or float [3, H, W] in range (FD_RANGE_01/PM1). */
 int fd_vwriter_write(fd_vwriter *w, const fd_tensor *frame, int range);
-/* Flushes, writes the index (+faststart) and renames into place. */
+/* Flushes, writes the index (+faststart) and renames into place. Frees w
+ * whether it succeeds or not (on failure the temporary file is removed). */
 int fd_vwriter_close(fd_vwriter *w);
-/* Drops an unfinished writer: nothing is left on disk. Safe after close. */
+/* Frees an unfinished writer and removes its temporary file. */
 void fd_vwriter_abort(fd_vwriter *w);
 int64_t fd_vwriter_frames(const fd_vwriter *w);
 

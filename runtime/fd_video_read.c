@@ -12,17 +12,6 @@
 #include "fd_io.h"
 #include "fd_video.h"
 
-/* FFmpeg talks on stderr about every damaged file; errors come back to us as
- * codes instead. FADA_AV_LOG=1 brings its messages back for debugging. */
-void fd_av_quiet(void)
-{
-    static int done;
-    if (done) return;
-    done = 1;
-    const char *env = getenv("FADA_AV_LOG");
-    av_log_set_level(env && *env == '1' ? AV_LOG_WARNING : AV_LOG_QUIET);
-}
-
 struct fd_vreader {
     char *path;
     AVFormatContext *fmt;
@@ -30,7 +19,7 @@ struct fd_vreader {
     struct SwsContext *sws;
     AVPacket *pkt;
     AVFrame *frame;
-    int stream, eof_sent, channels, out_w, out_h, area, frames, bad_packets;
+    int stream, eof_sent, channels, out_w, out_h, area, frames, bad_packets, read_error;
 };
 
 void fd_vreader_close(fd_vreader *r)
@@ -58,7 +47,8 @@ int fd_vreader_open(fd_vreader **out, const char *path, const fd_vreader_opts *o
 {
     *out = NULL;
     fd_av_quiet();
-    if (fd_io_check_input("video", path, NULL)) return FD_ERR;
+    /* An image-sequence pattern ("dir/f_%03d.png") is no file: FFmpeg checks it. */
+    if (!strchr(path, '%') && fd_io_check_input("video", path, NULL)) return FD_ERR;
     if ((opts->width > 0) != (opts->height > 0) || opts->width < 0 || opts->height < 0 ||
         opts->width > FD_IMAGE_MAX_SIDE || opts->height > FD_IMAGE_MAX_SIDE)
         return fd_fail("video: '%s': output size %dx%d: give both width and height (1..%d) or neither", path,
@@ -84,9 +74,14 @@ int fd_vreader_open(fd_vreader **out, const char *path, const fd_vreader_opts *o
         goto fail;
     }
     AVCodecParameters *par = r->fmt->streams[r->stream]->codecpar;
-    if (par->width <= 0 || par->height <= 0 || par->width > FD_IMAGE_MAX_SIDE || par->height > FD_IMAGE_MAX_SIDE ||
+    if (par->width <= 0 || par->height <= 0) {
+        fd_fail("video: '%s': the %s stream has no picture size: corrupt, or not a picture or video", path,
+                codec->name);
+        goto fail;
+    }
+    if (par->width > FD_IMAGE_MAX_SIDE || par->height > FD_IMAGE_MAX_SIDE ||
         (int64_t)par->width * par->height > FD_IMAGE_MAX_PIXELS) {
-        fd_fail("video: '%s': declared size %dx%d is empty or beyond the limit (%d per side, %lld pixels)", path,
+        fd_fail("video: '%s': declared size %dx%d is beyond the limit (%d per side, %lld pixels)", path,
                 par->width, par->height, FD_IMAGE_MAX_SIDE, (long long)FD_IMAGE_MAX_PIXELS);
         goto fail;
     }
@@ -152,7 +147,7 @@ static int convert_frame(fd_vreader *r, fd_tensor *out)
     if (w == r->fmt->streams[r->stream]->codecpar->width && h == r->fmt->streams[r->stream]->codecpar->height &&
         (f->width != w || f->height != h))
         w = f->width, h = f->height;
-    int flags = (r->area ? SWS_AREA : SWS_BILINEAR) | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT;
+    int flags = (r->area ? SWS_AREA : SWS_BILINEAR) | SWS_ACCURATE_RND;
     r->sws = sws_getCachedContext(r->sws, f->width, f->height, f->format, w, h, fmts[r->channels], flags, NULL, NULL,
                                   NULL);
     if (!r->sws)
@@ -192,8 +187,12 @@ int fd_vreader_next(fd_vreader *r, fd_tensor *out, double *pts)
             return 1;
         }
         if (e == AVERROR_EOF) {
-            if (r->frames == 0 && r->bad_packets)
-                return fd_fail("video: '%s': corrupt stream: no frame decoded (%d bad packets)", r->path, r->bad_packets);
+            if (r->frames == 0 && r->read_error)
+                return fd_fail("video: '%s': no frame decoded: %s (truncated or corrupt)", r->path,
+                               fd_av_err(r->read_error));
+            if (r->frames == 0)
+                return fd_fail("video: '%s': no frame could be decoded (%d damaged packets): truncated or corrupt",
+                               r->path, r->bad_packets);
             return 0;
         }
         if (e != AVERROR(EAGAIN)) return fd_fail("video: '%s': decoding failed: %s", r->path, fd_av_err(e));
@@ -201,6 +200,7 @@ int fd_vreader_next(fd_vreader *r, fd_tensor *out, double *pts)
         for (;;) { /* feed one packet of our stream (or the end) */
             e = av_read_frame(r->fmt, r->pkt);
             if (e < 0) {
+                if (e != AVERROR_EOF) r->read_error = e;
                 avcodec_send_packet(r->dec, NULL);
                 r->eof_sent = 1;
                 break;

@@ -1,4 +1,6 @@
-/* fada.set_num_threads, fada.memory, fada.versions, fada.cpu. */
+/* fada.set_num_threads, fada.memory, fada.versions, fada.cpu, fada.clock. */
+#include <time.h>
+
 #include "fd_lua.h"
 #include "fd_runtime.h"
 
@@ -75,13 +77,24 @@ static int f_cpu(lua_State *L)
     return 1;
 }
 
+/* fada.clock(): monotonic wall-clock seconds (os.clock is CPU time, which
+ * counts every thread). */
+static int f_clock(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
+    return 1;
+}
+
 void fd_open_runtime(lua_State *L, const fd_lua_tables *tb)
 {
     static const luaL_Reg fns[] = {
         {"set_num_threads", f_set_num_threads}, {"get_num_threads", f_get_num_threads},
         {"memory", f_memory},                   {"set_pool_limit", f_set_pool_limit},
         {"trim_memory", f_trim_memory},         {"versions", f_versions},
-        {"cpu", f_cpu},                         {NULL, NULL},
+        {"cpu", f_cpu},                         {"clock", f_clock},
+        {NULL, NULL},
     };
     fd_lua_setfuncs(L, tb->fada, fns);
     lua_pushliteral(L, FADA_VERSION);

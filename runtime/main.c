@@ -118,6 +118,8 @@ int fd_main_docall(lua_State *L, int narg, int nres)
     sigaction(SIGINT, &act, &old);
     int status = lua_pcall(L, narg, nres, base);
     sigaction(SIGINT, &old, NULL);
+    /* a Ctrl-C that came as the chunk ended must not stop the next one */
+    if (lua_gethook(L) == stop_hook) lua_sethook(L, NULL, 0, 0);
     lua_remove(L, base);
     return status;
 }

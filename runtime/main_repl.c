@@ -98,6 +98,27 @@ static char *completion_generator(const char *text, int state)
     return word;
 }
 
+/* Lists matches by their last part ("zeros  zeros_like", not the whole
+ * "fada.zeros  fada.zeros_like"), as a shell lists file names. */
+static void display_matches(char **matches, int n, int max_length)
+{
+    (void)max_length;
+    char **parts = calloc((size_t)n + 2, sizeof *parts);
+    if (!parts) return;
+    int longest = 0;
+    for (int i = 0; i <= n; i++) {
+        const char *cut = strrchr(matches[i], '.');
+        const char *colon = strrchr(matches[i], ':');
+        if (colon > cut) cut = colon;
+        parts[i] = (char *)(cut && i > 0 ? cut + 1 : matches[i]);
+        int len = (int)strlen(parts[i]);
+        if (i > 0 && len > longest) longest = len;
+    }
+    rl_display_match_list(parts, n, longest);
+    rl_forced_update_display();
+    free(parts);
+}
+
 /* `text` is the word before the cursor; '.' and ':' are not word breaks,
  * so it is a whole path such as "fada.ze" or "t:si". */
 static char **attempt_completion(const char *text, int start, int end)
@@ -129,26 +150,31 @@ static void on_line(char *line)
     rl_callback_handler_remove();
 }
 
-static void on_prompt_sigint(int sig)
+static volatile sig_atomic_t prompt_resized;
+
+static void on_prompt_signal(int sig)
 {
-    (void)sig;
-    prompt_interrupted = 1;
+    if (sig == SIGINT) prompt_interrupted = 1;
+    else prompt_resized = 1;
 }
 
 /* readline through its callback interface, so that Ctrl-C at the prompt
  * can drop the line (and a pending multi-line chunk) cleanly instead of
- * ending the program. SIGINT is blocked except while waiting in pselect,
- * so it never lands inside readline's own code. */
+ * ending the program. SIGINT and SIGWINCH are blocked except while waiting
+ * in pselect, so they never land inside readline's own code (which in
+ * callback mode only watches signals while it reads a character). */
 static int read_line_tty(const char *prompt, char **out)
 {
     sigset_t block, orig;
     sigemptyset(&block);
     sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGWINCH);
     sigprocmask(SIG_BLOCK, &block, &orig);
-    struct sigaction act = {0}, old;
-    act.sa_handler = on_prompt_sigint; /* no SA_RESTART: pselect returns EINTR */
+    struct sigaction act = {0}, old_int, old_winch;
+    act.sa_handler = on_prompt_signal; /* no SA_RESTART: pselect returns EINTR */
     sigemptyset(&act.sa_mask);
-    sigaction(SIGINT, &act, &old);
+    sigaction(SIGINT, &act, &old_int);
+    sigaction(SIGWINCH, &act, &old_winch);
 
     int in = fileno(rl_instream ? rl_instream : stdin);
     int result = LINE_OK;
@@ -173,6 +199,10 @@ static int read_line_tty(const char *prompt, char **out)
             result = LINE_INTERRUPTED;
             break;
         }
+        if (prompt_resized) {
+            prompt_resized = 0;
+            rl_resize_terminal();
+        }
         if (r < 0) {
             if (errno == EINTR) continue;
             rl_callback_handler_remove();
@@ -181,7 +211,8 @@ static int read_line_tty(const char *prompt, char **out)
         }
         rl_callback_read_char();
     }
-    sigaction(SIGINT, &old, NULL);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGWINCH, &old_winch, NULL);
     sigprocmask(SIG_SETMASK, &orig, NULL);
     if (result == LINE_OK && !callback_line) result = LINE_EOF;
     if (result == LINE_OK) *out = callback_line;
@@ -292,12 +323,23 @@ static int load_chunk(lua_State *L, int base)
     return status;
 }
 
+/* Results go to require('fada.show').repl_print (plain tables inline), or
+ * to the global print when that is not there. */
 static void print_results(lua_State *L, int base)
 {
     int n = lua_gettop(L) - base;
     if (n <= 0) return;
     luaL_checkstack(L, LUA_MINSTACK, "too many results to print");
-    lua_getglobal(L, "print");
+    lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_getfield(L, -1, "fada.show");
+    if (lua_istable(L, -1)) lua_getfield(L, -1, "repl_print");
+    else lua_pushnil(L);
+    if (!lua_isfunction(L, -1)) {
+        lua_pop(L, 1);
+        lua_getglobal(L, "print");
+    }
+    lua_replace(L, -3);
+    lua_pop(L, 1);
     lua_insert(L, base + 1);
     if (lua_pcall(L, n, 0, 0) != LUA_OK)
         fd_main_message(lua_pushfstring(L, "error calling 'print' (%s)", lua_tostring(L, -1)));
@@ -323,6 +365,7 @@ void fd_repl_run(lua_State *L)
         rl_basic_word_break_characters = " \t\n\"\\'`@$><=;|&{(+-*/%^~#,[)}";
         rl_completer_word_break_characters = rl_basic_word_break_characters;
         rl_attempted_completion_function = attempt_completion;
+        rl_completion_display_matches_hook = display_matches;
         history_open();
         print_banner(L);
     }

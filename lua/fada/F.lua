@@ -485,8 +485,15 @@ local recorded_methods = {'add', 'sub', 'mul', 'div', 'pow', 'neg', 'exp', 'log'
                           'sigmoid', 'sin', 'cos', 'abs', 'clamp', 'sum', 'mean', 'view', 'reshape',
                           'contiguous', 'transpose', 'permute', 'unsqueeze', 'squeeze', 'expand', 'narrow',
                           'select', 'to', 't'}
+local wrapped = {} -- raw method -> its routed version, so aliases (expand_as = expand) stay one function
 for _, name in ipairs(recorded_methods) do
-  if KM[name] then methods[name] = route(KM[name], F[name]) end
+  if KM[name] then
+    wrapped[KM[name]] = wrapped[KM[name]] or route(KM[name], F[name])
+    methods[name] = wrapped[KM[name]]
+  end
+end
+for name, raw in pairs(KM) do
+  if wrapped[raw] then methods[name] = wrapped[raw] end
 end
 for mm, name in pairs{__add = 'add', __sub = 'sub', __mul = 'mul', __div = 'div', __pow = 'pow'} do
   meta[mm] = route(meta[mm], F[name])

@@ -4,6 +4,8 @@
 -- can become, sorted. Fields are read with rawget along the chain of
 -- metatables whose __index is a table (a tensor's methods, string methods),
 -- so completing never runs user code.
+local fada = require 'fada'
+
 local M = {}
 
 local keywords = {
@@ -21,7 +23,12 @@ local function field_tables(v)
     if type(v) == 'table' then out[#out + 1] = v end
     local mt = debug.getmetatable(v)
     local index = mt and rawget(mt, '__index')
-    if type(index) ~= 'table' then break end
+    if type(index) ~= 'table' then
+      -- should tensors ever get an __index function (t[i]), their methods
+      -- still are fada.Tensor
+      if fada.is_tensor(v) then out[#out + 1] = fada.Tensor end
+      break
+    end
     v = index
   end
   return out

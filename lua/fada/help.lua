@@ -156,6 +156,16 @@ local function unknown(what)
   return s
 end
 
+-- "fada.ops" for an undocumented table found in fada or as a global.
+local function name_of(x)
+  for k, v in pairs(fada) do
+    if v == x and type(k) == 'string' then return 'fada.' .. k end
+  end
+  for k, v in pairs(_G) do
+    if v == x and type(k) == 'string' then return k end
+  end
+end
+
 local OVERVIEW = [[
 fadalua: Lua 5.4 with tensors. The module `fada` is also the global `fada`.
   help(fada)          the documented functions of fada
@@ -184,7 +194,7 @@ function M.text(...)
   end
   local e = entry_of(x)
   if type(x) == 'table' then
-    local label = e and e.name or (x == fada.Tensor and 'Tensor') or nil
+    local label = e and e.name or (x == fada.Tensor and 'Tensor') or name_of(x)
     local head = e and format_entry(e) or (label and label .. ' (no module documentation)') or
       'A table without documentation.'
     local sep = label == 'Tensor' and ':' or '.'

@@ -233,6 +233,55 @@ function M.set_printoptions(opts)
   end
 end
 
+-- ---- REPL results -------------------------------------------------------
+
+-- How the REPL shows one value: tensors and anything with __tostring as
+-- tostring does; a plain table inline and short, {2, 3} or
+-- {live = 0, peak = 4096}, instead of "table: 0x...". `budget` caps the
+-- entries shown over the whole value.
+local function repr(v, depth, budget, seen)
+  local tv = type(v)
+  if tv == 'string' then return depth > 0 and ('%q'):format(v) or v end
+  if tv ~= 'table' then
+    if fada.is_tensor(v) and depth > 0 then
+      if v:is_released() then return '[released tensor]' end
+      return ('[fada.Tensor %s of size %s]'):format(v:dtype(), size_string(v:size()))
+    end
+    return tostring(v)
+  end
+  local mt = getmetatable(v)
+  if mt ~= nil then return tostring(v) end
+  if seen[v] or depth >= 3 then return '{...}' end
+  seen[v] = true
+  local parts, n = {}, #v
+  for i = 1, n do
+    if budget[1] <= 0 then parts[#parts + 1] = '...' break end
+    budget[1] = budget[1] - 1
+    parts[#parts + 1] = repr(v[i], depth + 1, budget, seen)
+  end
+  local keys = {}
+  for k in next, v do
+    if not (math.type(k) == 'integer' and k >= 1 and k <= n) then keys[#keys + 1] = k end
+  end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  for _, k in ipairs(keys) do
+    if budget[1] <= 0 then parts[#parts + 1] = '...' break end
+    budget[1] = budget[1] - 1
+    local key = type(k) == 'string' and k:match('^[%a_][%w_]*$') and k or ('[' .. repr(k, depth + 1, budget, seen) .. ']')
+    parts[#parts + 1] = key .. ' = ' .. repr(v[k], depth + 1, budget, seen)
+  end
+  seen[v] = nil
+  return '{' .. table.concat(parts, ', ') .. '}'
+end
+
+-- repl_print(...): what the REPL does with a chunk's results (through the
+-- global print, so a redefined print still applies).
+function M.repl_print(...)
+  local out = table.pack(...)
+  for i = 1, out.n do out[i] = repr(out[i], 0, {40}, {}) end
+  print(table.unpack(out, 1, out.n))
+end
+
 -- Printing must never raise: a broken tensor still says what it is.
 local function tensor_tostring(t)
   local ok, s = pcall(M.tostring, t)

@@ -2,57 +2,9 @@
 -- the arg table, -e, -l, stdin, -v, -h, exit codes, tracebacks, unknown
 -- options, Ctrl-C, and the REPL when stdin is not a terminal.
 
--- The binary that runs this file: `fadalua tests/lua/run.lua test_cli.lua`.
-local FADALUA = arg[-1]
-
-local function quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function slurp(path)
-  local f = assert(io.open(path, 'rb'))
-  local s = f:read('a')
-  f:close()
-  return s
-end
-
-local function write_file(path, text)
-  local f = assert(io.open(path, 'wb'))
-  f:write(text)
-  f:close()
-  return path
-end
-
-local function temp_file(text)
-  return write_file(os.tmpname(), text)
-end
-
--- run(args, [stdin_text], [env]) -> stdout, stderr, exit code
--- args is shell text after the program name; env a prefix like "A=1".
-local function run(args, stdin_text, env)
-  local errf = os.tmpname()
-  local inf = stdin_text and temp_file(stdin_text) or '/dev/null'
-  local cmd = ('%s %s %s <%s 2>%s'):format(env or '', quote(FADALUA), args, quote(inf), quote(errf))
-  local p = assert(io.popen(cmd, 'r'))
-  local out = p:read('a')
-  local _, _, code = p:close()
-  local err = slurp(errf)
-  os.remove(errf)
-  if stdin_text then os.remove(inf) end
-  return out, err, code
-end
-
-local function contains(s, piece, what)
-  if not s:find(piece, 1, true) then
-    error(('%s: expected to find %q in:\n%s'):format(what or 'output', piece, s), 2)
-  end
-end
-
-local function lacks(s, piece, what)
-  if s:find(piece, 1, true) then
-    error(('%s: did not expect %q in:\n%s'):format(what or 'output', piece, s), 2)
-  end
-end
+local sh = dofile(debug.getinfo(1, 'S').source:match('^@(.-)[^/]*$') .. 'shell_helpers.lua')
+local FADALUA, quote, run, contains, lacks = sh.FADALUA, sh.quote, sh.run, sh.contains, sh.lacks
+local slurp, write_file, temp_file = sh.slurp, sh.write_file, sh.temp_file
 
 local ARGS_SCRIPT = [[
 local n = select('#', ...)
@@ -105,9 +57,7 @@ test('-e runs chunks in order, before the script', function()
 end)
 
 test('-l mod and -l g=mod', function()
-  local dir = os.tmpname()
-  os.remove(dir)
-  assert(os.execute('mkdir ' .. quote(dir)))
+  local dir = sh.temp_dir()
   write_file(dir .. '/mymod.lua', 'return {answer = 42}')
   local env = 'LUA_PATH=' .. quote(dir .. '/?.lua;;')
   local out, err, code = run('-l mymod -e "print(mymod.answer)"', nil, env)
@@ -320,4 +270,21 @@ end)
 test('-i: _PROMPT and _PROMPT2 change the prompts', function()
   local out = run('-e "_PROMPT=\'fada> \' _PROMPT2=\'... \'" -i', 'if true then\nend\n')
   assert_eq(out, 'fada> ... fada> \n')
+end)
+
+test('-i: plain tables print inline, other values as tostring does', function()
+  local out, err, code = run('-i', table.concat({
+    'fada.zeros(2, 3):size()',
+    '{1, "a", {x = 1}, [10] = true}',
+    'local c = {} c.c = c return c',
+    'setmetatable({}, {__tostring = function() return "obj" end})',
+    '#fada.arange(100):tolist(), fada.arange(100):tolist()',
+  }, '\n') .. '\n')
+  assert_eq(code, 0, err)
+  contains(out, '> {2, 3}\n')
+  contains(out, '> {1, "a", {x = 1}, [10] = true}\n')
+  contains(out, '> {c = {...}}\n', 'cycles')
+  contains(out, '> obj\n')
+  contains(out, '> 100\t{0, 1, 2, ')
+  contains(out, ', 39, ...}\n', 'long tables are cut')
 end)

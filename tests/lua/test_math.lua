@@ -142,7 +142,7 @@ local function as_dtype(v, dt)
   if isfloat[dt] then return v end
   if v ~= v then return 0 end
   local t = v < 0 and math.ceil(v) or math.floor(v)
-  if dt == 'u8' then t = math.max(0, math.min(255, t)) end
+  if dt == 'u8' then t = t % 256 end         -- integer arithmetic wraps, as torch's
   return t
 end
 
@@ -291,6 +291,24 @@ test('integer ops stay exact: remainder and pow of integers', function()
   assert_close(p, {9, 125, 2401}, 0, 0)
 end)
 
+test('integer arithmetic is exact in int64 and wraps like torch', function()
+  local big = fada.tensor({0}, 'i64') + (1 << 53)
+  assert_eq((big + 1):get(1), (1 << 53) + 1, '2^53 + 1 stays exact')
+  assert_eq((big * 3 - 1):get(1), 3 * (1 << 53) - 1)
+  assert_eq(big:add(1):gt(big):get(1), true, 'comparisons see the last bit')
+  assert_eq(fada.maximum(big + 1, big):get(1), (1 << 53) + 1)
+  assert_eq((fada.tensor({math.maxinteger}, 'i64') + 1):get(1), math.mininteger, 'i64 wraps')
+  assert_close(fada.tensor({1, 250}, 'u8') - fada.tensor({3, 0}, 'u8'), {254, 250}, 0, 0, 'u8 wraps below 0')
+  assert_close(fada.tensor({200}, 'u8') + 100, {44}, 0, 0, 'u8 wraps above 255')
+  assert_close(fada.tensor({2147483647}, 'i32') + 1, {-2147483648}, 0, 0, 'i32 wraps')
+  assert_close(fada.pow(fada.tensor({2, 1, -1, 3}, 'i64'), fada.tensor({62, -3, -3, -1}, 'i64')),
+               {1 << 62, 1, -1, 0}, 0, 0, 'integer powers, negative exponents truncate')
+  assert_close(fada.tensor({7, -7}, 'i64') % 0, {0, 0}, 0, 0, 'remainder by 0 is 0 (torch raises)')
+  local f = fada.zeros(2, 'f64')
+  fada.add(big, fada.tensor({1, 2}, 'i64'), f)
+  assert_close(f, {(1 << 53) + 1.0, (1 << 53) + 2.0}, 0, 0, 'i64 result into an f64 out')
+end)
+
 test('scalars on either side, and their dtype rules', function()
   local a = rnd({3, 4})
   for _, op in ipairs(ALLBIN) do
@@ -409,6 +427,32 @@ test('unary ops on f32, f64, f16, bf16, views', function()
     check_unary(op, big:narrow(2, 2, 199), op .. ' 40000 narrow')
     check_unary(op, POSITIVE_ONLY[op] and big or big, op .. ' 40200 contiguous')
   end
+end)
+
+test('f32 exp and sigmoid (own vectorised exp): dense grid, extremes, subnormals', function()
+  local x = fada.linspace(-110, 95, 200001)          -- f32 grid, spacing ~1e-3
+  local e = x:exp()
+  local lx, le = list(x), list(e)
+  local worst = 0
+  for i, v in ipairs(lx) do
+    local ref = math.exp(v)
+    if ref > 3.4028234663852886e38 then
+      assert(le[i] == math.huge, ('exp(%.9g) = %.9g, expected inf'):format(v, le[i]))
+    elseif ref >= 1.1754943508222875e-38 then     -- normal results: relative error in ulps
+      worst = math.max(worst, math.abs(le[i] - ref) / ref)
+    else                                          -- subnormal results: absolute, a few units of 2^-149
+      assert(math.abs(le[i] - ref) <= 4 * 1.401298464324817e-45, ('exp(%.9g) = %.9g vs %.9g'):format(v, le[i], ref))
+    end
+  end
+  assert(worst < 3e-7, ('exp: worst relative error %.3g (> 2.5 ulp)'):format(worst))
+  local special = fada.tensor({-math.huge, math.huge, 0, 88.72, -87.3, -103.9, -104, 89})
+  local se, sx = list(special:exp()), list(special)   -- references from the f32 inputs
+  assert_eq(se[1], 0.0); assert_eq(se[2], math.huge); assert_eq(se[3], 1.0)
+  assert_close(se[4], math.exp(sx[4]), 0, 3e-7, 'exp(88.72) just below FLT_MAX')
+  assert_close(se[5], math.exp(sx[5]), 0, 3e-7, 'exp(-87.3) near the smallest normal')
+  assert_eq(se[7], 0.0, 'exp(-104) underflows to 0'); assert_eq(se[8], math.huge, 'exp(89) overflows')
+  local sg = fada.tensor({-200, -50, 0, 50, 200}):sigmoid()
+  assert_close(sg, {0, 1 / (1 + math.exp(50)), 0.5, 1, 1}, 1e-30, 1e-6, 'sigmoid tails')
 end)
 
 test('unary ops on integers: float functions give f32, others keep the dtype', function()
@@ -576,6 +620,40 @@ test('reductions over all, each dim, dim lists, keepdim, on views', function()
   end
 end)
 
+test('reductions across memory (the column path): contiguous kept dims, any position', function()
+  local cases = {
+    {'[6, 9, 10] over dim 1', rnd({6, 9, 10}), 1},
+    {'[6, 9, 10] over dims {1, 2}', rnd({6, 9, 10}), {1, 2}},
+    {'permuted, contiguous dim first', rnd({6, 9, 10}):permute(3, 1, 2), 2},
+    {'permuted, contiguous dim in the middle', rnd({6, 9, 10}):permute(2, 3, 1), {1}},
+    {'300 columns (two blocks)', rnd({7, 300}), 1},
+    {'transposed [300, 7] over dim 2', rnd({7, 300}):t(), 2},
+  }
+  for _, c in ipairs(cases) do
+    for _, op in ipairs({'sum', 'mean', 'prod', 'argmax', 'argmin', 'var', 'std'}) do
+      check_reduce(op, c[2], c[3], false, op .. ' ' .. c[1])
+      check_reduce(op, c[2], c[3], true, op .. ' keepdim ' .. c[1])
+    end
+    local t, d = c[2], c[3]
+    if type(d) == 'number' then
+      local v, i = t:max(d)
+      local g = groups(t, {[d] = true})
+      local ev, ei = {}, {}
+      for m, grp in ipairs(g) do ev[m], ei[m] = RED.max(grp) end
+      check_values(v, ev, 'f32', 'max values ' .. c[1])
+      check_values(i, ei, 'i64', 'max indices ' .. c[1])
+      for _, p in ipairs({1, 3, math.huge}) do
+        local e = {}
+        for m, grp in ipairs(g) do e[m] = pnorm(grp, p) end
+        check_values(t:norm(p, d), e, 'f32', 'norm ' .. p .. ' ' .. c[1])
+      end
+    end
+  end
+  local big = rnd({64, 1024})     -- over the thread threshold
+  check_reduce('sum', big, 1, false, 'sum over rows of [64, 1024]')
+  check_reduce('var', big:t(), 2, false, 'var of the transpose')
+end)
+
 test('max/min: values and 1-based indices, first of ties, whole-tensor form', function()
   local t = rnd({4, 6})
   for _, op in ipairs({'max', 'min'}) do
@@ -618,6 +696,15 @@ test('reductions of integer and low-precision dtypes', function()
     end
   end
   assert_eq(fada.tensor({true, true, false}, 'bool'):sum():item(), 2, 'sum of bool counts')
+  -- integer sums and products are exact in int64
+  local big = fada.tensor({0, 1, 1}, 'i64') + (1 << 53)
+  assert_eq(big:sum():item(), 3 * (1 << 53) + 2, 'i64 sum beyond 2^53')
+  assert_eq(fada.tensor({1 << 31, 1 << 31}, 'i64'):prod():item(), 1 << 62, 'i64 prod')
+  local cols = fada.ones(3, 8, 'i64') + (1 << 60)       -- the column path
+  local cs = cols:sum(1)
+  assert_eq(cs:get(8), 3 * (1 << 60) + 3, 'column sums exact')
+  assert_eq(cols:t():sum(2):get(1), 3 * (1 << 60) + 3, 'transposed column sums exact')
+  assert_eq(fada.zeros(0, 'i32'):prod():item(), 1, 'empty integer product')
 end)
 
 test('var and std: unbiased by default, biased on request', function()
@@ -677,6 +764,25 @@ test('closed forms: sum of arange = n(n-1)/2 (10^7 elements, threads)', function
   local ones = fada.ones(n)
   assert_eq(ones:sum():item(), n + 0.0, 'sum of ones')
   assert_close(ones:norm():item(), math.sqrt(n), 0, 1e-7, 'norm of ones')
+end)
+
+test('results do not depend on the thread count', function()
+  local n0 = fada.get_num_threads()
+  local a, b = rnd({300, 301}), rnd({301})
+  local function run()
+    return {a + b, a:t() * 2, a:exp(), fada.where(a:gt(0), a, b), a:sum(), a:sum(1), a:t():sum(2), a:var(2),
+            a:max(1), a:norm(), a:t():contiguous():sum()}
+  end
+  fada.set_num_threads(1)
+  local one = run()
+  fada.set_num_threads(2)
+  local two = run()
+  fada.set_num_threads(n0)
+  for i = 1, #one do
+    -- elementwise results are identical; reductions may differ in the last bit of a double
+    local tol = i <= 4 and 0 or 1e-6
+    assert_close(two[i], one[i], 0, tol, 'result ' .. i .. ' with 1 vs 2 threads')
+  end
 end)
 
 test('empty reductions', function()
@@ -846,6 +952,7 @@ test('errors name the op, the argument and both values', function()
   checkerror(function() return a + b end, 'add: shapes [2, 3] and [4]')
   checkerror(function() return a:mul_(fada.zeros(3, 2, 3)) end, 'mul: output [2, 3] does not match the result shape [3, 2, 3]')
   checkerror(function() return fada.zeros(3, 'i64'):add_(0.5) end, 'add: result type f32 cannot be written into the i64 output')
+  checkerror(function() return fada.zeros(1, 3):expand(2, 3):add_(1) end, 'add: the output [2, 3] is an expanded view (dim 1 has stride 0)')
   checkerror(function() return fada.add(1, 2) end, 'add: expects at least one tensor, got two numbers')
   checkerror(function() return fada.add(a, 'x') end, 'tensor expected, got string')
   checkerror(function() return fada.add(a, b, fada.zeros(5)) end, 'do not broadcast')
@@ -921,6 +1028,7 @@ test('parity with PyTorch on a few ops', function()
   need_torch()
   local a, b = rnd({3, 4}), rnd({4})
   local idx = fada.randint(1, 5, {3, 2}, 'i64', G)
+  local ints = fada.randint(-20, 20, {3, 2}, 'i32', G)
   local function py(t)
     local parts = {}
     for _, x in ipairs(list(t)) do parts[#parts + 1] = ('%.17g'):format(x) end
@@ -949,7 +1057,15 @@ out(torch.gather(a, 1, idx))
 out(torch.where(a > 0, a, b))
 out(torch.cat([a, a * 2], 1))
 out(a.sum())
-]]):format(py(a), py(b), table.concat(list(idx), ','))
+ab, bb = a.to(torch.bfloat16), b.to(torch.bfloat16)
+out((ab + bb).float())
+out((a.to(torch.float16) * 3).float())
+ia = torch.tensor([%s], dtype=torch.int32).reshape(3, 2)
+out(torch.remainder(ia, 4))
+out(ia * 0.5)
+out(ia.sum(1))
+out(torch.round(torch.tensor([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5])))
+]]):format(py(a), py(b), table.concat(list(idx), ','), table.concat(list(ints), ','))
   local path = os.tmpname()
   local f = assert(io.open(path, 'w'))
   f:write(script)
@@ -962,6 +1078,8 @@ out(a.sum())
     a + b, a / b, fada.remainder(a * 3, b), fada.pow(a:abs(), b), a:sigmoid(), a:tanh(), (a * 4):round(),
     a:var(2), a:std(1, false), a:norm(3, 2), select(2, a:max(2)), a:gather(2, idx), fada.where(a:gt(0), a, b),
     fada.cat({a, a * 2}, 2), a:sum(),
+    a:to('bf16') + b:to('bf16'), a:to('f16') * 3, fada.remainder(ints, 4), ints * 0.5, ints:sum(2),
+    fada.tensor({-2.5, -1.5, -0.5, 0.5, 1.5, 2.5}):round(),
   }
   local k = 0
   for line in text:gmatch('[^\n]+') do

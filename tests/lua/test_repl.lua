@@ -6,21 +6,12 @@
 local complete = require 'fada.complete'
 local helpmod = require 'fada.help'
 
-local FADALUA = arg[-1]
-
-local function quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local sh = dofile(debug.getinfo(1, 'S').source:match('^@(.-)[^/]*$') .. 'shell_helpers.lua')
+local FADALUA, quote, contains, temp_dir = sh.FADALUA, sh.quote, sh.contains, sh.temp_dir
 
 local function same_list(got, expected, what)
   local g, e = table.concat(got, ' '), table.concat(expected, ' ')
   if g ~= e then error(('%s: got {%s}, expected {%s}'):format(what or 'list', g, e), 2) end
-end
-
-local function contains(s, piece, what)
-  if not s:find(piece, 1, true) then
-    error(('%s: expected to find %q in:\n%s'):format(what or 'output', piece, s), 2)
-  end
 end
 
 -- ---- completion ----------------------------------------------------------
@@ -36,7 +27,7 @@ end)
 
 test('complete: tensor methods through the metatable', function()
   local env = {t = fada.zeros(2), s = 'text', n = 5}
-  same_list(complete.candidates('t:si', env), {'t:size'}, 't:si')
+  same_list(complete.candidates('t:siz', env), {'t:size'}, 't:siz')
   same_list(complete.candidates('t:uns', env), {'t:unsqueeze'}, 't:uns')
   same_list(complete.candidates('s:up', env), {'s:upper'}, 'string methods')
   same_list(complete.candidates('n.x', env), {}, 'a number has no fields')
@@ -161,18 +152,11 @@ local function session(home, keys)
   return out, code
 end
 
-local function temp_dir()
-  local d = os.tmpname()
-  os.remove(d)
-  assert(os.execute('mkdir ' .. quote(d)))
-  return d
-end
-
 test('pty session: completion, results, errors, history', function()
   if not have_script() then skip('util-linux `script` (or coreutils `timeout`) is not installed') end
   local home = temp_dir()
   local out, code = session(home, 'fada.ze\t(2)\nx = 6 * 7\nx, "b"\nerror("boom")\nprint("still " .. x)\n' ..
-    't = fada.ones(3)\nt:si\t()[1]\nprint("hist" .. 6 * 7)\n')
+    't = fada.ones(3)\nt:siz\t()[1]\nprint("hist" .. 6 * 7)\n')
   assert_eq(code, 0, 'exit code of the session:\n' .. out)
   contains(out, 'fadalua ', 'banner')
   -- fada.ze<TAB> became fada.zeros (readline completed the common prefix)
@@ -181,7 +165,7 @@ test('pty session: completion, results, errors, history', function()
   contains(out, '\n42\tb\n', 'results without =, tab-separated')
   contains(out, 'stdin:1: boom\nstack traceback:', 'the error and its traceback')
   contains(out, '\nstill 42\n', 'the session went on after the error')
-  contains(out, '\n3\n', 't:si<TAB> completed to t:size')
+  contains(out, '\n3\n', 't:siz<TAB> completed to t:size')
   contains(out, '\nhist42\n')
   local h = assert(io.open(home .. '/.fadalua_history')):read('a')
   contains(h, 'fada.zeros(2)\n', 'history holds the completed line')
@@ -205,13 +189,23 @@ test('pty session: an unwritable or missing HOME only costs the history', functi
 end)
 
 -- Ctrl-C needs timing (the terminal turns the key into SIGINT when it is
--- typed, not when it is read), so the keys are fed by a shell with pauses.
+-- typed, not when it is read), so a shell feeds the keys, waiting for
+-- marker files that the typed chunks create before it presses Ctrl-C.
 test('pty session: Ctrl-C stops a running chunk and clears a line, the REPL goes on', function()
   if not have_script() then skip('util-linux `script` (or coreutils `timeout`) is not installed') end
   local home = temp_dir()
-  local feed = [[(sleep 1; printf 'while true do end\n'; sleep 1; printf '\003'; sleep 0.5; ]] ..
-    [[printf 'print("alive")\nabc'; sleep 0.5; printf '\003'; sleep 0.5; printf 'print("after")\n')]]
-  local cmd = ('%s | HOME=%s TERM=xterm timeout 20 script -qfec %s /dev/null 2>&1'):format(
+  local running, idle = home .. '/running', home .. '/idle'
+  local function type_line(lua) return ("printf '%%s\\n' %s; "):format(quote(lua)) end
+  local function wait_for(path)
+    return ('i=0; while [ ! -e %s ] && [ $i -lt 300 ]; do sleep 0.05; i=$((i+1)); done; '):format(quote(path))
+  end
+  local feed = '(' ..
+    type_line(('io.open(%q, "w"):close() while true do end'):format(running)) ..
+    wait_for(running) .. "sleep 0.3; printf '\\003'; " ..
+    type_line(('print("alive") io.open(%q, "w"):close()'):format(idle)) ..
+    wait_for(idle) .. "sleep 0.5; printf abc; sleep 0.3; printf '\\003'; sleep 0.3; " ..
+    type_line('print("after")') .. ')'
+  local cmd = ('%s | HOME=%s TERM=xterm timeout 30 script -qfec %s /dev/null 2>&1'):format(
     feed, quote(home), quote(quote(FADALUA)))
   local p = assert(io.popen(cmd, 'r'))
   local out = p:read('a'):gsub('\27%[%?2004[hl]', ''):gsub('\r', '')
@@ -221,6 +215,6 @@ test('pty session: Ctrl-C stops a running chunk and clears a line, the REPL goes
   contains(out, '\nalive\n', 'the REPL survived')
   assert(out:find('> a?b?c?%^C\n> print%("after"%)'), 'Ctrl-C at the prompt drops the line:\n' .. out)
   contains(out, '\nafter\n')
-  os.remove(home .. '/.fadalua_history')
+  for _, f in ipairs({running, idle, home .. '/.fadalua_history'}) do os.remove(f) end
   os.remove(home)
 end)

@@ -1,0 +1,209 @@
+-- The main job: a portrait and a speech track in, a talking-head video out.
+--
+--   local pipeline = require 'fada.pipeline'
+--   local summary = pipeline.sample{ref = 'examples/portrait.png', audio = 'examples/speech.wav',
+--                                   out = 'out/demo.mp4'}
+--
+-- Long audio runs clip after clip: each clip of F frames takes the last M
+-- generated frames of the previous clip as its motion frames, so memory stays
+-- flat in the length. The reference net runs once per clip; its tokens are
+-- reused by every step and every CFG branch.
+--
+-- Modes (FADA): 'teacher' = the teacher, 3 passes per step (nested multi-CFG);
+-- 'balanced' = the distilled student with the same 3-pass multi-CFG; 'fast' =
+-- the student with learnable CFG tokens, 1 pass per step.
+local fada = require 'fada'
+local schedule = require 'fada.diffusion.schedule'
+local samplers = require 'fada.diffusion.samplers'
+local cfg = require 'fada.diffusion.cfg'
+local progress = require 'fada.progress'
+
+local M = {}
+
+M.defaults = {
+  ref = 'examples/portrait.png', audio = 'examples/speech.wav', out = 'out/fadalua.mp4',
+  model = 'weights/fada-teacher.safetensors', mode = 'teacher', steps = nil, sampler = 'ddim',
+  cfg_ref = 2.0, cfg_audio = 3.5, cfg_schedule = 'constant', seed = 42, dtype = 'f32', fps = nil,
+  clip_frames = nil, motion_frames = nil, spacing = 'trailing', eta = 0, crf = 18, progress = true,
+}
+M.default_steps = {teacher = 25, balanced = 6, fast = 6}
+
+local function fail(msg, ...) error(setmetatable({msg = msg:format(...)}, {__tostring = function(e) return e.msg end}), 0) end
+
+local function file_readable(path)
+  local f = io.open(path, 'rb')
+  if not f then return false end
+  f:close()
+  return true
+end
+
+-- A guidance scale w under the named schedule: 'constant', 'linear' or
+-- 'cosine' (from w at the first step down to 1 = no guidance at the last),
+-- or 'interval:t_lo,t_hi' (w inside that timestep range, 1 outside).
+function M.scale_schedule(kind, w)
+  if kind == 'constant' then return w end
+  if kind == 'linear' then return cfg.schedule.linear(w, 1) end
+  if kind == 'cosine' then return cfg.schedule.cosine(w, 1) end
+  local lo, hi = tostring(kind):match('^interval:(%d+),(%d+)$')
+  if lo then return cfg.schedule.interval(w, tonumber(lo), tonumber(hi)) end
+  fail("sample: --cfg-schedule must be constant, linear, cosine or interval:T_LO,T_HI, got '%s'", tostring(kind))
+end
+
+-- Validates and completes the options; every message says what to change.
+function M.check_options(o)
+  local opts = {}
+  for k, v in pairs(M.defaults) do opts[k] = v end
+  for k, v in pairs(o or {}) do
+    if M.defaults[k] == nil and k ~= 'steps' and k ~= 'fps' and k ~= 'clip_frames' and k ~= 'motion_frames'
+       and k ~= 'frames_dir' and k ~= 'threads' and k ~= 'on_clip' then
+      fail("sample: unknown option '%s'", k)
+    end
+    opts[k] = v
+  end
+  if opts.mode ~= 'teacher' and opts.mode ~= 'balanced' and opts.mode ~= 'fast' then
+    fail("sample: --mode must be teacher, balanced or fast, got '%s'", tostring(opts.mode))
+  end
+  opts.steps = opts.steps or M.default_steps[opts.mode]
+  if type(opts.steps) ~= 'number' or opts.steps < 1 or opts.steps % 1 ~= 0 then
+    fail('sample: --steps must be an integer >= 1, got %s', tostring(opts.steps))
+  end
+  for _, k in ipairs{'cfg_ref', 'cfg_audio'} do
+    if type(opts[k]) ~= 'number' or opts[k] < 0 then
+      fail('sample: --%s must be a number >= 0, got %s', k:gsub('_', '-'), tostring(opts[k]))
+    end
+  end
+  M.scale_schedule(opts.cfg_schedule, 1) -- raises on an unknown schedule
+  if not samplers[opts.sampler] or opts.sampler == 'get' or opts.sampler == 'names' or opts.sampler == 'ddim_invert' then
+    fail("sample: --sampler must be one of %s, got '%s'", table.concat(samplers.names, ', '), tostring(opts.sampler))
+  end
+  if opts.dtype ~= 'f32' and opts.dtype ~= 'bf16' then
+    fail("sample: --dtype must be f32 or bf16, got '%s'", tostring(opts.dtype))
+  end
+  if type(opts.ref) == 'string' and not file_readable(opts.ref) then
+    fail("sample: cannot read the reference image '%s' (give --ref a PNG/JPEG portrait)", opts.ref)
+  end
+  if type(opts.audio) == 'string' and not file_readable(opts.audio) then
+    fail("sample: cannot read the audio '%s' (give --audio a WAV/MP3/FLAC/... file)", opts.audio)
+  end
+  if type(opts.model) == 'string' and not file_readable(opts.model) then
+    fail("sample: cannot read the model '%s' (give --model a fadalua checkpoint; see weights/)", opts.model)
+  end
+  return opts
+end
+
+-- The portrait as [1, 3, S, S] in [-1, 1]: centre-cropped to a square and
+-- resized (area) to the model's size, with a note when that changed it.
+function M.load_portrait(ref, size, notes)
+  local img = type(ref) == 'string' and fada.image.load(ref, {channels = 3}) or ref -- [3, H, W] in [0, 1]
+  local H, W = img:size(2), img:size(3)
+  if H ~= W then
+    local s = math.min(H, W)
+    img = fada.image.crop(img, (H - s) // 2 + 1, (W - s) // 2 + 1, s, s)
+    notes[#notes + 1] = ('portrait %dx%d centre-cropped to %dx%d'):format(W, H, s, s)
+  end
+  if img:size(2) ~= size then
+    if img:size(2) < size then
+      notes[#notes + 1] = ('portrait %dx%d is smaller than the model\'s %dx%d: upscaled'):format(
+        img:size(3), img:size(2), size, size)
+    end
+    img = fada.image.resize(img:contiguous(), size, size, img:size(2) > size and 'area' or 'bilinear')
+  end
+  return (img * 2 - 1):view(1, 3, size, size)
+end
+
+-- Runs the whole job; returns a summary table.
+function M.sample(o)
+  local opts = M.check_options(o)
+  local t_start = fada.clock()
+  if opts.threads then fada.set_num_threads(opts.threads) end
+  local models = require 'fada.models'
+  local model = type(opts.model) == 'table' and opts.model or models.load(opts.model)
+  local mc = model.config
+  if (opts.mode == 'fast' or opts.mode == 'balanced') and not mc.student then
+    fail("sample: --mode %s needs a distilled student checkpoint; '%s' is a teacher (use --mode teacher)",
+      opts.mode, tostring(opts.model))
+  end
+  if opts.dtype == 'bf16' then fada.set_compute_dtype('bf16') else fada.set_compute_dtype('f32') end
+  local fps = opts.fps or mc.fps or 25
+  local F = opts.clip_frames or mc.clip_frames
+  local Mf = opts.motion_frames or mc.motion_frames or 0
+  local size = mc.image_size
+  local notes = {}
+
+  -- inputs
+  local portrait = M.load_portrait(opts.ref, size, notes)                     -- [1, 3, S, S]
+  local sr = mc.audio.sample_rate
+  local samples = type(opts.audio) == 'table' and opts.audio.samples or fada.audio.load(opts.audio, {sample_rate = sr})
+  local n_frames = math.max(1, math.ceil(samples:size(1) / sr * fps))
+  if samples:size(1) < sr * 0.04 then notes[#notes + 1] = 'audio shorter than one frame: padded with silence' end
+  local n_clips = math.ceil(n_frames / F)
+
+  local sched = schedule.new(mc.schedule)
+  local ts = sched:timesteps(opts.steps, opts.spacing)
+  local sampler = samplers.get(opts.sampler)
+  local gen = fada.Generator(opts.seed)
+
+  -- output: the writer renames its temporary file only on close, so a failure leaves nothing
+  local writer
+  if opts.out then
+    local dir = opts.out:match('^(.*)/[^/]*$')
+    if dir then os.execute(('mkdir -p %q'):format(dir)) end
+    writer = fada.video.writer(opts.out, {fps = fps, width = size, height = size, crf = opts.crf,
+                                          audio = samples, sample_rate = sr})
+  end
+  if opts.frames_dir then os.execute(('mkdir -p %q'):format(opts.frames_dir)) end
+
+  local w_ref = M.scale_schedule(opts.cfg_schedule, opts.cfg_ref)
+  local w_audio = M.scale_schedule(opts.cfg_schedule, opts.cfg_audio)
+  local ok, nfe_total, written = pcall(function()
+    local no_grad = fada.autograd.no_grad
+    return no_grad(function()
+      local ref_lat = model:encode(portrait)                                   -- [1, Cl, h, w]
+      local Cl, h, w = ref_lat:size(2), ref_lat:size(3), ref_lat:size(4)
+      local motion_lat                                                         -- [1, M, Cl, h, w]
+      if Mf > 0 then motion_lat = ref_lat:unsqueeze(2):expand(1, Mf, Cl, h, w):contiguous() end
+      local windows = model:audio_windows(samples, sr, n_frames)               -- [T, n_mels, W]
+      local bar = progress.new(n_clips * #ts, {label = 'sampling', unit = 'step', enabled = opts.progress ~= false})
+      local nfe, kept = 0, 0
+      for c = 1, n_clips do
+        local first = (c - 1) * F                                              -- 0-based index of the clip's first frame
+        local idx = {}
+        for f = 1, F do idx[f] = math.min(first + f, n_frames) end             -- the last clip repeats the final window
+        local atok = model:audio_tokens(windows:index_select(1, fada.tensor(idx, 'i64')))  -- [F, Na, D]
+        local ctx = model:reference(ref_lat, motion_lat)
+        local denoise = function(x, t, branches, extra) return model:denoise(x, t, branches, extra, ctx, atok) end
+        local strategy = opts.mode == 'fast' and cfg.tokens(denoise, w_ref, w_audio) or cfg.multi(denoise, w_ref, w_audio)
+        strategy.steps = #ts
+        local xT = fada.randn({F, Cl, h, w}, gen)                              -- [F, Cl, h, w]
+        local t0 = fada.clock()
+        local lat = sampler(strategy.model, xT, sched, ts, {generator = gen, eta = opts.eta, callback = function(i)
+          bar:update((c - 1) * #ts + i, {['NFE/s'] = strategy.nfe / math.max(fada.clock() - t0, 1e-9)})
+        end})
+        nfe = nfe + strategy.nfe
+        local frames = ((model:decode(lat) + 1) * 0.5):clamp(0, 1)              -- [F, 3, S, S] in [0, 1]
+        local keep = math.min(F, n_frames - first)
+        for f = 1, keep do
+          local frame = frames:select(1, f)
+          if writer then writer:write(frame) end
+          if opts.frames_dir then fada.image.save(('%s/frame%06d.png'):format(opts.frames_dir, first + f), frame) end
+        end
+        kept = kept + keep
+        if Mf > 0 then motion_lat = lat:narrow(1, F - Mf + 1, Mf):unsqueeze(1):contiguous() end
+        if opts.on_clip then opts.on_clip(c, frames, lat) end
+      end
+      bar:finish()
+      return nfe, kept
+    end)
+  end)
+  if not ok then
+    if writer then pcall(writer.abort or writer.close, writer) end
+    error(nfe_total, 0)
+  end
+  if writer then writer:close() end
+  local seconds = fada.clock() - t_start
+  return {frames = written, clips = n_clips, clip_frames = F, nfe = nfe_total, nfe_per_step = nfe_total / n_clips / #ts,
+          steps = #ts, seconds = seconds, seconds_per_frame = seconds / written,
+          realtime_factor = seconds / (written / fps), out = opts.out, notes = notes, mode = opts.mode}
+end
+
+return M

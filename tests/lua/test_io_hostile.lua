@@ -1,0 +1,137 @@
+-- Hostile input: every crafted file in tests/data/bad/ (made by
+-- tests/data/make_bad_files.py) must give a Lua error naming the path and the
+-- reason: no crash, no hang, no allocation its size doesn't justify. Missing
+-- paths, directories, wrong extensions and unwritable outputs likewise.
+local fada = require 'fada'
+local peer = dofile('tests/lua/io_peer.lua')
+local BAD = 'tests/data/bad/'
+
+local load = {
+  st = function(p) return fada.safetensors.load(p) end,
+  image = function(p) return fada.image.load(p) end,
+  audio = function(p) return fada.audio.load(p, {sample_rate = 16000}) end,
+  video = function(p) local r = fada.video.reader(p); return r:read_all() end,
+}
+
+-- {file, loader, a piece of the expected reason}
+local cases = {
+  {'st_empty.safetensors', 'st', 'empty file'},
+  {'st_short.safetensors', 'st', 'too short for the 8-byte header length'},
+  {'st_header_len_huge.safetensors', 'st', 'exceeds the limit'},
+  {'st_header_past_eof.safetensors', 'st', 'past the end of the file'},
+  {'st_not_json.safetensors', 'st', 'not a valid JSON object'},
+  {'st_not_object.safetensors', 'st', "does not start with '{'"},
+  {'st_unknown_dtype.safetensors', 'st', "unknown dtype 'F128'"},
+  {'st_unsupported_dtype.safetensors', 'st', 'dtype I8 is not supported'},
+  {'st_shape_mismatch.safetensors', 'st', '(16 bytes) ~= data_offsets length 8'},
+  {'st_offsets_past_end.safetensors', 'st', 'past the end of the data'},
+  {'st_offsets_reversed.safetensors', 'st', 'end before begin'},
+  {'st_overlap.safetensors', 'st', "overlaps 'a'"},
+  {'st_hole.safetensors', 'st', 'hole in the data'},
+  {'st_shape_overflow.safetensors', 'st', 'shape overflows'},
+  {'st_bytes_overflow.safetensors', 'st', 'not an integer in [0, 2^53]'},
+  {'st_negative_dim.safetensors', 'st', 'not an integer in [0, 2^53]'},
+  {'st_fractional_dim.safetensors', 'st', 'not an integer in [0, 2^53]'},
+  {'st_too_many_dims.safetensors', 'st', 'has 10 dims (at most 8)'},
+  {'st_no_offsets.safetensors', 'st', 'data_offsets must be [begin, end] integers'},
+  {'st_metadata_not_strings.safetensors', 'st', '__metadata__ must be one object of string values'},
+  {'st_duplicate_name.safetensors', 'st', "tensor name 'a' appears twice"},
+  {'st_truncated_data.safetensors', 'st', 'past the end of the data (100 bytes)'},
+  {'st_deep_nesting.safetensors', 'st', 'not a valid JSON object'},
+  {'png_empty.png', 'image', 'empty file'},
+  {'png_truncated.png', 'image', 'corrupt PNG: file is truncated'},
+  {'png_signature_only.png', 'image', 'corrupt PNG: file is truncated'},
+  {'png_bad_ihdr_crc.png', 'image', 'CRC error'},
+  {'png_bad_zlib.png', 'image', 'corrupt PNG'},
+  {'png_short_idat.png', 'image', 'Not enough image data'},
+  {'png_zero_width.png', 'image', 'Invalid IHDR data'},
+  {'png_bad_depth.png', 'image', 'Invalid IHDR data'},
+  {'png_huge_dims.png', 'image', 'declares 30000x30000 pixels, more than its 69 bytes can hold'},
+  {'png_over_limit.png', 'image', 'Invalid IHDR data'},
+  {'png_text_named.jpg', 'image', 'no picture size'},
+  {'bmp_huge_dims.bmp', 'image', 'no picture size'},
+  {'wav_empty.wav', 'audio', 'empty file'},
+  {'wav_truncated_header.wav', 'audio', 'cannot decode'},
+  {'wav_garbage.wav', 'audio', 'cannot decode'},
+  {'wav_many_channels.wav', 'audio', 'cannot decode'},
+  {'wav_zero_rate.wav', 'audio', 'cannot decode'},
+  {'wav_bad_format_tag.wav', 'audio', 'cannot decode'},
+  {'wav_zero_bits.wav', 'audio', 'cannot decode'},
+  {'mp4_empty.mp4', 'video', 'empty file'},
+  {'mp4_header_only.mp4', 'video', 'no decodable video'},
+  {'mp4_truncated.mp4', 'video', 'truncated or corrupt'},
+  {'mp4_random.mp4', 'video', 'cannot open'},
+  {'mp4_empty.mp4', 'audio', 'empty file'},
+  {'mp4_random.mp4', 'audio', 'cannot decode'},
+  {'y4m_huge_dims.y4m', 'video', 'cannot open'},
+  {'png_huge_dims.png', 'video', 'no picture size'},   -- FFmpeg's PNG decoder refuses it too
+  {'st_overlap.safetensors', 'image', 'cannot open'},  -- wrong kind of file entirely
+  {'png_truncated.png', 'audio', 'cannot decode'},
+}
+
+test('every crafted bad file is refused with its path and reason', function()
+  local seen = {}
+  for _, c in ipairs(cases) do
+    local path = BAD .. c[1]
+    seen[c[1]] = true
+    local ok, err = pcall(load[c[2]], path)
+    assert(not ok, ('%s via %s: loaded without error'):format(c[1], c[2]))
+    err = tostring(err)
+    assert(err:find("'" .. path .. "'", 1, true), ('%s: message does not name the path: %s'):format(c[1], err))
+    assert(err:find(c[3], 1, true), ('%s: expected %q in: %s'):format(c[1], c[3], err))
+  end
+  -- every file in the folder has a case (or one of the tolerated ones below)
+  for name in io.popen('ls ' .. BAD):lines() do
+    assert(seen[name] or name == 'wav_data_len_huge.wav' or name == 'mp4_corrupt_mdat.mp4',
+           name .. ' has no case in test_io_hostile.lua')
+  end
+end)
+
+test('a WAV whose data chunk claims 4 GB loads the 100 samples it has', function()
+  local x = fada.audio.load(BAD .. 'wav_data_len_huge.wav')
+  assert_eq(x:size(1), 100)
+end)
+
+test('a corrupt MP4 payload decodes with concealment or fails cleanly, never crashes', function()
+  local ok, res = pcall(load.video, BAD .. 'mp4_corrupt_mdat.mp4')
+  assert(ok or tostring(res):find(BAD .. 'mp4_corrupt_mdat.mp4', 1, true), tostring(res))
+  pcall(load.audio, BAD .. 'mp4_corrupt_mdat.mp4')
+end)
+
+test('missing paths, directories and empty paths, for every loader', function()
+  for kind, fn in pairs(load) do
+    checkerror(fn, 'No such file or directory', BAD .. 'does_not_exist.bin')
+    checkerror(fn, 'is a directory', BAD)
+    checkerror(fn, 'empty path', '')
+  end
+end)
+
+test('unwritable outputs: missing directory, a directory as the file, a read-only directory', function()
+  local ro = peer.tmp('ro')
+  peer.sh('mkdir -p ' .. ro .. ' && chmod 555 ' .. ro)
+  local writable = os.execute('touch ' .. ro .. '/probe 2>/dev/null') -- root ignores permissions
+  os.remove(ro .. '/probe')
+  local savers = {
+    function(p) fada.safetensors.save(p, {a = fada.ones(2)}) end,
+    function(p) fada.image.save(p .. '.png', fada.zeros(3, 2, 2)) end,
+    function(p) fada.audio.save(p, fada.zeros(10), 16000) end,
+    function(p) fada.video.writer(p, {fps = 25, width = 16, height = 16}) end,
+  }
+  for _, save in ipairs(savers) do
+    checkerror(save, "'/nonexistent_dir/out", '/nonexistent_dir/out')
+    if not writable then checkerror(save, 'not writable', ro .. '/out') end
+  end
+  checkerror(savers[1], 'is a directory', ro)
+  peer.sh('chmod 755 ' .. ro .. ' && rm -rf ' .. ro)
+  if writable then skip('running as root: read-only directories are writable, that case was not checked') end
+end)
+
+test('huge requested sizes are refused before allocating', function()
+  local small = peer.tmp('small.png')
+  fada.image.save(small, fada.zeros(3, 4, 4))
+  checkerror(function() fada.video.reader(small, {width = 100000, height = 100000}) end, 'output size')
+  checkerror(function() fada.image.resize(fada.zeros(3, 4, 4), 1 << 20, 1 << 20) end, 'out of range')
+  checkerror(function() fada.video.writer(peer.tmp('x.mp4'), {fps = 25, width = 1 << 20, height = 16}) end, 'out of range')
+  checkerror(function() fada.audio.load(small, {sample_rate = 1 << 30}) end, 'out of range')
+  os.remove(small)
+end)

@@ -1,0 +1,584 @@
+-- The nn ops (ops/fd_nnops.h) through fada.ops:
+--  * every fast kernel against its reference kernel (fada.ops.ref) on random
+--    shapes: odd sizes, non-contiguous views, channels-last, batch 1 and > 1,
+--    with the AVX2 kernels on and off;
+--  * every reference backward against central finite differences in f64;
+--  * parity with torch.nn.functional where /usr/bin/python3 has torch;
+--  * bad input gives a clear error.
+local fada = require 'fada'
+local ops = fada.ops
+local ref = ops.ref
+
+fada.manual_seed(1234)
+
+local function randn(...) return fada.randn(...) end
+
+-- a * t + b elementwise (the tensor type has no arithmetic yet)
+local function affine(t, a, b)
+  local l = t:tolist()
+  for i = 1, #l do l[i] = l[i] * a + (b or 0) end
+  return fada.tensor(l, t:dtype()):view(t:size())
+end
+
+-- A channels-last view of NCHW data ([N, C, H, W] with strides [HWC, 1, WC, C]).
+local function channels_last(x) return x:permute{1, 3, 4, 2}:contiguous():permute{1, 4, 2, 3} end
+
+-- A non-contiguous view with x's values: every other element of a wider tensor.
+local function strided(x)
+  local shp = x:size()
+  local wide = {table.unpack(shp)}
+  wide[#wide + 1] = 2
+  local v = fada.zeros(table.unpack(wide)):select(#wide, 1)
+  v:copy(x)
+  assert(not v:is_contiguous())
+  return v
+end
+
+-- Runs fn with the AVX2 kernels on, then off (when the CPU has them at all).
+local function both_isa(fn)
+  local had = ops.nn_simd_enabled()
+  fn('simd=' .. tostring(had))
+  if had then
+    ops.nn_set_simd(false)
+    local ok, err = pcall(fn, 'simd=false')
+    ops.nn_set_simd(true)
+    if not ok then error(err, 0) end
+  end
+end
+
+-- ---- finite differences ------------------------------------------------------
+
+-- sum over outputs of <out_i, g_i>, as a Lua number
+local function dot(outs, gs)
+  local s = 0
+  for i, o in ipairs(outs) do
+    if gs[i] then
+      local a, b = o:tolist(), gs[i]:tolist()
+      for k = 1, #a do s = s + a[k] * b[k] end
+    end
+  end
+  return s
+end
+
+-- Checks analytic gradients of f (a function of the f64 tensors `inputs`,
+-- returning a list of outputs) against central differences of
+-- L = sum_i <out_i, g_i>, for random g. `backward(gs)` returns the analytic
+-- gradients, one per input (nil to skip).
+local function gradcheck(name, f, inputs, backward, opts)
+  opts = opts or {}
+  local h, tol = opts.h or 1e-6, opts.tol or 1e-6
+  local outs = f(table.unpack(inputs))
+  local gs = {}
+  for i, o in ipairs(outs) do gs[i] = randn(table.unpack(o:size())):to('f64') end
+  if opts.grad_only then for i = 2, #gs do gs[i] = nil end end
+  local analytic = backward(gs)
+  for i, x in ipairs(inputs) do
+    if analytic[i] then
+      assert(x:is_contiguous(), 'gradcheck inputs must be contiguous')
+      local flat, ana = x:view(-1), analytic[i]:contiguous():view(-1)
+      local n = flat:numel()
+      local step = opts.max_points and math.max(1, n // opts.max_points) or 1
+      for k = 1, n, step do
+        local x0 = flat:get(k)
+        flat:set(k, x0 + h)
+        local lp = dot(f(table.unpack(inputs)), gs)
+        flat:set(k, x0 - h)
+        local lm = dot(f(table.unpack(inputs)), gs)
+        flat:set(k, x0)
+        local num, a = (lp - lm) / (2 * h), ana:get(k)
+        if math.abs(num - a) > tol * (1 + math.abs(num)) then
+          error(('%s: d/d input %d element %d: analytic %.10g vs numeric %.10g'):format(name, i, k, a, num), 2)
+        end
+      end
+    end
+  end
+end
+
+local function f64(t) return t:to('f64') end
+
+-- ---- group_norm ---------------------------------------------------------------
+
+test('group_norm fast vs reference (NCHW, channels-last, strided, silu)', function()
+  both_isa(function(isa)
+    for _, c in ipairs{{1, 4, 1, 5, 7}, {2, 6, 3, 9, 5}, {3, 16, 8, 4, 4}, {2, 8, 8, 1, 13}, {1, 33, 3, 2, 3}} do
+      local N, C, G, H, W = table.unpack(c)
+      local x = randn(N, C, H, W)
+      local w, b = randn(C), randn(C)
+      for _, silu in ipairs{false, true} do
+        local ey, em, er = ref.group_norm(x, G, w, b, {silu = silu, eps = 1e-5})
+        for _, view in ipairs{'nchw', 'cl', 'strided'} do
+          local xv = view == 'cl' and channels_last(x) or view == 'strided' and strided(x) or x
+          local y, m, r = ops.group_norm(xv, G, w, b, {silu = silu})
+          local what = ('%s %s silu=%s %s'):format(isa, view, tostring(silu), table.concat(c, 'x'))
+          assert_close(y, ey, 2e-5, 2e-5, what .. ' y')
+          assert_close(m, em, 1e-5, 1e-5, what .. ' mean')
+          assert_close(r, er, 1e-5, 1e-4, what .. ' rstd')
+          if view == 'cl' then assert_eq(y:stride(2), 1, 'channels-last output keeps its layout') end
+          local dy = randn(N, C, H, W)
+          local dyv = view == 'cl' and channels_last(dy) or dy
+          local dx, dw, db = ops.group_norm_backward(dyv, xv, m, r, G, w, b, {silu = silu})
+          local ex, ew, eb = ref.group_norm_backward(dy, x, em, er, G, w, b, {silu = silu})
+          assert_close(dx, ex, 1e-4, 1e-4, what .. ' dx')
+          assert_close(dw, ew, 1e-4, 1e-4, what .. ' dw')
+          assert_close(db, eb, 1e-4, 1e-4, what .. ' db')
+        end
+      end
+    end
+  end)
+end)
+
+test('group_norm without affine, large mean', function()
+  local x = affine(randn(2, 4, 6, 6), 1, 1000) -- the variance must survive a mean of 1000
+  local y, m, r = ops.group_norm(x, 2, nil, nil)
+  local ey, em, er = ref.group_norm(x, 2, nil, nil)
+  assert_close(y, ey, 5e-3, 1e-3, 'y')
+  assert_close(r, er, 1e-3, 1e-3, 'rstd')
+  local dx, dw, db = ops.group_norm_backward(randn(2, 4, 6, 6), x, m, r, 2, nil, nil)
+  assert_eq(dw, nil, 'no weight, no dweight')
+  assert_eq(db, nil, 'no bias, no dbias')
+end)
+
+test('gradcheck group_norm', function()
+  local x, w, b = f64(randn(2, 4, 3, 3)), f64(randn(4)), f64(randn(4))
+  for _, silu in ipairs{false, true} do
+    local f = function(x_, w_, b_) local y = ref.group_norm(x_, 2, w_, b_, {silu = silu}); return {y} end
+    gradcheck('group_norm', f, {x, w, b}, function(gs)
+      local _, m, r = ref.group_norm(x, 2, w, b, {silu = silu})
+      return {ref.group_norm_backward(gs[1], x, m, r, 2, w, b, {silu = silu})}
+    end)
+  end
+  -- the f64 path of the fast entry is the reference: same numbers
+  local y1 = ops.group_norm(x, 2, w, b, {silu = true})
+  local y2 = ref.group_norm(x, 2, w, b, {silu = true})
+  assert_close(y1, y2, 0, 0)
+end)
+
+-- ---- layer_norm ---------------------------------------------------------------
+
+test('layer_norm fast vs reference', function()
+  both_isa(function(isa)
+    for _, shp in ipairs{{1, 7}, {3, 5, 33}, {2, 64}, {4, 1, 129}} do
+      local D = shp[#shp]
+      local x, w, b = randn(table.unpack(shp)), randn(D), randn(D)
+      local y, m, r = ops.layer_norm(strided(x), w, b)
+      local ey, em, er = ref.layer_norm(x, w, b)
+      assert_close(y, ey, 2e-5, 2e-5, isa .. ' y')
+      assert_close(m, em, 1e-5, 1e-5, isa .. ' mean')
+      local dy = randn(table.unpack(shp))
+      local dx, dw, db = ops.layer_norm_backward(dy, x, m, r, w, b)
+      local ex, ew, eb = ref.layer_norm_backward(dy, x, em, er, w, b)
+      assert_close(dx, ex, 1e-4, 1e-4, isa .. ' dx')
+      assert_close(dw, ew, 1e-4, 1e-4, isa .. ' dw')
+      assert_close(db, eb, 1e-4, 1e-4, isa .. ' db')
+    end
+  end)
+end)
+
+test('gradcheck layer_norm', function()
+  local x, w, b = f64(randn(3, 5)), f64(randn(5)), f64(randn(5))
+  gradcheck('layer_norm', function(x_, w_, b_) return {(ref.layer_norm(x_, w_, b_))} end, {x, w, b}, function(gs)
+    local _, m, r = ref.layer_norm(x, w, b)
+    return {ref.layer_norm_backward(gs[1], x, m, r, w, b)}
+  end)
+end)
+
+-- ---- softmax ------------------------------------------------------------------
+
+test('softmax / log_softmax fast vs reference, every dim', function()
+  both_isa(function(isa)
+    for _, shp in ipairs{{3, 7}, {2, 5, 33}, {1, 300}, {4, 3, 2, 9}} do
+      local x = affine(randn(table.unpack(shp)), 3)
+      for dim = 1, #shp do
+        for _, name in ipairs{'softmax', 'log_softmax'} do
+          local what = ('%s %s dim %d %s'):format(isa, name, dim, table.concat(shp, 'x'))
+          local y, ey = ops[name](strided(x), dim), ref[name](x, dim)
+          assert_close(y, ey, 1e-6, 1e-5, what)
+          local dy = randn(table.unpack(shp))
+          assert_close(ops[name .. '_backward'](dy, y, dim), ref[name .. '_backward'](dy, ey, dim), 1e-5, 1e-4, what .. ' backward')
+        end
+      end
+    end
+    -- negative dims count from the end
+    local x = randn(2, 3, 4)
+    assert_close(ops.softmax(x, -2), ops.softmax(x, 2), 0, 0)
+  end)
+end)
+
+test('gradcheck softmax', function()
+  local x = f64(randn(3, 4))
+  for _, name in ipairs{'softmax', 'log_softmax'} do
+    for dim = 1, 2 do
+      gradcheck(name, function(x_) return {ref[name](x_, dim)} end, {x}, function(gs)
+        return {ref[name .. '_backward'](gs[1], ref[name](x, dim), dim)}
+      end)
+    end
+  end
+end)
+
+-- ---- attention ------------------------------------------------------------------
+
+local function attention_cases()
+  return {
+    {B = 1, Nq = 5, Nk = 7, C = 8, heads = 1},
+    {B = 2, Nq = 50, Nk = 97, C = 24, heads = 3, Ne = 5, Be = 1},
+    {B = 2, Nq = 49, Nk = 100, C = 64, heads = 2, Ne = 13, Be = 2, mask = 'float'},
+    {B = 1, Nq = 130, Nk = 96, C = 40, heads = 1, mask = 'bool'},
+    {B = 3, Nq = 17, Nk = 193, C = 16, heads = 4, Ne = 3, Be = 3, mask = 'bool', scale = 0.3},
+  }
+end
+
+local function attention_inputs(c)
+  local q, k, v = randn(c.B, c.Nq, c.C), randn(c.B, c.Nk, c.C), randn(c.B, c.Nk, c.C)
+  local opt = {heads = c.heads, scale = c.scale}
+  local Nkt = c.Nk + (c.Ne or 0)
+  if c.Ne then opt.extra_k, opt.extra_v = randn(c.Be, c.Ne, c.C), randn(c.Be, c.Ne, c.C) end
+  if c.mask == 'float' then
+    opt.mask = randn(c.B, 1, c.Nq, Nkt)
+  elseif c.mask == 'bool' then
+    -- random keep pattern, with one query row fully masked (its output must be 0)
+    local m = fada.rand(c.Nq, Nkt)
+    local keep = fada.zeros(c.Nq, Nkt, 'bool')
+    local lm = m:tolist()
+    for i = 1, c.Nq do
+      for j = 1, Nkt do keep:set(i, j, i ~= 2 and lm[(i - 1) * Nkt + j] > 0.3) end
+    end
+    opt.mask = keep
+  end
+  return q, k, v, opt
+end
+
+test('attention fast vs reference (heads, extra tokens, masks, odd sizes)', function()
+  both_isa(function(isa)
+    for ci, c in ipairs(attention_cases()) do
+      local q, k, v, opt = attention_inputs(c)
+      local what = ('%s case %d'):format(isa, ci)
+      local o, lse = ops.attention(q, k, v, opt)
+      local eo, else_ = ref.attention(q, k, v, opt)
+      assert_close(o, eo, 2e-5, 1e-4, what .. ' o')
+      local dout = randn(c.B, c.Nq, c.C)
+      local a = {ops.attention_backward(dout, strided(q), k, v, o, lse, opt)}
+      local e = {ref.attention_backward(dout, q, k, v, eo, else_, opt)}
+      for i, name in ipairs{'dq', 'dk', 'dv', 'dextra_k', 'dextra_v'} do
+        if e[i] then assert_close(a[i], e[i], 5e-5, 1e-4, what .. ' ' .. name)
+        else assert_eq(a[i], nil, what .. ' ' .. name) end
+      end
+    end
+  end)
+end)
+
+test('attention: a fully masked row gives zeros', function()
+  local q, k, v = randn(1, 3, 4), randn(1, 5, 4), randn(1, 5, 4)
+  local keep = fada.ones(3, 5, 'bool')
+  for j = 1, 5 do keep:set(2, j, false) end
+  local o = ops.attention(q, k, v, {mask = keep})
+  assert_close(o:select(2, 2), fada.zeros(1, 4), 0, 0)
+end)
+
+test('gradcheck attention', function()
+  local c = {B = 2, Nq = 3, Nk = 4, C = 4, heads = 2, Ne = 2, Be = 1, mask = 'float'}
+  local q, k, v, opt = attention_inputs(c)
+  q, k, v, opt.extra_k, opt.extra_v, opt.mask = f64(q), f64(k), f64(v), f64(opt.extra_k), f64(opt.extra_v), f64(opt.mask)
+  local function f(q_, k_, v_, ek, ev)
+    local o2 = {heads = 2, extra_k = ek, extra_v = ev, mask = opt.mask}
+    return {(ref.attention(q_, k_, v_, o2))}
+  end
+  gradcheck('attention', f, {q, k, v, opt.extra_k, opt.extra_v}, function(gs)
+    local o, lse = ref.attention(q, k, v, opt)
+    return {ref.attention_backward(gs[1], q, k, v, o, lse, opt)}
+  end)
+end)
+
+-- ---- activations ------------------------------------------------------------------
+
+local acts = {'silu', 'gelu', 'gelu_tanh', 'sigmoid', 'tanh', 'relu'}
+
+test('activations fast vs reference', function()
+  both_isa(function(isa)
+    local x = affine(randn(3, 1001), 4)
+    local xv = strided(x)
+    for _, a in ipairs(acts) do
+      assert_close(ops[a](xv), ref[a](x), 1e-6, 2e-6, isa .. ' ' .. a)
+      local dy = randn(3, 1001)
+      assert_close(ops[a .. '_backward'](dy, xv), ref[a .. '_backward'](dy, x), 1e-5, 1e-5, isa .. ' ' .. a .. ' backward')
+    end
+  end)
+end)
+
+test('fast exp: silu and softmax within 1e-6 relative over the whole f32 exp range', function()
+  local x = fada.linspace(-87, 88, 20001)
+  local a, e, xs = ops.silu(x):tolist(), ref.silu(x:to('f64')):tolist(), x:tolist()
+  for i = 1, #a do
+    local r = math.abs(a[i] - e[i]) / math.max(math.abs(e[i]), 1e-37)
+    if r > 1e-6 then error(('silu(%.9g): %.9g vs %.9g, rel %.3g'):format(xs[i], a[i], e[i], r)) end
+  end
+  local z = fada.linspace(-87, 0, 4001):view(1, -1)
+  local s, r = ops.softmax(z):tolist(), ref.softmax(z:to('f64')):tolist()
+  for i = 1, #s do
+    if r[i] > 1e-30 and math.abs(s[i] - r[i]) > 1e-6 * r[i] then
+      error(('softmax element %d: %.9g vs %.9g'):format(i, s[i], r[i]))
+    end
+  end
+end)
+
+test('gradcheck activations', function()
+  local x = f64(randn(17))
+  for _, a in ipairs(acts) do
+    gradcheck(a, function(x_) return {ref[a](x_)} end, {x}, function(gs) return {ref[a .. '_backward'](gs[1], x)} end)
+  end
+end)
+
+-- ---- resampling, pad, pixel shuffle, embedding, losses -------------------------------
+
+test('resampling fast vs reference', function()
+  for _, shp in ipairs{{1, 1, 3, 5}, {2, 3, 7, 4}} do
+    local x = randn(table.unpack(shp))
+    local xv = strided(x)
+    local N, C, H, W = table.unpack(shp)
+    for _, s in ipairs{{2, 2}, {3, 1}} do
+      local y = ops.upsample_nearest(xv, s[1], s[2])
+      assert_close(y, ref.upsample_nearest(x, s[1], s[2]), 0, 0, 'upsample')
+      local dy = randn(table.unpack(y:size()))
+      assert_close(ops.upsample_nearest_backward(dy, s[1], s[2]), ref.upsample_nearest_backward(dy, s[1], s[2]), 1e-5, 1e-5)
+    end
+    for _, o in ipairs{{2 * H, 2 * W}, {H + 3, W - 1 > 0 and W - 1 or 1}, {1, 1}} do
+      local y = ops.resize_bilinear(xv, o[1], o[2])
+      assert_close(y, ref.resize_bilinear(x, o[1], o[2]), 1e-5, 1e-5, 'bilinear')
+      local dy = randn(N, C, o[1], o[2])
+      assert_close(ops.resize_bilinear_backward(dy, H, W), ref.resize_bilinear_backward(dy, H, W), 1e-5, 1e-5, 'bilinear bwd')
+    end
+  end
+  local x = randn(2, 3, 6, 9)
+  assert_close(ops.avg_pool2d(strided(x), 2, 3), ref.avg_pool2d(x, 2, 3), 1e-6, 1e-6, 'avg_pool2d')
+  local dy = randn(2, 3, 3, 3)
+  assert_close(ops.avg_pool2d_backward(dy, 2, 3), ref.avg_pool2d_backward(dy, 2, 3), 1e-6, 1e-6)
+end)
+
+test('pad, pixel shuffle, embedding, losses fast vs reference', function()
+  local x = randn(2, 3, 5, 4)
+  for _, p in ipairs{{{1, 2}, 'constant'}, {{1, 0, 2, 3}, 'zeros'}, {{-1, 2, 0, 1}, 'constant'}, {{2, 1, 3, 1}, 'reflect'},
+                     {{1, 1, 0, 0, 1, 1}, 'constant'}} do
+    local y = ops.pad(strided(x), p[1], p[2], 0.5)
+    assert_close(y, ref.pad(x, p[1], p[2], 0.5), 0, 0, 'pad ' .. p[2])
+    local dy = randn(table.unpack(y:size()))
+    assert_close(ops.pad_backward(dy, x, p[1], p[2]), ref.pad_backward(dy, x, p[1], p[2]), 1e-6, 1e-6, 'pad bwd ' .. p[2])
+  end
+  local s = randn(2, 12, 3, 5)
+  local y = ops.pixel_shuffle(strided(s), 2)
+  assert_eq(table.concat(y:size(), 'x'), '2x3x6x10')
+  assert_close(y, ref.pixel_shuffle(s, 2), 0, 0, 'pixel_shuffle')
+  assert_close(ops.pixel_unshuffle(y, 2), s, 0, 0, 'unshuffle inverts shuffle')
+  assert_close(ops.pixel_unshuffle(y, 2), ref.pixel_unshuffle(y, 2), 0, 0, 'pixel_unshuffle')
+  local w = randn(11, 6)
+  local idx = fada.tensor({{0, 3, 10}, {3, 3, 1}}, 'i64')
+  assert_close(ops.embedding(w, idx), ref.embedding(w, idx), 0, 0, 'embedding')
+  local dy = randn(2, 3, 6)
+  assert_close(ops.embedding_backward(dy, idx, 11), ref.embedding_backward(dy, idx, 11), 1e-6, 1e-6, 'embedding bwd')
+  local a, t, wm = randn(3, 50), randn(3, 50), fada.rand(1, 50)
+  for _, l in ipairs{'mse_loss', 'l1_loss'} do
+    for _, red in ipairs{'mean', 'sum'} do
+      for _, wmap in ipairs{false, true} do
+        local o = {reduction = red, weight = wmap and wm or nil, grad = 0.7}
+        assert_close(ops[l](strided(a), t, o), ref[l](a, t, o), 1e-5, 1e-5, l .. ' ' .. red)
+        assert_close(ops[l .. '_backward'](a, t, o), ref[l .. '_backward'](a, t, o), 1e-6, 1e-6, l .. ' backward')
+      end
+    end
+  end
+end)
+
+test('gradcheck resampling', function()
+  local x = f64(randn(1, 2, 3, 4))
+  gradcheck('upsample', function(x_) return {ref.upsample_nearest(x_, 2, 3)} end, {x},
+    function(gs) return {ref.upsample_nearest_backward(gs[1], 2, 3)} end)
+  for _, o in ipairs{{5, 7}, {2, 3}} do
+    gradcheck('bilinear', function(x_) return {ref.resize_bilinear(x_, o[1], o[2])} end, {x},
+      function(gs) return {ref.resize_bilinear_backward(gs[1], 3, 4)} end)
+  end
+  local x2 = f64(randn(1, 2, 4, 6))
+  gradcheck('avg_pool2d', function(x_) return {ref.avg_pool2d(x_, 2, 3)} end, {x2},
+    function(gs) return {ref.avg_pool2d_backward(gs[1], 2, 3)} end)
+end)
+
+test('gradcheck pad', function()
+  local x = f64(randn(2, 3, 4))
+  for _, p in ipairs{{{1, 2, -1, 1}, 'constant'}, {{2, 1, 1, 2}, 'reflect'}} do
+    gradcheck('pad', function(x_) return {ref.pad(x_, p[1], p[2], 0.25)} end, {x},
+      function(gs) return {ref.pad_backward(gs[1], x, p[1], p[2])} end)
+  end
+end)
+
+test('gradcheck pixel_shuffle', function()
+  local x = f64(randn(1, 8, 2, 3))
+  gradcheck('pixel_shuffle', function(x_) return {ref.pixel_shuffle(x_, 2)} end, {x},
+    function(gs) return {ref.pixel_shuffle_backward(gs[1], 2)} end)
+  local x2 = f64(randn(1, 2, 4, 6))
+  gradcheck('pixel_unshuffle', function(x_) return {ref.pixel_unshuffle(x_, 2)} end, {x2},
+    function(gs) return {ref.pixel_unshuffle_backward(gs[1], 2)} end)
+end)
+
+test('gradcheck embedding', function()
+  local w = f64(randn(5, 3))
+  local idx = fada.tensor({4, 0, 4, 2}, 'i64')
+  gradcheck('embedding', function(w_) return {ref.embedding(w_, idx)} end, {w},
+    function(gs) return {ref.embedding_backward(gs[1], idx, 5)} end)
+end)
+
+test('gradcheck losses', function()
+  local a, t, wm = f64(randn(2, 5)), f64(randn(2, 5)), f64(fada.rand(2, 1))
+  for _, l in ipairs{'mse_loss', 'l1_loss'} do
+    for _, red in ipairs{'mean', 'sum'} do
+      local o = {reduction = red, weight = wm}
+      gradcheck(l, function(a_) return {ref[l](a_, t, o)} end, {a}, function(gs)
+        return {ref[l .. '_backward'](a, t, {reduction = red, weight = wm, grad = gs[1]:item()})}
+      end)
+    end
+  end
+end)
+
+test('op list: every op has reference kernels and a gradcheck test', function()
+  local src = assert(io.open('tests/lua/test_nnops.lua')):read('a')
+  assert(#ops.nn_oplist >= 12, 'op list is short')
+  for _, op in ipairs(ops.nn_oplist) do
+    assert(op.has_reference, op.name .. ' has no reference kernel')
+    assert(src:find("test('" .. op.gradcheck .. "'", 1, true), op.name .. ': no test named ' .. op.gradcheck)
+  end
+  for _, fn in ipairs{'group_norm', 'layer_norm', 'softmax', 'attention', 'silu', 'upsample_nearest', 'resize_bilinear',
+                      'avg_pool2d', 'pad', 'pixel_shuffle', 'embedding', 'mse_loss', 'l1_loss'} do
+    assert(type(ref[fn]) == 'function' and type(ref[fn .. '_backward']) == 'function', 'fada.ops.ref.' .. fn)
+    assert(type(ops[fn]) == 'function' and type(ops[fn .. '_backward']) == 'function', 'fada.ops.' .. fn)
+  end
+end)
+
+-- ---- bad input ---------------------------------------------------------------------------
+
+test('bad input gives clear errors', function()
+  local x = randn(2, 6, 4, 4)
+  checkerror(function() ops.group_norm(x, 4) end, 'groups 4 do not divide the 6 channels')
+  checkerror(function() ops.group_norm(x, 0) end, 'groups 0 do not divide')
+  checkerror(function() ops.group_norm(x, 3, randn(5)) end, 'weight [5], expected [6]')
+  checkerror(function() ops.group_norm(fada.zeros(2, 6, 0, 4), 3) end, 'zero-size dim')
+  checkerror(function() ops.group_norm(fada.zeros(2, 6, 4, 4, 'i64'), 3) end, 'dtype i64, expected f32 or f64')
+  checkerror(function() ops.group_norm(randn(6), 3) end, 'needs at least 2 dims')
+  local _, m, r = ops.group_norm(x, 3)
+  checkerror(function() ops.group_norm_backward(randn(2, 6, 4, 5), x, m, r, 3) end, 'shapes differ')
+  checkerror(function() ops.layer_norm(randn(3, 4), randn(5)) end, 'weight [5], expected [4]')
+  checkerror(function() ops.softmax(randn(3, 4), 3) end, '')
+  checkerror(function() ops.softmax(fada.zeros(3, 0), 1) end, 'zero-size dim')
+  local q, k, v = randn(1, 4, 8), randn(1, 5, 8), randn(1, 5, 8)
+  checkerror(function() ops.attention(q, k, v, {heads = 3}) end, 'heads 3 do not divide the 8 channels')
+  checkerror(function() ops.attention(q, randn(1, 5, 6), v) end, 'k [1, 5, 6], expected [1, N, 8]')
+  checkerror(function() ops.attention(q, k, randn(1, 4, 8)) end, 'key counts differ')
+  checkerror(function() ops.attention(q, k, v, {extra_k = randn(1, 2, 8)}) end, 'must be given together')
+  checkerror(function() ops.attention(q, k, v, {mask = randn(4, 6)}) end, 'does not broadcast')
+  checkerror(function() ops.attention(q, k, v, {mask = fada.zeros(4, 5, 'i64')}) end, 'expected bool, u8 or a float')
+  checkerror(function() ops.attention(randn(1, 0, 8), k, v) end, 'zero-size dim')
+  checkerror(function() ops.attention(q:to('i32'), k, v) end, 'expected f32 or f64')
+  checkerror(function() ops.upsample_nearest(randn(2, 3, 4), 2) end, 'expected 4')
+  checkerror(function() ops.upsample_nearest(x, 0) end, 'must be >= 1')
+  checkerror(function() ops.avg_pool2d(randn(1, 1, 5, 4), 2) end, 'not a multiple of the kernel')
+  checkerror(function() ops.pad(x, {1}) end, 'need an even count')
+  checkerror(function() ops.pad(x, {4, 0}, 'reflect') end, 'reflect pads (4, 0) must be in [0, 4)')
+  checkerror(function() ops.pad(x, {-3, -1}) end, 'leave dim 3')
+  checkerror(function() ops.pad(x, {1, 1}, 'circular') end, "pad mode 'circular'")
+  checkerror(function() ops.pixel_shuffle(randn(1, 6, 2, 2), 2) end, 'not a multiple of 4')
+  checkerror(function() ops.pixel_unshuffle(randn(1, 2, 3, 4), 2) end, 'multiples of 2')
+  checkerror(function() ops.embedding(randn(4, 3), fada.tensor({1, 4}, 'i64')) end, 'index 4 out of range [0, 4)')
+  checkerror(function() ops.embedding(randn(4, 3), fada.tensor({1.0, 2.0})) end, 'expected i64 or i32')
+  checkerror(function() ops.mse_loss(randn(3), randn(4)) end, 'shapes differ')
+  checkerror(function() ops.mse_loss(randn(3), randn(3), {reduction = 'max'}) end, "reduction 'max'")
+  checkerror(function() ops.mse_loss(randn(3, 2), randn(3, 2), {weight = randn(4)}) end, '')
+  checkerror(function() ops.silu(fada.zeros(3, 'u8')) end, 'expected f32 or f64')
+end)
+
+-- ---- torch parity ------------------------------------------------------------------------------
+
+-- Runs `code` in /usr/bin/python3 with torch, the given tensors bound as f64
+-- torch tensors (requires_grad) under their names; the code sets `outs`, a
+-- list of tensors, which come back as flat Lua lists.
+local function torch_run(inputs, code)
+  local base = os.tmpname()
+  local py, out = base .. '.py', base .. '.out'
+  local f = assert(io.open(py, 'w'))
+  f:write('import torch\nimport torch.nn.functional as F\ntorch.set_default_dtype(torch.float64)\n')
+  for name, t in pairs(inputs) do
+    local vals = t:tolist()
+    for i, v in ipairs(vals) do vals[i] = type(v) == 'boolean' and (v and '1' or '0') or ('%.17g'):format(v) end
+    local dt = t:dtype() == 'bool' and 'torch.bool' or t:dtype() == 'i64' and 'torch.int64' or 'torch.float64'
+    f:write(('%s = torch.tensor([%s], dtype=%s).reshape([%s])\n'):format(name, table.concat(vals, ','), dt,
+      table.concat(t:size(), ',')))
+    if dt == 'torch.float64' then f:write(name .. '.requires_grad_()\n') end
+  end
+  f:write(code, '\n')
+  f:write(('with open(%q, "w") as fh:\n'):format(out))
+  f:write('    for o in outs:\n        fh.write(" ".join(repr(float(v)) for v in o.detach().reshape(-1).tolist()) + "\\n")\n')
+  f:close()
+  local ok = os.execute('/usr/bin/python3 ' .. py)
+  os.remove(py)
+  assert(ok, 'python failed on ' .. py)
+  local res = {}
+  for line in io.lines(out) do
+    local l = {}
+    for v in line:gmatch('%S+') do l[#l + 1] = tonumber(v) end
+    res[#res + 1] = l
+  end
+  os.remove(out)
+  os.remove(base)
+  return res
+end
+
+test('torch parity: group_norm (+silu), layer_norm, softmax', function()
+  need_torch()
+  local x, w, b = randn(2, 8, 5, 3), randn(8), randn(8)
+  local g = randn(2, 8, 5, 3)
+  local r = torch_run({x = x, w = w, b = b, g = g}, [==[
+y = F.silu(F.group_norm(x, 4, w, b, 1e-5))
+y.backward(g)
+z = F.layer_norm(x, [3], w[:3], b[:3], 1e-5)
+s = F.softmax(x, dim=1)
+ls = F.log_softmax(x, dim=-1)
+outs = [y, x.grad, w.grad, b.grad, z, s, ls]]==])
+  local y, m, rs = ops.group_norm(channels_last(x), 4, w, b, {silu = true})
+  assert_close(y, r[1], 2e-5, 2e-5, 'group_norm+silu')
+  local dx, dw, db = ops.group_norm_backward(g, channels_last(x), m, rs, 4, w, b, {silu = true})
+  assert_close(dx, r[2], 1e-4, 1e-4, 'dx')
+  assert_close(dw, r[3], 1e-4, 1e-4, 'dw')
+  assert_close(db, r[4], 1e-4, 1e-4, 'db')
+  assert_close(ops.layer_norm(x, w:narrow(1, 1, 3), b:narrow(1, 1, 3)), r[5], 2e-5, 2e-5, 'layer_norm')
+  assert_close(ops.softmax(x, 2), r[6], 1e-6, 1e-5, 'softmax')
+  assert_close(ops.log_softmax(x, -1), r[7], 1e-5, 1e-5, 'log_softmax')
+end)
+
+test('torch parity: attention vs explicit softmax(QK^T)V', function()
+  need_torch()
+  local B, Nq, Nk, Ne, C, H = 2, 37, 50, 6, 16, 2
+  local q, k, v = randn(B, Nq, C), randn(B, Nk, C), randn(B, Nk, C)
+  local ek, ev = randn(B, Ne, C), randn(B, Ne, C)
+  local mask = randn(1, 1, Nq, Nk + Ne)
+  local g = randn(B, Nq, C)
+  local r = torch_run({q = q, k = k, v = v, ek = ek, ev = ev, mask = mask, g = g}, [==[
+B, Nq, C = q.shape; H = 2; d = C // H
+kk = torch.cat([k, ek], 1); vv = torch.cat([v, ev], 1)
+split = lambda t: t.reshape(B, t.shape[1], H, d).transpose(1, 2)
+s = split(q) @ split(kk).transpose(-1, -2) / d ** 0.5 + mask
+o = (torch.softmax(s, -1) @ split(vv)).transpose(1, 2).reshape(B, Nq, C)
+o.backward(g)
+outs = [o, q.grad, k.grad, v.grad, ek.grad, ev.grad]]==])
+  local opt = {heads = H, extra_k = ek, extra_v = ev, mask = mask}
+  local o, lse = ops.attention(q, k, v, opt)
+  assert_close(o, r[1], 2e-5, 1e-4, 'o')
+  local grads = {ops.attention_backward(g, q, k, v, o, lse, opt)}
+  for i, name in ipairs{'dq', 'dk', 'dv', 'dextra_k', 'dextra_v'} do assert_close(grads[i], r[i + 1], 5e-5, 1e-4, name) end
+end)
+
+test('torch parity: interpolate bilinear / nearest', function()
+  need_torch()
+  local x = randn(2, 3, 5, 7)
+  local g = randn(2, 3, 8, 4)
+  local r = torch_run({x = x, g = g}, [==[
+y = F.interpolate(x, size=(8, 4), mode='bilinear', align_corners=False)
+y.backward(g)
+n = F.interpolate(x, scale_factor=2, mode='nearest')
+outs = [y, x.grad, n]]==])
+  assert_close(ops.resize_bilinear(x, 8, 4), r[1], 1e-5, 1e-5, 'bilinear')
+  assert_close(ops.resize_bilinear_backward(g, 5, 7), r[2], 1e-5, 1e-5, 'bilinear backward')
+  assert_close(ops.upsample_nearest(x, 2), r[3], 0, 0, 'nearest')
+end)
