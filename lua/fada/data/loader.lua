@@ -50,7 +50,9 @@ end
 -- opts: frames (F, default 8), motion (M, default 2), batch (B, default 8),
 -- seed (default 1), size (resize frames on decode; default the source's),
 -- sample_rate (16000), ref ('clip' | 'identity', default 'clip'),
--- audio (nil for the samples span, or function(clip, start, F) -> tensor),
+-- audio (nil for the samples span, or function(clip, start, F) -> tensor,
+--   where clip.frames is u8 [N, H, W, 3], clip.audio f32 [n] at sample_rate,
+--   clip.fps, clip.name, clip.truth; see M.mel_windows),
 -- split/tier (keep only manifest rows of that split/tier).
 function M.open(path, opts)
   opts = opts or {}
@@ -63,7 +65,7 @@ function M.open(path, opts)
   self.sample_rate = opts.sample_rate or 16000
   self.ref_mode = opts.ref or 'clip'
   self.audio_fn = opts.audio
-  self.gen = fada.Generator(opts.seed or 1)
+  self.generator = fada.Generator(opts.seed or 1)   -- checkpoint it to resume the sample stream
   self.clips = {}
   self.decode_seconds = 0
   local manifest = path .. '/manifest.jsonl'
@@ -73,7 +75,7 @@ function M.open(path, opts)
         self.clips[#self.clips + 1] = {name = row.clip, row = row, video = path .. '/' .. row.video,
           audio_path = row.audio and (path .. '/' .. row.audio) or nil,
           sidecar = row.sidecar and (path .. '/' .. row.sidecar) or nil,
-          identity = row.identity_seed, frames = row.frames, fps = row.fps}
+          identity = row.identity_seed, manifest_frames = row.frames, fps = row.fps}
       end
     end
   else
@@ -115,7 +117,7 @@ end
 -- truth (Lua arrays from the sidecar) or nil.
 function Loader:decode(i)
   local c = self.clips[i]
-  if c.data then return c end
+  if c.frames then return c end
   local t0 = fada.clock()
   if c.video:match('%.[mM][pP]4$') then
     if not fada.video then
@@ -123,18 +125,18 @@ function Loader:decode(i)
     end
     local r <close> = fada.video.reader(c.video, {width = self.size, height = self.size, resize = 'area'})
     local info = r:info()
-    c.data = r:read_all()                                                          -- u8 [N, H, W, 3]
+    c.frames = r:read_all()                                                          -- u8 [N, H, W, 3]
     c.fps = c.fps or info.fps
     if info.has_audio then
       c.audio = r:audio({sample_rate = self.sample_rate})                          -- f32 [n]
     end
   else
-    c.data = read_png_folder(c.video, self.size)
+    c.frames = read_png_folder(c.video, self.size)
     if c.audio_path then c.audio = fada.audio.load(c.audio_path, {sample_rate = self.sample_rate}) end
   end
   c.fps = c.fps or 25
   if not c.audio then c.audio = fada.zeros(1) end
-  c.n = c.data:size(1)
+  c.n = c.frames:size(1)
   if c.sidecar and exists(c.sidecar) then
     local t = fada.safetensors.load(c.sidecar)
     c.truth = {}
@@ -150,7 +152,7 @@ function Loader:preload()
   local t0, bytes = fada.clock(), 0
   for i = 1, #self.clips do
     local c = self:decode(i)
-    bytes = bytes + c.data:numel()
+    bytes = bytes + c.frames:numel()
   end
   return fada.clock() - t0, bytes / 2 ^ 20
 end
@@ -158,7 +160,7 @@ end
 -- ---- sampling ---------------------------------------------------------------------------
 
 function Loader:uniform_int(n) -- 1..n from the loader's generator
-  return math.min(n, 1 + math.floor(fada.rand(1, 'f64', self.gen):item() * n))
+  return math.min(n, 1 + math.floor(fada.rand(1, 'f64', self.generator):item() * n))
 end
 
 -- One sample's pieces: clip index, first frame, reference (clip index, frame).
@@ -204,9 +206,9 @@ function Loader:batch(n)
   for b = 1, n do
     local i, start, ri, rf = self:draw()
     local c, rc = self.clips[i], self.clips[ri]
-    if Mo > 0 then motion[b] = c.data:narrow(1, start - Mo, Mo) end         -- u8 [M, H, W, 3]
-    frames[b] = c.data:narrow(1, start, F)                                  -- u8 [F, H, W, 3]
-    refs[b] = rc.data:select(1, rf)                                         -- u8 [H, W, 3]
+    if Mo > 0 then motion[b] = c.frames:narrow(1, start - Mo, Mo) end         -- u8 [M, H, W, 3]
+    frames[b] = c.frames:narrow(1, start, F)                                  -- u8 [F, H, W, 3]
+    refs[b] = rc.frames:select(1, rf)                                         -- u8 [H, W, 3]
     if self.audio_fn then audio[b] = self.audio_fn(c, start, F)
     else audio[b] = audio_span(c, start, F, self.sample_rate) end           -- f32 [F * hop]
     names[b], starts[b] = c.name, start
