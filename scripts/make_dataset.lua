@@ -120,23 +120,28 @@ for k = 2, J do
     if opts[key] ~= nil then cmd[#cmd + 1] = ('--%s %s'):format(key, shell_quote(opts[key])) end
   end
   cmd[#cmd + 1] = ('--shard %d/%d'):format(k, J)
-  children[k] = io.popen(table.concat(cmd, ' ') .. ' 2>&1', 'r')
+  -- the shell notes the exit status in the progress file, so a child that
+  -- dies is noticed instead of waited for
+  local log, progress = ('%s/.log-%d'):format(opts.out, k), ('%s/.progress-%d'):format(opts.out, k)
+  children[k] = io.popen(('%s > %s 2>&1; echo "exited $?" >> %s'):format(table.concat(cmd, ' '), shell_quote(log),
+                                                                       shell_quote(progress)), 'r')
 end
 
 -- progress lines of shard k: clips done, frames done, cpu seconds, finished
 local function shard_state(k)
   local f = io.open(('%s/.progress-%d'):format(opts.out, k), 'r')
   if not f then return 0, 0, 0, false end
-  local clips, frames, cpu, done = 0, 0, 0, false
+  local clips, frames, cpu, done, failed = 0, 0, 0, false, false
   for line in f:lines() do
     local name, n = line:match('^(%S+) (%d+)$')
     if name == 'cpu' then cpu = tonumber(n)
     elseif line:match('^cpu ') then cpu = tonumber(line:match('^cpu (%S+)'))
-    elseif line == 'done' then done = true
+    elseif line == 'done' then done = (k == 1) -- a child is done when its shell says it exited
+    elseif line:match('^exited ') then done, failed = true, line ~= 'exited 0'
     elseif name then clips, frames = clips + 1, frames + tonumber(n) end
   end
   f:close()
-  return clips, frames, cpu, done
+  return clips, frames, cpu, done, failed
 end
 
 local function totals()
@@ -170,9 +175,14 @@ while true do -- wait for the children, still drawing their progress
   os.execute('sleep 0.25')
 end
 for k = 2, J do
-  local out = children[k]:read('a')
-  local ok, _, code = children[k]:close()
-  if not ok then die(('shard %d/%d failed (exit %s):\n%s'):format(k, J, tostring(code), out)) end
+  children[k]:close()
+  local log = ('%s/.log-%d'):format(opts.out, k)
+  local _, _, _, _, failed = shard_state(k)
+  if failed then
+    local f = io.open(log, 'r')
+    die(('shard %d/%d failed:\n%s'):format(k, J, f and f:read('a') or '(no log)'))
+  end
+  os.remove(log)
 end
 draw()
 if not opts.quiet then io.stderr:write('\n') end
