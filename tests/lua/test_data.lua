@@ -262,6 +262,27 @@ test('make_dataset writes 3 clips + manifest; the loader reads them back', funct
   local b1, b2 = l1:batch(), l2:batch()
   assert_eq(table.concat(b1.start, ','), table.concat(b2.start, ','), 'starts')
   assert_eq(max_abs_diff(b1.frames, b2.frames), 0, 'frames of the same seed')
+  -- prefetch (background decodes of the next batch's clips) changes nothing
+  -- in what is served, and did predict the clips
+  local p1 = loader.open(dir, {frames = 6, motion = 2, batch = 4, seed = 9, prefetch = true})
+  local p0 = loader.open(dir, {frames = 6, motion = 2, batch = 4, seed = 9, prefetch = false})
+  for _ = 1, 3 do
+    local x, y = p1:batch(), p0:batch()
+    assert_eq(table.concat(x.start, ','), table.concat(y.start, ','), 'starts with/without prefetch')
+    assert_eq(table.concat(x.clip, ','), table.concat(y.clip, ','), 'clips with/without prefetch')
+    assert_eq(max_abs_diff(x.frames, y.frames), 0, 'frames with/without prefetch')
+    assert_eq(max_abs_diff(x.audio, y.audio), 0, 'audio with/without prefetch')
+  end
+  assert(p1.prefetched >= 1 and p0.prefetched == 0, 'prefetched ' .. p1.prefetched)
+  -- decode_async == the reader
+  local job = fada.decode_async(dir .. '/clip0002.mp4', {sample_rate = 16000})
+  local fr, au, fps = job:wait()
+  local r = fada.video.reader(dir .. '/clip0002.mp4')
+  assert_eq(max_abs_diff(fr:to('f32'), r:read_all():to('f32')), 0, 'decode_async frames')
+  assert_eq(max_abs_diff(au, r:audio({sample_rate = 16000})), 0, 'decode_async audio')
+  assert_eq(fps, 25)
+  checkerror(function() job:wait() end, 'already waited for')
+  checkerror(function() fada.decode_async(dir .. '/missing.mp4'):wait() end, 'missing.mp4')
   -- mel windows through the audio function
   local lm = loader.open(dir, {frames = 6, motion = 2, batch = 2, audio = loader.mel_windows{n_mels = 40, window = 16}})
   assert_eq(table.concat(lm:batch().audio:size(), 'x'), '2x6x40x16', 'mel windows')

@@ -54,7 +54,9 @@ end
 --   where clip.frames is u8 [N, H, W, 3], clip.audio f32 [n] at sample_rate,
 --   clip.fps, clip.name, clip.truth; see M.mel_windows),
 -- split/tier (keep only manifest rows of that split/tier),
--- max_cached (decoded clips kept in memory, default all).
+-- max_cached (decoded clips kept in memory, default all),
+-- prefetch (default true: each batch() starts decoding the next batch's
+--   clips on background threads; the samples do not depend on it).
 function M.open(path, opts)
   opts = opts or {}
   local self = setmetatable({}, Loader)
@@ -73,6 +75,9 @@ function M.open(path, opts)
   -- unlimited by default: 300 clips of 90 frames are 330 MB at 64x64)
   self.max_cached = math.max(2, opts.max_cached or math.huge) -- a sample may need two (reference)
   self.cached, self.tick = 0, 0
+  -- background decodes of the next batch's clips (fada.decode_async)
+  self.prefetch = opts.prefetch ~= false
+  self.jobs, self.prefetched = {}, 0
   local manifest = path .. '/manifest.jsonl'
   if exists(manifest) then
     for _, row in ipairs(jsonl.read(manifest)) do
@@ -131,12 +136,20 @@ function Loader:decode(i)
     if not fada.video then
       error(('loader: %s is an MP4 but fada.video is not built in'):format(c.video), 2)
     end
-    local r <close> = fada.video.reader(c.video, {width = self.size, height = self.size, resize = 'area'})
-    local info = r:info()
-    c.frames = r:read_all()                                                          -- u8 [N, H, W, 3]
-    c.fps = c.fps or info.fps
-    if info.has_audio then
-      c.audio = r:audio({sample_rate = self.sample_rate})                          -- f32 [n]
+    local job = self.jobs[i]
+    if job then -- started by prefetch_next; wait() only blocks if it is not done yet
+      self.jobs[i] = nil
+      local fps
+      c.frames, c.audio, fps = job:wait()                                          -- u8 [N, H, W, 3], f32 [n]
+      c.fps = c.fps or fps
+    else
+      local r <close> = fada.video.reader(c.video, {width = self.size, height = self.size, resize = 'area'})
+      local info = r:info()
+      c.frames = r:read_all()                                                        -- u8 [N, H, W, 3]
+      c.fps = c.fps or info.fps
+      if info.has_audio then
+        c.audio = r:audio({sample_rate = self.sample_rate})                        -- f32 [n]
+      end
     end
   else
     c.frames = read_png_folder(c.video, self.size)
@@ -180,28 +193,56 @@ end
 
 -- ---- sampling ---------------------------------------------------------------------------
 
-function Loader:uniform_int(n) -- 1..n from the loader's generator
-  return math.min(n, 1 + math.floor(fada.rand(1, 'f64', self.generator):item() * n))
+-- 1..n from `gen` (the loader's generator by default); one draw whatever n is,
+-- so a dry run (the prefetch's look-ahead) consumes the stream like the real one
+function Loader:uniform_int(n, gen)
+  local u = fada.rand(1, 'f64', gen or self.generator):item()
+  return math.max(1, math.min(n, 1 + math.floor(u * n)))
 end
 
 -- One sample's pieces: clip index, first frame, reference (clip index, frame).
-function Loader:draw()
+-- dry: predict only (no decoding; frame counts from the manifest or the
+-- cache, unknown ones assumed long enough).
+function Loader:draw(gen, dry)
   local need = self.M + self.F
+  local function frames_of(i)
+    if dry then return self.clips[i].n or self.clips[i].manifest_frames end
+    return self:decode(i).n
+  end
   for _ = 1, 100 do
-    local i = self:uniform_int(#self.clips)
-    local c = self:decode(i)
-    if c.n >= need then
-      local start = self.M + self:uniform_int(c.n - need + 1)   -- frames start..start+F-1, motion before
+    local i = self:uniform_int(#self.clips, gen)
+    local n = frames_of(i)
+    if not n or n >= need then
+      local start = self.M + self:uniform_int((n or need) - need + 1, gen)  -- frames start..start+F-1, motion before
       local ri = i
       if self.ref_mode == 'identity' then
-        local same = self.by_identity[c.identity]
-        ri = same[self:uniform_int(#same)]
+        local same = self.by_identity[self.clips[i].identity]
+        ri = same[self:uniform_int(#same, gen)]
       end
-      local rc = self:decode(ri)
-      return i, start, ri, self:uniform_int(rc.n)
+      return i, start, ri, self:uniform_int(frames_of(ri) or 1, gen)
     end
   end
   error(('loader: no clip has %d frames (motion %d + frames %d)'):format(need, self.M, self.F), 2)
+end
+
+-- Starts background decodes of the clips the next batch will draw (a dry
+-- run of the same draws on a copy of the generator), so they decode while
+-- the current batch trains.
+function Loader:prefetch_next(n)
+  if not (self.prefetch and fada.decode_async) then return end
+  local look = fada.Generator(0)
+  look:set_state(self.generator:get_state())
+  for _ = 1, n do
+    local i, _, ri = self:draw(look, true)
+    for _, k in ipairs{i, ri} do
+      local c = self.clips[k]
+      if not c.frames and not self.jobs[k] and c.video:match('%.[mM][pP]4$') then
+        self.jobs[k] = fada.decode_async(c.video, {width = self.size, height = self.size,
+                                                   sample_rate = self.sample_rate})
+        self.prefetched = self.prefetched + 1
+      end
+    end
+  end
 end
 
 -- samples f32 [F * hop] under frames start..start+F-1 (zero past the end)
@@ -242,6 +283,7 @@ function Loader:batch(n)
       with_truth = false
     end
   end
+  self:prefetch_next(n)
   -- one pass each: gather, u8 -> f32, channels last -> first, [0, 255] -> [-1, 1]
   local out = {
     ref = fada.frames_to_float(refs, PM1),                                  -- f32 [B, 3, H, W]
