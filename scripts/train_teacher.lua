@@ -59,7 +59,7 @@ local opt = optim.AdamW(params, {lr = opts.lr, weight_decay = opts.weight_decay}
 local ema = optim.EMA(params, opts.ema)
 local lr_at = optim.warmup_cosine(opts.lr, opts.warmup, opts.steps, 0.1)
 local noise_gen = fada.Generator(opts.seed * 1000 + 7)
-local sched = schedule.new(model.config.schedule)
+local sched = schedule.for_model(model.config)
 local Fr, Mf, S = model.config.clip_frames, model.config.motion_frames, model.config.image_size
 
 -- audio windows of a whole clip, computed once per clip and cut per sample
@@ -96,8 +96,9 @@ if opts.export then
   os.exit(0)
 end
 
-io.write(('teacher %s: %.2f M parameters, %.2f GFLOP per frame forward; data %s\n'):format(
-  cfg.name or opts.config, model:num_parameters() / 1e6, models.flops(model) / 1e9, opts.data))
+local flops = models.flops(model) -- per frame: denoiser, plus the reference net and audio per clip
+io.write(('teacher %s: %.2f M parameters, %.2f GFLOP per frame (denoiser) + %.2f per clip (reference net); data %s\n'):format(
+  cfg.name or opts.config, model:num_parameters() / 1e6, flops.denoiser / 1e9, flops.refnet / 1e9, opts.data))
 data:preload()
 
 -- ---- the loss ----------------------------------------------------------------------------
@@ -184,7 +185,8 @@ local function save()
   plot()
 end
 
-local flops_frame = 3 * models.flops(model) -- forward + backward ≈ 3 forward passes
+-- forward + backward ≈ 3 forward passes; the reference net runs once per clip
+local flops_frame = 3 * (flops.denoiser + flops.audio + flops.refnet / Fr)
 local bar = progress.new(opts.steps - step, {label = 'training', unit = 'step'})
 local t_start = fada.clock()
 local window = {loss = 0, n = 0, frames = 0, t = fada.clock()}
