@@ -6,62 +6,36 @@ local fada = require 'fada'
 local A = require 'fada.data.avatars'
 local jsonl = require 'fada.data.jsonl'
 
-local HELP = [[
-usage: fadalua scripts/make_dataset.lua [options]
+local cli = require 'fada.cli'
+local progress = require 'fada.progress'
 
-  --out DIR        output folder (default data/avatars/<tier>-<split>)
-  --clips N        number of clips (default 300)
-  --size S         frame size, 64 or 128 (default 64)
-  --tier T         hq | moderate (default hq): moderate is darker, blurred,
-                   lower resolution, partly occluded, noisy, more identities
-  --split S        train | heldout (default train): held-out identities and
-                   sentences are disjoint from training ones
-  --identities K   distinct identities to cycle through (default hq: 100
-                   train / 20 heldout; moderate: one per clip)
-  --jobs J         processes (default 2); shards are interleaved clip indices
-  --seed N         dataset seed (default 1): same seed, same clips
-  --first I        index of the first clip (default 1), to extend a dataset
-  --format F       mp4 | png (default mp4 when fada.video is built, else
-                   png frames + a WAV per clip)
-  --crf C          x264 quality (default 16), --preset P (default fast)
-  --quiet          no progress bar
-  --help           this text
+local opts = cli.parse(arg, {
+  usage = 'usage: fadalua scripts/make_dataset.lua [flags]',
+  about = [[
+Per clip: an identity, a sentence spoken by espeak-ng, the audio-driven mouth,
+random sway and blinks -> DIR/clipNNNN.mp4 (H.264 + AAC; or clipNNNN/frame_%05d.png
++ clipNNNN.wav without fada.video), DIR/clipNNNN.safetensors (per-frame open,
+round, dx, dy, roll, yaw, blink as f32 [F]; identity attributes f32 [K], their
+names and the clip's row in the config) and DIR/manifest.jsonl (a row per clip).
+Same seed, same bytes, whatever --jobs. Held-out identities and sentences are
+disjoint from training ones; the moderate tier is darker, blurred, lower
+resolution, partly occluded, noisy, with many more identities.]],
+  {'out', 'string', nil, 'output folder (default data/avatars/<tier>-<split>)'},
+  {'clips', 'int', 300, 'number of clips'},
+  {'size', 'int', 64, 'frame size, 64 or 128'},
+  {'tier', 'string', 'hq', 'hq | moderate'},
+  {'split', 'string', 'train', 'train | heldout'},
+  {'identities', 'int', nil, 'distinct identities to cycle through (default hq: 100 train / 20 heldout; moderate: one per clip)'},
+  {'jobs', 'int', 2, 'processes; shards are interleaved clip indices'},
+  {'seed', 'int', 1, 'dataset seed'},
+  {'first', 'int', 1, 'index of the first clip (to extend a dataset)'},
+  {'format', 'string', nil, 'mp4 | png (default mp4 when fada.video is built)'},
+  {'crf', 'int', 16, 'x264 quality'},
+  {'preset', 'string', 'fast', 'x264 preset'},
+  {'quiet', 'bool', false, 'no progress bar'},
+  {'shard', 'string', nil, 'internal: run shard K/J only'},
+})
 
-Writes DIR/clipNNNN.mp4 (or DIR/clipNNNN/frame_%05d.png + clipNNNN.wav),
-DIR/clipNNNN.safetensors (per-frame open, round, dx, dy, roll, yaw, blink as
-f32 [F]; identity attributes as f32 [K], names and the clip row in the config)
-and DIR/manifest.jsonl (one row per clip). Internal: --shard K/J runs one shard.
-]]
-
--- ---- options -----------------------------------------------------------------
-
-local opts = {clips = 300, size = 64, tier = 'hq', split = 'train', jobs = 2, seed = 1, first = 1, crf = 16,
-              preset = 'fast'}
-local NUMERIC = {clips = true, size = true, jobs = true, seed = true, first = true, crf = true, identities = true}
-local FLAGS = {quiet = true, help = true}
-local KNOWN = {out = true, tier = true, split = true, format = true, preset = true, shard = true}
-do
-  local i = 1
-  while i <= #arg do
-    local a = arg[i]
-    local key = a:match('^%-%-([%w_]+)$')
-    if not key then io.stderr:write(('make_dataset: unexpected argument %q (see --help)\n'):format(a)); os.exit(2) end
-    if FLAGS[key] then opts[key] = true; i = i + 1
-    elseif NUMERIC[key] or KNOWN[key] then
-      local v = arg[i + 1]
-      if v == nil then io.stderr:write(('make_dataset: --%s needs a value\n'):format(key)); os.exit(2) end
-      if NUMERIC[key] then
-        v = math.tointeger(tonumber(v))
-        if not v then io.stderr:write(('make_dataset: --%s must be an integer, got %q\n'):format(key, arg[i + 1])); os.exit(2) end
-      end
-      opts[key] = v
-      i = i + 2
-    else
-      io.stderr:write(('make_dataset: unknown option --%s (see --help)\n'):format(key)); os.exit(2)
-    end
-  end
-end
-if opts.help then io.write(HELP); os.exit(0) end
 local function die(msg) io.stderr:write('make_dataset: ', msg, '\n'); os.exit(2) end
 if opts.size ~= 64 and opts.size ~= 128 then die(('--size must be 64 or 128, got %d'):format(opts.size)) end
 if not A.ID_BASE[opts.tier] then die(('--tier must be hq or moderate, got %s'):format(opts.tier)) end
@@ -122,9 +96,9 @@ for k = 2, J do
   cmd[#cmd + 1] = ('--shard %d/%d'):format(k, J)
   -- the shell notes the exit status in the progress file, so a child that
   -- dies is noticed instead of waited for
-  local log, progress = ('%s/.log-%d'):format(opts.out, k), ('%s/.progress-%d'):format(opts.out, k)
+  local log, progress_file = ('%s/.log-%d'):format(opts.out, k), ('%s/.progress-%d'):format(opts.out, k)
   children[k] = io.popen(('%s > %s 2>&1; echo "exited $?" >> %s'):format(table.concat(cmd, ' '), shell_quote(log),
-                                                                       shell_quote(progress)), 'r')
+                                                                       shell_quote(progress_file)), 'r')
 end
 
 -- progress lines of shard k: clips done, frames done, cpu seconds, finished
@@ -153,16 +127,10 @@ local function totals()
   return clips, frames, cpu, all_done
 end
 
+local bar = progress.new(opts.clips, {label = 'clips', unit = 'clip', enabled = not opts.quiet})
 local function draw()
-  if opts.quiet then return end
   local clips, frames = totals()
-  local dt = fada.clock() - t0
-  local width = 30
-  local filled = math.floor(width * clips / opts.clips)
-  local rate = clips / math.max(dt, 1e-6)
-  local eta = rate > 0 and (opts.clips - clips) / rate or 0
-  io.stderr:write(('\r[%s%s] %d/%d clips  %d frames  %.1f clips/min  eta %ds   '):format(
-    ('#'):rep(filled), ('.'):rep(width - filled), clips, opts.clips, frames, 60 * rate, math.floor(eta + 0.5)))
+  bar:update(clips, {frames = frames})
 end
 
 os.remove(('%s/.progress-1'):format(opts.out))
@@ -184,8 +152,7 @@ for k = 2, J do
   end
   os.remove(log)
 end
-draw()
-if not opts.quiet then io.stderr:write('\n') end
+bar:finish({frames = select(2, totals())})
 
 -- merge the shards' rows into the manifest (clip order), replacing rows of
 -- the same clip from an earlier run
