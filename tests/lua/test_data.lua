@@ -322,6 +322,11 @@ test('the loader reads a folder of plain MP4s (no manifest, no sidecars)', funct
   local c = ld.clips[1]
   local v = fada.frames_to_float(c.frames:select(1, 3)):mean():item()
   assert_close(v, 0.3, 0.02, 0, 'grey level of frame 3')
+  -- two folders as one set: the mini dataset (with truth) and this one
+  if mini then
+    local both = loader.open({mini, dir}, {frames = 4, motion = 1, batch = 2})
+    assert_eq(#both.clips, 5, 'clips of two folders')
+  end
   -- a cache of at most 2 decoded clips still serves batches
   local small = loader.open(dir, {frames = 4, motion = 1, batch = 5, max_cached = 2})
   for _ = 1, 3 do small:batch() end

@@ -15,7 +15,7 @@
 --
 -- `path` is a dataset folder (manifest.jsonl + MP4s or PNG folders +
 -- sidecars, from scripts/make_dataset.lua) or any folder of .mp4 files
--- (frames + audio, no ground truth).
+-- (frames + audio, no ground truth), or a list of such folders.
 local fada = require 'fada'
 local jsonl = require 'fada.data.jsonl'
 
@@ -78,24 +78,12 @@ function M.open(path, opts)
   -- background decodes of the next batch's clips (fada.decode_async)
   self.prefetch = opts.prefetch ~= false
   self.jobs, self.prefetched = {}, 0
-  local manifest = path .. '/manifest.jsonl'
-  if exists(manifest) then
-    for _, row in ipairs(jsonl.read(manifest)) do
-      if (not opts.split or row.split == opts.split) and (not opts.tier or row.tier == opts.tier) then
-        self.clips[#self.clips + 1] = {name = row.clip, row = row, video = path .. '/' .. row.video,
-          audio_path = row.audio and (path .. '/' .. row.audio) or nil,
-          sidecar = row.sidecar and (path .. '/' .. row.sidecar) or nil,
-          identity = row.identity_seed, manifest_frames = row.frames, fps = row.fps}
-      end
-    end
-  else
-    for _, name in ipairs(list_files(path, '%.[mM][pP]4$')) do
-      self.clips[#self.clips + 1] = {name = name:gsub('%.[mM][pP]4$', ''), video = path .. '/' .. name,
-                                     identity = name}
-    end
-  end
+  -- several folders (e.g. the hq and the moderate tier for a student) are
+  -- served as one set of clips
+  local folders = type(path) == 'table' and path or {path}
+  for _, dir in ipairs(folders) do self:add_folder(dir, opts) end
   if #self.clips == 0 then
-    error(('loader.open: %s has no manifest.jsonl and no .mp4 files'):format(path), 2)
+    error(('loader.open: %s: no manifest.jsonl and no .mp4 files'):format(table.concat(folders, ', ')), 2)
   end
   -- clips of each identity, for references from another clip of the same person
   self.by_identity = {}
@@ -105,6 +93,26 @@ function M.open(path, opts)
     self.by_identity[c.identity] = l
   end
   return self
+end
+
+-- Adds the clips of one folder: a manifest's rows, or every .mp4 in it.
+function Loader:add_folder(dir, opts)
+  local manifest = dir .. '/manifest.jsonl'
+  if exists(manifest) then
+    for _, row in ipairs(jsonl.read(manifest)) do
+      if (not opts.split or row.split == opts.split) and (not opts.tier or row.tier == opts.tier) then
+        self.clips[#self.clips + 1] = {name = row.clip, row = row, video = dir .. '/' .. row.video,
+          audio_path = row.audio and (dir .. '/' .. row.audio) or nil,
+          sidecar = row.sidecar and (dir .. '/' .. row.sidecar) or nil,
+          identity = row.identity_seed, manifest_frames = row.frames, fps = row.fps}
+      end
+    end
+  else
+    for _, name in ipairs(list_files(dir, '%.[mM][pP]4$')) do
+      self.clips[#self.clips + 1] = {name = name:gsub('%.[mM][pP]4$', ''), video = dir .. '/' .. name,
+                                     identity = dir .. '/' .. name}
+    end
+  end
 end
 
 -- ---- decoding (cached) ---------------------------------------------------------------
