@@ -216,7 +216,7 @@ test('make_dataset writes 3 clips + manifest; the loader reads them back', funct
     assert_eq(r.sentence, spec.sentence)
     assert_eq(r.identity_seed, spec.identity_seed)
     assert_eq(r.size, 64)
-    assert(r.frames >= 50 and r.frames <= 110, 'frames ' .. r.frames)
+    assert(r.frames >= 75 and r.frames <= 110, 'frames ' .. r.frames)
   end
   local ld = loader.open(dir, {frames = 6, motion = 2, batch = 4, seed = 3})
   assert_eq(#ld.clips, 3)

@@ -22,7 +22,8 @@ local M = {}
 
 M.FPS = 25
 M.SAMPLE_RATE = 16000
-M.MAX_SECONDS = 4.4 -- long sentences are cut here (clips are 2.5-4.4 s)
+M.MAX_SECONDS = 4.4 -- long sentences are cut here
+M.MIN_SECONDS = 3.0 -- short ones end in silence (mouth closed, still swaying and blinking)
 M.ID_BASE = {hq = {train = 1, heldout = 900000}, moderate = {train = 200000, heldout = 950000}}
 M.ID_SPAN = {hq = {train = 199999, heldout = 50000}, moderate = {train = 700000, heldout = 50000}}
 -- identities per (tier, split) when not given: hq clips share identities
@@ -116,13 +117,17 @@ end
 -- ---- audio and tracks --------------------------------------------------------
 
 -- Speaks the clip's sentence into wav_path; returns samples f32 [F * hop]
--- and F, cut to whole video frames (and at most MAX_SECONDS).
+-- and F: whole video frames, MIN_SECONDS to MAX_SECONDS.
 function M.speak(spec, wav_path)
   local samples = speech.synthesize(spec.sentence, wav_path,
     {voice = spec.voice, rate = spec.rate, pitch = spec.pitch, sample_rate = spec.sample_rate})
   local hop = spec.sample_rate // spec.fps
-  local n = math.min(samples:size(1) // hop, math.floor(M.MAX_SECONDS * spec.fps))
-  return samples:narrow(1, 1, n * hop):contiguous(), n
+  local min_n = math.ceil(M.MIN_SECONDS * spec.fps)
+  local n = math.max(min_n, math.min(samples:size(1) // hop, math.floor(M.MAX_SECONDS * spec.fps)))
+  local out = fada.zeros(n * hop)                                            -- f32 [F * hop]
+  local keep = math.min(samples:size(1), n * hop)
+  out:narrow(1, 1, keep):copy(samples:narrow(1, 1, keep))
+  return out, n
 end
 
 -- Per-frame ground truth: the audio-driven mouth and the random motion.
