@@ -16,6 +16,32 @@
 
 /* ---- Lua values <-> JSON (the config lives in __metadata__ as text) ---- */
 
+static int child_cmp(const void *a, const void *b)
+{
+    return strcmp((*(cJSON *const *)a)->string, (*(cJSON *const *)b)->string);
+}
+
+/* Orders an object's members by key: lua_next's order changes from run to
+ * run (string hashes are seeded), and the same config should make the same
+ * bytes. Returns 0 when out of memory (the object is then left unsorted). */
+static int sort_members(cJSON *obj)
+{
+    int n = cJSON_GetArraySize(obj);
+    if (n < 2) return 1;
+    cJSON **items = malloc(sizeof *items * (size_t)n);
+    if (!items) return 0;
+    int i = 0;
+    for (cJSON *c = obj->child; c; c = c->next) items[i++] = c;
+    qsort(items, (size_t)n, sizeof *items, child_cmp);
+    for (i = 0; i < n; i++) {
+        items[i]->prev = i > 0 ? items[i - 1] : items[n - 1]; /* cJSON: the head's prev is the tail */
+        items[i]->next = i + 1 < n ? items[i + 1] : NULL;
+    }
+    obj->child = items[0];
+    free(items);
+    return 1;
+}
+
 static cJSON *lua_to_json(lua_State *L, int idx, int depth, const char **err)
 {
     idx = lua_absindex(L, idx);
@@ -58,6 +84,7 @@ static cJSON *lua_to_json(lua_State *L, int idx, int depth, const char **err)
         cJSON_AddItemToObject(out, lua_tostring(L, -2), v);
         lua_pop(L, 1);
     }
+    if (!sort_members(out)) { cJSON_Delete(out); *err = "out of memory"; return NULL; }
     return out;
 }
 
@@ -248,6 +275,10 @@ static int st_save(lua_State *L)
             cJSON_free(text);
         }
         lua_pop(L, 1);
+    }
+    if (!sort_members(meta)) {
+        cJSON_Delete(meta);
+        return luaL_error(L, "safetensors.save: out of memory");
     }
     char *meta_text = cJSON_GetArraySize(meta) ? cJSON_PrintUnformatted(meta) : NULL;
     cJSON_Delete(meta);

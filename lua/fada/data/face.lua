@@ -237,4 +237,9 @@ function M.render(id, m, size)
   return img:clamp(0, 1)
 end
 
+-- The drawing kit, for overlays drawn in the same pixel grid (the moderate
+-- tier's occluders): signed distances, coverage, paint, the pixel grid.
+M.sdf = {ellipse = ellipse, box = box, union = union, intersect = intersect, subtract = subtract}
+M.coverage, M.paint, M.grid = coverage, paint, grid
+
 return M

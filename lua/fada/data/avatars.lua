@@ -1,0 +1,275 @@
+-- Synthetic talking-avatar clips: what a clip is (from a seed), how it is
+-- rendered (the high-quality tier and the degraded "moderate" tier), and how
+-- it is written (MP4 through fada.video, or PNG frames + WAV where fada.video
+-- is missing) with its ground-truth sidecar. scripts/make_dataset.lua drives
+-- this over many clips and processes.
+--
+--   local A = require 'fada.data.avatars'
+--   local spec = A.clip_spec{seed = 1, tier = 'hq', split = 'train', index = 7}
+--   local clip = A.make_clip(spec, {size = 64, dir = 'data/avatars'})
+--
+-- Seed ranges (disjoint, so no held-out identity is ever a training one):
+--   hq train 1..199999, moderate train 200000..899999,
+--   hq heldout 900000..949999, moderate heldout 950000..999999.
+-- Held-out sentences are disjoint from training ones by construction: a
+-- sentence belongs to the held-out set iff a hash of its text is 0 mod 8.
+local fada = require 'fada'
+local face = require 'fada.data.face'
+local speech = require 'fada.data.speech'
+local motion = require 'fada.data.motion'
+
+local M = {}
+
+M.FPS = 25
+M.SAMPLE_RATE = 16000
+M.MAX_SECONDS = 4.4 -- long sentences are cut here
+M.MIN_SECONDS = 3.0 -- short ones end in silence (mouth closed, still swaying and blinking)
+M.ID_BASE = {hq = {train = 1, heldout = 900000}, moderate = {train = 200000, heldout = 950000}}
+M.ID_SPAN = {hq = {train = 199999, heldout = 50000}, moderate = {train = 700000, heldout = 50000}}
+-- identities per (tier, split) when not given: hq clips share identities
+-- (a reference frame from another clip of the same person), moderate clips
+-- mostly have their own
+M.DEFAULT_IDENTITIES = {hq = {train = 100, heldout = 20}, moderate = {train = 100000, heldout = 5000}}
+M.TRUTH = {'open', 'round', 'dx', 'dy', 'roll', 'yaw', 'blink'}
+M.OCCLUDERS = {'none', 'hand', 'mic', 'scarf', 'mask'}
+
+local TIER_CODE = {hq = 1, moderate = 2}
+local SPLIT_CODE = {train = 1, heldout = 2}
+
+local function check_choice(what, v, codes)
+  if not codes[v] then
+    local names = {}
+    for k in pairs(codes) do names[#names + 1] = k end
+    table.sort(names)
+    error(('avatars: %s must be one of %s, got %s'):format(what, table.concat(names, ', '), tostring(v)), 3)
+  end
+end
+
+-- FNV-1a over the text: the sentence's split partition.
+local function text_hash(s)
+  local h = 2166136261
+  for i = 1, #s do h = ((h ~ s:byte(i)) * 16777619) & 0xffffffff end
+  return h
+end
+
+function M.sentence_split(text) return text_hash(text) % 8 == 0 and 'heldout' or 'train' end
+
+-- A sentence of `split` from stream r: drawn until it falls in the split.
+function M.sentence(r, split)
+  for _ = 1, 1000 do
+    local s = speech.sentence(r)
+    if M.sentence_split(s) == split then return s end
+  end
+  error('avatars.sentence: no sentence of split ' .. split .. ' in 1000 draws')
+end
+
+-- Mixes integers into a Generator seed (below 2^31).
+local function mix(...)
+  local h = 1469598103
+  for _, v in ipairs{...} do h = ((h ~ v) * 1099511627 + 12345) % 2147483629 end
+  return h
+end
+
+-- The identity seed of clip `index` (1-based) of a tier/split with n identities.
+function M.identity_seed(tier, split, index, n_ids)
+  n_ids = math.min(n_ids or M.DEFAULT_IDENTITIES[tier][split], M.ID_SPAN[tier][split])
+  return M.ID_BASE[tier][split] + (index - 1) % n_ids
+end
+
+-- Everything that decides a clip, from (seed, tier, split, index).
+-- opts: seed, tier ('hq'|'moderate'), split ('train'|'heldout'), index (1-based),
+-- identities (how many distinct identities this tier/split cycles through).
+function M.clip_spec(opts)
+  local tier, split = opts.tier or 'hq', opts.split or 'train'
+  check_choice('tier', tier, TIER_CODE)
+  check_choice('split', split, SPLIT_CODE)
+  local index = assert(math.tointeger(opts.index), 'avatars.clip_spec: index must be an integer')
+  local seed = opts.seed or 1
+  local r = face.rng(mix(seed, TIER_CODE[tier], SPLIT_CODE[split], index))
+  local spec = {
+    name = ('clip%04d'):format(index), index = index, seed = seed, tier = tier, split = split,
+    identity_seed = M.identity_seed(tier, split, index, opts.identities),
+    sentence = M.sentence(r, split),
+    voice = speech.VOICES[math.floor(r() * #speech.VOICES) + 1],
+    rate = 135 + math.floor(r() * 50),   -- words per minute
+    pitch = 25 + math.floor(r() * 50),
+    motion_seed = mix(seed, index, 77) % 1000000,
+    fps = M.FPS, sample_rate = M.SAMPLE_RATE,
+  }
+  if tier == 'moderate' then
+    local occ = r() < 0.3 and 'none' or M.OCCLUDERS[2 + math.floor(r() * (#M.OCCLUDERS - 1))]
+    spec.degrade = {
+      low = 0.3 + 0.35 * r(),          -- render at this fraction of the size, then upscale (blur)
+      gain = 0.35 + 0.4 * r(),         -- darker
+      gamma = 1.0 + 0.6 * r(),
+      tint = {0.9 + 0.2 * r(), 0.9 + 0.2 * r(), 0.9 + 0.2 * r()},
+      noise = 0.015 + 0.045 * r(),     -- Gaussian sigma per pixel, per frame
+      occluder = occ,
+      occ_side = r() < 0.5 and -1 or 1,
+      occ_shift = 0.1 * (r() - 0.5),
+      occ_color = {r(), r(), r()},
+      noise_seed = mix(seed, index, 991),
+    }
+  end
+  return spec
+end
+
+-- ---- audio and tracks --------------------------------------------------------
+
+-- Speaks the clip's sentence into wav_path; returns samples f32 [F * hop]
+-- and F: whole video frames, MIN_SECONDS to MAX_SECONDS.
+function M.speak(spec, wav_path)
+  local samples = speech.synthesize(spec.sentence, wav_path,
+    {voice = spec.voice, rate = spec.rate, pitch = spec.pitch, sample_rate = spec.sample_rate})
+  local hop = spec.sample_rate // spec.fps
+  local min_n = math.ceil(M.MIN_SECONDS * spec.fps)
+  local n = math.max(min_n, math.min(samples:size(1) // hop, math.floor(M.MAX_SECONDS * spec.fps)))
+  local out = fada.zeros(n * hop)                                            -- f32 [F * hop]
+  local keep = math.min(samples:size(1), n * hop)
+  out:narrow(1, 1, keep):copy(samples:narrow(1, 1, keep))
+  return out, n
+end
+
+-- Per-frame ground truth: the audio-driven mouth and the random motion.
+-- The mouth track of F * hop samples has F + 1 centred frames; the first F
+-- are the video's.
+function M.tracks(spec, samples, n)
+  local mouth = speech.mouth_track(samples, spec.sample_rate, spec.fps)
+  local tr = motion.track(spec.motion_seed, n, spec.fps)
+  local truth = {frames = n}
+  truth.open, truth.round = {}, {}
+  for i = 1, n do truth.open[i], truth.round[i] = mouth.open[i], mouth.round[i] end
+  for _, k in ipairs{'dx', 'dy', 'roll', 'yaw', 'blink'} do truth[k] = tr[k] end
+  return truth
+end
+
+function M.frame_motion(truth, i)
+  local m = {}
+  for _, k in ipairs(M.TRUTH) do m[k] = truth[k][i] end
+  return m
+end
+
+-- ---- the moderate tier ---------------------------------------------------------
+
+-- Draws the occluder (screen space, so the head moves behind it) over
+-- img [3, s, s].
+local function occlude(img, d, s)
+  local kind = d.occluder
+  if kind == 'none' then return img end
+  local g, px = face.grid(s), 2 / s
+  local E, B, U = face.sdf.ellipse, face.sdf.box, face.sdf.union
+  local u, v = g.u, g.v
+  local side, sh = d.occ_side, d.occ_shift
+  local shape, col
+  if kind == 'hand' then -- palm low on one side, fingers reaching up over the cheek
+    local cx = side * (0.42 + sh)
+    shape = E(u, v, cx, 0.72, 0.22, 0.2)
+    for k = 0, 3 do
+      local fx = cx - side * (0.12 - 0.08 * k)
+      shape = U(shape, B(u, v, fx, 0.42 + 0.03 * math.abs(k - 1.5), 0.035, 0.2, 0.035))
+    end
+    local tones = {{0.93, 0.75, 0.62}, {0.72, 0.52, 0.38}, {0.45, 0.3, 0.21}}
+    col = tones[1 + math.floor(d.occ_color[1] * 3) % 3]
+  elseif kind == 'mic' then -- a ball microphone below the mouth on a stand
+    local cx = side * (0.18 + sh)
+    shape = U(E(u, v, cx, 0.62, 0.12, 0.12), B(u, v, cx, 0.95, 0.03, 0.3, 0.01))
+    col = {0.12 + 0.1 * d.occ_color[1], 0.12, 0.13}
+  elseif kind == 'scarf' then -- a band over the chin and neck, below the lips
+    shape = B(u, v, 0, 0.82 + sh, 0.75, 0.16, 0.08)
+    col = d.occ_color
+  else -- 'mask': a patch over one cheek and part of the mouth corner
+    shape = E(u, v, side * (0.3 + sh), 0.42, 0.2, 0.17)
+    col = {0.5 + 0.5 * d.occ_color[1], 0.5 + 0.5 * d.occ_color[2], 0.5 + 0.5 * d.occ_color[3]}
+  end
+  return face.paint(img, face.coverage(shape, px), col)
+end
+
+-- Degrades one frame: low-res render + occluder, bilinear upscale, darker,
+-- tinted, noisy. gen: the clip's noise Generator.
+function M.render_moderate(id, m, size, d, gen)
+  local s = math.max(12, math.floor(size * d.low + 0.5))
+  local img = occlude(face.render(id, m, s), d, s)           -- [3, s, s]
+  img = fada.image.resize(img, size, size, 'bilinear')        -- [3, size, size]
+  img = (img:clamp(1e-4, 1) ^ d.gamma) * d.gain
+  img = img * fada.tensor(d.tint):view(3, 1, 1)
+  img = img + fada.randn(3, size, size, gen) * d.noise
+  return img:clamp(0, 1)
+end
+
+-- Frame i of a clip as f32 [3, size, size] in [0, 1].
+function M.render_frame(spec, id, truth, i, size, gen)
+  local m = M.frame_motion(truth, i)
+  if spec.degrade then return M.render_moderate(id, m, size, spec.degrade, gen) end
+  return face.render(id, m, size)
+end
+
+-- ---- writing a clip ---------------------------------------------------------------
+
+-- Identity attributes for the sidecar: flat numbers (colours as 3 entries).
+function M.identity_attributes(id)
+  local a = {}
+  for k, v in pairs(id) do
+    if type(v) == 'number' then a[k] = v
+    elseif type(v) == 'boolean' then a[k] = v and 1 or 0
+    elseif type(v) == 'table' then for j = 1, #v do a[k .. '_' .. j] = v[j] end
+    end
+  end
+  for j, style in ipairs(face.HAIR_STYLES) do
+    if id.hair_style == style then a.hair_style_index = j end
+  end
+  return a
+end
+
+function M.video_available() return fada.video ~= nil end
+
+-- Renders and writes one clip into opts.dir; returns the manifest row.
+-- opts: size, dir, format ('mp4' | 'png'; default mp4 when fada.video exists),
+-- crf, preset.
+function M.make_clip(spec, opts)
+  local size, dir = opts.size or 64, opts.dir
+  local format = opts.format or (M.video_available() and 'mp4' or 'png')
+  local id = face.identity(spec.identity_seed)
+  local wav = ('%s/%s.wav'):format(dir, spec.name)
+  local samples, n = M.speak(spec, wav)
+  local truth = M.tracks(spec, samples, n)
+  local gen = spec.degrade and fada.Generator(spec.degrade.noise_seed) or nil
+  local row = {
+    clip = spec.name, identity_seed = spec.identity_seed, sentence = spec.sentence, voice = spec.voice,
+    rate = spec.rate, pitch = spec.pitch, tier = spec.tier, split = spec.split, frames = n, fps = spec.fps,
+    size = size, sample_rate = spec.sample_rate, seed = spec.seed, index = spec.index,
+    motion_seed = spec.motion_seed, occluder = spec.degrade and spec.degrade.occluder or 'none',
+    sidecar = spec.name .. '.safetensors',
+  }
+  if format == 'mp4' then
+    row.video = spec.name .. '.mp4'
+    local w <close> = fada.video.writer(('%s/%s'):format(dir, row.video),
+      {fps = spec.fps, width = size, height = size, audio = samples, sample_rate = spec.sample_rate,
+       crf = opts.crf or 16, preset = opts.preset or 'fast'})
+    for i = 1, n do w:write(M.render_frame(spec, id, truth, i, size, gen)) end
+    w:close()
+    os.remove(wav) -- the MP4 carries the audio
+  elseif format == 'png' then
+    row.video = spec.name -- a folder of frame_%05d.png beside clipNNNN.wav
+    row.audio = spec.name .. '.wav'
+    os.execute(('mkdir -p %q'):format(('%s/%s'):format(dir, spec.name)))
+    for i = 1, n do
+      fada.image.save(('%s/%s/frame_%05d.png'):format(dir, spec.name, i), M.render_frame(spec, id, truth, i, size, gen))
+    end
+  else
+    error(('avatars.make_clip: format must be mp4 or png, got %s'):format(tostring(format)), 2)
+  end
+  local tensors = {}
+  for _, k in ipairs(M.TRUTH) do tensors[k] = fada.tensor(truth[k], 'f32') end -- f32 [F]
+  local attrs = M.identity_attributes(id)
+  local names = {}
+  for k in pairs(attrs) do names[#names + 1] = k end
+  table.sort(names)
+  local vals = {}
+  for i, k in ipairs(names) do vals[i] = attrs[k] end
+  tensors.identity = fada.tensor(vals, 'f32')                                  -- f32 [K]
+  fada.safetensors.save(('%s/%s'):format(dir, row.sidecar), tensors,
+    {config = {clip = row, identity = id, identity_names = names, degrade = spec.degrade}})
+  return row
+end
+
+return M
