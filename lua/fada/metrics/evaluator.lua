@@ -174,9 +174,12 @@ function M.load(path)
   return M.wrap(net, meta)
 end
 
--- weights/evaluator.safetensors of the source tree (beside lua/, or two up
--- from a build folder's lua/), else the working directory's.
+-- $FADA_EVALUATOR_WEIGHTS, else weights/evaluator.safetensors of the source
+-- tree (beside lua/, or two up from a build folder's lua/), else the working
+-- directory's.
 function M.default_path()
+  local env = os.getenv('FADA_EVALUATOR_WEIGHTS')
+  if env and env ~= '' then return env end
   local dir = type(fada.library_dir) == 'string' and fada.library_dir or nil
   if dir then
     for _, up in ipairs{'/../weights/evaluator.safetensors', '/../../weights/evaluator.safetensors'} do
