@@ -34,6 +34,7 @@ resumes from, a loss CSV and a PNG plot (gnuplot).
   --eval-every N     held-out evaluation interval (default 500)
   --eval-frames N    held-out frames for the periodic evaluation (default 256)
   --fresh            ignore an existing checkpoint in --dir
+  --export           only (re)write --out from the checkpoint in --dir (what the end of a run does)
   --evaluate PATH    only measure weights PATH on held-out renders and print the table
   --frames N         held-out frames for --evaluate (default 1000)
   --help             this text
@@ -50,6 +51,7 @@ local function parse(argv)
     local key = a:match('^%-%-(.+)$')
     if not key then error(('train_evaluator: unexpected argument %q (see --help)'):format(a), 0) end
     if key == 'fresh' then o.fresh = true
+    elseif key == 'export' then o.export = true
     else
       if o[key] == nil and key ~= 'evaluate' then
         error(('train_evaluator: unknown option --%s (see --help)'):format(key), 0)
@@ -161,6 +163,33 @@ plot '%s' using 1:2 with lines lc rgb '#3060c0' title 'train loss (EMA of batche
   if p then p:write(script) p:close() end
 end
 
+-- Weighted held-out MSE of a state dict on selection frames (held-out
+-- indices 20000+, apart from the frames the tables report).
+local sel_x, sel_y
+local function selection_loss(sd)
+  if not sel_x then sel_x, sel_y = R.batch(20000, 256, 'heldout') end
+  local probe = E.Net()
+  probe:load_state_dict(sd)
+  local raw = E.wrap(probe):forward(sel_x)
+  return F.mse(raw, sel_y, E.loss_weights()):item()
+end
+
+-- Writes the final weights: the EMA of the weights or the last weights,
+-- whichever reads the selection frames better (an EMA started at the
+-- initialisation still carries some of it after a short run).
+local function finish(net, ema, out, info)
+  local ema_sd = {}
+  for k, v in pairs(ema:state_dict()) do ema_sd[k] = v end
+  local l_ema, l_raw = selection_loss(ema_sd), selection_loss(net:state_dict())
+  local final = E.Net()
+  final:load_state_dict(l_ema <= l_raw and ema_sd or net:state_dict())
+  info.weights = l_ema <= l_raw and 'ema' or 'last'
+  export(out, final:state_dict(), info)
+  io.stderr:write(('selection loss: EMA %.5f, last %.5f -> shipping the %s weights\n'):format(l_ema, l_raw,
+    info.weights == 'ema' and 'EMA' or 'last'))
+  return final
+end
+
 -- ---- main ------------------------------------------------------------------------------
 
 local o = parse(arg)
@@ -203,6 +232,12 @@ else
   local csv = io.open(o.dir .. '/loss.csv', 'w')
   csv:write('step,loss,lr,elapsed_s,heldout_open_corr,heldout_open_mae,heldout_round_corr,heldout_blink_corr\n')
   csv:close()
+end
+if o.export then
+  if start == 0 then error('train_evaluator: --export needs a checkpoint in ' .. o.dir, 0) end
+  finish(net, ema, o.out, {steps = start, batch = o.batch, wall_seconds = math.floor(elapsed0), seed = o.seed})
+  print(('wrote %s from %s (step %d)'):format(o.out, ckpt_path, start))
+  os.exit(0)
 end
 io.stderr:write(('evaluator: %d parameters, %d outputs, batch %d, pool %d (+%d/step), %d threads\n'):format(
   net:num_parameters(), E.N_OUT, o.batch, o.pool, o.refresh, o.threads))
@@ -313,13 +348,8 @@ end
 bar:finish()
 
 local elapsed = elapsed0 + fada.clock() - t_start
--- export the EMA weights, f16
-local sd = {}
-for k, v in pairs(ema:state_dict()) do sd[k] = v end
-local final = E.Net()
-final:load_state_dict(sd)
-export(o.out, final:state_dict(), {steps = o.steps, batch = o.batch, wall_seconds = math.floor(elapsed),
-                                   seed = o.seed})
+local final = finish(net, ema, o.out, {steps = o.steps, batch = o.batch, wall_seconds = math.floor(elapsed),
+                                      seed = o.seed})
 local rows, cls = measure(final, o['eval-frames'])
 local rb = by_name(rows)
 print(('\nevaluator trained: %d steps x %d frames in %s (this run: render %.0f%% of the time)'):format(
