@@ -153,6 +153,25 @@ test('flicker is higher for the clip with per-frame noise', function()
   assert(m.std_open > 0.05, ('the mouth moves in a speaking clip: std %.3f'):format(m.std_open))
 end)
 
+test('lip-sync survives an MP4 round trip (H.264 + AAC through FFmpeg)', function()
+  evaluator()
+  local c = gt_clip()
+  local path = os.tmpname() .. '.mp4'
+  local w = fada.video.writer(path, {fps = c.fps, width = 64, height = 64, audio = c.samples,
+                                     sample_rate = c.sample_rate, crf = 18})
+  for t = 1, c.frames:size(1) do w:write(c.frames:select(1, t)) end
+  w:close()
+  local r = fada.video.reader(path, {dtype = 'f32'})
+  local frames = r:read_all()
+  local samples, sr = r:audio({sample_rate = 16000})
+  r:close()
+  os.remove(path)
+  local ls = metrics.lipsync(frames, samples, sr)
+  print(('  MP4: %d frames, r = %.3f at offset %d'):format(frames:size(1), ls.corr, ls.offset))
+  assert_eq(ls.offset, 0, 'offset after the MP4 round trip')
+  assert(ls.corr >= 0.8, ('lip-sync correlation after MP4 %.3f'):format(ls.corr))
+end)
+
 test('evaluator errors name the problem', function()
   checkerror(function() E.prepare(fada.zeros(2, 4, 64, 64)) end, '3 channels')
   checkerror(function() E.load('/nonexistent/evaluator.safetensors') end, 'no weights')
