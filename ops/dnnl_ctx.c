@@ -156,7 +156,8 @@ static struct {
     prim_entry *e;
     int n, cap;
     uint64_t tick, hits, misses;
-} pc = {.cap = 256};
+} pc = {.cap = 1024}; /* oneDNN's own default; a UNet with its backward and the timed
+                       * layout alternatives needs a few hundred */
 
 static void prim_entry_free(prim_entry *e)
 {

@@ -25,6 +25,10 @@ const char *fd_dnnl_status_name(dnnl_status_t st);
 int fd_dnnl_md_of(dnnl_memory_desc_t *md, const fd_tensor *t, const char *op);
 dnnl_data_type_t fd_dnnl_dt(fd_dtype dt);
 
+/* Appends the eltwise post-op of an activation (an fd_act from fd_conv.h,
+ * not FD_ACT_NONE); defined in fd_conv.c. */
+dnnl_status_t fd_dnnl_append_act(dnnl_post_ops_t po, int act);
+
 /* ---- compute dtype ------------------------------------------------------ */
 /* FD_F32 (default) or FD_BF16: the dtype conv/matmul inputs are converted to
  * when a call does not say. Outputs and accumulation stay f32. */

@@ -48,22 +48,61 @@ typedef struct walk_job {
     size_t es[FD_WALK_MAX_OPS];
     block_fn fn;
     const void *ctx;
+    int64_t chunk; /* elements per fn call; 0: FD_BLOCK (what the double buffers hold) */
 } walk_job;
 
 /* Runs fn over elements [from, to) of one run at the walk's position. */
 static void run_slice(const walk_job *j, const fd_walk *w, int64_t from, int64_t to)
 {
-    for (int64_t i = from; i < to; i += FD_BLOCK) {
+    int64_t chunk = j->chunk ? j->chunk : FD_BLOCK;
+    for (int64_t i = from; i < to; i += chunk) {
         char *p[FD_WALK_MAX_OPS];
         for (int k = 0; k < j->nops; k++)
             p[k] = j->base[k] + (w->offset[k] + i * w->inner_stride[k]) * (int64_t)j->es[k];
-        int64_t n = to - i < FD_BLOCK ? to - i : FD_BLOCK;
+        int64_t n = to - i < chunk ? to - i : chunk;
         j->fn(j->ctx, p, w->inner_stride, n);
     }
 }
 
+/* An operand read across its rows (a transpose): consecutive runs touch
+ * neighbouring elements, so going row by row would fetch each cache line
+ * once per row. Tiles of TILE_ROWS rows x FD_BLOCK columns use a line for
+ * all the rows it holds. */
+#define TILE_ROWS 16
+
+static bool wants_tiles(const fd_walk *w)
+{
+    if (w->ndim < 2 || w->shape[w->ndim - 2] < TILE_ROWS) return false;
+    for (int k = 0; k < w->nops; k++)
+        if (w->inner_stride[k] != 0 && w->inner_stride[k] != 1) return true;
+    return false;
+}
+
+static void tiled_walk(const walk_job *j, const fd_walk *w0, int nth)
+{
+    int64_t rows = w0->shape[w0->ndim - 2], len = w0->inner_len;
+    int64_t planes = 1, row_blocks = (rows + TILE_ROWS - 1) / TILE_ROWS;
+    for (int d = 0; d < w0->ndim - 2; d++) planes *= w0->shape[d];
+#pragma omp parallel for schedule(static) num_threads(nth) if (nth > 1)
+    for (int64_t t = 0; t < planes * row_blocks; t++) {
+        int64_t plane = t / row_blocks, r0 = (t % row_blocks) * TILE_ROWS;
+        int64_t r1 = r0 + TILE_ROWS < rows ? r0 + TILE_ROWS : rows;
+        fd_walk w = *w0;
+        fd_walk_seek(&w, (plane * rows) * len);
+        int64_t base[FD_WALK_MAX_OPS];
+        for (int k = 0; k < j->nops; k++) base[k] = w.offset[k];
+        for (int64_t c = 0; c < len; c += FD_BLOCK) {
+            int64_t c1 = c + FD_BLOCK < len ? c + FD_BLOCK : len;
+            for (int64_t r = r0; r < r1; r++) {
+                for (int k = 0; k < j->nops; k++) w.offset[k] = base[k] + r * w.stride[k][w.ndim - 2];
+                run_slice(j, &w, c, c1);
+            }
+        }
+    }
+}
+
 /* Walks operands of one shape in parallel: whole runs per thread when there
- * are enough of them, else slices of each run. */
+ * are enough of them, else slices of each run; tiles for transposed reads. */
 static void parallel_walk(const walk_job *j, int ndim, const int64_t *shape, const int64_t *const *strides)
 {
     fd_walk w0;
@@ -73,7 +112,9 @@ static void parallel_walk(const walk_job *j, int ndim, const int64_t *shape, con
     for (int d = 0; d < w0.ndim; d++) numel *= w0.shape[d];
     int64_t len = w0.inner_len, nruns = numel / len;
     int nth = numel >= PAR_MIN ? omp_get_max_threads() : 1;
-    if (nth <= 1) {
+    if (wants_tiles(&w0)) {
+        tiled_walk(j, &w0, nth);
+    } else if (nth <= 1) {
         do run_slice(j, &w0, 0, len);
         while (fd_walk_next(&w0));
     } else if (nruns >= nth) {
@@ -203,7 +244,37 @@ static void binary_f32_run(fd_binop op, float *o, const float *a, const float *b
     }
 }
 
-/* Returns false when the layout does not suit the fast path. */
+/* Comparisons of f32 into bool (masks), the same way. */
+__attribute__((target_clones("avx2", "default")))
+static void compare_f32_run(fd_binop op, uint8_t *o, const float *a, const float *b, int64_t n, int mode)
+{
+    switch (op) {
+    case FD_EQ: RUN3(x == y); break;
+    case FD_NE: RUN3(x != y); break;
+    case FD_LT: RUN3(x < y); break;
+    case FD_LE: RUN3(x <= y); break;
+    case FD_GT: RUN3(x > y); break;
+    case FD_GE: RUN3(x >= y); break;
+    default: break;
+    }
+}
+
+/* Either kernel by op; o is f32 for arithmetic, bool for comparisons. */
+static void f32_run(fd_binop op, char *o, const float *a, const float *b, int64_t n, int mode)
+{
+    if (fd_binop_is_comparison(op)) compare_f32_run(op, (uint8_t *)o, a, b, n, mode);
+    else binary_f32_run(op, (float *)o, a, b, n, mode);
+}
+
+/* The fast kernel as a parallel_walk block (runs with unit or zero strides). */
+static void binary_f32_block(const void *ctx, char *const *p, const int64_t *s, int64_t n)
+{
+    f32_run(*(const fd_binop *)ctx, p[0], (const float *)p[1], (const float *)p[2], n,
+            s[1] && s[2] ? VV : s[1] ? VS : SV);
+}
+
+/* Returns false when the layout does not suit the fast path (f32 operands,
+ * an f32 output, or bool for comparisons). */
 static bool binary_f32_fast(fd_binop op, fd_tensor *out, const fd_tensor *a, const int64_t *sa,
                             const fd_tensor *b, const int64_t *sb)
 {
@@ -212,20 +283,27 @@ static bool binary_f32_fast(fd_binop op, fd_tensor *out, const fd_tensor *a, con
     fd_walk_init(&w, out->ndim, out->shape, 3, strides);
     if (w.empty) return true;
     int64_t ia = w.inner_stride[1], ib = w.inner_stride[2];
-    if (w.ndim > 2 || w.inner_stride[0] != 1 || (ia != 0 && ia != 1) || (ib != 0 && ib != 1) || (!ia && !ib))
+    size_t eo = fd_dtype_size(out->dtype);
+    if (w.inner_stride[0] != 1 || (ia != 0 && ia != 1) || (ib != 0 && ib != 1) || (!ia && !ib))
         return false;
+    if (w.ndim > 2) { /* e.g. [B, C, H, W] * [1, C, 1, 1]: unit-stride runs, walked */
+        walk_job job = {3, {(char *)fd_tensor_data(out), fd_tensor_data(a), fd_tensor_data(b)}, {eo, 4, 4},
+                        binary_f32_block, &op, FAST_COLS};
+        parallel_walk(&job, out->ndim, out->shape, strides);
+        return true;
+    }
     int mode = ia && ib ? VV : ia ? VS : SV;
     int64_t rows = w.ndim == 2 ? w.shape[0] : 1, cols = w.inner_len;
     int64_t ro = w.ndim == 2 ? w.stride[0][0] : 0, ra = w.ndim == 2 ? w.stride[1][0] : 0,
             rb = w.ndim == 2 ? w.stride[2][0] : 0;
-    float *o0 = fd_tensor_data(out);
+    char *o0 = fd_tensor_data(out);
     const float *a0 = fd_tensor_data(a), *b0 = fd_tensor_data(b);
     int64_t per_row = (cols + FAST_COLS - 1) / FAST_COLS, tasks = rows * per_row;
 #pragma omp parallel for schedule(static) if (rows * cols >= PAR_MIN)
     for (int64_t t = 0; t < tasks; t++) {
         int64_t r = t / per_row, c = (t % per_row) * FAST_COLS;
         int64_t n = cols - c < FAST_COLS ? cols - c : FAST_COLS;
-        binary_f32_run(op, o0 + r * ro + c, a0 + r * ra + c * ia, b0 + r * rb + c * ib, n, mode);
+        f32_run(op, o0 + (r * ro + c) * (int64_t)eo, a0 + r * ra + c * ia, b0 + r * rb + c * ib, n, mode);
     }
     return true;
 }
@@ -376,12 +454,13 @@ static int binary_core(fd_tensor *out, fd_binop op, const fd_tensor *a, const fd
     int64_t sa[FD_MAX_DIMS], sb[FD_MAX_DIMS];
     fd_broadcast_strides(a, nd, shape, sa);
     fd_broadcast_strides(b, nd, shape, sb);
-    bool all_f32 = a->dtype == FD_F32 && b->dtype == FD_F32 && out->dtype == FD_F32 && !fd_binop_is_comparison(op);
+    bool all_f32 = a->dtype == FD_F32 && b->dtype == FD_F32 &&
+                   out->dtype == (fd_binop_is_comparison(op) ? FD_BOOL : FD_F32);
     if (!(all_f32 && binary_f32_fast(op, out, a, sa, b, sb))) {
         binary_ctx ctx = {op, {out->dtype, a->dtype, b->dtype}, !fd_dtype_is_float(compute)};
         walk_job job = {3, {fd_tensor_data(out), fd_tensor_data(a), fd_tensor_data(b)},
                         {fd_dtype_size(out->dtype), fd_dtype_size(a->dtype), fd_dtype_size(b->dtype)},
-                        binary_block, &ctx};
+                        binary_block, &ctx, 0};
         const int64_t *strides[3] = {out->stride, sa, sb};
         parallel_walk(&job, nd, shape, strides);
     }
@@ -517,6 +596,12 @@ static void unary_block(const void *vctx, char *const *p, const int64_t *s, int6
     fd_store_block(p[0], s[0], c->dt[0], z, n);
 }
 
+static void unary_f32_block(const void *vctx, char *const *p, const int64_t *s, int64_t n)
+{
+    const unary_ctx *c = vctx;
+    unary_f32_run(c->op, (float *)p[0], (const float *)p[1], n, (float)c->lo, (float)c->hi);
+}
+
 static int unary_core(fd_tensor *out, int op, const fd_tensor *a, fd_dtype rdt, double lo, double hi)
 {
     const char *name = op == FD_CLAMP ? "clamp" : fd_unop_name(op);
@@ -533,8 +618,12 @@ static int unary_core(fd_tensor *out, int op, const fd_tensor *a, fd_dtype rdt, 
     if (a->dtype == FD_F32 && out->dtype == FD_F32) {
         fd_walk w;
         fd_walk_init(&w, a->ndim, a->shape, 2, strides);
-        fast = w.empty || (w.ndim == 1 && w.inner_stride[0] == 1 && w.inner_stride[1] == 1);
-        if (fast && !w.empty) {
+        fast = w.empty || (w.inner_stride[0] == 1 && w.inner_stride[1] == 1);
+        if (fast && w.ndim > 1) { /* unit-stride runs of a view: walked */
+            unary_ctx ctx = {op, {FD_F32, FD_F32}, lo, hi};
+            walk_job job = {2, {fd_tensor_data(out), fd_tensor_data(a)}, {4, 4}, unary_f32_block, &ctx, FAST_COLS};
+            parallel_walk(&job, a->ndim, a->shape, strides);
+        } else if (fast && !w.empty) {
             float *o = fd_tensor_data(out);
             const float *x = fd_tensor_data(a);
             int64_t n = w.inner_len, tasks = (n + FAST_COLS - 1) / FAST_COLS;
@@ -548,7 +637,7 @@ static int unary_core(fd_tensor *out, int op, const fd_tensor *a, fd_dtype rdt, 
     if (!fast) {
         unary_ctx ctx = {op, {out->dtype, a->dtype}, lo, hi};
         walk_job job = {2, {fd_tensor_data(out), fd_tensor_data(a)},
-                        {fd_dtype_size(out->dtype), fd_dtype_size(a->dtype)}, unary_block, &ctx};
+                        {fd_dtype_size(out->dtype), fd_dtype_size(a->dtype)}, unary_block, &ctx, 0};
         parallel_walk(&job, a->ndim, a->shape, strides);
     }
     if (!fresh) fd_tensor_bump_version(out);
@@ -621,7 +710,7 @@ int fd_where(fd_tensor *out, const fd_tensor *cond, const fd_tensor *a, double s
                         {fd_tensor_data(out), fd_tensor_data(ins[0]), fd_tensor_data(ins[1]), fd_tensor_data(ins[2])},
                         {fd_dtype_size(out->dtype), fd_dtype_size(ins[0]->dtype), fd_dtype_size(ins[1]->dtype),
                          fd_dtype_size(ins[2]->dtype)},
-                        where_block, &ctx};
+                        where_block, &ctx, 0};
         const int64_t *strides[4] = {out->stride, sc, sx, sy};
         parallel_walk(&job, nd2, shape2, strides);
         if (!fresh) fd_tensor_bump_version(out);

@@ -167,6 +167,14 @@ static void any_like(dnnl_memory_desc_t *md, const dnnl_memory_desc_t *like, dnn
     dnnl_memory_desc_init_by_tag(md, like->ndims, like->dims, dt, dnnl_format_tag_any);
 }
 
+dnnl_status_t fd_dnnl_append_act(dnnl_post_ops_t po, int a)
+{
+    static const dnnl_alg_kind_t algs[] = {[FD_ACT_SILU] = dnnl_eltwise_swish, [FD_ACT_GELU] = dnnl_eltwise_gelu_erf,
+                                           [FD_ACT_GELU_TANH] = dnnl_eltwise_gelu_tanh, [FD_ACT_RELU] = dnnl_eltwise_relu};
+    /* swish(x) = x * sigmoid(alpha x): alpha 1 is SiLU */
+    return dnnl_post_ops_append_eltwise(po, 1.0f, algs[a], a == FD_ACT_SILU ? 1.0f : 0.0f, 0.0f);
+}
+
 static dnnl_status_t make_attr(const conv_ctx *c, dnnl_primitive_attr_t *attr)
 {
     dnnl_status_t st = dnnl_primitive_attr_create(attr);
@@ -175,14 +183,15 @@ static dnnl_status_t make_attr(const conv_ctx *c, dnnl_primitive_attr_t *attr)
     if (c->kind != CONV_FWD || (c->act == FD_ACT_NONE && !c->sum)) return dnnl_success;
     dnnl_post_ops_t po;
     st = dnnl_post_ops_create(&po);
-    if (st != dnnl_success) return st;
-    static const dnnl_alg_kind_t algs[] = {[FD_ACT_SILU] = dnnl_eltwise_swish, [FD_ACT_GELU] = dnnl_eltwise_gelu_erf,
-                                           [FD_ACT_GELU_TANH] = dnnl_eltwise_gelu_tanh, [FD_ACT_RELU] = dnnl_eltwise_relu};
-    if (c->act != FD_ACT_NONE)
-        st = dnnl_post_ops_append_eltwise(po, 1.0f, algs[c->act], c->act == FD_ACT_SILU ? 1.0f : 0.0f, 0.0f);
+    if (st != dnnl_success) {
+        dnnl_primitive_attr_destroy(*attr);
+        return st;
+    }
+    if (c->act != FD_ACT_NONE) st = fd_dnnl_append_act(po, c->act);
     if (st == dnnl_success && c->sum) st = dnnl_post_ops_append_sum(po, 1.0f);
     if (st == dnnl_success) st = dnnl_primitive_attr_set_post_ops(*attr, po);
     dnnl_post_ops_destroy(po);
+    if (st != dnnl_success) dnnl_primitive_attr_destroy(*attr);
     return st;
 }
 
@@ -356,16 +365,17 @@ done:
     return rc;
 }
 
-/* The layout policy: fixed when asked, else timed per signature (fd_tune):
- * on AVX2 jit:avx2 runs on channels-last directly at about the speed of its
- * blocked layout, which then saves two reorders; elsewhere `any` may win. */
+/* The layout policy: fixed when asked, else timed per signature (fd_tune)
+ * for channels-last inputs: jit:avx2 can run on them directly, saving two
+ * reorders, or on its blocked layout; which is faster depends on the shape. */
 static int conv_fwd_tuned(fd_tensor *out, const fd_tensor *x, const fd_tensor *w, const fd_tensor *b,
                           const fd_tensor *residual, const fd_conv_params *p, const int64_t os[4])
 {
-    if (p->layout_policy != FD_CONV_AUTO || fd_compute_resolve(p->compute) != FD_F32)
+    /* Plain NCHW gets im2col gemm on every ISA (and a large scratchpad): only
+     * channels-last inputs have a plain alternative worth timing. */
+    if (p->layout_policy != FD_CONV_AUTO || fd_compute_resolve(p->compute) != FD_F32 || !fd_is_channels_last(x))
         return conv_fwd_dnnl(out, x, w, b, residual, p, os, p->layout_policy == FD_CONV_PLAIN);
-    int64_t sig[] = {x->shape[0], x->shape[1], x->shape[2], x->shape[3], fd_is_channels_last(x),
-                     fd_tensor_is_contiguous(x), w->shape[0], w->shape[2], w->shape[3], b != NULL, residual != NULL,
+    int64_t sig[] = {x->shape[0], x->shape[1], x->shape[2], x->shape[3], w->shape[0], w->shape[2], w->shape[3], b != NULL, residual != NULL,
                      p->stride[0], p->stride[1], p->padding[0], p->padding[1], p->dilation[0], p->dilation[1],
                      p->groups, p->act, fd_conv_out_layout(x, p->layout), fd_get_num_threads()};
     uint64_t h = fd_tune_hash(fd_tune_hash(0, "conv2d", 6), sig, sizeof sig);

@@ -31,14 +31,10 @@ static dnnl_status_t mm_try(const mm_ctx *c, dnnl_data_type_t dt, dnnl_primitive
     if (st != dnnl_success) return st;
     dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
     if (c->act != FD_ACT_NONE) {
-        static const dnnl_alg_kind_t algs[] = {[FD_ACT_SILU] = dnnl_eltwise_swish,
-                                               [FD_ACT_GELU] = dnnl_eltwise_gelu_erf,
-                                               [FD_ACT_GELU_TANH] = dnnl_eltwise_gelu_tanh,
-                                               [FD_ACT_RELU] = dnnl_eltwise_relu};
         dnnl_post_ops_t po;
         st = dnnl_post_ops_create(&po);
         if (st == dnnl_success) {
-            st = dnnl_post_ops_append_eltwise(po, 1.0f, algs[c->act], c->act == FD_ACT_SILU ? 1.0f : 0.0f, 0.0f);
+            st = fd_dnnl_append_act(po, c->act);
             if (st == dnnl_success) st = dnnl_primitive_attr_set_post_ops(attr, po);
             dnnl_post_ops_destroy(po);
         }

@@ -7,7 +7,9 @@
  * Conventions (as the rest of the core): outputs are `out` headers released on
  * entry and left released on failure; FD_OK / FD_ERR with a message naming the
  * op and both values. Inputs may be any strided view. The fast kernels compute
- * in f32; an f64 input is routed to the reference kernel (exact, slow); other
+ * in f32; an f64 input is routed to the reference kernel (exact, slow); bf16
+ * and f16 inputs are converted to f32 (this machine has no bf16 arithmetic)
+ * and the Lua bindings return the outputs in the input's dtype; integer
  * dtypes are refused with a message. Outputs are contiguous, except that
  * group_norm keeps a channels-last input channels-last.
  *
@@ -162,6 +164,6 @@ int fd_ref_loss_backward(fd_tensor *dx, double grad, const fd_tensor *x, const f
 /* ---- probes for the benchmark ---------------------------------------- */
 double fd_nn_now(void);                                   /* monotonic seconds */
 double fd_nn_measure_peak_gflops(double seconds);         /* FMA loop on every thread */
-double fd_nn_measure_copy_gbs(int64_t nbytes, int reps);  /* read+write bytes per second */
+double fd_nn_measure_copy_gbs(int64_t nbytes, int reps);  /* median read+write GB/s of a scale-copy */
 
 #endif

@@ -23,9 +23,11 @@
  *       opts: act, compute, ref, backend ('auto': oneDNN or OpenBLAS, whichever
  *             measured faster for the shape; 'dnnl'; 'blas' (f32 without act))
  *   fada.ops.linear_backward(gy, x, w, [opts]) -> gx, gw, gb
+ *       gradients of x W^T + b (pre-activation); input / weight / bias = false skip one
  *   fada.ops.matmul(a, b, [opts]) -> y            torch.matmul semantics
  *       opts: transpose_a, transpose_b, compute, ref, backend
  *   fada.ops.matmul_backward(gy, a, b, [opts]) -> ga, gb
+ *       summed over broadcast batch dims; a / b = false skip one
  *   fada.matmul(a, b), t:matmul(b)                torch.matmul
  *   fada.set_compute_dtype('bf16' | 'f32'), fada.get_compute_dtype()
  *   fada.ops.measure_peak_gflops([threads], [seconds]) -> GFLOP/s of an FMA loop
@@ -41,6 +43,7 @@
 #include "fd_conv.h"
 #include "fd_lua.h"
 #include "fd_matmul.h"
+#include "fd_tune.h"
 #include "fd_oplist.h"
 #include "fd_peak.h"
 
@@ -374,6 +377,25 @@ static int l_dnnl_capacity(lua_State *L)
     return 0;
 }
 
+/* fada.ops.tune('auto' | 0 | 1): time both variants per shape (default), or
+ * always run one (bit-for-bit repeatable runs); returns the previous mode. */
+static int l_tune(lua_State *L)
+{
+    int prev = fd_tune_forced();
+    if (!lua_isnoneornil(L, 1)) {
+        if (lua_type(L, 1) == LUA_TSTRING && strcmp(lua_tostring(L, 1), "auto") == 0) {
+            fd_tune_force(-1);
+        } else {
+            lua_Integer v = luaL_checkinteger(L, 1);
+            if (v != 0 && v != 1) return luaL_argerror(L, 1, "tune mode must be 'auto', 0 or 1");
+            fd_tune_force((int)v);
+        }
+    }
+    if (prev < 0) lua_pushliteral(L, "auto");
+    else lua_pushinteger(L, prev);
+    return 1;
+}
+
 static int l_matmul_choices(lua_State *L)
 {
     int64_t rows[128][6];
@@ -420,6 +442,7 @@ void fd_open_dnn(lua_State *L, const fd_lua_tables *t)
         {"dnnl_cache_capacity", l_dnnl_capacity},
         {"fallbacks", l_fallbacks},
         {"matmul_choices", l_matmul_choices},
+        {"tune", l_tune},
         {NULL, NULL},
     };
     /* fada.ops is shared with other binding files: take it or make it */

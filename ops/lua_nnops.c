@@ -5,7 +5,8 @@
  * files: we get or create it, never replace it.
  *
  * Conventions: dims are 1-based (negative from the end); optional tensors are
- * nil; options come in a trailing table. Each binding makes its empty output
+ * nil; options come in a trailing table. bf16/f16 inputs compute in f32 and
+ * their results come back in the input's dtype (mean, rstd, lse stay f32). Each binding makes its empty output
  * userdata first, then calls the core, which frees what it holds on failure. */
 #include <stdio.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "fd_lua.h"
 #include "fd_nnops.h"
 #include "fd_oplist_nn.h"
+#include "nn_common.h"
 
 /* upvalue 1: 0 = fast kernel, 1 = reference kernel */
 #define REF() (lua_toboolean(L, lua_upvalueindex(1)))
@@ -75,6 +77,21 @@ static void nil_released(lua_State *L, int first, int n)
     }
 }
 
+/* Ends a binding: raises the core's error, else converts the first `nconv`
+ * of the `nret` results on top of the stack to dt when the input was bf16 or
+ * f16 (the fast kernels compute and return f32). */
+static int done(lua_State *L, int rc, fd_dtype dt, int nret, int nconv)
+{
+    if (rc) return fd_lua_error(L);
+    if (dt != FD_BF16 && dt != FD_F16) return nret;
+    int first = lua_gettop(L) - nret + 1;
+    for (int i = first; i < first + nconv; i++) {
+        fd_tensor *t = fd_lua_totensor(L, i);
+        if (t && t->dtype != dt && fd_nn_to_dtype_inplace(t, dt)) return fd_lua_error(L);
+    }
+    return nret;
+}
+
 /* ---- group_norm ----------------------------------------------------------- */
 
 /* ops.group_norm(x [N, C, ...], groups, weight [C] | nil, bias [C] | nil, {eps = 1e-5, silu = false})
@@ -87,7 +104,7 @@ static int l_group_norm(lua_State *L)
     bool silu = opt_bool(L, 5, "silu", false);
     fd_tensor *y = fd_lua_newtensor(L), *m = fd_lua_newtensor(L), *r = fd_lua_newtensor(L);
     int rc = REF() ? fd_ref_group_norm(y, m, r, x, G, w, b, eps, silu) : fd_group_norm(y, m, r, x, G, w, b, eps, silu);
-    return rc ? fd_lua_error(L) : 3;
+    return done(L, rc, x->dtype, 3, 1);
 }
 
 /* ops.group_norm_backward(dy, x, mean, rstd, groups, weight | nil, bias | nil, {silu = false})
@@ -104,7 +121,7 @@ static int l_group_norm_backward(lua_State *L)
                    : fd_group_norm_backward(dx, dw, db, dy, x, m, r, G, w, b, silu);
     if (rc) return fd_lua_error(L);
     nil_released(L, 10, 2);
-    return 3;
+    return done(L, 0, x->dtype, 3, 3);
 }
 
 /* ---- layer_norm -------------------------------------------------------------- */
@@ -116,7 +133,7 @@ static int l_layer_norm(lua_State *L)
     double eps = opt_number(L, 4, "eps", 1e-5);
     fd_tensor *y = fd_lua_newtensor(L), *m = fd_lua_newtensor(L), *r = fd_lua_newtensor(L);
     int rc = REF() ? fd_ref_layer_norm(y, m, r, x, w, b, eps) : fd_layer_norm(y, m, r, x, w, b, eps);
-    return rc ? fd_lua_error(L) : 3;
+    return done(L, rc, x->dtype, 3, 1);
 }
 
 /* ops.layer_norm_backward(dy, x, mean, rstd, weight | nil, bias | nil) -> dx, dweight | nil, dbias | nil */
@@ -130,7 +147,7 @@ static int l_layer_norm_backward(lua_State *L)
                    : fd_layer_norm_backward(dx, dw, db, dy, x, m, r, w, b);
     if (rc) return fd_lua_error(L);
     nil_released(L, 8, 2);
-    return 3;
+    return done(L, 0, x->dtype, 3, 3);
 }
 
 /* ---- softmax ------------------------------------------------------------------ */
@@ -143,7 +160,7 @@ static int l_softmax(lua_State *L)
     bool lg = lua_tointeger(L, lua_upvalueindex(2)) != 0;
     fd_tensor *y = fd_lua_newtensor(L);
     int rc = REF() ? fd_ref_softmax(y, x, dim, lg) : fd_softmax(y, x, dim, lg);
-    return rc ? fd_lua_error(L) : 1;
+    return done(L, rc, x->dtype, 1, 1);
 }
 
 /* ops.softmax_backward(dy, y, [dim = -1]) / ops.log_softmax_backward(dy, y, [dim]) -> dx (y = forward output) */
@@ -154,7 +171,7 @@ static int l_softmax_backward(lua_State *L)
     bool lg = lua_tointeger(L, lua_upvalueindex(2)) != 0;
     fd_tensor *dx = fd_lua_newtensor(L);
     int rc = REF() ? fd_ref_softmax_backward(dx, dy, y, dim, lg) : fd_softmax_backward(dx, dy, y, dim, lg);
-    return rc ? fd_lua_error(L) : 1;
+    return done(L, rc, y->dtype, 1, 1);
 }
 
 /* ---- attention ----------------------------------------------------------------- */
@@ -182,7 +199,7 @@ static int l_attention(lua_State *L)
     lua_settop(L, 4);
     fd_tensor *o = fd_lua_newtensor(L), *lse = fd_lua_newtensor(L);
     int rc = REF() ? fd_ref_attention(o, lse, q, k, v, &a) : fd_attention(o, lse, q, k, v, &a);
-    return rc ? fd_lua_error(L) : 2;
+    return done(L, rc, q->dtype, 2, 1);
 }
 
 /* ops.attention_backward(dout, q, k, v, o, lse, {same options as attention})
@@ -200,7 +217,7 @@ static int l_attention_backward(lua_State *L)
                    : fd_attention_backward(dq, dk, dv, dek, dev, g, q, k, v, o, lse, &a);
     if (rc) return fd_lua_error(L);
     nil_released(L, 11, 2);
-    return 5;
+    return done(L, 0, q->dtype, 5, 5);
 }
 
 /* ---- activations ------------------------------------------------------------------ */
@@ -213,7 +230,7 @@ static int l_activation(lua_State *L)
     fd_activation_kind k = (fd_activation_kind)lua_tointeger(L, lua_upvalueindex(2));
     fd_tensor *y = fd_lua_newtensor(L);
     int rc = REF() ? fd_ref_activation(y, x, k) : fd_activation(y, x, k);
-    return rc ? fd_lua_error(L) : 1;
+    return done(L, rc, x->dtype, 1, 1);
 }
 
 /* ops.silu_backward(dy, x) (and the same for each activation) -> dx = dy * f'(x) */
@@ -223,7 +240,7 @@ static int l_activation_backward(lua_State *L)
     fd_activation_kind k = (fd_activation_kind)lua_tointeger(L, lua_upvalueindex(2));
     fd_tensor *dx = fd_lua_newtensor(L);
     int rc = REF() ? fd_ref_activation_backward(dx, dy, x, k) : fd_activation_backward(dx, dy, x, k);
-    return rc ? fd_lua_error(L) : 1;
+    return done(L, rc, x->dtype, 1, 1);
 }
 
 /* ---- resampling ---------------------------------------------------------------------- */
@@ -235,7 +252,7 @@ static int l_upsample_nearest(lua_State *L)
     int64_t sh = luaL_checkinteger(L, 2), sw = luaL_optinteger(L, 3, sh);
     fd_tensor *y = fd_lua_newtensor(L);
     int rc = REF() ? fd_ref_upsample_nearest(y, x, sh, sw) : fd_upsample_nearest(y, x, sh, sw);
-    return rc ? fd_lua_error(L) : 1;
+    return done(L, rc, x->dtype, 1, 1);
 }
 
 /* ops.upsample_nearest_backward(dy, sh, [sw = sh]) -> dx */
@@ -245,7 +262,7 @@ static int l_upsample_nearest_backward(lua_State *L)
     int64_t sh = luaL_checkinteger(L, 2), sw = luaL_optinteger(L, 3, sh);
     fd_tensor *dx = fd_lua_newtensor(L);
     int rc = REF() ? fd_ref_upsample_nearest_backward(dx, dy, sh, sw) : fd_upsample_nearest_backward(dx, dy, sh, sw);
-    return rc ? fd_lua_error(L) : 1;
+    return done(L, rc, dy->dtype, 1, 1);
 }
 
 /* ops.resize_bilinear(x [N, C, H, W], oh, ow) -> [N, C, oh, ow] (torch align_corners=False) */
@@ -255,7 +272,7 @@ static int l_resize_bilinear(lua_State *L)
     int64_t oh = luaL_checkinteger(L, 2), ow = luaL_checkinteger(L, 3);
     fd_tensor *y = fd_lua_newtensor(L);
     int rc = REF() ? fd_ref_resize_bilinear(y, x, oh, ow) : fd_resize_bilinear(y, x, oh, ow);
-    return rc ? fd_lua_error(L) : 1;
+    return done(L, rc, x->dtype, 1, 1);
 }
 
 /* ops.resize_bilinear_backward(dy, ih, iw) -> dx [N, C, ih, iw] */
@@ -265,7 +282,7 @@ static int l_resize_bilinear_backward(lua_State *L)
     int64_t ih = luaL_checkinteger(L, 2), iw = luaL_checkinteger(L, 3);
     fd_tensor *dx = fd_lua_newtensor(L);
     int rc = REF() ? fd_ref_resize_bilinear_backward(dx, dy, ih, iw) : fd_resize_bilinear_backward(dx, dy, ih, iw);
-    return rc ? fd_lua_error(L) : 1;
+    return done(L, rc, dy->dtype, 1, 1);
 }
 
 /* ops.avg_pool2d(x, kh, [kw = kh]) -> y (kernel = stride) */
@@ -275,7 +292,7 @@ static int l_avg_pool2d(lua_State *L)
     int64_t kh = luaL_checkinteger(L, 2), kw = luaL_optinteger(L, 3, kh);
     fd_tensor *y = fd_lua_newtensor(L);
     int rc = REF() ? fd_ref_avg_pool2d(y, x, kh, kw) : fd_avg_pool2d(y, x, kh, kw);
-    return rc ? fd_lua_error(L) : 1;
+    return done(L, rc, x->dtype, 1, 1);
 }
 
 /* ops.avg_pool2d_backward(dy, kh, [kw = kh]) -> dx */
@@ -285,7 +302,7 @@ static int l_avg_pool2d_backward(lua_State *L)
     int64_t kh = luaL_checkinteger(L, 2), kw = luaL_optinteger(L, 3, kh);
     fd_tensor *dx = fd_lua_newtensor(L);
     int rc = REF() ? fd_ref_avg_pool2d_backward(dx, dy, kh, kw) : fd_avg_pool2d_backward(dx, dy, kh, kw);
-    return rc ? fd_lua_error(L) : 1;
+    return done(L, rc, dy->dtype, 1, 1);
 }
 
 /* ---- pad ---------------------------------------------------------------------------- */
@@ -325,7 +342,7 @@ static int l_pad(lua_State *L)
     double value = luaL_optnumber(L, 4, 0);
     fd_tensor *y = fd_lua_newtensor(L);
     int rc = REF() ? fd_ref_pad(y, x, n, pads, mode, value) : fd_pad(y, x, n, pads, mode, value);
-    return rc ? fd_lua_error(L) : 1;
+    return done(L, rc, x->dtype, 1, 1);
 }
 
 /* ops.pad_backward(dy, x (for its shape), pads, [mode]) -> dx */
@@ -337,7 +354,7 @@ static int l_pad_backward(lua_State *L)
     fd_pad_mode mode = check_mode(L, 4);
     fd_tensor *dx = fd_lua_newtensor(L);
     int rc = REF() ? fd_ref_pad_backward(dx, dy, x, n, pads, mode) : fd_pad_backward(dx, dy, x, n, pads, mode);
-    return rc ? fd_lua_error(L) : 1;
+    return done(L, rc, dy->dtype, 1, 1);
 }
 
 /* ---- pixel shuffle ---------------------------------------------------------------------- */
@@ -363,7 +380,7 @@ static int l_embedding(lua_State *L)
     const fd_tensor *w = fd_lua_checktensor(L, 1), *idx = fd_lua_checktensor(L, 2);
     fd_tensor *y = fd_lua_newtensor(L);
     int rc = REF() ? fd_ref_embedding(y, w, idx) : fd_embedding(y, w, idx);
-    return rc ? fd_lua_error(L) : 1;
+    return done(L, rc, w->dtype, 1, 1);
 }
 
 /* ops.embedding_backward(dy [*indices, D], indices, num_embeddings) -> dweight [V, D] (scatter-add) */
@@ -373,7 +390,7 @@ static int l_embedding_backward(lua_State *L)
     int64_t V = luaL_checkinteger(L, 3);
     fd_tensor *dw = fd_lua_newtensor(L);
     int rc = REF() ? fd_ref_embedding_backward(dw, dy, idx, V) : fd_embedding_backward(dw, dy, idx, V);
-    return rc ? fd_lua_error(L) : 1;
+    return done(L, rc, dy->dtype, 1, 1);
 }
 
 /* ---- losses ---------------------------------------------------------------------------------- */
@@ -397,7 +414,7 @@ static int l_loss(lua_State *L)
     fd_loss_kind k = (fd_loss_kind)lua_tointeger(L, lua_upvalueindex(2));
     fd_tensor *out = fd_lua_newtensor(L);
     int rc = REF() ? fd_ref_loss(out, x, t, w, k, mean) : fd_loss(out, x, t, w, k, mean);
-    return rc ? fd_lua_error(L) : 1;
+    return done(L, rc, x->dtype, 1, 1);
 }
 
 /* ops.mse_loss_backward(x, target, {grad = 1, reduction = 'mean', weight = w}) -> dx
@@ -411,7 +428,7 @@ static int l_loss_backward(lua_State *L)
     fd_loss_kind k = (fd_loss_kind)lua_tointeger(L, lua_upvalueindex(2));
     fd_tensor *dx = fd_lua_newtensor(L);
     int rc = REF() ? fd_ref_loss_backward(dx, g, x, t, w, k, mean) : fd_loss_backward(dx, g, x, t, w, k, mean);
-    return rc ? fd_lua_error(L) : 1;
+    return done(L, rc, x->dtype, 1, 1);
 }
 
 /* ---- utilities --------------------------------------------------------------------------------- */
@@ -439,10 +456,10 @@ static int l_peak(lua_State *L)
     lua_pushnumber(L, fd_nn_measure_peak_gflops(luaL_optnumber(L, 1, 0.3)));
     return 1;
 }
-/* ops.nn_copy_gbs(bytes, [reps = 20]) -> best read+write GB/s of a scale-copy over `bytes` in total */
+/* ops.nn_copy_gbs(bytes, [reps = 21]) -> median read+write GB/s of a scale-copy over `bytes` in total */
 static int l_copy_gbs(lua_State *L)
 {
-    lua_pushnumber(L, fd_nn_measure_copy_gbs(luaL_checkinteger(L, 1), (int)luaL_optinteger(L, 2, 20)));
+    lua_pushnumber(L, fd_nn_measure_copy_gbs(luaL_checkinteger(L, 1), (int)luaL_optinteger(L, 2, 21)));
     return 1;
 }
 

@@ -18,7 +18,12 @@
 
 #include "nn_common.h"
 
+/* Query-tile rows: 48 keeps small Nq parallel; -DFD_ATT_BR=96 halves key re-reads for large Nq. */
+#ifndef FD_ATT_BR
 #define BR 48
+#else
+#define BR FD_ATT_BR
+#endif
 #define BC 96
 #define MR 6
 #define NR 16
@@ -282,18 +287,18 @@ typedef struct staged {
 
 static void release_staged(staged *s)
 {
-    nn_release(&s->q, &s->k, &s->v, &s->ek, &s->ev, &s->mask);
+    fd_nn_release(&s->q, &s->k, &s->v, &s->ek, &s->ev, &s->mask);
 }
 
 static int check_tokens(const char *op, const char *name, const fd_tensor *t, int64_t B, int64_t C, bool batch1_ok)
 {
-    if (nn_check_float(op, name, t) || nn_check_ndim(op, name, t, 3) || nn_check_nonempty(op, name, t)) return FD_ERR;
+    if (fd_nn_check_float(op, name, t) || fd_nn_check_ndim(op, name, t, 3) || fd_nn_check_nonempty(op, name, t)) return FD_ERR;
     if ((t->shape[0] != B && !(batch1_ok && t->shape[0] == 1)) || t->shape[2] != C)
         return fd_fail("%s: %s %s, expected [%lld, N, %lld]", op, name, FD_SHAPE_STR(t), (long long)B, (long long)C);
     return FD_OK;
 }
 
-int nn_attention_check(const char *op, const fd_tensor *q, const fd_tensor *k, const fd_tensor *v,
+int fd_nn_attention_check(const char *op, const fd_tensor *q, const fd_tensor *k, const fd_tensor *v,
                        const fd_attention_args *args, nn_att_dims *dm)
 {
     memset(dm, 0, sizeof *dm);
@@ -310,7 +315,7 @@ int nn_attention_check(const char *op, const fd_tensor *q, const fd_tensor *k, c
     if (args->extra_k) {
         const fd_tensor *ek = args->extra_k, *ev = args->extra_v;
         if (check_tokens(op, "extra_k", ek, dm->B, dm->C, true) || check_tokens(op, "extra_v", ev, dm->B, dm->C, true) ||
-            nn_check_same_shape(op, "extra_k", ek, "extra_v", ev))
+            fd_nn_check_same_shape(op, "extra_k", ek, "extra_v", ev))
             return FD_ERR;
         dm->Ne = ek->shape[1], dm->Be = ek->shape[0];
     }
@@ -339,13 +344,13 @@ static int setup(const char *op, att *a, staged *st, const fd_tensor *q, const f
     memset(a, 0, sizeof *a);
     memset(st, 0, sizeof *st);
     nn_att_dims dm;
-    if (nn_attention_check(op, q, k, v, args, &dm)) return FD_ERR;
+    if (fd_nn_attention_check(op, q, k, v, args, &dm)) return FD_ERR;
     a->B = dm.B, a->Nq = dm.Nq, a->Nk = dm.Nk, a->Ne = dm.Ne, a->Nkt = dm.Nkt, a->C = dm.C, a->H = dm.H, a->d = dm.d;
     a->Be = dm.Be, a->dp = (a->d + NR - 1) / NR * NR, a->scale = (float)dm.scale;
     a->simd = fd_nn_simd_enabled();
-    if (!(a->q = nn_stage_f32(&st->q, q)) || !(a->k = nn_stage_f32(&st->k, k)) || !(a->v = nn_stage_f32(&st->v, v)) ||
+    if (!(a->q = fd_nn_stage_f32(&st->q, q)) || !(a->k = fd_nn_stage_f32(&st->k, k)) || !(a->v = fd_nn_stage_f32(&st->v, v)) ||
         (args->extra_k &&
-         (!(a->ek = nn_stage_f32(&st->ek, args->extra_k)) || !(a->ev = nn_stage_f32(&st->ev, args->extra_v)))))
+         (!(a->ek = fd_nn_stage_f32(&st->ek, args->extra_k)) || !(a->ev = fd_nn_stage_f32(&st->ev, args->extra_v)))))
         goto fail;
     if (args->mask) {
         const fd_tensor *mk = args->mask;
@@ -355,7 +360,7 @@ static int setup(const char *op, att *a, staged *st, const fd_tensor *q, const f
             if (fd_tensor_to_dtype(&st->mask, mk, FD_F32)) goto fail;
             float *p = fd_tensor_data(&st->mask);
             for (int64_t i = 0, n = fd_tensor_numel(&st->mask); i < n; i++) p[i] = p[i] != 0 ? 0.0f : -INFINITY;
-        } else if (!nn_stage_f32(&st->mask, mk)) {
+        } else if (!fd_nn_stage_f32(&st->mask, mk)) {
             goto fail;
         }
         a->mask = fd_tensor_data(&st->mask);
@@ -383,7 +388,7 @@ int fd_attention(fd_tensor *o, fd_tensor *lse, const fd_tensor *q, const fd_tens
     if (!ws || fd_tensor_empty_as(o, q, FD_F32) || fd_tensor_empty(lse, FD_F32, 3, shl)) {
         free(ws);
         release_staged(&st);
-        nn_release(o, lse, NULL, NULL, NULL, NULL);
+        fd_nn_release(o, lse, NULL, NULL, NULL, NULL);
         return ws ? FD_ERR : fd_fail("attention: out of memory");
     }
     p.kt = ws + per * (size_t)nthr, p.vp = p.kt + kpack;
@@ -492,12 +497,12 @@ int fd_attention_backward(fd_tensor *dq, fd_tensor *dk, fd_tensor *dv, fd_tensor
     int64_t shl[3] = {a.B, a.H, a.Nq}, shf[3] = {a.B, a.Nkt, a.C};
     fd_tensor gs = {0}, os = {0}, ls = {0}, dkf = {0}, dvf = {0};
     float *pg = NULL, *po = NULL, *pl = NULL;
-    int rc = nn_check_same_shape(op, "grad_out", dout, "q", q) || nn_check_same_shape(op, "o", o, "q", q) ||
-             nn_check_float(op, "grad_out", dout) || nn_check_float(op, "o", o) || nn_check_float(op, "lse", lse);
+    int rc = fd_nn_check_same_shape(op, "grad_out", dout, "q", q) || fd_nn_check_same_shape(op, "o", o, "q", q) ||
+             fd_nn_check_float(op, "grad_out", dout) || fd_nn_check_float(op, "o", o) || fd_nn_check_float(op, "lse", lse);
     if (!rc && (lse->ndim != 3 || memcmp(lse->shape, shl, sizeof shl)))
         rc = fd_fail("%s: lse %s, expected [%lld, %lld, %lld]", op, FD_SHAPE_STR(lse), (long long)a.B, (long long)a.H,
                      (long long)a.Nq);
-    if (!rc) rc = !(pg = nn_stage_f32(&gs, dout)) || !(po = nn_stage_f32(&os, o)) || !(pl = nn_stage_f32(&ls, lse));
+    if (!rc) rc = !(pg = fd_nn_stage_f32(&gs, dout)) || !(po = fd_nn_stage_f32(&os, o)) || !(pl = fd_nn_stage_f32(&ls, lse));
     int nthr = omp_get_max_threads();
     packs p = {0};
     p.nkb = (a.Nkt + BC - 1) / BC, p.nqt = (a.Nq + BR - 1) / BR;
@@ -512,8 +517,8 @@ int fd_attention_backward(fd_tensor *dq, fd_tensor *dk, fd_tensor *dv, fd_tensor
         if (!rc && !ws) fd_fail("%s: out of memory", op);
         free(ws);
         release_staged(&st);
-        nn_release(&gs, &os, &ls, &dkf, &dvf, NULL);
-        nn_release(dq, dk, dv, dek, dev, NULL);
+        fd_nn_release(&gs, &os, &ls, &dkf, &dvf, NULL);
+        fd_nn_release(dq, dk, dv, dek, dev, NULL);
         return FD_ERR;
     }
     float *Dv = ws + per * (size_t)nthr;
@@ -554,6 +559,6 @@ int fd_attention_backward(fd_tensor *dq, fd_tensor *dk, fd_tensor *dv, fd_tensor
     }
     free(ws);
     release_staged(&st);
-    nn_release(&gs, &os, &ls, &dkf, &dvf, NULL);
+    fd_nn_release(&gs, &os, &ls, &dkf, &dvf, NULL);
     return FD_OK;
 }

@@ -92,12 +92,12 @@ int fd_activation(fd_tensor *y, const fd_tensor *x, fd_activation_kind k)
 {
     const char *op = fd_activation_name(k);
     if (k < 0 || k >= FD_ACT_COUNT) return fd_fail("activation: unknown kind %d", (int)k);
-    if (nn_check_float(op, "x", x)) return FD_ERR;
+    if (fd_nn_check_float(op, "x", x)) return FD_ERR;
     if (x->dtype == FD_F64) return fd_ref_activation(y, x, k);
     fd_tensor xs = {0};
-    float *px = nn_stage_f32(&xs, x);
+    float *px = fd_nn_stage_f32(&xs, x);
     if (!px || fd_tensor_empty_as(y, x, FD_F32)) {
-        nn_release(&xs, y, NULL, NULL, NULL, NULL);
+        fd_nn_release(&xs, y, NULL, NULL, NULL, NULL);
         return FD_ERR;
     }
     float *py = fd_tensor_data(y);
@@ -119,21 +119,21 @@ int fd_activation_backward(fd_tensor *dx, const fd_tensor *dy, const fd_tensor *
 {
     const char *op = fd_activation_name(k);
     if (k < 0 || k >= FD_ACT_COUNT) return fd_fail("activation_backward: unknown kind %d", (int)k);
-    if (nn_check_float(op, "x", x) || nn_check_float(op, "grad_out", dy) ||
-        nn_check_same_shape(op, "grad_out", dy, "x", x))
+    if (fd_nn_check_float(op, "x", x) || fd_nn_check_float(op, "grad_out", dy) ||
+        fd_nn_check_same_shape(op, "grad_out", dy, "x", x))
         return FD_ERR;
     if (x->dtype == FD_F64) return fd_ref_activation_backward(dx, dy, x, k);
     fd_tensor xs = {0}, gs = {0};
-    float *px = nn_stage_f32(&xs, x), *pg = nn_stage_f32(&gs, dy);
+    float *px = fd_nn_stage_f32(&xs, x), *pg = fd_nn_stage_f32(&gs, dy);
     if (!px || !pg || fd_tensor_empty_as(dx, x, FD_F32)) {
-        nn_release(&xs, &gs, dx, NULL, NULL, NULL);
+        fd_nn_release(&xs, &gs, dx, NULL, NULL, NULL);
         return FD_ERR;
     }
     float *pd = fd_tensor_data(dx);
     const int64_t n = fd_tensor_numel(x);
 #pragma omp parallel for schedule(static) if (n > CHUNK)
     for (int64_t i = 0; i < n; i++) pd[i] = pg[i] * act_df(k, px[i]);
-    nn_release(&xs, &gs, NULL, NULL, NULL, NULL);
+    fd_nn_release(&xs, &gs, NULL, NULL, NULL, NULL);
     return FD_OK;
 }
 
@@ -143,8 +143,8 @@ int fd_activation_backward(fd_tensor *dx, const fd_tensor *dy, const fd_tensor *
 static int loss_stage(const char *op, const fd_tensor *x, const fd_tensor *t, const fd_tensor *wm, fd_tensor *xs,
                       fd_tensor *ts, fd_tensor *ws)
 {
-    if (nn_check_float(op, "x", x) || nn_check_float(op, "target", t) || nn_check_same_shape(op, "x", x, "target", t) ||
-        (wm && nn_check_float(op, "weight", wm)))
+    if (fd_nn_check_float(op, "x", x) || fd_nn_check_float(op, "target", t) || fd_nn_check_same_shape(op, "x", x, "target", t) ||
+        (wm && fd_nn_check_float(op, "weight", wm)))
         return FD_ERR;
     if (wm) {
         int nd;
@@ -154,9 +154,9 @@ static int loss_stage(const char *op, const fd_tensor *x, const fd_tensor *t, co
         for (int i = 0; same && i < nd; i++) same = sh[i] == x->shape[i];
         if (!same) return fd_fail("%s: weight %s does not broadcast to x %s", op, FD_SHAPE_STR(wm), FD_SHAPE_STR(x));
     }
-    if (!nn_stage_f32(xs, x) || !nn_stage_f32(ts, t) ||
+    if (!fd_nn_stage_f32(xs, x) || !fd_nn_stage_f32(ts, t) ||
         (wm && (fd_tensor_empty_as(ws, x, FD_F32) || fd_tensor_copy_(ws, wm)))) {
-        nn_release(xs, ts, ws, NULL, NULL, NULL);
+        fd_nn_release(xs, ts, ws, NULL, NULL, NULL);
         return FD_ERR;
     }
     return FD_OK;
@@ -182,7 +182,7 @@ int fd_loss(fd_tensor *out, const fd_tensor *x, const fd_tensor *target, const f
         }
         s += part;
     }
-    nn_release(&xs, &ts, &ws, NULL, NULL, NULL);
+    fd_nn_release(&xs, &ts, &ws, NULL, NULL, NULL);
     if (fd_tensor_empty(out, FD_F32, 0, (int64_t[1]){1})) return FD_ERR;
     *(float *)fd_tensor_data(out) = (float)(mean && n ? s / (double)n : s);
     return FD_OK;
@@ -196,7 +196,7 @@ int fd_loss_backward(fd_tensor *dx, double grad, const fd_tensor *x, const fd_te
     fd_tensor xs = {0}, ts = {0}, ws = {0};
     if (loss_stage(op, x, target, wmap, &xs, &ts, &ws)) return FD_ERR;
     if (fd_tensor_empty_as(dx, x, FD_F32)) {
-        nn_release(&xs, &ts, &ws, NULL, NULL, NULL);
+        fd_nn_release(&xs, &ts, &ws, NULL, NULL, NULL);
         return FD_ERR;
     }
     const float *px = fd_tensor_data(&xs), *pt = fd_tensor_data(&ts), *pw = wmap ? fd_tensor_data(&ws) : NULL;
@@ -208,6 +208,6 @@ int fd_loss_backward(fd_tensor *dx, double grad, const fd_tensor *x, const fd_te
         float d = px[i] - pt[i], e = k == FD_LOSS_MSE ? 2.0f * d : (float)((d > 0) - (d < 0));
         pd[i] = g * (pw ? pw[i] : 1.0f) * e;
     }
-    nn_release(&xs, &ts, &ws, NULL, NULL, NULL);
+    fd_nn_release(&xs, &ts, &ws, NULL, NULL, NULL);
     return FD_OK;
 }

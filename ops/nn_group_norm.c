@@ -264,7 +264,7 @@ static bool is_channels_last(const fd_tensor *t)
 /* An f32 copy (or view) of t in the layout the kernel runs in. */
 static float *stage_layout(fd_tensor *tmp, const fd_tensor *t, bool cl)
 {
-    if (!cl) return nn_stage_f32(tmp, t);
+    if (!cl) return fd_nn_stage_f32(tmp, t);
     if (t->dtype == FD_F32 && is_channels_last(t)) {
         fd_tensor_view_of(tmp, t);
         return fd_tensor_data(tmp);
@@ -287,13 +287,13 @@ static int alloc_like(fd_tensor *out, const fd_tensor *x, bool cl)
 
 static int check_args(const char *op, const fd_tensor *x, int64_t G, const fd_tensor *w, const fd_tensor *b)
 {
-    if (nn_check_float(op, "x", x)) return FD_ERR;
+    if (fd_nn_check_float(op, "x", x)) return FD_ERR;
     if (x->ndim < 2) return fd_fail("%s: x %s needs at least 2 dims [N, C, ...]", op, FD_SHAPE_STR(x));
-    if (nn_check_nonempty(op, "x", x)) return FD_ERR;
+    if (fd_nn_check_nonempty(op, "x", x)) return FD_ERR;
     if (G <= 0 || x->shape[1] % G != 0)
         return fd_fail("%s: groups %lld do not divide the %lld channels of x %s", op, (long long)G,
                        (long long)x->shape[1], FD_SHAPE_STR(x));
-    if (nn_check_vec(op, "weight", w, x->shape[1]) || nn_check_vec(op, "bias", b, x->shape[1])) return FD_ERR;
+    if (fd_nn_check_vec(op, "weight", w, x->shape[1]) || fd_nn_check_vec(op, "bias", b, x->shape[1])) return FD_ERR;
     return FD_OK;
 }
 
@@ -386,7 +386,7 @@ int fd_group_norm(fd_tensor *y, fd_tensor *mean, fd_tensor *rstd, const fd_tenso
     const bool cl = is_channels_last(x), simd = fd_nn_simd_enabled();
     fd_tensor xs = {0}, ws = {0}, bs = {0};
     float *px = stage_layout(&xs, x, cl);
-    float *pw = w ? nn_stage_f32(&ws, w) : NULL, *pb = b ? nn_stage_f32(&bs, b) : NULL;
+    float *pw = w ? fd_nn_stage_f32(&ws, w) : NULL, *pb = b ? fd_nn_stage_f32(&bs, b) : NULL;
     int64_t sh[2] = {N, G};
     int nthr = omp_get_max_threads();
     float *coef = malloc(sizeof(float) * 2 * (size_t)(C * nthr));
@@ -394,7 +394,7 @@ int fd_group_norm(fd_tensor *y, fd_tensor *mean, fd_tensor *rstd, const fd_tenso
     if (!px || (w && !pw) || (b && !pb) || !coef || !acc || alloc_like(y, x, cl) ||
         fd_tensor_empty(mean, FD_F32, 2, sh) || fd_tensor_empty(rstd, FD_F32, 2, sh)) {
         free(coef), free(acc);
-        nn_release(&xs, &ws, &bs, y, mean, rstd);
+        fd_nn_release(&xs, &ws, &bs, y, mean, rstd);
         return coef && acc ? FD_ERR : fd_fail("%s: out of memory", op);
     }
     float *py = fd_tensor_data(y), *pm = fd_tensor_data(mean), *pr = fd_tensor_data(rstd);
@@ -455,7 +455,7 @@ int fd_group_norm(fd_tensor *y, fd_tensor *mean, fd_tensor *rstd, const fd_tenso
     }
     free(coef);
     free(acc);
-    nn_release(&xs, &ws, &bs, NULL, NULL, NULL);
+    fd_nn_release(&xs, &ws, &bs, NULL, NULL, NULL);
     return FD_OK;
 }
 
@@ -466,19 +466,19 @@ int fd_group_norm_backward(fd_tensor *dx, fd_tensor *dw, fd_tensor *db, const fd
                            const fd_tensor *b, bool silu)
 {
     const char *op = "group_norm_backward";
-    if (check_args(op, x, G, w, b) || nn_check_same_shape(op, "grad_out", dy, "x", x)) return FD_ERR;
+    if (check_args(op, x, G, w, b) || fd_nn_check_same_shape(op, "grad_out", dy, "x", x)) return FD_ERR;
     const int64_t N = x->shape[0], C = x->shape[1], Cg = C / G, HW = fd_tensor_numel(x) / (N * C);
     if (mean->ndim != 2 || mean->shape[0] != N || mean->shape[1] != G || rstd->ndim != 2 || rstd->shape[0] != N ||
         rstd->shape[1] != G)
         return fd_fail("%s: mean %s / rstd %s, expected [%lld, %lld]", op, FD_SHAPE_STR(mean), FD_SHAPE_STR(rstd),
                        (long long)N, (long long)G);
-    if (nn_check_float(op, "grad_out", dy)) return FD_ERR;
+    if (fd_nn_check_float(op, "grad_out", dy)) return FD_ERR;
     if (x->dtype == FD_F64) return fd_ref_group_norm_backward(dx, dw, db, dy, x, mean, rstd, G, w, b, silu);
     const bool cl = is_channels_last(x), simd = fd_nn_simd_enabled();
     fd_tensor xs = {0}, gs = {0}, ws = {0}, bs = {0}, ms = {0}, rs = {0};
     float *px = stage_layout(&xs, x, cl), *pg = stage_layout(&gs, dy, cl);
-    float *pw = w ? nn_stage_f32(&ws, w) : NULL, *pb = b ? nn_stage_f32(&bs, b) : NULL;
-    float *pm = nn_stage_f32(&ms, mean), *pr = nn_stage_f32(&rs, rstd);
+    float *pw = w ? fd_nn_stage_f32(&ws, w) : NULL, *pb = b ? fd_nn_stage_f32(&bs, b) : NULL;
+    float *pm = fd_nn_stage_f32(&ms, mean), *pr = fd_nn_stage_f32(&rs, rstd);
     int nthr = omp_get_max_threads();
     double *sums = malloc(sizeof(double) * 2 * (size_t)(N * C)); /* per (n, c): sum dz, sum dz*x */
     double *acc = malloc(sizeof(double) * 2 * (size_t)(C * nthr) + sizeof(float) * 2 * (size_t)(C * nthr));
@@ -488,8 +488,8 @@ int fd_group_norm_backward(fd_tensor *dx, fd_tensor *dw, fd_tensor *db, const fd
     if (bad || !sums || !acc || !coef || alloc_like(dx, x, cl) || (w && fd_tensor_empty(dw, FD_F32, 1, shc)) ||
         (b && fd_tensor_empty(db, FD_F32, 1, shc))) {
         free(sums), free(acc), free(coef);
-        nn_release(&xs, &gs, &ws, &bs, &ms, &rs);
-        nn_release(dx, dw, db, NULL, NULL, NULL);
+        fd_nn_release(&xs, &gs, &ws, &bs, &ms, &rs);
+        fd_nn_release(dx, dw, db, NULL, NULL, NULL);
         return bad || (sums && acc && coef) ? FD_ERR : fd_fail("%s: out of memory", op);
     }
     float *pdx = fd_tensor_data(dx);
@@ -570,6 +570,6 @@ int fd_group_norm_backward(fd_tensor *dx, fd_tensor *dw, fd_tensor *db, const fd
         if (b) ((float *)fd_tensor_data(db))[c] = (float)sb;
     }
     free(sums), free(acc), free(coef);
-    nn_release(&xs, &gs, &ws, &bs, &ms, &rs);
+    fd_nn_release(&xs, &gs, &ws, &bs, &ms, &rs);
     return FD_OK;
 }

@@ -43,11 +43,11 @@ FD_AVX2 static void row_stats_avx2(const float *p, int64_t D, double eps, float 
 
 static int ln_check(const char *op, const fd_tensor *x, const fd_tensor *w, const fd_tensor *b)
 {
-    if (nn_check_float(op, "x", x)) return FD_ERR;
+    if (fd_nn_check_float(op, "x", x)) return FD_ERR;
     if (x->ndim < 1) return fd_fail("%s: x %s needs at least 1 dim", op, FD_SHAPE_STR(x));
-    if (nn_check_nonempty(op, "x", x)) return FD_ERR;
+    if (fd_nn_check_nonempty(op, "x", x)) return FD_ERR;
     int64_t D = x->shape[x->ndim - 1];
-    return nn_check_vec(op, "weight", w, D) || nn_check_vec(op, "bias", b, D) ? FD_ERR : FD_OK;
+    return fd_nn_check_vec(op, "weight", w, D) || fd_nn_check_vec(op, "bias", b, D) ? FD_ERR : FD_OK;
 }
 
 int fd_layer_norm(fd_tensor *y, fd_tensor *mean, fd_tensor *rstd, const fd_tensor *x, const fd_tensor *w,
@@ -58,10 +58,10 @@ int fd_layer_norm(fd_tensor *y, fd_tensor *mean, fd_tensor *rstd, const fd_tenso
     const int64_t D = x->shape[x->ndim - 1], R = fd_tensor_numel(x) / D;
     const bool simd = fd_nn_simd_enabled();
     fd_tensor xs = {0}, ws = {0}, bs = {0};
-    float *px = nn_stage_f32(&xs, x), *pw = w ? nn_stage_f32(&ws, w) : NULL, *pb = b ? nn_stage_f32(&bs, b) : NULL;
+    float *px = fd_nn_stage_f32(&xs, x), *pw = w ? fd_nn_stage_f32(&ws, w) : NULL, *pb = b ? fd_nn_stage_f32(&bs, b) : NULL;
     if (!px || (w && !pw) || (b && !pb) || fd_tensor_empty_as(y, x, FD_F32) ||
         fd_tensor_empty(mean, FD_F32, x->ndim - 1, x->shape) || fd_tensor_empty(rstd, FD_F32, x->ndim - 1, x->shape)) {
-        nn_release(&xs, &ws, &bs, y, mean, rstd);
+        fd_nn_release(&xs, &ws, &bs, y, mean, rstd);
         return FD_ERR;
     }
     float *py = fd_tensor_data(y), *pm = fd_tensor_data(mean), *pr = fd_tensor_data(rstd);
@@ -73,7 +73,7 @@ int fd_layer_norm(fd_tensor *y, fd_tensor *mean, fd_tensor *rstd, const fd_tenso
         float mu = pm[i], r = pr[i];
         for (int64_t j = 0; j < D; j++) q[j] = (p[j] - mu) * r * (pw ? pw[j] : 1.0f) + (pb ? pb[j] : 0.0f);
     }
-    nn_release(&xs, &ws, &bs, NULL, NULL, NULL);
+    fd_nn_release(&xs, &ws, &bs, NULL, NULL, NULL);
     return FD_OK;
 }
 
@@ -81,7 +81,7 @@ int fd_layer_norm_backward(fd_tensor *dx, fd_tensor *dw, fd_tensor *db, const fd
                            const fd_tensor *mean, const fd_tensor *rstd, const fd_tensor *w, const fd_tensor *b)
 {
     const char *op = "layer_norm_backward";
-    if (ln_check(op, x, w, b) || nn_check_float(op, "grad_out", dy) || nn_check_same_shape(op, "grad_out", dy, "x", x))
+    if (ln_check(op, x, w, b) || fd_nn_check_float(op, "grad_out", dy) || fd_nn_check_same_shape(op, "grad_out", dy, "x", x))
         return FD_ERR;
     const int64_t D = x->shape[x->ndim - 1], R = fd_tensor_numel(x) / D;
     if (fd_tensor_numel(mean) != R || fd_tensor_numel(rstd) != R)
@@ -89,16 +89,16 @@ int fd_layer_norm_backward(fd_tensor *dx, fd_tensor *dw, fd_tensor *db, const fd
                        (long long)R);
     if (x->dtype == FD_F64) return fd_ref_layer_norm_backward(dx, dw, db, dy, x, mean, rstd, w, b);
     fd_tensor xs = {0}, gs = {0}, ws = {0}, ms = {0}, rs = {0};
-    float *px = nn_stage_f32(&xs, x), *pg = nn_stage_f32(&gs, dy), *pm = nn_stage_f32(&ms, mean),
-          *pr = nn_stage_f32(&rs, rstd), *pw = w ? nn_stage_f32(&ws, w) : NULL;
+    float *px = fd_nn_stage_f32(&xs, x), *pg = fd_nn_stage_f32(&gs, dy), *pm = fd_nn_stage_f32(&ms, mean),
+          *pr = fd_nn_stage_f32(&rs, rstd), *pw = w ? fd_nn_stage_f32(&ws, w) : NULL;
     int nthr = omp_get_max_threads();
     double *acc = calloc((size_t)(2 * D * nthr), sizeof(double)); /* per thread: dw, db partials */
     int64_t shd[1] = {D};
     if (!px || !pg || !pm || !pr || (w && !pw) || !acc || fd_tensor_empty_as(dx, x, FD_F32) ||
         (w && fd_tensor_empty(dw, FD_F32, 1, shd)) || (b && fd_tensor_empty(db, FD_F32, 1, shd))) {
         free(acc);
-        nn_release(&xs, &gs, &ws, &ms, &rs, NULL);
-        nn_release(dx, dw, db, NULL, NULL, NULL);
+        fd_nn_release(&xs, &gs, &ws, &ms, &rs, NULL);
+        fd_nn_release(dx, dw, db, NULL, NULL, NULL);
         return acc ? FD_ERR : fd_fail("%s: out of memory", op);
     }
     float *pd = fd_tensor_data(dx);
@@ -129,7 +129,7 @@ int fd_layer_norm_backward(fd_tensor *dx, fd_tensor *dw, fd_tensor *db, const fd
         if (b) ((float *)fd_tensor_data(db))[j] = (float)sb;
     }
     free(acc);
-    nn_release(&xs, &gs, &ws, &ms, &rs, NULL);
+    fd_nn_release(&xs, &gs, &ws, &ms, &rs, NULL);
     return FD_OK;
 }
 
@@ -197,16 +197,16 @@ FD_AVX2 static void softmax_row_avx2(const float *x, float *y, int64_t D, bool l
 int fd_softmax(fd_tensor *y, const fd_tensor *x, int dim, bool lg)
 {
     const char *op = lg ? "log_softmax" : "softmax";
-    if (nn_check_float(op, "x", x) || fd_dim_index(op, dim, x->ndim, 0, &dim) || nn_check_nonempty(op, "x", x))
+    if (fd_nn_check_float(op, "x", x) || fd_dim_index(op, dim, x->ndim, 0, &dim) || fd_nn_check_nonempty(op, "x", x))
         return FD_ERR;
     if (x->dtype == FD_F64) return fd_ref_softmax(y, x, dim, lg);
     int64_t O, D, I;
     split_dims(x, dim, &O, &D, &I);
     const bool simd = fd_nn_simd_enabled();
     fd_tensor xs = {0};
-    float *px = nn_stage_f32(&xs, x);
+    float *px = fd_nn_stage_f32(&xs, x);
     if (!px || fd_tensor_empty_as(y, x, FD_F32)) {
-        nn_release(&xs, y, NULL, NULL, NULL, NULL);
+        fd_nn_release(&xs, y, NULL, NULL, NULL, NULL);
         return FD_ERR;
     }
     float *py = fd_tensor_data(y);
@@ -237,17 +237,17 @@ int fd_softmax(fd_tensor *y, const fd_tensor *x, int dim, bool lg)
 int fd_softmax_backward(fd_tensor *dx, const fd_tensor *dy, const fd_tensor *y, int dim, bool lg)
 {
     const char *op = lg ? "log_softmax_backward" : "softmax_backward";
-    if (nn_check_float(op, "y", y) || nn_check_float(op, "grad_out", dy) ||
-        nn_check_same_shape(op, "grad_out", dy, "y", y) || fd_dim_index(op, dim, y->ndim, 0, &dim) ||
-        nn_check_nonempty(op, "y", y))
+    if (fd_nn_check_float(op, "y", y) || fd_nn_check_float(op, "grad_out", dy) ||
+        fd_nn_check_same_shape(op, "grad_out", dy, "y", y) || fd_dim_index(op, dim, y->ndim, 0, &dim) ||
+        fd_nn_check_nonempty(op, "y", y))
         return FD_ERR;
     if (y->dtype == FD_F64) return fd_ref_softmax_backward(dx, dy, y, dim, lg);
     int64_t O, D, I;
     split_dims(y, dim, &O, &D, &I);
     fd_tensor ys = {0}, gs = {0};
-    float *py = nn_stage_f32(&ys, y), *pg = nn_stage_f32(&gs, dy);
+    float *py = fd_nn_stage_f32(&ys, y), *pg = fd_nn_stage_f32(&gs, dy);
     if (!py || !pg || fd_tensor_empty_as(dx, y, FD_F32)) {
-        nn_release(&ys, &gs, dx, NULL, NULL, NULL);
+        fd_nn_release(&ys, &gs, dx, NULL, NULL, NULL);
         return FD_ERR;
     }
     float *pd = fd_tensor_data(dx);
@@ -265,6 +265,6 @@ int fd_softmax_backward(fd_tensor *dx, const fd_tensor *dy, const fd_tensor *y, 
             else
                 for (int64_t j = 0; j < D; j++) pd[base + j * I] = py[base + j * I] * (pg[base + j * I] - s);
         }
-    nn_release(&ys, &gs, NULL, NULL, NULL, NULL);
+    fd_nn_release(&ys, &gs, NULL, NULL, NULL, NULL);
     return FD_OK;
 }

@@ -10,7 +10,7 @@
 
 static int check_nchw(const char *op, const char *arg, const fd_tensor *x)
 {
-    if (nn_check_float(op, arg, x) || nn_check_ndim(op, arg, x, 4) || nn_check_nonempty(op, arg, x)) return FD_ERR;
+    if (fd_nn_check_float(op, arg, x) || fd_nn_check_ndim(op, arg, x, 4) || fd_nn_check_nonempty(op, arg, x)) return FD_ERR;
     return FD_OK;
 }
 
@@ -30,9 +30,9 @@ int fd_upsample_nearest(fd_tensor *y, const fd_tensor *x, int64_t sh, int64_t sw
     const int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3], OW = W * sw;
     int64_t shp[4] = {N, C, H * sh, OW};
     fd_tensor xs = {0};
-    float *px = nn_stage_f32(&xs, x);
+    float *px = fd_nn_stage_f32(&xs, x);
     if (!px || fd_tensor_empty(y, FD_F32, 4, shp)) {
-        nn_release(&xs, y, NULL, NULL, NULL, NULL);
+        fd_nn_release(&xs, y, NULL, NULL, NULL, NULL);
         return FD_ERR;
     }
     float *py = fd_tensor_data(y);
@@ -59,9 +59,9 @@ int fd_upsample_nearest_backward(fd_tensor *dx, const fd_tensor *dy, int64_t sh,
     const int64_t N = dy->shape[0], C = dy->shape[1], H = dy->shape[2] / sh, W = dy->shape[3] / sw, OW = W * sw;
     int64_t shp[4] = {N, C, H, W};
     fd_tensor gs = {0};
-    float *pg = nn_stage_f32(&gs, dy);
+    float *pg = fd_nn_stage_f32(&gs, dy);
     if (!pg || fd_tensor_empty(dx, FD_F32, 4, shp)) {
-        nn_release(&gs, dx, NULL, NULL, NULL, NULL);
+        fd_nn_release(&gs, dx, NULL, NULL, NULL, NULL);
         return FD_ERR;
     }
     float *pd = fd_tensor_data(dx);
@@ -98,9 +98,9 @@ int fd_resize_bilinear(fd_tensor *y, const fd_tensor *x, int64_t oh, int64_t ow)
     const int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
     int64_t shp[4] = {N, C, oh, ow};
     fd_tensor xs = {0};
-    float *px = nn_stage_f32(&xs, x);
+    float *px = fd_nn_stage_f32(&xs, x);
     if (!px || fd_tensor_empty(y, FD_F32, 4, shp)) {
-        nn_release(&xs, y, NULL, NULL, NULL, NULL);
+        fd_nn_release(&xs, y, NULL, NULL, NULL, NULL);
         return FD_ERR;
     }
     float *py = fd_tensor_data(y);
@@ -127,9 +127,9 @@ int fd_resize_bilinear_backward(fd_tensor *dx, const fd_tensor *dy, int64_t ih, 
     const int64_t N = dy->shape[0], C = dy->shape[1], oh = dy->shape[2], ow = dy->shape[3];
     int64_t shp[4] = {N, C, ih, iw};
     fd_tensor gs = {0};
-    float *pg = nn_stage_f32(&gs, dy);
+    float *pg = fd_nn_stage_f32(&gs, dy);
     if (!pg || fd_tensor_zeros(dx, FD_F32, 4, shp)) {
-        nn_release(&gs, dx, NULL, NULL, NULL, NULL);
+        fd_nn_release(&gs, dx, NULL, NULL, NULL, NULL);
         return FD_ERR;
     }
     float *pd = fd_tensor_data(dx);
@@ -164,9 +164,9 @@ int fd_avg_pool2d(fd_tensor *y, const fd_tensor *x, int64_t kh, int64_t kw)
     const int64_t N = x->shape[0], C = x->shape[1], W = x->shape[3], OH = x->shape[2] / kh, OW = W / kw;
     int64_t shp[4] = {N, C, OH, OW};
     fd_tensor xs = {0};
-    float *px = nn_stage_f32(&xs, x);
+    float *px = fd_nn_stage_f32(&xs, x);
     if (!px || fd_tensor_empty(y, FD_F32, 4, shp)) {
-        nn_release(&xs, y, NULL, NULL, NULL, NULL);
+        fd_nn_release(&xs, y, NULL, NULL, NULL, NULL);
         return FD_ERR;
     }
     float *py = fd_tensor_data(y);
@@ -191,9 +191,9 @@ int fd_avg_pool2d_backward(fd_tensor *dx, const fd_tensor *dy, int64_t kh, int64
     const int64_t N = dy->shape[0], C = dy->shape[1], OH = dy->shape[2], OW = dy->shape[3], W = OW * kw;
     int64_t shp[4] = {N, C, OH * kh, W};
     fd_tensor gs = {0};
-    float *pg = nn_stage_f32(&gs, dy);
+    float *pg = fd_nn_stage_f32(&gs, dy);
     if (!pg || fd_tensor_empty(dx, FD_F32, 4, shp)) {
-        nn_release(&gs, dx, NULL, NULL, NULL, NULL);
+        fd_nn_release(&gs, dx, NULL, NULL, NULL, NULL);
         return FD_ERR;
     }
     float *pd = fd_tensor_data(dx);
@@ -209,7 +209,7 @@ int fd_avg_pool2d_backward(fd_tensor *dx, const fd_tensor *dy, int64_t kh, int64
 
 /* ---- pad ------------------------------------------------------------------ */
 
-int nn_pad_shape(const char *op, const fd_tensor *x, int npads, const int64_t *pads, fd_pad_mode mode,
+int fd_nn_pad_shape(const char *op, const fd_tensor *x, int npads, const int64_t *pads, fd_pad_mode mode,
                  int64_t *out_shape)
 {
     if (npads < 0 || npads % 2 || npads > 2 * x->ndim)
@@ -281,14 +281,14 @@ int fd_pad(fd_tensor *y, const fd_tensor *x, int npads, const int64_t *pads, fd_
 {
     const char *op = "pad";
     int64_t ys[FD_MAX_DIMS], before[FD_MAX_DIMS];
-    if (nn_check_float(op, "x", x) || nn_check_nonempty(op, "x", x) || nn_pad_shape(op, x, npads, pads, mode, ys))
+    if (fd_nn_check_float(op, "x", x) || fd_nn_check_nonempty(op, "x", x) || fd_nn_pad_shape(op, x, npads, pads, mode, ys))
         return FD_ERR;
     if (x->ndim == 0) return fd_tensor_clone(y, x);
     if (x->dtype == FD_F64) return fd_ref_pad(y, x, npads, pads, mode, value);
     fd_tensor xs = {0};
-    float *px = nn_stage_f32(&xs, x);
+    float *px = fd_nn_stage_f32(&xs, x);
     if (!px || fd_tensor_empty(y, FD_F32, x->ndim, ys)) {
-        nn_release(&xs, y, NULL, NULL, NULL, NULL);
+        fd_nn_release(&xs, y, NULL, NULL, NULL, NULL);
         return FD_ERR;
     }
     pad_before(x, npads, pads, before);
@@ -302,8 +302,8 @@ int fd_pad_backward(fd_tensor *dx, const fd_tensor *dy, const fd_tensor *x_like,
 {
     const char *op = "pad_backward";
     int64_t ys[FD_MAX_DIMS], before[FD_MAX_DIMS];
-    if (nn_check_float(op, "grad_out", dy) || nn_check_nonempty(op, "x", x_like) ||
-        nn_pad_shape(op, x_like, npads, pads, mode, ys))
+    if (fd_nn_check_float(op, "grad_out", dy) || fd_nn_check_nonempty(op, "x", x_like) ||
+        fd_nn_pad_shape(op, x_like, npads, pads, mode, ys))
         return FD_ERR;
     bool same = dy->ndim == x_like->ndim;
     for (int d = 0; same && d < dy->ndim; d++) same = dy->shape[d] == ys[d];
@@ -311,9 +311,9 @@ int fd_pad_backward(fd_tensor *dx, const fd_tensor *dy, const fd_tensor *x_like,
                               FD_SHAPE_STR(x_like));
     if (dy->dtype == FD_F64) return fd_ref_pad_backward(dx, dy, x_like, npads, pads, mode);
     fd_tensor gs = {0};
-    float *pg = nn_stage_f32(&gs, dy);
+    float *pg = fd_nn_stage_f32(&gs, dy);
     if (!pg || fd_tensor_zeros(dx, FD_F32, x_like->ndim, x_like->shape)) {
-        nn_release(&gs, dx, NULL, NULL, NULL, NULL);
+        fd_nn_release(&gs, dx, NULL, NULL, NULL, NULL);
         return FD_ERR;
     }
     if (x_like->ndim > 0) {
@@ -360,7 +360,7 @@ int fd_pixel_shuffle(fd_tensor *y, const fd_tensor *x, int64_t r, bool unshuffle
         }
     }
     if (fd_view_permute(&v, unshuffle ? perm_u : perm_s) || fd_tensor_clone(&c, &v) || fd_view_reshape(&c, 4, o4)) {
-        nn_release(&v, &c, NULL, NULL, NULL, NULL);
+        fd_nn_release(&v, &c, NULL, NULL, NULL, NULL);
         return FD_ERR;
     }
     fd_tensor_release(&v);
@@ -370,7 +370,7 @@ int fd_pixel_shuffle(fd_tensor *y, const fd_tensor *x, int64_t r, bool unshuffle
 
 /* ---- embedding ------------------------------------------------------------- */
 
-int nn_embedding_check(const char *op, const fd_tensor *idx, int64_t V, fd_tensor *is)
+int fd_nn_embedding_check(const char *op, const fd_tensor *idx, int64_t V, fd_tensor *is)
 {
     if (idx->dtype != FD_I64 && idx->dtype != FD_I32)
         return fd_fail("%s: indices %s have dtype %s, expected i64 or i32", op, FD_SHAPE_STR(idx),
@@ -390,33 +390,33 @@ int nn_embedding_check(const char *op, const fd_tensor *idx, int64_t V, fd_tenso
 int fd_embedding(fd_tensor *y, const fd_tensor *weight, const fd_tensor *idx)
 {
     const char *op = "embedding";
-    if (nn_check_float(op, "weight", weight) || nn_check_ndim(op, "weight", weight, 2) ||
-        nn_check_nonempty(op, "weight", weight))
+    if (fd_nn_check_float(op, "weight", weight) || fd_nn_check_ndim(op, "weight", weight, 2) ||
+        fd_nn_check_nonempty(op, "weight", weight))
         return FD_ERR;
     if (weight->dtype == FD_F64) return fd_ref_embedding(y, weight, idx);
     const int64_t V = weight->shape[0], D = weight->shape[1];
     fd_tensor is = {0}, ws = {0};
-    if (nn_embedding_check(op, idx, V, &is)) return FD_ERR;
+    if (fd_nn_embedding_check(op, idx, V, &is)) return FD_ERR;
     int64_t shp[FD_MAX_DIMS];
     memcpy(shp, idx->shape, sizeof(int64_t) * (size_t)idx->ndim);
     shp[idx->ndim] = D;
-    float *pw = nn_stage_f32(&ws, weight);
+    float *pw = fd_nn_stage_f32(&ws, weight);
     if (!pw || fd_tensor_empty(y, FD_F32, idx->ndim + 1, shp)) {
-        nn_release(&is, &ws, y, NULL, NULL, NULL);
+        fd_nn_release(&is, &ws, y, NULL, NULL, NULL);
         return FD_ERR;
     }
     const int64_t *pi = fd_tensor_data(&is), n = fd_tensor_numel(&is);
     float *py = fd_tensor_data(y);
 #pragma omp parallel for schedule(static) if (n * D > 65536)
     for (int64_t i = 0; i < n; i++) memcpy(py + i * D, pw + pi[i] * D, sizeof(float) * (size_t)D);
-    nn_release(&is, &ws, NULL, NULL, NULL, NULL);
+    fd_nn_release(&is, &ws, NULL, NULL, NULL, NULL);
     return FD_OK;
 }
 
 int fd_embedding_backward(fd_tensor *dw, const fd_tensor *dy, const fd_tensor *idx, int64_t V)
 {
     const char *op = "embedding_backward";
-    if (nn_check_float(op, "grad_out", dy)) return FD_ERR;
+    if (fd_nn_check_float(op, "grad_out", dy)) return FD_ERR;
     if (V <= 0) return fd_fail("%s: num_embeddings %lld must be positive", op, (long long)V);
     bool ok = dy->ndim == idx->ndim + 1;
     for (int d = 0; ok && d < idx->ndim; d++) ok = dy->shape[d] == idx->shape[d];
@@ -425,11 +425,11 @@ int fd_embedding_backward(fd_tensor *dw, const fd_tensor *dy, const fd_tensor *i
     if (dy->dtype == FD_F64) return fd_ref_embedding_backward(dw, dy, idx, V);
     const int64_t D = dy->shape[dy->ndim - 1];
     fd_tensor is = {0}, gs = {0};
-    if (nn_embedding_check(op, idx, V, &is)) return FD_ERR;
+    if (fd_nn_embedding_check(op, idx, V, &is)) return FD_ERR;
     int64_t shp[2] = {V, D};
-    float *pg = nn_stage_f32(&gs, dy);
+    float *pg = fd_nn_stage_f32(&gs, dy);
     if (!pg || fd_tensor_zeros(dw, FD_F32, 2, shp)) {
-        nn_release(&is, &gs, dw, NULL, NULL, NULL);
+        fd_nn_release(&is, &gs, dw, NULL, NULL, NULL);
         return FD_ERR;
     }
     const int64_t *pi = fd_tensor_data(&is), n = fd_tensor_numel(&is);
@@ -438,6 +438,6 @@ int fd_embedding_backward(fd_tensor *dw, const fd_tensor *dy, const fd_tensor *i
 #pragma omp parallel for schedule(static) if (n * D > 65536)
     for (int64_t c = 0; c < D; c++)
         for (int64_t i = 0; i < n; i++) pd[pi[i] * D + c] += pg[i * D + c];
-    nn_release(&is, &gs, NULL, NULL, NULL, NULL);
+    fd_nn_release(&is, &gs, NULL, NULL, NULL, NULL);
     return FD_OK;
 }

@@ -9,6 +9,11 @@
  * rounding of the partial sums. */
 #include "fd_reduce.h"
 
+/* No reads of errno or FP flags here: lets GCC vectorise the max/min selects. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-math-errno", "no-trapping-math")
+#endif
+
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -88,6 +93,42 @@ static double sum_f32(const float *x, int64_t n)
     for (; i < n; i++) s += x[i];
     for (int j = 0; j < 8; j++) s += lane[j];
     return s;
+}
+
+/* The largest (smallest) of a contiguous f32 run, vectorised; *nan set when
+ * the run holds a NaN (then the caller takes the scalar path). */
+__attribute__((target_clones("avx2", "default")))
+static float extreme_f32(const float *x, int64_t n, bool want_max, bool *nan)
+{
+    float lane[8];
+    int bad[8] = {0};
+    for (int j = 0; j < 8; j++) lane[j] = x[0];
+    int64_t i = 0;
+    /* eight lanes written out: GCC will not vectorise a float max reduction itself */
+    if (want_max)
+        for (; i + 8 <= n; i += 8)
+            for (int j = 0; j < 8; j++) {
+                lane[j] = x[i + j] > lane[j] ? x[i + j] : lane[j];
+                bad[j] |= x[i + j] != x[i + j];
+            }
+    else
+        for (; i + 8 <= n; i += 8)
+            for (int j = 0; j < 8; j++) {
+                lane[j] = x[i + j] < lane[j] ? x[i + j] : lane[j];
+                bad[j] |= x[i + j] != x[i + j];
+            }
+    float m = lane[0];
+    int any = 0;
+    for (; i < n; i++) {
+        m = (want_max ? x[i] > m : x[i] < m) ? x[i] : m;
+        any |= x[i] != x[i];
+    }
+    for (int j = 0; j < 8; j++) {
+        m = (want_max ? lane[j] > m : lane[j] < m) ? lane[j] : m;
+        any |= bad[j];
+    }
+    *nan = any != 0;
+    return m;
 }
 
 /* An extremum at x (position pos) replaces the current one when it is
@@ -182,6 +223,21 @@ static void acc_range(const plan *p, int64_t base, acc_kind k, double param, acc
         if (k == ACC_SUM && p->a->dtype == FD_F32 && s == 1) {
             st->v += sum_f32((const float *)data + base + w.offset[0] + i0, i1 - i0);
             i0 = i1;
+        } else if ((k == ACC_MAX || k == ACC_MIN) && p->a->dtype == FD_F32 && s == 1 && i1 > i0) {
+            /* the extreme value first; its first position only when it improves */
+            const float *x = (const float *)data + base + w.offset[0] + i0;
+            bool nan;
+            float m = extreme_f32(x, i1 - i0, k == ACC_MAX, &nan);
+            if (!nan) {
+                bool better = st->idx < 0 || (!isnan(st->v) && (k == ACC_MAX ? m > st->v : m < st->v));
+                if (better) {
+                    int64_t j = 0;
+                    while (x[j] != m) j++;
+                    st->v = m;
+                    st->idx = pos + i0 + j;
+                }
+                i0 = i1;
+            }
         }
         for (int64_t i = i0; i < i1; i += FD_BLOCK) {
             int64_t n = i1 - i < FD_BLOCK ? i1 - i : FD_BLOCK;

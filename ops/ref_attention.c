@@ -14,16 +14,16 @@ typedef struct ref_att {
     int64_t ms[4];
 } ref_att;
 
-static void ref_release(ref_att *r) { nn_release(&r->q, &r->k, &r->v, &r->ek, &r->ev, &r->mask); }
+static void ref_release(ref_att *r) { fd_nn_release(&r->q, &r->k, &r->v, &r->ek, &r->ev, &r->mask); }
 
 static int ref_setup(const char *op, ref_att *r, const fd_tensor *q, const fd_tensor *k, const fd_tensor *v,
                      const fd_attention_args *a)
 {
     memset(r, 0, sizeof *r);
-    if (nn_attention_check(op, q, k, v, a, &r->dm)) return FD_ERR;
-    if (!(r->pq = nn_stage_f64(&r->q, q)) || !(r->pk = nn_stage_f64(&r->k, k)) || !(r->pv = nn_stage_f64(&r->v, v)) ||
-        (a->extra_k && (!(r->pek = nn_stage_f64(&r->ek, a->extra_k)) || !(r->pev = nn_stage_f64(&r->ev, a->extra_v)))) ||
-        (a->mask && !(r->pm = nn_stage_f64(&r->mask, a->mask)))) {
+    if (fd_nn_attention_check(op, q, k, v, a, &r->dm)) return FD_ERR;
+    if (!(r->pq = fd_nn_stage_f64(&r->q, q)) || !(r->pk = fd_nn_stage_f64(&r->k, k)) || !(r->pv = fd_nn_stage_f64(&r->v, v)) ||
+        (a->extra_k && (!(r->pek = fd_nn_stage_f64(&r->ek, a->extra_k)) || !(r->pev = fd_nn_stage_f64(&r->ev, a->extra_v)))) ||
+        (a->mask && !(r->pm = fd_nn_stage_f64(&r->mask, a->mask)))) {
         ref_release(r);
         return FD_ERR;
     }
@@ -80,7 +80,7 @@ int fd_ref_attention(fd_tensor *o, fd_tensor *lse, const fd_tensor *q, const fd_
     if (!p || fd_tensor_zeros(o, FD_F64, 3, q->shape) || fd_tensor_empty(lse, FD_F64, 3, shl)) {
         free(p);
         ref_release(&r);
-        nn_release(o, lse, NULL, NULL, NULL, NULL);
+        fd_nn_release(o, lse, NULL, NULL, NULL, NULL);
         return p ? FD_ERR : fd_fail("attention: out of memory");
     }
     double *po = fd_tensor_data(o), *pl = fd_tensor_data(lse);
@@ -96,8 +96,8 @@ int fd_ref_attention(fd_tensor *o, fd_tensor *lse, const fd_tensor *q, const fd_
             }
     free(p);
     ref_release(&r);
-    if (nn_to_dtype_inplace(o, q->dtype) || nn_to_dtype_inplace(lse, q->dtype == FD_F64 ? FD_F64 : FD_F32)) {
-        nn_release(o, lse, NULL, NULL, NULL, NULL);
+    if (fd_nn_to_dtype_inplace(o, q->dtype) || fd_nn_to_dtype_inplace(lse, q->dtype == FD_F64 ? FD_F64 : FD_F32)) {
+        fd_nn_release(o, lse, NULL, NULL, NULL, NULL);
         return FD_ERR;
     }
     return FD_OK;
@@ -109,11 +109,11 @@ int fd_ref_attention_backward(fd_tensor *dq, fd_tensor *dk, fd_tensor *dv, fd_te
 {
     const char *op = "attention_backward";
     ref_att r;
-    if (nn_check_same_shape(op, "grad_out", dout, "q", q) || nn_check_float(op, "grad_out", dout)) return FD_ERR;
+    if (fd_nn_check_same_shape(op, "grad_out", dout, "q", q) || fd_nn_check_float(op, "grad_out", dout)) return FD_ERR;
     if (ref_setup(op, &r, q, k, v, a)) return FD_ERR;
     const nn_att_dims *d = &r.dm;
     fd_tensor gs = {0};
-    const double *pg = nn_stage_f64(&gs, dout);
+    const double *pg = fd_nn_stage_f64(&gs, dout);
     double *p = malloc(sizeof(double) * 2 * (size_t)d->Nkt);
     if (!pg || !p || fd_tensor_zeros(dq, FD_F64, 3, q->shape) || fd_tensor_zeros(dk, FD_F64, 3, k->shape) ||
         fd_tensor_zeros(dv, FD_F64, 3, v->shape) ||
@@ -123,7 +123,7 @@ int fd_ref_attention_backward(fd_tensor *dq, fd_tensor *dk, fd_tensor *dv, fd_te
         free(p);
         ref_release(&r);
         fd_tensor_release(&gs);
-        nn_release(dq, dk, dv, dek, dev, NULL);
+        fd_nn_release(dq, dk, dv, dek, dev, NULL);
         return FD_ERR;
     }
     double *dP = p + d->Nkt;
@@ -164,9 +164,9 @@ int fd_ref_attention_backward(fd_tensor *dq, fd_tensor *dk, fd_tensor *dv, fd_te
     ref_release(&r);
     fd_tensor_release(&gs);
     fd_dtype dt = q->dtype;
-    if (nn_to_dtype_inplace(dq, dt) || nn_to_dtype_inplace(dk, dt) || nn_to_dtype_inplace(dv, dt) ||
-        (d->Ne && (nn_to_dtype_inplace(dek, dt) || nn_to_dtype_inplace(dev, dt)))) {
-        nn_release(dq, dk, dv, dek, dev, NULL);
+    if (fd_nn_to_dtype_inplace(dq, dt) || fd_nn_to_dtype_inplace(dk, dt) || fd_nn_to_dtype_inplace(dv, dt) ||
+        (d->Ne && (fd_nn_to_dtype_inplace(dek, dt) || fd_nn_to_dtype_inplace(dev, dt)))) {
+        fd_nn_release(dq, dk, dv, dek, dev, NULL);
         return FD_ERR;
     }
     return FD_OK;

@@ -10,7 +10,7 @@
 
 #define OUT(t, dt)                                                                                                     \
     do {                                                                                                               \
-        if (nn_to_dtype_inplace((t), (dt))) return FD_ERR;                                                             \
+        if (fd_nn_to_dtype_inplace((t), (dt))) return FD_ERR;                                                             \
     } while (0)
 
 /* ---- activations ------------------------------------------------------------ */
@@ -39,11 +39,11 @@ static double act(fd_activation_kind k, double x, bool deriv)
 int fd_ref_activation(fd_tensor *y, const fd_tensor *x, fd_activation_kind k)
 {
     if (k < 0 || k >= FD_ACT_COUNT) return fd_fail("activation: unknown kind %d", (int)k);
-    if (nn_check_float(fd_activation_name(k), "x", x)) return FD_ERR;
+    if (fd_nn_check_float(fd_activation_name(k), "x", x)) return FD_ERR;
     fd_tensor xs = {0};
-    double *px = nn_stage_f64(&xs, x);
+    double *px = fd_nn_stage_f64(&xs, x);
     if (!px || fd_tensor_empty_as(y, x, FD_F64)) {
-        nn_release(&xs, y, NULL, NULL, NULL, NULL);
+        fd_nn_release(&xs, y, NULL, NULL, NULL, NULL);
         return FD_ERR;
     }
     double *py = fd_tensor_data(y);
@@ -57,18 +57,18 @@ int fd_ref_activation_backward(fd_tensor *dx, const fd_tensor *dy, const fd_tens
 {
     const char *op = fd_activation_name(k);
     if (k < 0 || k >= FD_ACT_COUNT) return fd_fail("activation_backward: unknown kind %d", (int)k);
-    if (nn_check_float(op, "x", x) || nn_check_float(op, "grad_out", dy) ||
-        nn_check_same_shape(op, "grad_out", dy, "x", x))
+    if (fd_nn_check_float(op, "x", x) || fd_nn_check_float(op, "grad_out", dy) ||
+        fd_nn_check_same_shape(op, "grad_out", dy, "x", x))
         return FD_ERR;
     fd_tensor xs = {0}, gs = {0};
-    double *px = nn_stage_f64(&xs, x), *pg = nn_stage_f64(&gs, dy);
+    double *px = fd_nn_stage_f64(&xs, x), *pg = fd_nn_stage_f64(&gs, dy);
     if (!px || !pg || fd_tensor_empty_as(dx, x, FD_F64)) {
-        nn_release(&xs, &gs, dx, NULL, NULL, NULL);
+        fd_nn_release(&xs, &gs, dx, NULL, NULL, NULL);
         return FD_ERR;
     }
     double *pd = fd_tensor_data(dx);
     for (int64_t i = 0, n = fd_tensor_numel(x); i < n; i++) pd[i] = pg[i] * act(k, px[i], true);
-    nn_release(&xs, &gs, NULL, NULL, NULL, NULL);
+    fd_nn_release(&xs, &gs, NULL, NULL, NULL, NULL);
     OUT(dx, x->dtype);
     return FD_OK;
 }
@@ -78,12 +78,12 @@ int fd_ref_activation_backward(fd_tensor *dx, const fd_tensor *dy, const fd_tens
 static int ref_loss_stage(const char *op, const fd_tensor *x, const fd_tensor *t, const fd_tensor *wm, fd_tensor *xs,
                           fd_tensor *ts, fd_tensor *ws)
 {
-    if (nn_check_float(op, "x", x) || nn_check_float(op, "target", t) || nn_check_same_shape(op, "x", x, "target", t) ||
-        (wm && nn_check_float(op, "weight", wm)))
+    if (fd_nn_check_float(op, "x", x) || fd_nn_check_float(op, "target", t) || fd_nn_check_same_shape(op, "x", x, "target", t) ||
+        (wm && fd_nn_check_float(op, "weight", wm)))
         return FD_ERR;
-    if (!nn_stage_f64(xs, x) || !nn_stage_f64(ts, t) ||
+    if (!fd_nn_stage_f64(xs, x) || !fd_nn_stage_f64(ts, t) ||
         (wm && (fd_tensor_empty_as(ws, x, FD_F64) || fd_tensor_copy_(ws, wm)))) {
-        nn_release(xs, ts, ws, NULL, NULL, NULL);
+        fd_nn_release(xs, ts, ws, NULL, NULL, NULL);
         return FD_ERR;
     }
     return FD_OK;
@@ -101,7 +101,7 @@ int fd_ref_loss(fd_tensor *out, const fd_tensor *x, const fd_tensor *target, con
         double d = px[i] - pt[i];
         s += (pw ? pw[i] : 1.0) * (k == FD_LOSS_MSE ? d * d : fabs(d));
     }
-    nn_release(&xs, &ts, &ws, NULL, NULL, NULL);
+    fd_nn_release(&xs, &ts, &ws, NULL, NULL, NULL);
     if (fd_tensor_empty(out, FD_F64, 0, (int64_t[1]){1})) return FD_ERR;
     *(double *)fd_tensor_data(out) = mean && n ? s / (double)n : s;
     OUT(out, x->dtype);
@@ -115,7 +115,7 @@ int fd_ref_loss_backward(fd_tensor *dx, double grad, const fd_tensor *x, const f
     if (ref_loss_stage(k == FD_LOSS_MSE ? "mse_loss_backward" : "l1_loss_backward", x, target, wmap, &xs, &ts, &ws))
         return FD_ERR;
     if (fd_tensor_empty_as(dx, x, FD_F64)) {
-        nn_release(&xs, &ts, &ws, NULL, NULL, NULL);
+        fd_nn_release(&xs, &ts, &ws, NULL, NULL, NULL);
         return FD_ERR;
     }
     const double *px = fd_tensor_data(&xs), *pt = fd_tensor_data(&ts), *pw = wmap ? fd_tensor_data(&ws) : NULL;
@@ -125,7 +125,7 @@ int fd_ref_loss_backward(fd_tensor *dx, double grad, const fd_tensor *x, const f
         double d = px[i] - pt[i], e = k == FD_LOSS_MSE ? 2 * d : (d > 0) - (d < 0);
         pd[i] = grad * (pw ? pw[i] : 1.0) * e / (mean && n ? (double)n : 1.0);
     }
-    nn_release(&xs, &ts, &ws, NULL, NULL, NULL);
+    fd_nn_release(&xs, &ts, &ws, NULL, NULL, NULL);
     OUT(dx, x->dtype);
     return FD_OK;
 }
@@ -135,11 +135,11 @@ int fd_ref_loss_backward(fd_tensor *dx, double grad, const fd_tensor *x, const f
 /* Stages an NCHW input as f64 and makes a zeroed f64 output of shape (n, c, h, w). */
 static int stage4(const char *op, const fd_tensor *x, fd_tensor *xs, fd_tensor *y, int64_t h, int64_t w)
 {
-    if (nn_check_float(op, "x", x) || nn_check_ndim(op, "x", x, 4) || nn_check_nonempty(op, "x", x)) return FD_ERR;
+    if (fd_nn_check_float(op, "x", x) || fd_nn_check_ndim(op, "x", x, 4) || fd_nn_check_nonempty(op, "x", x)) return FD_ERR;
     if (h < 1 || w < 1) return fd_fail("%s: output size (%lld, %lld) must be positive", op, (long long)h, (long long)w);
     int64_t shp[4] = {x->shape[0], x->shape[1], h, w};
-    if (!nn_stage_f64(xs, x) || fd_tensor_zeros(y, FD_F64, 4, shp)) {
-        nn_release(xs, y, NULL, NULL, NULL, NULL);
+    if (!fd_nn_stage_f64(xs, x) || fd_tensor_zeros(y, FD_F64, 4, shp)) {
+        fd_nn_release(xs, y, NULL, NULL, NULL, NULL);
         return FD_ERR;
     }
     return FD_OK;
@@ -150,7 +150,7 @@ int fd_ref_upsample_nearest(fd_tensor *y, const fd_tensor *x, int64_t sh, int64_
     fd_tensor xs = {0};
     if (sh < 1 || sw < 1) return fd_fail("upsample_nearest: scale (%lld, %lld) must be >= 1", (long long)sh, (long long)sw);
     if (x->ndim == 4 && stage4("upsample_nearest", x, &xs, y, x->shape[2] * sh, x->shape[3] * sw)) return FD_ERR;
-    if (x->ndim != 4) return nn_check_ndim("upsample_nearest", "x", x, 4);
+    if (x->ndim != 4) return fd_nn_check_ndim("upsample_nearest", "x", x, 4);
     const double *px = fd_tensor_data(&xs);
     double *py = fd_tensor_data(y);
     int64_t P = x->shape[0] * x->shape[1], H = x->shape[2], W = x->shape[3], OH = H * sh, OW = W * sw;
@@ -165,7 +165,7 @@ int fd_ref_upsample_nearest(fd_tensor *y, const fd_tensor *x, int64_t sh, int64_
 int fd_ref_upsample_nearest_backward(fd_tensor *dx, const fd_tensor *dy, int64_t sh, int64_t sw)
 {
     const char *op = "upsample_nearest_backward";
-    if (nn_check_ndim(op, "grad_out", dy, 4)) return FD_ERR;
+    if (fd_nn_check_ndim(op, "grad_out", dy, 4)) return FD_ERR;
     if (sh < 1 || sw < 1 || dy->shape[2] % sh || dy->shape[3] % sw)
         return fd_fail("%s: grad_out %s vs scale (%lld, %lld)", op, FD_SHAPE_STR(dy), (long long)sh, (long long)sw);
     fd_tensor gs = {0};
@@ -240,7 +240,7 @@ int fd_ref_resize_bilinear_backward(fd_tensor *dx, const fd_tensor *dy, int64_t 
 int fd_ref_avg_pool2d(fd_tensor *y, const fd_tensor *x, int64_t kh, int64_t kw)
 {
     const char *op = "avg_pool2d";
-    if (nn_check_ndim(op, "x", x, 4)) return FD_ERR;
+    if (fd_nn_check_ndim(op, "x", x, 4)) return FD_ERR;
     if (kh < 1 || kw < 1 || x->shape[2] % kh || x->shape[3] % kw)
         return fd_fail("%s: x %s is not a multiple of the kernel (%lld, %lld)", op, FD_SHAPE_STR(x), (long long)kh,
                        (long long)kw);
@@ -261,7 +261,7 @@ int fd_ref_avg_pool2d(fd_tensor *y, const fd_tensor *x, int64_t kh, int64_t kw)
 int fd_ref_avg_pool2d_backward(fd_tensor *dx, const fd_tensor *dy, int64_t kh, int64_t kw)
 {
     const char *op = "avg_pool2d_backward";
-    if (nn_check_ndim(op, "grad_out", dy, 4)) return FD_ERR;
+    if (fd_nn_check_ndim(op, "grad_out", dy, 4)) return FD_ERR;
     if (kh < 1 || kw < 1) return fd_fail("%s: kernel (%lld, %lld) must be >= 1", op, (long long)kh, (long long)kw);
     fd_tensor gs = {0};
     if (stage4(op, dy, &gs, dx, dy->shape[2] * kh, dy->shape[3] * kw)) return FD_ERR;
@@ -315,13 +315,13 @@ static void ref_pad_walk(const fd_tensor *x, int ndim, const int64_t *ys, const 
 int fd_ref_pad(fd_tensor *y, const fd_tensor *x, int npads, const int64_t *pads, fd_pad_mode mode, double value)
 {
     int64_t ys[FD_MAX_DIMS], before[FD_MAX_DIMS] = {0};
-    if (nn_check_float("pad", "x", x) || nn_check_nonempty("pad", "x", x) ||
-        nn_pad_shape("pad", x, npads, pads, mode, ys))
+    if (fd_nn_check_float("pad", "x", x) || fd_nn_check_nonempty("pad", "x", x) ||
+        fd_nn_pad_shape("pad", x, npads, pads, mode, ys))
         return FD_ERR;
     for (int p = 0; p < npads / 2; p++) before[x->ndim - 1 - p] = pads[2 * p];
     fd_tensor xs = {0};
-    if (!nn_stage_f64(&xs, x) || fd_tensor_empty(y, FD_F64, x->ndim, ys)) {
-        nn_release(&xs, y, NULL, NULL, NULL, NULL);
+    if (!fd_nn_stage_f64(&xs, x) || fd_tensor_empty(y, FD_F64, x->ndim, ys)) {
+        fd_nn_release(&xs, y, NULL, NULL, NULL, NULL);
         return FD_ERR;
     }
     ref_pad_walk(x, x->ndim, ys, before, mode, fd_tensor_data(y), fd_tensor_data(&xs), value, NULL, NULL);
@@ -334,7 +334,7 @@ int fd_ref_pad_backward(fd_tensor *dx, const fd_tensor *dy, const fd_tensor *x_l
                         fd_pad_mode mode)
 {
     int64_t ys[FD_MAX_DIMS], before[FD_MAX_DIMS] = {0};
-    if (nn_check_float("pad_backward", "grad_out", dy) || nn_pad_shape("pad_backward", x_like, npads, pads, mode, ys))
+    if (fd_nn_check_float("pad_backward", "grad_out", dy) || fd_nn_pad_shape("pad_backward", x_like, npads, pads, mode, ys))
         return FD_ERR;
     bool same = dy->ndim == x_like->ndim;
     for (int d = 0; same && d < dy->ndim; d++) same = dy->shape[d] == ys[d];
@@ -343,8 +343,8 @@ int fd_ref_pad_backward(fd_tensor *dx, const fd_tensor *dy, const fd_tensor *x_l
                        FD_SHAPE_STR(x_like));
     for (int p = 0; p < npads / 2; p++) before[x_like->ndim - 1 - p] = pads[2 * p];
     fd_tensor gs = {0};
-    if (!nn_stage_f64(&gs, dy) || fd_tensor_zeros(dx, FD_F64, x_like->ndim, x_like->shape)) {
-        nn_release(&gs, dx, NULL, NULL, NULL, NULL);
+    if (!fd_nn_stage_f64(&gs, dy) || fd_tensor_zeros(dx, FD_F64, x_like->ndim, x_like->shape)) {
+        fd_nn_release(&gs, dx, NULL, NULL, NULL, NULL);
         return FD_ERR;
     }
     ref_pad_walk(x_like, x_like->ndim, ys, before, mode, NULL, NULL, 0, fd_tensor_data(dx), fd_tensor_data(&gs));
@@ -358,7 +358,7 @@ int fd_ref_pad_backward(fd_tensor *dx, const fd_tensor *dy, const fd_tensor *x_l
 int fd_ref_pixel_shuffle(fd_tensor *y, const fd_tensor *x, int64_t r, bool unshuffle)
 {
     const char *op = unshuffle ? "pixel_unshuffle" : "pixel_shuffle";
-    if (nn_check_float(op, "x", x) || nn_check_ndim(op, "x", x, 4) || nn_check_nonempty(op, "x", x)) return FD_ERR;
+    if (fd_nn_check_float(op, "x", x) || fd_nn_check_ndim(op, "x", x, 4) || fd_nn_check_nonempty(op, "x", x)) return FD_ERR;
     const int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
     if (r < 1 || (!unshuffle && C % (r * r)) || (unshuffle && (H % r || W % r)))
         return fd_fail("%s: x %s does not split by factor %lld", op, FD_SHAPE_STR(x), (long long)r);
@@ -366,9 +366,9 @@ int fd_ref_pixel_shuffle(fd_tensor *y, const fd_tensor *x, int64_t r, bool unshu
     int64_t c = unshuffle ? C : C / (r * r), Hs = unshuffle ? H / r : H, Ws = unshuffle ? W / r : W;
     int64_t shp[4] = {N, unshuffle ? C * r * r : c, unshuffle ? Hs : H * r, unshuffle ? Ws : W * r};
     fd_tensor xs = {0};
-    const double *px = nn_stage_f64(&xs, x);
+    const double *px = fd_nn_stage_f64(&xs, x);
     if (!px || fd_tensor_empty(y, FD_F64, 4, shp)) {
-        nn_release(&xs, y, NULL, NULL, NULL, NULL);
+        fd_nn_release(&xs, y, NULL, NULL, NULL, NULL);
         return FD_ERR;
     }
     double *py = fd_tensor_data(y);
@@ -395,25 +395,25 @@ int fd_ref_pixel_shuffle(fd_tensor *y, const fd_tensor *x, int64_t r, bool unshu
 int fd_ref_embedding(fd_tensor *y, const fd_tensor *weight, const fd_tensor *idx)
 {
     const char *op = "embedding";
-    if (nn_check_float(op, "weight", weight) || nn_check_ndim(op, "weight", weight, 2) ||
-        nn_check_nonempty(op, "weight", weight))
+    if (fd_nn_check_float(op, "weight", weight) || fd_nn_check_ndim(op, "weight", weight, 2) ||
+        fd_nn_check_nonempty(op, "weight", weight))
         return FD_ERR;
     const int64_t V = weight->shape[0], D = weight->shape[1];
     fd_tensor is = {0}, ws = {0};
-    if (nn_embedding_check(op, idx, V, &is)) return FD_ERR;
+    if (fd_nn_embedding_check(op, idx, V, &is)) return FD_ERR;
     int64_t shp[FD_MAX_DIMS];
     memcpy(shp, idx->shape, sizeof(int64_t) * (size_t)idx->ndim);
     shp[idx->ndim] = D;
-    const double *pw = nn_stage_f64(&ws, weight);
+    const double *pw = fd_nn_stage_f64(&ws, weight);
     if (!pw || fd_tensor_empty(y, FD_F64, idx->ndim + 1, shp)) {
-        nn_release(&is, &ws, y, NULL, NULL, NULL);
+        fd_nn_release(&is, &ws, y, NULL, NULL, NULL);
         return FD_ERR;
     }
     const int64_t *pi = fd_tensor_data(&is);
     double *py = fd_tensor_data(y);
     for (int64_t i = 0, n = fd_tensor_numel(&is); i < n; i++)
         for (int64_t c = 0; c < D; c++) py[i * D + c] = pw[pi[i] * D + c];
-    nn_release(&is, &ws, NULL, NULL, NULL, NULL);
+    fd_nn_release(&is, &ws, NULL, NULL, NULL, NULL);
     OUT(y, weight->dtype);
     return FD_OK;
 }
@@ -421,25 +421,25 @@ int fd_ref_embedding(fd_tensor *y, const fd_tensor *weight, const fd_tensor *idx
 int fd_ref_embedding_backward(fd_tensor *dw, const fd_tensor *dy, const fd_tensor *idx, int64_t V)
 {
     const char *op = "embedding_backward";
-    if (nn_check_float(op, "grad_out", dy)) return FD_ERR;
+    if (fd_nn_check_float(op, "grad_out", dy)) return FD_ERR;
     bool ok = dy->ndim == idx->ndim + 1 && V > 0;
     for (int d = 0; ok && d < idx->ndim; d++) ok = dy->shape[d] == idx->shape[d];
     if (!ok) return fd_fail("%s: grad_out %s vs indices %s (num_embeddings %lld)", op, FD_SHAPE_STR(dy),
                             FD_SHAPE_STR(idx), (long long)V);
     const int64_t D = dy->shape[dy->ndim - 1];
     fd_tensor is = {0}, gs = {0};
-    if (nn_embedding_check(op, idx, V, &is)) return FD_ERR;
+    if (fd_nn_embedding_check(op, idx, V, &is)) return FD_ERR;
     int64_t shp[2] = {V, D};
-    const double *pg = nn_stage_f64(&gs, dy);
+    const double *pg = fd_nn_stage_f64(&gs, dy);
     if (!pg || fd_tensor_zeros(dw, FD_F64, 2, shp)) {
-        nn_release(&is, &gs, dw, NULL, NULL, NULL);
+        fd_nn_release(&is, &gs, dw, NULL, NULL, NULL);
         return FD_ERR;
     }
     const int64_t *pi = fd_tensor_data(&is);
     double *pd = fd_tensor_data(dw);
     for (int64_t i = 0, n = fd_tensor_numel(&is); i < n; i++)
         for (int64_t c = 0; c < D; c++) pd[pi[i] * D + c] += pg[i * D + c];
-    nn_release(&is, &gs, NULL, NULL, NULL, NULL);
+    fd_nn_release(&is, &gs, NULL, NULL, NULL, NULL);
     OUT(dw, dy->dtype);
     return FD_OK;
 }

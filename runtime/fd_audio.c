@@ -196,7 +196,8 @@ static int decode_ffmpeg(const char *path, fd_tensor *out, int sample_rate, int 
     int buf_cap = 0, r = FD_ERR, nch = 0, rate = 0, bad = 0, frames = 0;
     mono_sink s = {0};
     fd_av_quiet();
-    int e = pkt && frame ? avformat_open_input(&fmt, path, NULL, NULL) : AVERROR(ENOMEM);
+    fd_av_watchdog watchdog;
+    int e = pkt && frame ? fd_av_open_input(&fmt, path, &watchdog) : AVERROR(ENOMEM);
     if (e < 0) { fd_fail("%s", fd_av_err(e)); goto done; }
     if ((e = avformat_find_stream_info(fmt, NULL)) < 0) { fd_fail("%s", fd_av_err(e)); goto done; }
     const AVCodec *codec = NULL;
@@ -250,6 +251,7 @@ static int decode_ffmpeg(const char *path, fd_tensor *out, int sample_rate, int 
         if (got < 0) { fd_fail("sample conversion failed: %s", fd_av_err(got)); goto done; }
         if (sink_push(&s, buf, got, nch)) goto done;
         frames++;
+        fd_av_progress(&watchdog);
     }
     if (!conv) {
         if (bad) fd_fail("corrupt stream: no audio decoded (%d bad packets)", bad);

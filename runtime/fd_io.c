@@ -1,7 +1,9 @@
 /* Path checks, bounded whole-file reads and write-then-rename (fd_io.h). */
 #include <errno.h>
 #include <libavutil/error.h>
+#include <libavformat/avformat.h>
 #include <libavutil/log.h>
+#include <libavutil/time.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,4 +108,21 @@ void fd_av_quiet(void)
     done = 1;
     const char *env = getenv("FADA_AV_LOG");
     av_log_set_level(env && *env == '1' ? AV_LOG_WARNING : AV_LOG_QUIET);
+}
+
+static int watchdog_fired(void *opaque)
+{
+    const fd_av_watchdog *wd = opaque;
+    return av_gettime_relative() > wd->deadline_us;
+}
+
+void fd_av_progress(fd_av_watchdog *wd) { wd->deadline_us = av_gettime_relative() + (int64_t)FD_AV_STALL_SECONDS * 1000000; }
+
+int fd_av_open_input(AVFormatContext **fmt, const char *path, fd_av_watchdog *wd)
+{
+    fd_av_progress(wd);
+    *fmt = avformat_alloc_context();
+    if (!*fmt) return AVERROR(ENOMEM);
+    (*fmt)->interrupt_callback = (AVIOInterruptCB){watchdog_fired, wd};
+    return avformat_open_input(fmt, path, NULL, NULL); /* frees *fmt on failure */
 }

@@ -30,4 +30,16 @@ const char *fd_av_err(int code);
  * FADA_AV_LOG=1 in the environment keeps its warnings for debugging. */
 void fd_av_quiet(void);
 
+/* A watchdog for FFmpeg: an AVFormatContext made by fd_av_open_input gives
+ * up (AVERROR_EXIT) once no progress was reported for FD_AV_STALL_SECONDS,
+ * so a pathological input cannot hang a loader. Call fd_av_progress after
+ * each decoded frame or packet. */
+#define FD_AV_STALL_SECONDS 30
+struct AVFormatContext;
+typedef struct fd_av_watchdog {
+    int64_t deadline_us;
+} fd_av_watchdog;
+int fd_av_open_input(struct AVFormatContext **fmt, const char *path, fd_av_watchdog *wd);
+void fd_av_progress(fd_av_watchdog *wd);
+
 #endif

@@ -1,6 +1,7 @@
 #include "fd_runtime.h"
 
 #include <cblas.h>
+#include <cpuid.h>
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
 #include <libavutil/avutil.h>
@@ -27,7 +28,8 @@ void fd_runtime_init(void)
     __builtin_cpu_init();
     cpu.avx2 = __builtin_cpu_supports("avx2");
     cpu.fma = __builtin_cpu_supports("fma");
-    cpu.f16c = __builtin_cpu_supports("f16c") != 0;
+    unsigned a, b, c, d; /* F16C is CPUID.1:ECX bit 29 (clang 14's __builtin_cpu_supports lacks it) */
+    cpu.f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
     cpu.avx512f = __builtin_cpu_supports("avx512f");
     cpu.avx512bw = __builtin_cpu_supports("avx512bw");
     cpu.avx512vl = __builtin_cpu_supports("avx512vl");

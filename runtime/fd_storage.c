@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "fd_tensor.h"
 
@@ -96,8 +97,17 @@ static void account(ptrdiff_t delta)
     pthread_mutex_unlock(&mem.lock);
 }
 
+/* FADA_POISON=1 fills every new buffer with 0xff bytes (NaN as f32/f64/bf16,
+ * -1 as integers), so a kernel that reads memory nobody wrote shows up as
+ * NaN instead of as a rare, run-dependent wrong number. A debugging aid. */
+static int poison = -1;
+
 int fd_storage_new(fd_storage **out, size_t nbytes)
 {
+    if (poison < 0) {
+        const char *env = getenv("FADA_POISON");
+        poison = env && env[0] == '1';
+    }
     *out = NULL;
     fd_storage *s = calloc(1, sizeof *s);
     if (!s) return fd_fail("out of memory allocating a storage header");
@@ -109,6 +119,7 @@ int fd_storage_new(fd_storage **out, size_t nbytes)
     }
     s->nbytes = got;
     s->refcount = 1;
+    if (poison) memset(s->data, 0xff, got);
     account((ptrdiff_t)got);
     *out = s;
     return FD_OK;

@@ -19,6 +19,7 @@ struct fd_vreader {
     struct SwsContext *sws;
     AVPacket *pkt;
     AVFrame *frame;
+    fd_av_watchdog watchdog; /* fd_vreader is heap-allocated: the callback's pointer stays valid */
     int stream, eof_sent, channels, out_w, out_h, area, frames, bad_packets, read_error;
 };
 
@@ -58,7 +59,7 @@ int fd_vreader_open(fd_vreader **out, const char *path, const fd_vreader_opts *o
         free(r);
         return fd_fail("video: out of memory");
     }
-    int e = avformat_open_input(&r->fmt, path, NULL, NULL);
+    int e = fd_av_open_input(&r->fmt, path, &r->watchdog);
     if (e < 0) {
         fd_vreader_close(r);
         return fd_fail("video: '%s': cannot open: %s", path, fd_av_err(e));
@@ -172,6 +173,7 @@ static int convert_frame(fd_vreader *r, fd_tensor *out)
 int fd_vreader_next(fd_vreader *r, fd_tensor *out, double *pts)
 {
     fd_tensor_release(out);
+    fd_av_progress(&r->watchdog); /* each frame gets its own time budget */
     for (;;) {
         int e = avcodec_receive_frame(r->dec, r->frame);
         if (e == 0) {

@@ -6,7 +6,9 @@
 --   build/fadalua scripts/bench_nnops.lua [--threads N] [--peak GFLOPS] [--samples 7] [--quick] [--no-torch]
 --
 -- Every figure is the median of --samples timed samples (each sample repeats
--- the call until it lasts >= 20 ms, after 2 warm-up calls). Outputs are
+-- the call until it lasts >= 20 ms, after 2 warm-up calls); "cpu ms" is the
+-- median process CPU time per call and "best" the fastest sample, which
+-- show what the kernel does when other processes leave it the cores. Outputs are
 -- released after each call so the memory pool hands the same buffers back
 -- (the steady state inside a model).
 local fada = require 'fada'
@@ -33,7 +35,9 @@ local function median(t)
   return n % 2 == 1 and t[(n + 1) // 2] or (t[n // 2] + t[n // 2 + 1]) / 2
 end
 
--- Median seconds per call of fn (which returns tensors to release).
+-- Median seconds per call of fn (which returns tensors to release), wall
+-- clock and process CPU time (all threads; with one thread it is the cost
+-- without the waits when other processes hold the cores).
 local function time_it(fn)
   local function once()
     local outs = {fn()}
@@ -43,13 +47,16 @@ local function time_it(fn)
   local t0 = clock()
   once()
   local reps = math.max(1, math.ceil(0.02 / math.max(clock() - t0, 1e-7)))
-  local samples = {}
+  local samples, cpu = {}, {}
   for _ = 1, opt.samples do
-    local s = clock()
+    local s, c = clock(), os.clock()
     for _ = 1, reps do once() end
     samples[#samples + 1] = (clock() - s) / reps
+    cpu[#cpu + 1] = (os.clock() - c) / reps
   end
-  return median(samples)
+  local best = math.huge
+  for _, v in ipairs(samples) do best = math.min(best, v) end
+  return median(samples), median(cpu), best
 end
 
 -- ---- the PyTorch peer ---------------------------------------------------------------
@@ -113,10 +120,20 @@ end
 
 -- ---- machine ------------------------------------------------------------------------
 
-local peak = opt.peak or ops.nn_peak_gflops(0.5)
-print(('threads %d, AVX2 kernels %s, f32 peak %.1f GFLOP/s (%s), samples %d, torch %s'):format(
-  opt.threads, tostring(ops.nn_simd_enabled()), peak, opt.peak and 'given' or 'measured FMA loop', opt.samples,
-  torch_ok and 'yes' or 'absent'))
+-- The peak: one thread's best FMA-loop rate times the threads (a one-thread
+-- best-of is robust when other processes share the cores; a team is not).
+fada.set_num_threads(1)
+local peak1 = ops.nn_peak_gflops(0.5)
+fada.set_num_threads(opt.threads)
+local peak_team = ops.nn_peak_gflops(0.5)
+local peak = opt.peak or peak1 * opt.threads
+local f = io.open('/proc/loadavg')
+local load = f and f:read('l') or '?'
+if f then f:close() end
+print(('threads %d, AVX2 kernels %s, samples %d, torch %s, /proc/loadavg %s'):format(opt.threads,
+  tostring(ops.nn_simd_enabled()), opt.samples, torch_ok and 'yes' or 'absent', load))
+print(('f32 peak used: %.1f GFLOP/s (%s); FMA loop: 1 thread %.1f, %d threads together %.1f'):format(peak,
+  opt.peak and 'given by --peak' or '1-thread FMA loop x threads', peak1, opt.threads, peak_team))
 
 -- ---- group_norm + SiLU --------------------------------------------------------------
 
@@ -137,19 +154,20 @@ end
 local tgn = torch_times('gn', gn_cases)
 
 print('\ngroup_norm(32 groups) + SiLU, f32: bytes = read x + write y once')
-print(('%-24s %-5s %9s %9s %9s %7s %10s %7s'):format('shape', 'where', 'ms', 'GB/s', 'copy GB/s', '% copy', 'torch ms', 'speedup'))
+print(('%-24s %-5s %9s %9s %9s %9s %9s %7s %8s %10s %7s'):format('shape', 'where', 'ms', 'cpu ms', 'best ms', 'GB/s',
+  'copy GB/s', '% copy', 'best GB/s', 'torch ms', 'speedup'))
 for _, c in ipairs(gn_cases) do
   local x = fada.randn(c.N, c.C, c.H, c.W)
   if c.cl then x = x:permute{1, 3, 4, 2}:contiguous():permute{1, 4, 2, 3} end
   local w, b = fada.randn(c.C), fada.randn(c.C)
   local bytes = 2 * x:numel() * 4
-  local t = time_it(function() return ops.group_norm(x, c.G, w, b, {silu = true}) end)
-  local copy = ops.nn_copy_gbs(bytes, 20)
+  local t, tc, tbest = time_it(function() return ops.group_norm(x, c.G, w, b, {silu = true}) end)
+  local copy = ops.nn_copy_gbs(bytes, 21)
   local gbs = bytes / t * 1e-9
   local tt = tgn[c.key]
-  print(('%-24s %-5s %9.3f %9.1f %9.1f %6.0f%% %10s %7s'):format(
-    ('%dx%dx%dx%d %s'):format(c.N, c.C, c.H, c.W, c.cl and 'CL' or 'NCHW'), level(bytes), t * 1e3, gbs, copy,
-    100 * gbs / copy, tt and ('%.3f'):format(tt * 1e3) or '-', tt and ('%.2fx'):format(tt / t) or '-'))
+  print(('%-24s %-5s %9.3f %9.3f %9.3f %9.1f %9.1f %6.0f%% %8.1f %10s %7s'):format(
+    ('%dx%dx%dx%d %s'):format(c.N, c.C, c.H, c.W, c.cl and 'CL' or 'NCHW'), level(bytes), t * 1e3, tc * 1e3,
+    tbest * 1e3, gbs, copy, 100 * gbs / copy, bytes / tbest * 1e-9, tt and ('%.3f'):format(tt * 1e3) or '-', tt and ('%.2fx'):format(tt / t) or '-'))
   x:release()
 end
 
@@ -166,15 +184,15 @@ end
 local tat = torch_times('att', att_cases)
 
 print('\nattention, f32: FLOP = 4 * B * heads * Nq * (Nk + Ne) * d (QK^T and PV); torch = explicit softmax(QK^T)V')
-print(('%-34s %9s %9s %7s %10s %7s %9s %9s'):format('B x Nq x (Nk+Ne) x d x heads', 'ms', 'GFLOP/s', '% peak',
-  'torch ms', 'speedup', 'bwd ms', 'bwd GF/s'))
+print(('%-34s %9s %9s %9s %9s %7s %8s %10s %7s %9s %9s'):format('B x Nq x (Nk+Ne) x d x heads', 'ms', 'cpu ms',
+  'best ms', 'GFLOP/s', '% peak', 'best %', 'torch ms', 'speedup', 'bwd ms', 'bwd GF/s'))
 for _, c in ipairs(att_cases) do
   local C = c.d * c.H
   local q, k, v = fada.randn(c.B, c.Nq, C), fada.randn(c.B, c.Nk, C), fada.randn(c.B, c.Nk, C)
   local o = {heads = c.H}
   if c.Ne > 0 then o.extra_k, o.extra_v = fada.randn(c.B, c.Ne, C), fada.randn(c.B, c.Ne, C) end
   local flop = 4 * c.B * c.H * c.Nq * (c.Nk + c.Ne) * c.d
-  local t = time_it(function() return ops.attention(q, k, v, o) end)
+  local t, tc, tbest = time_it(function() return ops.attention(q, k, v, o) end)
   local tb = '-'
   local gb = '-'
   if not opt.quick or c.Nq <= 1024 then
@@ -185,8 +203,12 @@ for _, c in ipairs(att_cases) do
     tb, gb = ('%.2f'):format(t2 * 1e3), ('%.1f'):format(2.5 * flop / t2 * 1e-9)
   end
   local tt = tat[c.key]
-  print(('%-34s %9.2f %9.1f %6.0f%% %10s %7s %9s %9s'):format(
-    ('%d x %d x (%d+%d) x %d x %d'):format(c.B, c.Nq, c.Nk, c.Ne, c.d, c.H), t * 1e3, flop / t * 1e-9,
-    100 * flop / t * 1e-9 / peak, tt and ('%.2f'):format(tt * 1e3) or '-', tt and ('%.2fx'):format(tt / t) or '-', tb,
+  print(('%-34s %9.2f %9.2f %9.2f %9.1f %6.0f%% %7.0f%% %10s %7s %9s %9s'):format(
+    ('%d x %d x (%d+%d) x %d x %d'):format(c.B, c.Nq, c.Nk, c.Ne, c.d, c.H), t * 1e3, tc * 1e3, tbest * 1e3,
+    flop / t * 1e-9, 100 * flop / t * 1e-9 / peak, 100 * flop / tbest * 1e-9 / peak, tt and ('%.2f'):format(tt * 1e3) or '-', tt and ('%.2fx'):format(tt / t) or '-', tb,
     gb))
 end
+
+local f2 = io.open('/proc/loadavg')
+print('\n/proc/loadavg at the end: ' .. (f2 and f2:read('l') or '?'))
+if f2 then f2:close() end

@@ -2,10 +2,11 @@
 -- measured FMA peak and against PyTorch measured in the same run.
 --
 --   build/fadalua scripts/bench_ops.lua [--peak GFLOPS] [--samples 7] [--threads N]
---                                      [--min-time 0.15] [--no-torch] [--quick]
+--                                      [--min-time 0.15] [--rounds 1] [--no-torch] [--quick]
 --
 -- Each figure is the median [min-max] over `samples` samples; a sample is a
--- loop of calls lasting at least --min-time seconds, after a warm-up call.
+-- loop of calls lasting at least --min-time seconds, after warm-up calls (more where fd_tune
+-- times the alternatives on a shape's first 10 calls).
 -- GFLOP/s are nominal (2*MACs, padded taps included). The peak is measured
 -- with an FMA-only loop on all threads (fada.ops.measure_peak_gflops) unless
 -- --peak is given. PyTorch runs in /usr/bin/python3 with OPENBLAS_NUM_THREADS=1
@@ -14,7 +15,7 @@
 local fada = require 'fada'
 local ops = fada.ops
 
-local opt = {samples = 7, min_time = 0.15, threads = fada.get_num_threads(), torch = true}
+local opt = {samples = 7, min_time = 0.15, threads = fada.get_num_threads(), torch = true, rounds = 1}
 do
   local i = 1
   while i <= #arg do
@@ -23,6 +24,7 @@ do
     elseif a == '--samples' then opt.samples = tonumber(arg[i + 1]); i = i + 1
     elseif a == '--threads' then opt.threads = tonumber(arg[i + 1]); i = i + 1
     elseif a == '--min-time' then opt.min_time = tonumber(arg[i + 1]); i = i + 1
+    elseif a == '--rounds' then opt.rounds = tonumber(arg[i + 1]); i = i + 1
     elseif a == '--no-torch' then opt.torch = false
     elseif a == '--quick' then opt.quick = true
     else error('unknown argument ' .. a) end
@@ -54,6 +56,9 @@ local mm_shapes = { -- M, K, N: linear x[M, K] W[N, K]^T
   {4096, 64, 192}, {4096, 128, 384}, {1024, 256, 768}, {1024, 256, 256}, {256, 256, 1024}, {4096, 320, 320},
   {1024, 1024, 1024},
 }
+local train_shapes = { -- conv forward + backward (data, weights, bias): a training step's share
+  {8, 64, 32}, {4, 128, 32},
+}
 local bmm_shapes = { -- batch, M, K, N: attention scores / values
   {8, 1024, 64, 1024}, {8, 1024, 1024, 64}, {4, 256, 32, 512},
 }
@@ -61,6 +66,7 @@ if opt.quick then
   conv_shapes = {conv_shapes[1], conv_shapes[3]}
   mm_shapes = {mm_shapes[2], mm_shapes[7]}
   bmm_shapes = {bmm_shapes[1]}
+  train_shapes = {train_shapes[1]}
 end
 
 -- ---- peak
@@ -84,35 +90,52 @@ local function record(kind, shape, variant, flops, med, lo, hi)
 end
 
 -- ---- ours
-for _, s in ipairs(conv_shapes) do
-  local n, c, hw = s[1], s[2], s[3]
-  local x, w, b = fada.randn(n, c, hw, hw), fada.randn(c, c, 3, 3), fada.randn(c)
-  local xc = channels_last(x)
-  local flops = 2 * n * c * c * 9 * hw * hw
-  local shape = ('N%d C%d %d^2'):format(n, c, hw)
-  record('conv', shape, 'fada nchw', flops, timeit(function() return ops.conv2d(x, w, b, {padding = 1}) end))
-  record('conv', shape, 'fada cl', flops, timeit(function() return ops.conv2d(xc, w, b, {padding = 1}) end))
-  record('conv', shape, 'fada bf16 cl', flops,
-    timeit(function() return ops.conv2d(xc, w, b, {padding = 1, compute = 'bf16'}) end))
-  collectgarbage()
-end
-for _, s in ipairs(mm_shapes) do
-  local m, k, nn = s[1], s[2], s[3]
-  local x, w, b = fada.randn(m, k), fada.randn(nn, k), fada.randn(nn)
-  local flops = 2 * m * k * nn
-  local shape = ('%dx%d->%d'):format(m, k, nn)
-  -- 8 warm-up calls: the first 6 of a shape time oneDNN against OpenBLAS
-  record('linear', shape, 'fada', flops, timeit(function() return ops.linear(x, w, b) end, 8))
-  record('linear', shape, 'fada bf16', flops, timeit(function() return ops.linear(x, w, b, {compute = 'bf16'}) end))
-  collectgarbage()
-end
-for _, s in ipairs(bmm_shapes) do
-  local bt, m, k, nn = s[1], s[2], s[3], s[4]
-  local a, bb = fada.randn(bt, m, k), fada.randn(bt, k, nn)
-  local flops = 2 * bt * m * k * nn
-  local shape = ('%dx%dx%d@%d'):format(bt, m, k, nn)
-  record('bmm', shape, 'fada', flops, timeit(function() return fada.matmul(a, bb) end, 8))
-  collectgarbage()
+local function run_ours()
+  for _, s in ipairs(conv_shapes) do
+    local n, c, hw = s[1], s[2], s[3]
+    local x, w, b = fada.randn(n, c, hw, hw), fada.randn(c, c, 3, 3), fada.randn(c)
+    local xc = channels_last(x)
+    local flops = 2 * n * c * c * 9 * hw * hw
+    local shape = ('N%d C%d %d^2'):format(n, c, hw)
+    -- auto: the layout policy timed per shape (the first 10 calls); any / plain forced
+    record('conv', shape, 'fada nchw', flops, timeit(function() return ops.conv2d(x, w, b, {padding = 1}) end, 11))
+    record('conv', shape, 'fada cl any', flops,
+      timeit(function() return ops.conv2d(xc, w, b, {padding = 1, layout_policy = 'any'}) end))
+    record('conv', shape, 'fada cl plain', flops,
+      timeit(function() return ops.conv2d(xc, w, b, {padding = 1, layout_policy = 'plain'}) end))
+    record('conv', shape, 'fada bf16 cl', flops,
+      timeit(function() return ops.conv2d(xc, w, b, {padding = 1, compute = 'bf16'}) end))
+    collectgarbage()
+  end
+  for _, s in ipairs(train_shapes) do
+    local n, c, hw = s[1], s[2], s[3]
+    local x, w, b = channels_last(fada.randn(n, c, hw, hw)), fada.randn(c, c, 3, 3), fada.randn(c)
+    local gy = channels_last(fada.randn(n, c, hw, hw))
+    local flops = 3 * 2 * n * c * c * 9 * hw * hw
+    record('train', ('N%d C%d %d^2'):format(n, c, hw), 'fada cl', flops, timeit(function()
+      ops.conv2d(x, w, b, {padding = 1})
+      return ops.conv2d_backward(gy, x, w, {padding = 1})
+    end, 11))
+    collectgarbage()
+  end
+  for _, s in ipairs(mm_shapes) do
+    local m, k, nn = s[1], s[2], s[3]
+    local x, w, b = fada.randn(m, k), fada.randn(nn, k), fada.randn(nn)
+    local flops = 2 * m * k * nn
+    local shape = ('%dx%d->%d'):format(m, k, nn)
+    -- 12 warm-up calls: the first 10 of a shape time oneDNN against OpenBLAS
+    record('linear', shape, 'fada', flops, timeit(function() return ops.linear(x, w, b) end, 12))
+    record('linear', shape, 'fada bf16', flops, timeit(function() return ops.linear(x, w, b, {compute = 'bf16'}) end))
+    collectgarbage()
+  end
+  for _, s in ipairs(bmm_shapes) do
+    local bt, m, k, nn = s[1], s[2], s[3], s[4]
+    local a, bb = fada.randn(bt, m, k), fada.randn(bt, k, nn)
+    local flops = 2 * bt * m * k * nn
+    local shape = ('%dx%dx%d@%d'):format(bt, m, k, nn)
+    record('bmm', shape, 'fada', flops, timeit(function() return fada.matmul(a, bb) end, 12))
+    collectgarbage()
+  end
 end
 
 -- ---- PyTorch, same shapes and sampling, in one python process
@@ -123,8 +146,9 @@ local function shapes_py(list)
 end
 
 local has_torch = opt.torch and os.execute('/usr/bin/python3 -c "import torch" >/dev/null 2>&1') == true
-if has_torch then
-  local script = ([[
+local function run_torch()
+  if has_torch then
+    local script = ([[
 import time, torch, torch.nn.functional as F
 torch.set_num_threads(%d)
 S, MT = %d, %f
@@ -145,45 +169,66 @@ with torch.inference_mode():
         xc = x.contiguous(memory_format=torch.channels_last)
         print('conv', n, c, hw, 'torch nchw', *timeit(lambda: F.conv2d(x, w, b, padding=1)))
         print('conv', n, c, hw, 'torch cl', *timeit(lambda: F.conv2d(xc, w, b, padding=1)))
+for (n, c, hw) in %s:
+    x = torch.randn(n, c, hw, hw).contiguous(memory_format=torch.channels_last).requires_grad_()
+    w = torch.randn(c, c, 3, 3, requires_grad=True); b = torch.randn(c, requires_grad=True)
+    gy = torch.randn(n, c, hw, hw).contiguous(memory_format=torch.channels_last)
+    def step():
+        y = F.conv2d(x, w, b, padding=1)
+        return torch.autograd.grad(y, (x, w, b), gy)
+    print('train', n, c, hw, 'torch cl', *timeit(step))
+with torch.inference_mode():
     for (m, k, nn) in %s:
         x = torch.randn(m, k); w = torch.randn(nn, k); b = torch.randn(nn)
         print('linear', m, k, nn, 'torch', *timeit(lambda: F.linear(x, w, b)))
     for (bt, m, k, nn) in %s:
         a = torch.randn(bt, m, k); bb = torch.randn(bt, k, nn)
         print('bmm', bt, m, k, nn, 'torch', *timeit(lambda: torch.matmul(a, bb)))
-]]):format(opt.threads, opt.samples, opt.min_time, shapes_py(conv_shapes), shapes_py(mm_shapes),
-    shapes_py(bmm_shapes))
-  local path = os.tmpname()
-  local f = assert(io.open(path, 'w'))
-  f:write(script)
-  f:close()
-  local p = assert(io.popen('OPENBLAS_NUM_THREADS=1 /usr/bin/python3 ' .. path .. ' 2>&1'))
-  for line in p:lines() do
-    local words = {}
-    for wd in line:gmatch('%S+') do words[#words + 1] = wd end
-    local kind = words[1]
-    local med, lo, hi, shape, variant, flops
-    if kind == 'conv' then
-      local n, c, hw = tonumber(words[2]), tonumber(words[3]), tonumber(words[4])
-      shape, variant = ('N%d C%d %d^2'):format(n, c, hw), words[5] .. ' ' .. words[6]
-      flops = 2 * n * c * c * 9 * hw * hw
-      med, lo, hi = tonumber(words[7]), tonumber(words[8]), tonumber(words[9])
-    elseif kind == 'linear' then
-      local m, k, nn = tonumber(words[2]), tonumber(words[3]), tonumber(words[4])
-      shape, variant, flops = ('%dx%d->%d'):format(m, k, nn), words[5], 2 * m * k * nn
-      med, lo, hi = tonumber(words[6]), tonumber(words[7]), tonumber(words[8])
-    elseif kind == 'bmm' then
-      local bt, m, k, nn = tonumber(words[2]), tonumber(words[3]), tonumber(words[4]), tonumber(words[5])
-      shape, variant, flops = ('%dx%dx%d@%d'):format(bt, m, k, nn), words[6], 2 * bt * m * k * nn
-      med, lo, hi = tonumber(words[7]), tonumber(words[8]), tonumber(words[9])
+  ]]):format(opt.threads, opt.samples, opt.min_time, shapes_py(conv_shapes), shapes_py(train_shapes), shapes_py(mm_shapes),
+      shapes_py(bmm_shapes))
+    local path = os.tmpname()
+    local f = assert(io.open(path, 'w'))
+    f:write(script)
+    f:close()
+    local p = assert(io.popen('OPENBLAS_NUM_THREADS=1 /usr/bin/python3 ' .. path .. ' 2>&1'))
+    for line in p:lines() do
+      local words = {}
+      for wd in line:gmatch('%S+') do words[#words + 1] = wd end
+      local kind = words[1]
+      local med, lo, hi, shape, variant, flops
+      if kind == 'conv' or kind == 'train' then
+        local n, c, hw = tonumber(words[2]), tonumber(words[3]), tonumber(words[4])
+        shape, variant = ('N%d C%d %d^2'):format(n, c, hw), words[5] .. ' ' .. words[6]
+        flops = (kind == 'train' and 3 or 1) * 2 * n * c * c * 9 * hw * hw
+        med, lo, hi = tonumber(words[7]), tonumber(words[8]), tonumber(words[9])
+      elseif kind == 'linear' then
+        local m, k, nn = tonumber(words[2]), tonumber(words[3]), tonumber(words[4])
+        shape, variant, flops = ('%dx%d->%d'):format(m, k, nn), words[5], 2 * m * k * nn
+        med, lo, hi = tonumber(words[6]), tonumber(words[7]), tonumber(words[8])
+      elseif kind == 'bmm' then
+        local bt, m, k, nn = tonumber(words[2]), tonumber(words[3]), tonumber(words[4]), tonumber(words[5])
+        shape, variant, flops = ('%dx%dx%d@%d'):format(bt, m, k, nn), words[6], 2 * bt * m * k * nn
+        med, lo, hi = tonumber(words[7]), tonumber(words[8]), tonumber(words[9])
+      end
+      if med then record(kind, shape, variant, flops, med, lo, hi) else print('torch: ' .. line) end
     end
-    if med then record(kind, shape, variant, flops, med, lo, hi) else print('torch: ' .. line) end
+    p:close()
+    os.remove(path)
+  else
+    print('PyTorch: not measured (' .. (opt.torch and '/usr/bin/python3 cannot import torch' or '--no-torch') .. ')')
   end
-  p:close()
-  os.remove(path)
-else
-  print('PyTorch: not measured (' .. (opt.torch and '/usr/bin/python3 cannot import torch' or '--no-torch') .. ')')
 end
+
+-- Rounds alternate fada and torch, so a change of load on this shared
+-- machine hits both; the summary keeps each variant's best round.
+for round = 1, opt.rounds do
+  if opt.rounds > 1 then print(('-- round %d of %d, load %s'):format(round, opt.rounds, io.open('/proc/loadavg'):read('l'))) end
+  run_ours()
+  run_torch()
+  -- a loaded machine depresses the peak loop too: keep the highest seen
+  if not opt.peak then peak = math.max(peak, ops.measure_peak_gflops(opt.threads, 0.5)) end
+end
+print(('peak used for the summary: %.1f GFLOP/s (highest measured in the run)'):format(peak))
 
 -- ---- summary: best of ours vs best of torch per shape
 print()

@@ -14,6 +14,17 @@ local A = {}
 
 local nodes = setmetatable({}, {__mode = 'k'})
 local enabled = true
+local detect_anomaly = os.getenv('FADA_DETECT_ANOMALY') == '1'
+
+-- With anomaly detection on, backward checks every gradient it computes and
+-- stops at the first op that produced a NaN or an infinity, naming it
+-- (slow: one reduction per gradient). Also FADA_DETECT_ANOMALY=1.
+function A.set_detect_anomaly(on) detect_anomaly = on and true or false end
+
+local function finite(t)
+  local s = t:abs():sum():item()
+  return s == s and s ~= math.huge
+end
 
 -- Marks t as a leaf whose gradient backward() accumulates; returns t.
 function A.requires_grad(t, flag)
@@ -144,6 +155,10 @@ function A.backward(output, grad_output)
           local gin = table.pack(node.backward(g))
           for k = 1, node.n_inputs do
             local x, gx = node.inputs[k], gin[k]
+            if detect_anomaly and gx ~= nil and not finite(gx) then
+              error(('backward: %s produced a non-finite gradient for its input %d (its output gradient was %s)'):format(
+                node.name, k, finite(g) and 'finite' or 'already non-finite'), 0)
+            end
             if x ~= nil and gx ~= nil and nodes[x] then
               grads[x] = grads[x] and grads[x] + gx or gx
             end

@@ -138,7 +138,7 @@ function M.sample(o)
   if samples:size(1) < sr * 0.04 then notes[#notes + 1] = 'audio shorter than one frame: padded with silence' end
   local n_clips = math.ceil(n_frames / F)
 
-  local sched = schedule.new(mc.schedule)
+  local sched = schedule.for_model(mc)
   local ts = sched:timesteps(opts.steps, opts.spacing)
   local sampler = samplers.get(opts.sampler)
   local gen = fada.Generator(opts.seed)

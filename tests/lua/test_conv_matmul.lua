@@ -137,10 +137,12 @@ test('conv2d forward: oneDNN vs reference (NCHW, channels-last, views, bias, act
       1e-4, describe(c) .. ' strided view')
     -- fused epilogue: silu / gelu and a residual
     local r = randn(table.unpack(ref:size()))
-    for _, act in ipairs{'silu', 'gelu', 'gelu_tanh'} do
-      local o2 = with(opts, {act = act, residual = r})
-      assert_close(ops.conv2d(x, w, b, o2), ops.conv2d(x, w, b, with(o2, {ref = true})), tol, 1e-4,
-        describe(c) .. ' ' .. act .. ' + residual')
+    for i, act in ipairs{'silu', 'gelu', 'gelu_tanh'} do
+      local pol = ({'any', 'plain', 'auto'})[i]
+      local o2 = with(opts, {act = act, residual = r, layout_policy = pol})
+      local rr = ops.conv2d(x, w, b, with(o2, {ref = true}))
+      assert_close(ops.conv2d(x, w, b, o2), rr, tol, 1e-4, describe(c) .. ' ' .. act .. ' + residual ' .. pol)
+      assert_close(ops.conv2d(xc, w, b, o2), rr, tol, 1e-4, describe(c) .. ' cl ' .. act .. ' + residual ' .. pol)
     end
   end
 end)
@@ -310,10 +312,10 @@ test('matmul forward/backward: torch.matmul shapes, broadcasting, transposes', f
   assert_close(ga, ra, 1e-4, 1e-4, 'transposed grad a')
   assert_close(gb, rb, 1e-4, 1e-4, 'transposed grad b')
   -- a larger product (blocked kernels, odd sizes), on each backend and on the
-  -- automatic choice after it has timed both (6 calls)
+  -- automatic choice after it has timed both (10 calls)
   local big_a, big_b = randn(67, 129), randn(129, 45)
   local big_ref = ops.matmul(big_a, big_b, {ref = true})
-  for _, be in ipairs{'dnnl', 'blas', 'auto', 'auto', 'auto', 'auto', 'auto', 'auto', 'auto'} do
+  for _, be in ipairs{'dnnl', 'blas', 'auto', 'auto', 'auto', 'auto', 'auto', 'auto', 'auto', 'auto', 'auto', 'auto', 'auto'} do
     assert_close(ops.matmul(big_a, big_b, {backend = be}), big_ref, 1e-3, 1e-4, '67x129 @ 129x45 ' .. be)
   end
   local bt_a, bt_b = randn(3, 1, 17, 9), randn(4, 9, 11):transpose(2, 3):contiguous():transpose(2, 3)

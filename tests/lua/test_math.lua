@@ -245,6 +245,15 @@ test('binary broadcasting: rows, columns, scalars-as-tensors, 3-d', function()
   end
 end)
 
+test('channel broadcasts over 4-d tensors (walked fast path)', function()
+  check_binary('mul', rnd({2, 3, 4, 5}), rnd({1, 3, 1, 1}), 'mul [2,3,4,5] x [1,3,1,1]')
+  check_binary('add', rnd({2, 3, 4, 5}), rnd({3, 1, 5}), 'add [2,3,4,5] + [3,1,5]')
+  check_binary('sub', rnd({3, 1, 1}), rnd({2, 3, 4, 5}), 'sub [3,1,1] - [2,3,4,5]')
+  check_binary('div', rnd({4, 8, 32, 40}), rnd({1, 8, 1, 1}), 'div over threads [4,8,32,40] / [1,8,1,1]')
+  check_binary('maximum', rnd({2, 6, 7, 9}):narrow(4, 2, 6), rnd({6, 1, 1}), 'maximum narrowed x channel')
+  check_unary('sigmoid', rnd({4, 8, 32, 41}):narrow(4, 1, 40), 'sigmoid of a narrowed 4-d view')
+end)
+
 test('binary ops on views: transpose, narrow, expand, select', function()
   local base = rnd({6, 8})
   local tr = base:t()                            -- [8, 6] strides (1, 8)
@@ -257,6 +266,20 @@ test('binary ops on views: transpose, narrow, expand, select', function()
     check_binary(op, tr:narrow(1, 2, 3), sel, op .. ' transposed x selected')
     check_binary(op, tr, rnd({6}), op .. ' transposed x row')
   end
+end)
+
+test('transposed operands (the tiled walk): ragged tiles, batches, mixed dtypes', function()
+  check_binary('add', rnd({37, 53}):t(), rnd({53, 37}), 'add [53, 37] transposed + contiguous')
+  check_binary('sub', rnd({300, 40}):t(), rnd({300}), 'sub [40, 300] transposed - row (two column blocks)')
+  check_binary('mul', rnd({3, 20, 300}):transpose(2, 3), rnd({300, 20}), 'mul batched transpose')
+  check_binary('maximum', rnd({64, 48}, 'i32'):t(), rnd({48, 64}, 'bf16'), 'maximum i32^T x bf16')
+  check_binary('lt', rnd({300, 200}):t(), rnd({200, 1}), 'lt [200, 300] transposed over threads')
+  check_unary('exp', rnd({40, 30}):t(), 'exp of a transpose (tiled unary)')
+  local c, a = rnd({20, 30}, 'bool'):t(), rnd({30, 20})
+  local w = fada.where(c, a, a:neg())
+  local vc, va, e = list(c), list(a), {}
+  for i = 1, #va do e[i] = vc[i] ~= 0 and va[i] or -va[i] end
+  check_values(w, e, 'f32', 'where with a transposed condition')
 end)
 
 test('binary dtype promotion over every pair of dtypes', function()

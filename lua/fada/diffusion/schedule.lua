@@ -69,6 +69,15 @@ function M.new(opts)
                        zero_terminal_snr = opts.zero_terminal_snr or false}, Schedule)
 end
 
+-- The schedule a model was trained with: its config's `schedule` table plus
+-- its `prediction`.
+function M.for_model(config)
+  local o = {}
+  for k, v in pairs(config.schedule or {}) do o[k] = v end
+  o.prediction = config.prediction or o.prediction
+  return M.new(o)
+end
+
 -- ᾱ at a training timestep t (0-based, may be fractional: interpolated);
 -- t = −1 means "clean data" (ᾱ = 1).
 function Schedule:alpha_bar(t)

@@ -1,0 +1,214 @@
+-- fadalua scripts/train_teacher.lua: trains the FADA teacher (reference net +
+-- denoising UNet + audio encoder) from scratch on the synthetic avatars.
+-- Resumable: rerun the same command and it continues from the last checkpoint.
+local fada = require 'fada'
+local cli = require 'fada.cli'
+local F = require 'fada.F'
+local A = require 'fada.autograd'
+local optim = require 'fada.optim'
+local models = require 'fada.models'
+local schedule = require 'fada.diffusion.schedule'
+local loader = require 'fada.data.loader'
+local checkpoint = require 'fada.train.checkpoint'
+local progress = require 'fada.progress'
+
+local opts = cli.parse(arg, {
+  usage = 'usage: fadalua scripts/train_teacher.lua [flags]',
+  about = 'Trains the teacher: v-prediction, condition dropout for nested multi-CFG (drop audio;\n' ..
+          'drop reference and audio), clips with motion frames, a heavier loss on the mouth region.\n' ..
+          'Checkpoints, loss.csv and loss.png go to --out; rerunning resumes.',
+  {'data', 'string', 'data/avatars/hq-train', 'dataset folder (scripts/make_dataset.lua) or a folder of MP4s'},
+  {'out', 'string', 'runs/teacher', 'run folder'},
+  {'config', 'string', 'mini', 'model preset (mini, tiny)'},
+  {'steps', 'int', 20000, 'optimiser steps in all'},
+  {'batch', 'int', 4, 'clips per step (each clip is F frames)'},
+  {'lr', 'number', 3e-4, 'peak learning rate'},
+  {'warmup', 'int', 300, 'warm-up steps'},
+  {'weight_decay', 'number', 0.01, 'AdamW weight decay'},
+  {'ema', 'number', 0.998, 'EMA decay of the weights'},
+  {'lip_weight', 'number', 4, 'extra loss weight on the mouth region (0 = plain MSE)'},
+  {'p_drop_audio', 'number', 0.1, 'share of steps with audio dropped (the "ref" branch)'},
+  {'p_drop_all', 'number', 0.1, 'share of steps with reference and audio dropped (the "base" branch)'},
+  {'clip_grad', 'number', 1.0, 'gradient norm limit'},
+  {'ckpt_every', 'int', 200, 'steps between checkpoints'},
+  {'log_every', 'int', 10, 'steps between loss.csv lines'},
+  {'seed', 'int', 1, 'seed of the data order and the noise'},
+  {'threads', 'int', nil, 'threads (default: all cores)'},
+  {'max_minutes', 'number', nil, 'stop (with a checkpoint) after this many minutes'},
+  {'export', 'string', nil, 'write the EMA weights of the last checkpoint to this path (f16) and exit'},
+})
+
+if opts.threads then fada.set_num_threads(opts.threads) end
+os.execute(('mkdir -p %q'):format(opts.out))
+local ckpt_path = opts.out .. '/checkpoint.safetensors'
+
+-- ---- model, optimiser, data --------------------------------------------------------
+
+local function file_exists(p) local f = io.open(p, 'rb'); if f then f:close() end; return f ~= nil end
+
+local cfg = models.config(opts.config)
+local resuming = file_exists(ckpt_path)
+if resuming then -- the run's own config wins over the preset
+  local _, _, stored = fada.safetensors.header(ckpt_path)
+  if stored and stored.model then cfg = stored.model end
+end
+local model = models.FadaModel(cfg)
+model:train()
+local params = model:named_parameters()
+local opt = optim.AdamW(params, {lr = opts.lr, weight_decay = opts.weight_decay})
+local ema = optim.EMA(params, opts.ema)
+local lr_at = optim.warmup_cosine(opts.lr, opts.warmup, opts.steps, 0.1)
+local noise_gen = fada.Generator(opts.seed * 1000 + 7)
+local sched = schedule.for_model(model.config)
+local Fr, Mf, S = model.config.clip_frames, model.config.motion_frames, model.config.image_size
+
+-- audio windows of a whole clip, computed once per clip and cut per sample
+local windows_of = setmetatable({}, {__mode = 'k'})
+local function audio_windows(clip, start, n)
+  local w = windows_of[clip]
+  if not w then
+    local frames = clip.frames:size(1)
+    w = model:audio_windows(clip.audio, model.config.audio.sample_rate, frames)   -- [T, n_mels, W]
+    windows_of[clip] = w
+  end
+  return w:narrow(1, start, n)
+end
+
+local data = loader.open(opts.data, {frames = Fr, motion = Mf, batch = opts.batch, seed = opts.seed, size = S,
+                                     audio = audio_windows, sample_rate = model.config.audio.sample_rate})
+local data_gen = data.generator
+
+local step = 0
+if resuming then
+  local st = checkpoint.load(ckpt_path, {model = model, optimizer = opt, ema = ema,
+                                         generators = {data = data_gen, noise = noise_gen}})
+  step = st.step
+  print(('resuming %s at step %d'):format(ckpt_path, step))
+end
+
+if opts.export then
+  assert(resuming, 'export: no checkpoint at ' .. ckpt_path)
+  model:load_state_dict(ema:state_dict())
+  models.save(model, opts.export, {trained_steps = tostring(step), data = opts.data,
+                                   command = 'fadalua scripts/train_teacher.lua ' .. table.concat(arg, ' ')},
+              {dtype = 'f16'})
+  print(('exported the EMA weights at step %d to %s'):format(step, opts.export))
+  os.exit(0)
+end
+
+local flops = models.flops(model) -- per frame: denoiser, plus the reference net and audio per clip
+io.write(('teacher %s: %.2f M parameters, %.2f GFLOP per frame (denoiser) + %.2f per clip (reference net); data %s\n'):format(
+  cfg.name or opts.config, model:num_parameters() / 1e6, flops.denoiser / 1e9, flops.refnet / 1e9, opts.data))
+data:preload()
+
+-- ---- the loss ----------------------------------------------------------------------------
+
+-- Loss weights over the latent grid: 1 everywhere plus lip_weight inside an
+-- ellipse around where the renderer puts the mouth (faces sway only a little).
+local function mouth_weights(h, w)
+  local lin_y = fada.linspace(-1 + 1 / h, 1 - 1 / h, h):view(h, 1)
+  local lin_x = fada.linspace(-1 + 1 / w, 1 - 1 / w, w):view(1, w)
+  local d = (lin_x * (1 / 0.32)) ^ 2 + ((lin_y - 0.42) * (1 / 0.2)) ^ 2   -- [h, w]
+  return (fada.lt(d, 1):to('f32') * opts.lip_weight + 1):view(1, 1, h, w)
+end
+local wmap
+
+local function pick_branch(u)
+  if u < opts.p_drop_all then return 'base' end
+  if u < opts.p_drop_all + opts.p_drop_audio then return 'ref' end
+  return 'audio'
+end
+
+local function train_step()
+  local b = data:batch()
+  local B = b.frames:size(1)
+  local x0, ref_lat, motion_lat = A.no_grad(function()
+    local x0 = model:encode(b.frames:view(B * Fr, 3, S, S))                      -- [B·F, Cl, h, w]
+    local ref = model:encode(b.ref)                                             -- [B, Cl, h, w]
+    local mot
+    if Mf > 0 then
+      local m = model:encode(b.motion:reshape(B * Mf, 3, S, S))                 -- [B·M, Cl, h, w]
+      mot = m:view(B, Mf, m:size(2), m:size(3), m:size(4))
+    end
+    return x0, ref, mot
+  end)
+  local Cl, h, w = x0:size(2), x0:size(3), x0:size(4)
+  wmap = wmap or mouth_weights(h, w)
+  -- one timestep per clip, shared by its frames
+  local t = fada.randint(0, sched.T, B, noise_gen):tolist()
+  local sa, s1, tf = {}, {}, {}
+  for i = 1, B do
+    local a = sched:alpha_bar(t[i])
+    for _ = 1, Fr do
+      sa[#sa + 1], s1[#s1 + 1], tf[#tf + 1] = math.sqrt(a), math.sqrt(1 - a), t[i]
+    end
+  end
+  local sa_t = fada.tensor(sa):view(B * Fr, 1, 1, 1)
+  local s1_t = fada.tensor(s1):view(B * Fr, 1, 1, 1)
+  local eps = fada.randn(x0:size(), noise_gen)                                  -- [B·F, Cl, h, w]
+  local xt = x0 * sa_t + eps * s1_t
+  local target = model.config.prediction == 'v' and eps * sa_t - x0 * s1_t or eps
+  local branch = pick_branch(fada.rand(1, 'f64', noise_gen):item())
+  local ctx = model:reference(ref_lat, motion_lat)
+  local atok = model:audio_tokens(b.audio:reshape(B * Fr, b.audio:size(3), b.audio:size(4)))
+  local out = model:denoise(xt, fada.tensor(tf), {branch}, nil, ctx, atok)
+  local loss = F.mse(out, target, wmap)
+  opt:zero_grad()
+  A.backward(loss)
+  local gnorm = optim.clip_grad_norm(params, opts.clip_grad)
+  opt.lr = lr_at(step + 1)
+  opt:step()
+  ema:update()
+  return loss:item(), gnorm, branch, B * Fr
+end
+
+-- ---- the loop -------------------------------------------------------------------------------
+
+local csv_path = opts.out .. '/loss.csv'
+if not file_exists(csv_path) then
+  local f = assert(io.open(csv_path, 'w'))
+  f:write('step,loss,grad_norm,lr,frames_per_s,gflops_per_s,elapsed_s\n')
+  f:close()
+end
+
+local function plot()
+  local cmd = ("gnuplot -e \"set terminal png size 800,400; set output '%s/loss.png'; set datafile separator ','; " ..
+               "set key autotitle columnhead; set logscale y; set xlabel 'step'; set ylabel 'loss (mouth-weighted MSE)'; " ..
+               "plot '%s' using 1:2 with lines title 'loss'\" 2>/dev/null"):format(opts.out, csv_path)
+  os.execute(cmd)
+end
+
+local function save()
+  checkpoint.save(ckpt_path, {model = model, optimizer = opt, ema = ema, config = model.config,
+                              generators = {data = data_gen, noise = noise_gen}, step = step,
+                              info = {data = opts.data}})
+  plot()
+end
+
+-- forward + backward ≈ 3 forward passes; the reference net runs once per clip
+local flops_frame = 3 * (flops.denoiser + flops.audio + flops.refnet / Fr)
+local bar = progress.new(opts.steps - step, {label = 'training', unit = 'step'})
+local t_start = fada.clock()
+local window = {loss = 0, n = 0, frames = 0, t = fada.clock()}
+local start_step = step
+while step < opts.steps do
+  local loss, gnorm, _, frames = train_step()
+  step = step + 1
+  window.loss, window.n, window.frames = window.loss + loss, window.n + 1, window.frames + frames
+  if step % opts.log_every == 0 then
+    local dt = fada.clock() - window.t
+    local f = assert(io.open(csv_path, 'a'))
+    f:write(('%d,%.6f,%.4f,%.6g,%.2f,%.1f,%.1f\n'):format(step, window.loss / window.n, gnorm, opt.lr,
+      window.frames / dt, window.frames * flops_frame / dt / 1e9, fada.clock() - t_start))
+    f:close()
+    bar:update(step - start_step, {loss = window.loss / window.n, ['frames/s'] = window.frames / dt,
+                                   ['GFLOP/s'] = window.frames * flops_frame / dt / 1e9})
+    window = {loss = 0, n = 0, frames = 0, t = fada.clock()}
+  end
+  if step % opts.ckpt_every == 0 then save() end
+  if opts.max_minutes and fada.clock() - t_start > opts.max_minutes * 60 then break end
+end
+save()
+bar:finish()
+print(('stopped at step %d after %.1f min; checkpoint %s, log %s'):format(step, (fada.clock() - t_start) / 60,
+  ckpt_path, csv_path))
