@@ -1,0 +1,70 @@
+-- Ground-truth talking clips for the metrics' ceiling: a held-out identity,
+-- a seeded sentence spoken by espeak-ng, the mouth from speech.mouth_track,
+-- head sway and blinks that ignore the audio, rendered by face.render.
+-- No model is involved, so every metric measured on these clips is the
+-- evaluator's own limit.
+local fada = require 'fada'
+local face = require 'fada.data.face'
+local speech = require 'fada.data.speech'
+
+local M = {}
+
+M.FPS = 25
+M.SAMPLE_RATE = 16000
+
+-- Smooth head sway: a sum of three slow sinusoids per pose channel with
+-- seeded phases; blinks: 3-frame closures every 2-5 s. Amplitudes stay
+-- inside the evaluator's training ranges.
+function M.head_motion(r, n, fps)
+  local chans = {dx = 0.04, dy = 0.03, roll = 0.08, yaw = 0.35}
+  local motion = {}
+  for t = 1, n do motion[t] = {blink = 0} end
+  for name, amp in pairs(chans) do
+    local parts = {}
+    for k = 1, 3 do parts[k] = {f = (0.1 + 0.5 * r()) * k, ph = 2 * math.pi * r(), a = amp / k} end
+    for t = 1, n do
+      local s = 0
+      for _, p in ipairs(parts) do s = s + p.a * math.sin(2 * math.pi * p.f * t / fps + p.ph) end
+      motion[t][name] = s * 0.6
+    end
+  end
+  local t = math.floor(fps * (0.5 + 1.5 * r()))
+  while t <= n do
+    for k, v in ipairs{0.6, 1.0, 0.5} do
+      if t + k - 1 <= n then motion[t + k - 1].blink = v end
+    end
+    t = t + math.floor(fps * (2 + 3 * r()))
+  end
+  return motion
+end
+
+-- Clip k (0-based) of the held-out set: {frames [T, 3, S, S] f32, samples f32 [N],
+-- sample_rate, fps, ref [3, S, S] (neutral pose, closed mouth), identity,
+-- motion {per-frame tables}, track (speech.mouth_track)}.
+-- opts: size (64), identity (seed, default 900000 + 37·k), tmpdir ('/tmp').
+function M.ground_truth(k, opts)
+  opts = opts or {}
+  local size = opts.size or 64
+  local r = face.rng(424242 + k)
+  local id = face.identity(opts.identity or (900000 + 37 * k))
+  local text = speech.sentence(r)
+  local voice = speech.VOICES[math.floor(r() * #speech.VOICES) + 1]
+  local wav = ('%s/fada_metrics_%d_%d.wav'):format(opts.tmpdir or '/tmp', k, math.random(1, 1 << 30))
+  local samples, sr = speech.synthesize(text, wav, {voice = voice, rate = 140 + math.floor(40 * r()),
+                                                    pitch = 30 + math.floor(40 * r()), sample_rate = M.SAMPLE_RATE})
+  os.remove(wav)
+  sr = sr or M.SAMPLE_RATE
+  local track = speech.mouth_track(samples, sr, M.FPS)
+  local n = track.frames
+  local motion = M.head_motion(r, n, M.FPS)
+  local frames = {}
+  for t = 1, n do
+    motion[t].open, motion[t].round = track.open[t], track.round[t]
+    frames[t] = face.render(id, motion[t], size)
+  end
+  local ref = face.render(id, {dx = 0, dy = 0, roll = 0, yaw = 0, blink = 0, open = 0, round = 0}, size)
+  return {frames = fada.stack(frames, 1), samples = samples, sample_rate = sr, fps = M.FPS, ref = ref,
+          identity = id, motion = motion, track = track, text = text, voice = voice}
+end
+
+return M
