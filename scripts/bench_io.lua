@@ -4,6 +4,7 @@
 --   fadalua scripts/bench_io.lua video <path> <seconds> [audio]
 --        write a 128x128 25 fps MP4 of that length (with 16 kHz audio if 'audio');
 --        run under /usr/bin/time -v to read the peak RSS.
+require('fada.cli').help_from_header(arg)
 local fada = require 'fada'
 local mode = arg[1]
 

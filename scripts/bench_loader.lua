@@ -3,6 +3,7 @@
 -- DIR: a dataset from scripts/make_dataset.lua, or a folder of MP4s.
 -- The step: three 3x3 convs (3 -> 32 -> 32 -> 3, SiLU) forward + backward +
 -- AdamW over the batch's B*F frames, a stand-in for a small denoiser step.
+require('fada.cli').help_from_header(arg)
 local fada = require 'fada'
 local nn = require 'fada.nn'
 local F = require 'fada.F'

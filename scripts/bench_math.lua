@@ -1,6 +1,7 @@
 -- Timing of the elementwise and reduction fast paths, single-threaded (os.clock
 -- is CPU time, so one thread keeps it honest), against PyTorch's CPU kernels
 -- under /usr/bin/python3 when available. Usage: fadalua scripts/bench_math.lua [n]
+require('fada.cli').help_from_header(arg)
 local fada = require 'fada'
 fada.set_num_threads(1)
 local n = tonumber(arg and arg[1]) or 1 << 24

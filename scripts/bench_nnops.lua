@@ -11,6 +11,7 @@
 -- show what the kernel does when other processes leave it the cores. Outputs are
 -- released after each call so the memory pool hands the same buffers back
 -- (the steady state inside a model).
+require('fada.cli').help_from_header(arg)
 local fada = require 'fada'
 local ops = fada.ops
 local clock = ops.nn_clock

@@ -12,6 +12,7 @@
 -- --peak is given. PyTorch runs in /usr/bin/python3 with OPENBLAS_NUM_THREADS=1
 -- (its f32 matmul is OpenBLAS; one thread pool, as cpu-baseline.md advises)
 -- and torch.set_num_threads(threads), with the same sampling.
+require('fada.cli').help_from_header(arg)
 local fada = require 'fada'
 local ops = fada.ops
 

@@ -5,6 +5,7 @@
 -- docs/clip-frames.png  a clip as decoded from its MP4 (every 2nd frame of
 --                       the busiest 1.3 s) above its mouth-opening curve
 --                       (red), rounding (blue), speech energy (grey)
+require('fada.cli').help_from_header(arg)
 local fada = require 'fada'
 local face = require 'fada.data.face'
 local A = require 'fada.data.avatars'

@@ -97,4 +97,24 @@ function M.parse(argv, spec, opts_in)
   return opts
 end
 
+-- For scripts that parse their own flags: when argv holds -h or --help,
+-- prints the script's leading comment block (its usage notes) and exits 0.
+function M.help_from_header(argv)
+  for _, a in ipairs(argv) do
+    if a == '-h' or a == '--help' then
+      local f = io.open(argv[0] or '', 'r')
+      local lines = {}
+      if f then
+        for line in f:lines() do
+          if not line:match('^%-%-') then break end
+          lines[#lines + 1] = line:gsub('^%-%- ?', '')
+        end
+        f:close()
+      end
+      print(#lines > 0 and table.concat(lines, '\n') or 'usage: see the comment at the top of ' .. tostring(argv[0]))
+      os.exit(0)
+    end
+  end
+end
+
 return M
