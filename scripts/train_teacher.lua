@@ -39,6 +39,9 @@ local opts = cli.parse(arg, {
 })
 
 if opts.threads then fada.set_num_threads(opts.threads) end
+-- One kernel variant per op instead of timing both per shape: a resumed run
+-- then repeats an uninterrupted one bit for bit.
+fada.ops.tune(0)
 os.execute(('mkdir -p %q'):format(opts.out))
 local ckpt_path = opts.out .. '/checkpoint.safetensors'
 
