@@ -439,7 +439,7 @@ int fd_attention(fd_tensor *o, fd_tensor *lse, const fd_tensor *q, const fd_tens
     packs p = {0};
     p.nkb = (a.Nkt + BC - 1) / BC;
     size_t per = (size_t)(BR * a.dp * 2 + BR * BC + 2 * BR) + 16, kpack = (size_t)(a.B * a.H * p.nkb * BC * a.dp);
-    float *ws = malloc(sizeof(float) * (per * (size_t)nthr + 2 * kpack));
+    float *ws = calloc(per * (size_t)nthr + 2 * kpack, sizeof(float)); /* zeroed: padded key rows of the packs are read */
     if (!ws || fd_tensor_empty_as(o, q, FD_F32) || fd_tensor_empty(lse, FD_F32, 3, shl)) {
         free(ws);
         release_staged(&st);
@@ -564,7 +564,7 @@ int fd_attention_backward(fd_tensor *dq, fd_tensor *dk, fd_tensor *dv, fd_tensor
     size_t per = (size_t)(BC * a.dp * 2 + BR * a.dp + BR * BC * 3) + 16;
     size_t kpack = (size_t)(a.B * a.H * p.nkb * BC * a.dp), qpack = (size_t)(a.B * a.H * p.nqt * BR * a.dp);
     float *ws = rc ? NULL
-                   : malloc(sizeof(float) * (per * (size_t)nthr + (size_t)(a.B * a.H * a.Nq) + 3 * kpack + 2 * qpack));
+                   : calloc(per * (size_t)nthr + (size_t)(a.B * a.H * a.Nq) + 3 * kpack + 2 * qpack, sizeof(float));
     if (rc || !ws || fd_tensor_empty(&dkf, FD_F32, 3, shf) || fd_tensor_empty(&dvf, FD_F32, 3, shf) ||
         fd_tensor_empty_as(dq, q, FD_F32) || fd_tensor_empty_as(dk, k, FD_F32) || fd_tensor_empty_as(dv, v, FD_F32) ||
         (a.Ne && (fd_tensor_zeros(dek, FD_F32, 3, args->extra_k->shape) ||

