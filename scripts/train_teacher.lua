@@ -36,6 +36,7 @@ local opts = cli.parse(arg, {
   {'threads', 'int', nil, 'threads (default: all cores)'},
   {'max_minutes', 'number', nil, 'stop (with a checkpoint) after this many minutes'},
   {'tune', 'string', '1', 'kernel variants: 0 (oneDNN), 1 (OpenBLAS matmul, conv on the layout as it lies) or auto (timed; not bit-repeatable)'},
+  {'prefetch', 'bool', true, 'decode the next batch\'s clips on background threads'},
   {'detect_anomaly', 'bool', false, 'stop at the first op whose backward makes a NaN/inf (slow)'},
   {'export', 'string', nil, 'write the EMA weights of the last checkpoint to this path (f16) and exit'},
 })
@@ -81,7 +82,8 @@ local function audio_windows(clip, start, n)
 end
 
 local data = loader.open(opts.data, {frames = Fr, motion = Mf, batch = opts.batch, seed = opts.seed, size = S,
-                                     audio = audio_windows, sample_rate = model.config.audio.sample_rate})
+                                     audio = audio_windows, sample_rate = model.config.audio.sample_rate,
+                                     prefetch = opts.prefetch})
 local data_gen = data.generator
 
 local step = 0
