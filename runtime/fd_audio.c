@@ -230,7 +230,7 @@ static int decode_ffmpeg(const char *path, fd_tensor *out, int sample_rate, int 
         if (!conv) {
             nch = fch, rate = frame->sample_rate;
             if (check_format(path, nch, rate, sample_rate) || sink_init(&s, rate, sample_rate)) goto done;
-            AVChannelLayout layout;
+            AVChannelLayout layout = {0}; /* av_channel_layout_copy uninits its destination first */
             if (frame->ch_layout.order == AV_CHANNEL_ORDER_UNSPEC) av_channel_layout_default(&layout, nch);
             else av_channel_layout_copy(&layout, &frame->ch_layout);
             e = swr_alloc_set_opts2(&conv, &layout, AV_SAMPLE_FMT_FLT, rate, &layout, frame->format, rate, 0, NULL);
