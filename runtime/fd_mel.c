@@ -87,8 +87,8 @@ int fd_spectrogram(fd_tensor *out, const fd_tensor *wave, const fd_mel_opts *o)
         return fd_fail("mel: av_tx cannot make an FFT of size %lld", (long long)nfft);
     }
     float *win = av_malloc(sizeof *win * (size_t)nfft);
-    float *in = av_malloc(sizeof(float) * 2 * (size_t)(nfft + 2));
-    AVComplexFloat *spec = av_malloc(sizeof *spec * (size_t)(nfft + 2));
+    float *in = av_mallocz(sizeof(float) * 2 * (size_t)(nfft + 2)); /* zeroed: the RDFT reads past n_fft (seen as inf power from stale heap memory) */
+    AVComplexFloat *spec = av_mallocz(sizeof *spec * (size_t)(nfft + 2));
     if (!win || !in || !spec || fd_tensor_empty(out, FD_F32, 2, (int64_t[]){nfreq, frames})) {
         av_free(win), av_free(in), av_free(spec);
         av_tx_uninit(&tx);

@@ -99,14 +99,16 @@ static void account(ptrdiff_t delta)
 
 /* FADA_POISON=1 fills every new buffer with 0xff bytes (NaN as f32/f64/bf16,
  * -1 as integers), so a kernel that reads memory nobody wrote shows up as
- * NaN instead of as a rare, run-dependent wrong number. A debugging aid. */
+ * NaN instead of as a rare, run-dependent wrong number; FADA_POISON=2 also
+ * fills every released buffer, so a read after release shows up the same
+ * way. Debugging aids. */
 static int poison = -1;
 
 int fd_storage_new(fd_storage **out, size_t nbytes)
 {
     if (poison < 0) {
         const char *env = getenv("FADA_POISON");
-        poison = env && env[0] == '1';
+        poison = env && (env[0] == '1' || env[0] == '2') ? env[0] - '0' : 0;
     }
     *out = NULL;
     fd_storage *s = calloc(1, sizeof *s);
@@ -151,6 +153,7 @@ void fd_storage_release(fd_storage *s)
     if (s->free_fn) {
         s->free_fn(s);
     } else {
+        if (poison == 2) memset(s->data, 0xff, s->nbytes);
         account(-(ptrdiff_t)s->nbytes);
         pool_give(s->data, s->nbytes);
     }

@@ -76,6 +76,9 @@ function A.record(name, output, inputs, backward, saved)
     versions = {}
     for i, t in ipairs(saved) do versions[i] = {t, t:version()} end
   end
+  if detect_anomaly and not finite(output) then
+    error(('forward: %s produced a non-finite output'):format(name), 0)
+  end
   nodes[output] = {name = name, inputs = inputs, n_inputs = #inputs, backward = backward, saved = versions}
   return output
 end
