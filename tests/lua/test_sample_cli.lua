@@ -1,0 +1,52 @@
+-- scripts/sample.lua end to end on a tiny random model: a video with sound
+-- comes out; bad input gives a one-line message, a non-zero exit and no file.
+local fada = require 'fada'
+local models = require 'fada.models'
+
+local bin = arg[-1]
+local function run(args)
+  local p = assert(io.popen(('%q scripts/sample.lua --no-progress %s 2>&1'):format(bin, args)))
+  local out = p:read('a')
+  local ok, _, code = p:close()
+  return out, ok and 0 or code
+end
+local function exists(p) local f = io.open(p, 'rb'); if f then f:close() end; return f ~= nil end
+
+local dir = os.tmpname()
+os.remove(dir)
+os.execute(('mkdir -p %q'):format(dir))
+local model = dir .. '/tiny.safetensors'
+models.save(models.FadaModel(models.config('tiny')), model, {note = 'random init, for tests'})
+local wav = dir .. '/speech.wav'
+fada.audio.save(wav, fada.randn(8000, fada.Generator(1)) * 0.1, 16000) -- 0.5 s
+
+test('a tiny teacher makes an MP4 with one video and one audio stream', function()
+  local out_path = dir .. '/ok.mp4'
+  local out, code = run(('--model %q --audio %q --out %q --steps 2'):format(model, wav, out_path))
+  assert_eq(code, 0, out)
+  assert(out:find('wrote ' .. out_path, 1, true), out)
+  assert(out:find('NFE', 1, true), out)
+  local probe = io.popen(('ffprobe -v error -show_entries stream=codec_type -of csv=p=0 %q'):format(out_path)):read('a')
+  assert(probe:find('video') and probe:find('audio'), 'ffprobe: ' .. probe)
+end)
+
+test('bad input: a clear message, exit code 1 or 2, no video left behind', function()
+  local out_path = dir .. '/bad.mp4'
+  local cases = {
+    {('--model %q --audio %q --ref /nonexistent.png'):format(model, wav), "cannot read the reference image '/nonexistent.png'"},
+    {('--model %q --audio /nonexistent.wav'):format(model), "cannot read the audio '/nonexistent.wav'"},
+    {('--model /nonexistent.safetensors --audio %q'):format(wav), "cannot read the model '/nonexistent.safetensors'"},
+    {('--model %q --audio %q --steps 0'):format(model, wav), '--steps must be an integer >= 1'},
+    {('--model %q --audio %q --cfg-ref -1'):format(model, wav), '--cfg-ref must be a number >= 0'},
+    {('--model %q --audio %q --mode fast'):format(model, wav), 'needs a distilled student checkpoint'},
+    {('--model %q --audio %q --sampler heun'):format(model, wav), '--sampler must be one of'},
+    {('--model %q --audio %q --stepz 3'):format(model, wav), 'unknown flag --stepz'},
+    {('--model %q --audio %q'):format(wav, wav), wav},
+  }
+  for _, c in ipairs(cases) do
+    local out, code = run(c[1] .. (' --out %q'):format(out_path))
+    assert(code ~= 0, 'exit 0 for: ' .. c[1])
+    assert(out:find(c[2], 1, true), ('expected %q in: %s'):format(c[2], out))
+    assert(not exists(out_path), 'a video was left behind for: ' .. c[1])
+  end
+end)
