@@ -133,7 +133,16 @@ function M.sample(o)
   -- inputs
   local portrait = M.load_portrait(opts.ref, size, notes)                     -- [1, 3, S, S]
   local sr = mc.audio.sample_rate
-  local samples = type(opts.audio) == 'table' and opts.audio.samples or fada.audio.load(opts.audio, {sample_rate = sr})
+  local samples                                                               -- f32 [L] at the model's rate
+  if type(opts.audio) == 'table' then
+    samples = opts.audio.samples
+    if opts.audio.sample_rate and opts.audio.sample_rate ~= sr then
+      fail('sample: audio given at %d Hz; the model wants %d Hz (load it with fada.audio.load(path, {sample_rate = %d}))',
+        opts.audio.sample_rate, sr, sr)
+    end
+  else
+    samples = fada.audio.load(opts.audio, {sample_rate = sr})
+  end
   local n_frames = math.max(1, math.ceil(samples:size(1) / sr * fps))
   if samples:size(1) < sr * 0.04 then notes[#notes + 1] = 'audio shorter than one frame: padded with silence' end
   local n_clips = math.ceil(n_frames / F)
