@@ -31,7 +31,6 @@
  *   fada.matmul(a, b), t:matmul(b)                torch.matmul
  *   fada.set_compute_dtype('bf16' | 'f32'), fada.get_compute_dtype()
  *   fada.ops.measure_peak_gflops([threads], [seconds]) -> GFLOP/s of an FMA loop
- *   fada.ops.wtime() -> wall-clock seconds
  *   fada.ops.oplist() -> {{name=, reference=, backward=}, ...}   (ops/fd_oplist.h)
  *   fada.ops.dnnl_stats() -> table; fada.ops.dnnl_clear(); fada.ops.dnnl_cache_capacity(n)
  *   fada.ops.matmul_choices() -> {{m=, k=, n=, batch=, threads=, backend=}, ...} decided so far
@@ -322,13 +321,6 @@ static int l_measure_peak(lua_State *L)
     return 1;
 }
 
-/* Wall-clock seconds (for benchmarks; os.clock counts CPU time of all threads). */
-static int l_wtime(lua_State *L)
-{
-    lua_pushnumber(L, omp_get_wtime());
-    return 1;
-}
-
 static int l_oplist(lua_State *L)
 {
     lua_newtable(L);
@@ -436,7 +428,6 @@ void fd_open_dnn(lua_State *L, const fd_lua_tables *t)
         {"matmul_backward", l_matmul_backward},
         {"measure_peak_gflops", l_measure_peak},
         {"oplist", l_oplist},
-        {"wtime", l_wtime},
         {"dnnl_stats", l_dnnl_stats},
         {"dnnl_clear", l_dnnl_clear},
         {"dnnl_cache_capacity", l_dnnl_capacity},

@@ -444,12 +444,6 @@ static int l_simd_enabled(lua_State *L)
     lua_pushboolean(L, fd_nn_simd_enabled());
     return 1;
 }
-/* ops.nn_clock() -> monotonic wall-clock seconds (for benchmarks) */
-static int l_clock(lua_State *L)
-{
-    lua_pushnumber(L, fd_nn_now());
-    return 1;
-}
 /* ops.nn_peak_gflops([seconds = 0.3]) -> the best f32 FMA rate over all threads (0 without AVX2) */
 static int l_peak(lua_State *L)
 {
@@ -571,7 +565,7 @@ void fd_open_nnops(lua_State *L, const fd_lua_tables *t)
     }
     lua_setfield(L, ops, "nn_oplist");
     static const luaL_Reg util[] = {
-        {"nn_set_simd", l_set_simd}, {"nn_simd_enabled", l_simd_enabled}, {"nn_clock", l_clock},
+        {"nn_set_simd", l_set_simd}, {"nn_simd_enabled", l_simd_enabled},
         {"nn_peak_gflops", l_peak},  {"nn_copy_gbs", l_copy_gbs},         {NULL, NULL},
     };
     fd_lua_setfuncs(L, ops, util);

@@ -49,38 +49,7 @@ int fd_nn_pad_shape(const char *op, const fd_tensor *x, int npads, const int64_t
 int fd_nn_embedding_check(const char *op, const fd_tensor *idx, int64_t V, fd_tensor *is);
 
 /* ---- AVX2 helpers ----------------------------------------------------- */
-/* exp(x) for 8 floats, max rel error about 2e-7 (Cephes polynomial). The
- * rounding to n = round(x / ln 2) and the scaling by 2^n are done with
- * integer tricks (a 1.5 * 2^23 shifter; n added to the exponent bits), which
- * saves four instructions over round/convert/multiply. Results are exactly 0
- * below -86 (so -inf scores vanish; true values there are < 5e-38) and inf
- * above 88.7. */
-FD_AVX2 static inline __m256 nn_exp256(__m256 x)
-{
-    const __m256 hi = _mm256_set1_ps(88.3762626647949f), lo = _mm256_set1_ps(-86.0f);
-    const __m256 shifter = _mm256_set1_ps(12582912.0f); /* 1.5 * 2^23 */
-    __m256 keep = _mm256_cmp_ps(x, lo, _CMP_GE_OQ);
-    __m256 over = _mm256_cmp_ps(x, hi, _CMP_GT_OQ);
-    __m256 xc = _mm256_max_ps(_mm256_min_ps(x, hi), lo);
-    __m256 t = _mm256_fmadd_ps(xc, _mm256_set1_ps(1.44269504088896341f), shifter);
-    __m256 n = _mm256_sub_ps(t, shifter);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), xc);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500E-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507E-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073E-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894E-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459E-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201E-1f));
-    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    /* p * 2^n: n (in [-124, 128]) sits in the shifter's low mantissa bits */
-    __m256i e = _mm256_slli_epi32(_mm256_sub_epi32(_mm256_castps_si256(t), _mm256_castps_si256(shifter)), 23);
-    __m256 y = _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p), e));
-    y = _mm256_and_ps(y, keep);
-    return _mm256_blendv_ps(y, _mm256_set1_ps(INFINITY), over);
-}
-
-/* The same for arguments known to lie in [-86, 88] (no range handling). */
+/* exp for arguments known to lie in [-86, 88] (no range handling). */
 FD_AVX2 static inline __m256 nn_exp256_inrange(__m256 x)
 {
     const __m256 shifter = _mm256_set1_ps(12582912.0f);
@@ -97,6 +66,21 @@ FD_AVX2 static inline __m256 nn_exp256_inrange(__m256 x)
     p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
     __m256i e = _mm256_slli_epi32(_mm256_sub_epi32(_mm256_castps_si256(t), _mm256_castps_si256(shifter)), 23);
     return _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p), e));
+}
+
+/* exp(x) for 8 floats, max rel error about 2e-7 (Cephes polynomial). The
+ * rounding to n = round(x / ln 2) and the scaling by 2^n are done with
+ * integer tricks (a 1.5 * 2^23 shifter; n added to the exponent bits), which
+ * saves four instructions over round/convert/multiply. Results are exactly 0
+ * below -86 (so -inf scores vanish; true values there are < 5e-38) and inf
+ * above 88.7. */
+FD_AVX2 static inline __m256 nn_exp256(__m256 x)
+{
+    const __m256 hi = _mm256_set1_ps(88.3762626647949f), lo = _mm256_set1_ps(-86.0f);
+    __m256 keep = _mm256_cmp_ps(x, lo, _CMP_GE_OQ);
+    __m256 over = _mm256_cmp_ps(x, hi, _CMP_GT_OQ);
+    __m256 y = _mm256_and_ps(nn_exp256_inrange(_mm256_max_ps(_mm256_min_ps(x, hi), lo)), keep);
+    return _mm256_blendv_ps(y, _mm256_set1_ps(INFINITY), over);
 }
 
 /* silu(z) = z / (1 + exp(-z)) for 8 floats: the division as a reciprocal

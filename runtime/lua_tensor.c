@@ -419,24 +419,31 @@ static fd_tensor *push_view(lua_State *L)
     return v;
 }
 
-static int m_view(lua_State *L)
+/* A shape that may hold -1 (view, reshape, expand), as a table at arg 2 or
+ * integers from arg 2 on; returns ndim. */
+static int view_shape(lua_State *L, int64_t *shape)
 {
-    int64_t shape[FD_MAX_DIMS];
     int ndim = 0;
-    /* view accepts -1, so read the shape by hand */
     if (lua_istable(L, 2)) {
         ndim = (int)lua_rawlen(L, 2);
         if (ndim > FD_MAX_DIMS) return luaL_argerror(L, 2, "too many dims");
         for (int i = 0; i < ndim; i++) {
             lua_rawgeti(L, 2, i + 1);
-            shape[i] = (int64_t)luaL_checkinteger(L, -1);
+            shape[i] = check_int(L, lua_gettop(L), "size");
             lua_pop(L, 1);
         }
-    } else {
-        int top = lua_gettop(L);
-        if (top - 1 > FD_MAX_DIMS) return luaL_argerror(L, 2, "too many dims");
-        for (int i = 2; i <= top; i++) shape[ndim++] = check_int(L, i, "size");
+        return ndim;
     }
+    int top = lua_gettop(L);
+    if (top - 1 > FD_MAX_DIMS) return luaL_argerror(L, 2, "too many dims");
+    for (int i = 2; i <= top; i++) shape[ndim++] = check_int(L, i, "size");
+    return ndim;
+}
+
+static int m_view(lua_State *L)
+{
+    int64_t shape[FD_MAX_DIMS];
+    int ndim = view_shape(L, shape);
     fd_tensor *v = push_view(L);
     if (fd_view_reshape(v, ndim, shape)) return fd_lua_error(L);
     return 1;
@@ -446,31 +453,15 @@ static int m_view(lua_State *L)
 static int m_reshape(lua_State *L)
 {
     fd_tensor *src = fd_lua_checktensor(L, 1);
-    if (!fd_tensor_is_contiguous(src)) {
-        /* try a view first, copy if it fails */
-        fd_tensor probe;
-        fd_tensor_view_of(&probe, src);
-        int64_t shape[FD_MAX_DIMS];
-        int ndim = 0, top = lua_gettop(L);
-        if (lua_istable(L, 2)) {
-            ndim = (int)lua_rawlen(L, 2);
-            for (int i = 0; i < ndim && i < FD_MAX_DIMS; i++) {
-                lua_rawgeti(L, 2, i + 1);
-                shape[i] = (int64_t)lua_tointeger(L, -1);
-                lua_pop(L, 1);
-            }
-        } else {
-            for (int i = 2; i <= top && ndim < FD_MAX_DIMS; i++) shape[ndim++] = (int64_t)lua_tointeger(L, i);
-        }
-        int viewable = ndim <= FD_MAX_DIMS && fd_view_reshape(&probe, ndim, shape) == FD_OK;
-        fd_tensor_release(&probe);
-        if (!viewable) {
-            fd_tensor *c = fd_lua_newtensor(L);
-            if (fd_tensor_clone(c, src)) return fd_lua_error(L);
-            lua_replace(L, 1);
-        }
-    }
-    return m_view(L);
+    int64_t shape[FD_MAX_DIMS];
+    int ndim = view_shape(L, shape);
+    fd_tensor *v = fd_lua_newtensor(L);
+    fd_tensor_view_of(v, src);
+    if (fd_view_reshape(v, ndim, shape) == FD_OK) return 1;
+    fd_tensor_release(v); /* not viewable: copy, then view the copy */
+    if (fd_tensor_clone(v, src)) return fd_lua_error(L);
+    if (fd_view_reshape(v, ndim, shape)) return fd_lua_error(L);
+    return 1;
 }
 
 static int m_narrow(lua_State *L)
@@ -539,27 +530,16 @@ static int m_permute(lua_State *L)
 
 static int m_expand(lua_State *L)
 {
-    fd_tensor *src = fd_lua_checktensor(L, 1);
+    fd_lua_checktensor(L, 1);
     int64_t shape[FD_MAX_DIMS];
-    int ndim = 0;
-    if (luaL_testudata(L, 2, FD_TENSOR_MT)) { /* expand_as */
-        fd_tensor *other = fd_lua_checktensor(L, 2);
+    int ndim;
+    fd_tensor *other = luaL_testudata(L, 2, FD_TENSOR_MT) ? fd_lua_checktensor(L, 2) : NULL; /* expand_as */
+    if (other) {
         ndim = other->ndim;
         memcpy(shape, other->shape, sizeof(int64_t) * (size_t)ndim);
-    } else if (lua_istable(L, 2)) {
-        ndim = (int)lua_rawlen(L, 2);
-        if (ndim > FD_MAX_DIMS) return luaL_argerror(L, 2, "too many dims");
-        for (int i = 0; i < ndim; i++) {
-            lua_rawgeti(L, 2, i + 1);
-            shape[i] = (int64_t)luaL_checkinteger(L, -1);
-            lua_pop(L, 1);
-        }
     } else {
-        int top = lua_gettop(L);
-        if (top - 1 > FD_MAX_DIMS) return luaL_argerror(L, 2, "too many dims");
-        for (int i = 2; i <= top; i++) shape[ndim++] = check_int(L, i, "size");
+        ndim = view_shape(L, shape);
     }
-    (void)src;
     fd_tensor *v = push_view(L);
     if (fd_view_expand(v, ndim, shape)) return fd_lua_error(L);
     return 1;

@@ -23,7 +23,7 @@ while i <= #arg do
 end
 if opts.threads then fada.set_num_threads(opts.threads) end
 local threads = fada.get_num_threads()
-local clock = fada.clock or fada.ops.nn_clock
+local clock = fada.clock
 
 local cfg = models.config(opts.config)
 local m = models.FadaModel(cfg):eval()

@@ -14,7 +14,7 @@
 require('fada.cli').help_from_header(arg)
 local fada = require 'fada'
 local ops = fada.ops
-local clock = ops.nn_clock
+local clock = fada.clock
 
 local opt = {threads = fada.get_num_threads(), samples = 7}
 local i = 1

@@ -41,9 +41,9 @@ local function timeit(f, warm)
   for _ = 1, warm or 1 do f() end
   local ts = {}
   for s = 1, opt.samples do
-    local t0, n = ops.wtime(), 0
-    repeat f(); n = n + 1 until ops.wtime() - t0 >= opt.min_time
-    ts[s] = (ops.wtime() - t0) / n
+    local t0, n = fada.clock(), 0
+    repeat f(); n = n + 1 until fada.clock() - t0 >= opt.min_time
+    ts[s] = (fada.clock() - t0) / n
   end
   table.sort(ts)
   return ts[(#ts + 1) // 2], ts[1], ts[#ts]
