@@ -116,7 +116,13 @@ int fd_main_docall(lua_State *L, int narg, int nres)
     act.sa_handler = on_sigint;
     sigemptyset(&act.sa_mask);
     sigaction(SIGINT, &act, &old);
+    /* the REPL blocks SIGINT between chunks; a running chunk takes it */
+    sigset_t sigint, mask;
+    sigemptyset(&sigint);
+    sigaddset(&sigint, SIGINT);
+    sigprocmask(SIG_UNBLOCK, &sigint, &mask);
     int status = lua_pcall(L, narg, nres, base);
+    sigprocmask(SIG_SETMASK, &mask, NULL);
     sigaction(SIGINT, &old, NULL);
     /* a Ctrl-C that came as the chunk ended must not stop the next one */
     if (lua_gethook(L) == stop_hook) lua_sethook(L, NULL, 0, 0);

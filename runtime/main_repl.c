@@ -176,6 +176,11 @@ static int read_line_tty(const char *prompt, char **out)
     sigaction(SIGINT, &act, &old_int);
     sigaction(SIGWINCH, &act, &old_winch);
 
+    /* the REPL keeps SIGINT blocked between chunks (fd_repl_run): the wait
+     * must let both through whatever the mask was */
+    sigset_t waiting = orig;
+    sigdelset(&waiting, SIGINT);
+    sigdelset(&waiting, SIGWINCH);
     int in = fileno(rl_instream ? rl_instream : stdin);
     int result = LINE_OK;
     prompt_interrupted = 0;
@@ -186,7 +191,7 @@ static int read_line_tty(const char *prompt, char **out)
         fd_set fds;
         FD_ZERO(&fds);
         FD_SET(in, &fds);
-        int r = pselect(in + 1, &fds, NULL, NULL, NULL, &orig);
+        int r = pselect(in + 1, &fds, NULL, NULL, NULL, &waiting);
         if (prompt_interrupted) {
             /* "^C" before the removal: leaving bracketed-paste mode writes a
              * carriage return, and the prompt must stay visible */
@@ -341,7 +346,7 @@ static void print_results(lua_State *L, int base)
     lua_replace(L, -3);
     lua_pop(L, 1);
     lua_insert(L, base + 1);
-    if (lua_pcall(L, n, 0, 0) != LUA_OK)
+    if (fd_main_docall(L, n, 0) != LUA_OK) /* so Ctrl-C stops a long print */
         fd_main_message(lua_pushfstring(L, "error calling 'print' (%s)", lua_tostring(L, -1)));
 }
 
@@ -369,6 +374,13 @@ void fd_repl_run(lua_State *L)
         history_open();
         print_banner(L);
     }
+    /* On a terminal a Ctrl-C typed while results print or history is saved
+     * waits (blocked) for the next prompt or chunk instead of ending the
+     * program: only the prompt and a running chunk let SIGINT through. */
+    sigset_t sigint, before;
+    sigemptyset(&sigint);
+    sigaddset(&sigint, SIGINT);
+    if (use_readline) sigprocmask(SIG_BLOCK, &sigint, &before);
     fd_main_set_progname(NULL);
     eof_seen = 0;
     for (;;) {
@@ -390,5 +402,13 @@ void fd_repl_run(lua_State *L)
         history_close();
         luaL_unref(L, LUA_REGISTRYINDEX, completion_ref);
         completion_ref = LUA_NOREF;
+        /* a Ctrl-C still pending is dropped (ignoring discards it), so
+         * leaving the REPL never ends the program by that signal */
+        struct sigaction ignore = {0}, old;
+        ignore.sa_handler = SIG_IGN;
+        sigemptyset(&ignore.sa_mask);
+        sigaction(SIGINT, &ignore, &old);
+        sigprocmask(SIG_SETMASK, &before, NULL);
+        sigaction(SIGINT, &old, NULL);
     }
 }

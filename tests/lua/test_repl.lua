@@ -194,7 +194,7 @@ end)
 test('pty session: Ctrl-C stops a running chunk and clears a line, the REPL goes on', function()
   if not have_script() then skip('util-linux `script` (or coreutils `timeout`) is not installed') end
   local home = temp_dir()
-  local running, idle = home .. '/running', home .. '/idle'
+  local running, idle, printing = home .. '/running', home .. '/idle', home .. '/printing'
   local function type_line(lua) return ("printf '%%s\\n' %s; "):format(quote(lua)) end
   local function wait_for(path)
     return ('i=0; while [ ! -e %s ] && [ $i -lt 300 ]; do sleep 0.05; i=$((i+1)); done; '):format(quote(path))
@@ -204,9 +204,14 @@ test('pty session: Ctrl-C stops a running chunk and clears a line, the REPL goes
     wait_for(running) .. "sleep 0.3; printf '\\003'; " ..
     type_line(('print("alive") io.open(%q, "w"):close()'):format(idle)) ..
     wait_for(idle) .. "sleep 0.5; printf abc; sleep 0.3; printf '\\003'; sleep 0.3; " ..
-    type_line('print("after")') .. ')'
+    type_line('print("after")') ..
+    -- printing a result runs Lua code too (__tostring): Ctrl-C stops it
+    type_line(('setmetatable({}, {__tostring = function() io.open(%q, "w"):close() while true do end end})')
+      :format(printing)) ..
+    wait_for(printing) .. "sleep 0.3; printf '\\003'; sleep 0.3; " ..
+    type_line('print("printed")') .. ')'
   local cmd = ('%s | HOME=%s TERM=xterm timeout 30 script -qfec %s /dev/null 2>&1'):format(
-    feed, quote(home), quote(quote(FADALUA)))
+    feed, quote(home), quote('exec ' .. quote(FADALUA)))
   local p = assert(io.popen(cmd, 'r'))
   local out = p:read('a'):gsub('\27%[%?2004[hl]', ''):gsub('\r', '')
   local _, _, code = p:close()
@@ -215,6 +220,8 @@ test('pty session: Ctrl-C stops a running chunk and clears a line, the REPL goes
   contains(out, '\nalive\n', 'the REPL survived')
   assert(out:find('> a?b?c?%^C\n> print%("after"%)'), 'Ctrl-C at the prompt drops the line:\n' .. out)
   contains(out, '\nafter\n')
-  for _, f in ipairs({running, idle, home .. '/.fadalua_history'}) do os.remove(f) end
+  contains(out, "error calling 'print' (interrupted!", 'the endless __tostring was stopped')
+  contains(out, '\nprinted\n', 'and the REPL went on')
+  for _, f in ipairs({running, idle, printing, home .. '/.fadalua_history'}) do os.remove(f) end
   os.remove(home)
 end)
