@@ -1,4 +1,4 @@
-/* STFT (libavutil av_tx real FFT) and mel filter banks; see fd_mel.h. */
+/* STFT (libavutil av_tx FFTs) and mel filter banks; see fd_mel.h. */
 #include <libavutil/mem.h>
 #include <libavutil/tx.h>
 #include <math.h>
@@ -57,6 +57,92 @@ static void make_window(float *w, const fd_mel_opts *o)
     }
 }
 
+/* ---- a DFT of any size on av_tx ----------------------------------------
+ * Powers of two take av_tx's real FFT. Other sizes (n_fft = 400, the speech
+ * default, is 16 x 25) would fall to av_tx's O(n^2) fallback in FFmpeg 5.1
+ * (0.8 s for 10 s of audio), so they go through Bluestein's chirp-z
+ * transform: X_k = c*_k sum_n (x_n c*_n) c_{k-n}, c_n = exp(i pi n^2 / N), a
+ * convolution done with two power-of-two FFTs of size M >= 2N - 1. */
+typedef struct {
+    int64_t n, m;             /* DFT size; Bluestein's FFT size (0: direct RDFT) */
+    AVTXContext *fwd, *inv;
+    av_tx_fn fwd_fn, inv_fn;
+    AVComplexFloat *chirp;    /* [n] c*_k = exp(-i pi k^2 / N) */
+    AVComplexFloat *kernel;   /* [m] FFT of the wrapped c_n, divided by M */
+    AVComplexFloat *a, *b;    /* [m] work */
+    float *real_in;           /* [n + 2] RDFT input (zeroed: the RDFT reads past n) */
+} dft_plan;
+
+static void dft_free(dft_plan *p)
+{
+    av_tx_uninit(&p->fwd);
+    av_tx_uninit(&p->inv);
+    av_free(p->chirp), av_free(p->kernel), av_free(p->a), av_free(p->b), av_free(p->real_in);
+    memset(p, 0, sizeof *p);
+}
+
+static int dft_init(dft_plan *p, int64_t n)
+{
+    memset(p, 0, sizeof *p);
+    p->n = n;
+    float scale = 1.0f;
+    if ((n & (n - 1)) == 0) {
+        p->real_in = av_mallocz(sizeof(float) * (size_t)(n + 2));
+        p->b = av_mallocz(sizeof *p->b * (size_t)(n / 2 + 2));
+        if (!p->real_in || !p->b || av_tx_init(&p->fwd, &p->fwd_fn, AV_TX_FLOAT_RDFT, 0, (int)n, &scale, 0) < 0)
+            goto fail;
+        return FD_OK;
+    }
+    int64_t m = 1;
+    while (m < 2 * n - 1) m *= 2;
+    p->m = m;
+    p->chirp = av_malloc(sizeof *p->chirp * (size_t)n);
+    p->kernel = av_mallocz(sizeof *p->kernel * (size_t)m);
+    p->a = av_malloc(sizeof *p->a * (size_t)m);
+    p->b = av_malloc(sizeof *p->b * (size_t)m);
+    if (!p->chirp || !p->kernel || !p->a || !p->b ||
+        av_tx_init(&p->fwd, &p->fwd_fn, AV_TX_FLOAT_FFT, 0, (int)m, &scale, 0) < 0 ||
+        av_tx_init(&p->inv, &p->inv_fn, AV_TX_FLOAT_FFT, 1, (int)m, &scale, 0) < 0)
+        goto fail;
+    for (int64_t k = 0; k < n; k++) {
+        /* k^2 mod 2N keeps the angle exact in double for any k */
+        double ang = M_PI * (double)((k * k) % (2 * n)) / (double)n;
+        p->chirp[k] = (AVComplexFloat){(float)cos(ang), (float)-sin(ang)};
+        p->a[k] = (AVComplexFloat){(float)cos(ang), (float)sin(ang)};
+        if (k) p->a[m - k] = p->a[k];
+    }
+    for (int64_t k = n; k <= m - n; k++) p->a[k] = (AVComplexFloat){0, 0};
+    p->fwd_fn(p->fwd, p->kernel, p->a, sizeof(AVComplexFloat));
+    for (int64_t k = 0; k < m; k++) p->kernel[k].re /= (float)m, p->kernel[k].im /= (float)m;
+    return FD_OK;
+fail:
+    dft_free(p);
+    return fd_fail("mel: av_tx cannot make an FFT for n_fft %lld", (long long)n);
+}
+
+/* spec[0 .. n/2] = DFT of x[0 .. n-1] (real input). */
+static void dft_run(dft_plan *p, const float *x, AVComplexFloat *spec)
+{
+    int64_t n = p->n, m = p->m;
+    if (!m) {
+        memcpy(p->real_in, x, sizeof(float) * (size_t)n);
+        p->fwd_fn(p->fwd, spec, p->real_in, sizeof(float));
+        return;
+    }
+    for (int64_t k = 0; k < n; k++) p->a[k] = (AVComplexFloat){x[k] * p->chirp[k].re, x[k] * p->chirp[k].im};
+    for (int64_t k = n; k < m; k++) p->a[k] = (AVComplexFloat){0, 0};
+    p->fwd_fn(p->fwd, p->b, p->a, sizeof(AVComplexFloat));
+    for (int64_t k = 0; k < m; k++) {
+        AVComplexFloat u = p->b[k], v = p->kernel[k];
+        p->b[k] = (AVComplexFloat){u.re * v.re - u.im * v.im, u.re * v.im + u.im * v.re};
+    }
+    p->inv_fn(p->inv, p->a, p->b, sizeof(AVComplexFloat));
+    for (int64_t k = 0; k <= n / 2; k++) {
+        AVComplexFloat u = p->a[k], c = p->chirp[k];
+        spec[k] = (AVComplexFloat){u.re * c.re - u.im * c.im, u.re * c.im + u.im * c.re};
+    }
+}
+
 int fd_spectrogram(fd_tensor *out, const fd_tensor *wave, const fd_mel_opts *o)
 {
     fd_tensor_release(out);
@@ -77,21 +163,17 @@ int fd_spectrogram(fd_tensor *out, const fd_tensor *wave, const fd_mel_opts *o)
     fd_tensor_release(&x);
     if (r) return FD_ERR;
     const float *src = fd_tensor_data(&xc);
-    AVTXContext *tx = NULL;
-    av_tx_fn fn;
-    float scale = 1.0f;
-    /* Real FFT for even sizes; odd sizes take the complex FFT of size n. */
-    int real = nfft % 2 == 0 && av_tx_init(&tx, &fn, AV_TX_FLOAT_RDFT, 0, (int)nfft, &scale, 0) >= 0;
-    if (!real && av_tx_init(&tx, &fn, AV_TX_FLOAT_FFT, 0, (int)nfft, &scale, 0) < 0) {
+    dft_plan plan;
+    if (dft_init(&plan, nfft)) {
         fd_tensor_release(&xc);
-        return fd_fail("mel: av_tx cannot make an FFT of size %lld", (long long)nfft);
+        return FD_ERR;
     }
     float *win = av_malloc(sizeof *win * (size_t)nfft);
-    float *in = av_mallocz(sizeof(float) * 2 * (size_t)(nfft + 2)); /* zeroed: the RDFT reads past n_fft (seen as inf power from stale heap memory) */
-    AVComplexFloat *spec = av_mallocz(sizeof *spec * (size_t)(nfft + 2));
+    float *in = av_malloc(sizeof *in * (size_t)nfft);
+    AVComplexFloat *spec = av_malloc(sizeof *spec * (size_t)(nfreq + 1));
     if (!win || !in || !spec || fd_tensor_empty(out, FD_F32, 2, (int64_t[]){nfreq, frames})) {
         av_free(win), av_free(in), av_free(spec);
-        av_tx_uninit(&tx);
+        dft_free(&plan);
         fd_tensor_release(&xc);
         return out->storage ? FD_ERR : fd_fail("mel: out of memory");
     }
@@ -103,18 +185,16 @@ int fd_spectrogram(fd_tensor *out, const fd_tensor *wave, const fd_mel_opts *o)
             int64_t j = start + i;
             if (j < 0) j = -j; /* reflect without repeating the edge */
             if (j >= n) j = 2 * (n - 1) - j;
-            float v = src[j] * win[i];
-            if (real) in[i] = v;
-            else in[2 * i] = v, in[2 * i + 1] = 0;
+            in[i] = src[j] * win[i];
         }
-        fn(tx, spec, in, real ? sizeof(float) : sizeof(AVComplexFloat));
+        dft_run(&plan, in, spec);
         for (int64_t k = 0; k < nfreq; k++) {
             double re = spec[k].re, im = spec[k].im, p = re * re + im * im;
             dst[k * frames + f] = (float)(o->power == 2.0 ? p : sqrt(p));
         }
     }
     av_free(win), av_free(in), av_free(spec);
-    av_tx_uninit(&tx);
+    dft_free(&plan);
     fd_tensor_release(&xc);
     return FD_OK;
 }

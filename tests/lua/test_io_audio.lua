@@ -98,6 +98,26 @@ test('spectrogram of a bin-centred sine has the closed-form peak', function()
   assert(s:get(k0 + 5, 30) < 1e-3, 'leakage')
 end)
 
+test('spectrogram of sizes that are not powers of two matches a direct DFT (Bluestein path)', function()
+  local g = fada.Generator(11)
+  for _, n in ipairs({400, 399, 96, 7}) do
+    local x = fada.randn(3 * n, g)
+    local s = audio.spectrogram(x, {n_fft = n, hop = n, center = false, window = 'rect', power = 1})
+    local xs = x:tolist()
+    for f = 1, s:size(2) do
+      for _, k in ipairs({0, 1, n // 3, n // 2}) do
+        local re, im = 0, 0 -- the DFT in double, straight from its definition
+        for i = 0, n - 1 do
+          local a = -2 * math.pi * ((k * i) % n) / n
+          re, im = re + xs[(f - 1) * n + i + 1] * math.cos(a), im + xs[(f - 1) * n + i + 1] * math.sin(a)
+        end
+        assert_close(s:get(k + 1, f), math.sqrt(re * re + im * im), 1e-4, 1e-3,
+                     ('n_fft %d, frame %d, bin %d'):format(n, f, k))
+      end
+    end
+  end
+end)
+
 local function mel_vs_torchaudio(opts, ta_args)
   local x = fada.randn(16000, fada.Generator(5))
   local ours = audio.log_mel(x, opts)
