@@ -282,7 +282,7 @@ static void forward_tile(const att *a, const packs *p, int64_t b, int64_t h, int
 /* Few keys (temporal attention over the F frames of a clip: Nk + Ne <= SMALL):
  * the BR x BC tiles would be mostly padding, so one query row at a time with
  * plain loops over the keys is an order of magnitude faster. Same math and
- * the same logsumexp as forward_tile, so the backward is shared. */
+ * the same logsumexp as forward_tile (backward_small is its backward). */
 #define SMALL 32
 
 static void forward_small(const att *a, int64_t b, int64_t h, float *o, float *lse)
@@ -540,6 +540,48 @@ static void backward_q(const att *a, const packs *p, int64_t b, int64_t h, int64
             dq[(b * a->Nq + i0 + r) * a->C + h * a->d + t] = a->scale * dQ[r * dp + t];
 }
 
+/* The backward of forward_small: per (b, h), one query row at a time, the
+ * probabilities again from the logsumexp; dK, dV accumulate into the
+ * (b, h) slices of dkf, dvf, which no other item touches. */
+static void backward_small(const att *a, int64_t b, int64_t h, const float *dO, const float *lse, const float *Dv,
+                           float *dq, float *dkf, float *dvf)
+{
+    float p[SMALL], ds[SMALL];
+    const int64_t d = a->d, bh = b * a->H + h;
+    for (int64_t j = 0; j < a->Nkt; j++) {
+        float *gk = dkf + (b * a->Nkt + j) * a->C + h * d, *gv = dvf + (b * a->Nkt + j) * a->C + h * d;
+        for (int64_t t = 0; t < d; t++) gk[t] = 0, gv[t] = 0;
+    }
+    for (int64_t i = 0; i < a->Nq; i++) {
+        const float *qi = a->q + (b * a->Nq + i) * a->C + h * d, *gi = dO + (b * a->Nq + i) * a->C + h * d;
+        float *dqi = dq + (b * a->Nq + i) * a->C + h * d;
+        for (int64_t t = 0; t < d; t++) dqi[t] = 0;
+        const float l = lse[bh * a->Nq + i], D = Dv[bh * a->Nq + i];
+        if (l == -INFINITY) continue; /* every key masked: no gradient */
+        for (int64_t j = 0; j < a->Nkt; j++) {
+            const float *kj = tok(a, a->k, a->ek, b, j, h), *vj = tok(a, a->v, a->ev, b, j, h);
+            float s = 0, dp = 0;
+#pragma omp simd reduction(+ : s, dp)
+            for (int64_t t = 0; t < d; t++) s += qi[t] * kj[t], dp += gi[t] * vj[t];
+            s *= a->scale;
+            if (a->mask) s += a->mask[b * a->ms[0] + h * a->ms[1] + i * a->ms[2] + j * a->ms[3]];
+            p[j] = s == -INFINITY ? 0.0f : expf(s - l);
+            ds[j] = p[j] * (dp - D);
+        }
+        for (int64_t j = 0; j < a->Nkt; j++) {
+            const float *kj = tok(a, a->k, a->ek, b, j, h);
+            float *gk = dkf + (b * a->Nkt + j) * a->C + h * d, *gv = dvf + (b * a->Nkt + j) * a->C + h * d;
+            const float wq = ds[j] * a->scale, pj = p[j];
+#pragma omp simd
+            for (int64_t t = 0; t < d; t++) {
+                dqi[t] += wq * kj[t];
+                gk[t] += wq * qi[t];
+                gv[t] += pj * gi[t];
+            }
+        }
+    }
+}
+
 int fd_attention_backward(fd_tensor *dq, fd_tensor *dk, fd_tensor *dv, fd_tensor *dek, fd_tensor *dev,
                           const fd_tensor *dout, const fd_tensor *q, const fd_tensor *k, const fd_tensor *v,
                           const fd_tensor *o, const fd_tensor *lse, const fd_attention_args *args)
@@ -559,10 +601,12 @@ int fd_attention_backward(fd_tensor *dq, fd_tensor *dk, fd_tensor *dv, fd_tensor
                      (long long)a.Nq);
     if (!rc) rc = !(pg = fd_nn_stage_f32(&gs, dout)) || !(po = fd_nn_stage_f32(&os, o)) || !(pl = fd_nn_stage_f32(&ls, lse));
     int nthr = omp_get_max_threads();
+    const bool small = a.Nkt <= SMALL; /* no tiles and no packs, as in the forward */
     packs p = {0};
     p.nkb = (a.Nkt + BC - 1) / BC, p.nqt = (a.Nq + BR - 1) / BR;
-    size_t per = (size_t)(BC * a.dp * 2 + BR * a.dp + BR * BC * 3) + 16;
-    size_t kpack = (size_t)(a.B * a.H * p.nkb * BC * a.dp), qpack = (size_t)(a.B * a.H * p.nqt * BR * a.dp);
+    size_t per = small ? 0 : (size_t)(BC * a.dp * 2 + BR * a.dp + BR * BC * 3) + 16;
+    size_t kpack = small ? 0 : (size_t)(a.B * a.H * p.nkb * BC * a.dp);
+    size_t qpack = small ? 0 : (size_t)(a.B * a.H * p.nqt * BR * a.dp);
     float *ws = rc ? NULL
                    : calloc(per * (size_t)nthr + (size_t)(a.B * a.H * a.Nq) + 3 * kpack + 2 * qpack, sizeof(float));
     if (rc || !ws || fd_tensor_empty(&dkf, FD_F32, 3, shf) || fd_tensor_empty(&dvf, FD_F32, 3, shf) ||
@@ -586,19 +630,24 @@ int fd_attention_backward(fd_tensor *dq, fd_tensor *dk, fd_tensor *dv, fd_tensor
         for (int64_t t = 0; t < a.d; t++) s += g[t] * oo[t];
         Dv[r] = s;
     }
-    p.kt = Dv + a.B * a.H * a.Nq, p.kp = p.kt + kpack, p.vt = p.kp + kpack, p.qp = p.vt + kpack, p.gp = p.qp + qpack;
-    pack_all(&a, &p, pg);
-    float *pkf = fd_tensor_data(&dkf), *pvf = fd_tensor_data(&dvf);
+    float *pkf = fd_tensor_data(&dkf), *pvf = fd_tensor_data(&dvf), *pdq = fd_tensor_data(dq);
+    if (small) {
+#pragma omp parallel for schedule(static)
+        for (int64_t it = 0; it < a.B * a.H; it++) backward_small(&a, it / a.H, it % a.H, pg, pl, Dv, pdq, pkf, pvf);
+    } else {
+        p.kt = Dv + a.B * a.H * a.Nq, p.kp = p.kt + kpack, p.vt = p.kp + kpack, p.qp = p.vt + kpack, p.gp = p.qp + qpack;
+        pack_all(&a, &p, pg);
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int64_t it = 0; it < a.B * a.H * p.nkb; it++) {
-        int64_t bh = it / p.nkb;
-        backward_kv(&a, &p, bh / a.H, bh % a.H, it % p.nkb, pl, Dv, ws + per * (size_t)omp_get_thread_num(), pkf, pvf);
-    }
-    float *pdq = fd_tensor_data(dq);
+        for (int64_t it = 0; it < a.B * a.H * p.nkb; it++) {
+            int64_t bh = it / p.nkb;
+            backward_kv(&a, &p, bh / a.H, bh % a.H, it % p.nkb, pl, Dv, ws + per * (size_t)omp_get_thread_num(), pkf,
+                        pvf);
+        }
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int64_t it = 0; it < a.B * a.H * p.nqt; it++) {
-        int64_t bh = it / p.nqt;
-        backward_q(&a, &p, bh / a.H, bh % a.H, it % p.nqt, pl, Dv, ws + per * (size_t)omp_get_thread_num(), pdq);
+        for (int64_t it = 0; it < a.B * a.H * p.nqt; it++) {
+            int64_t bh = it / p.nqt;
+            backward_q(&a, &p, bh / a.H, bh % a.H, it % p.nqt, pl, Dv, ws + per * (size_t)omp_get_thread_num(), pdq);
+        }
     }
     /* split the key gradients into keys and extra tokens (summing over batch for shared extras) */
     float *pdk = fd_tensor_data(dk), *pdv = fd_tensor_data(dv);

@@ -224,6 +224,10 @@ local function attention_cases()
     {B = 2, Nq = 49, Nk = 100, C = 64, heads = 2, Ne = 13, Be = 2, mask = 'float'},
     {B = 1, Nq = 130, Nk = 96, C = 40, heads = 1, mask = 'bool'},
     {B = 3, Nq = 17, Nk = 193, C = 16, heads = 4, Ne = 3, Be = 3, mask = 'bool', scale = 0.3},
+    -- few keys (<= 32): the untiled path, forward and backward (temporal and audio attention)
+    {B = 6, Nq = 8, Nk = 8, C = 32, heads = 2},
+    {B = 2, Nq = 40, Nk = 4, C = 24, heads = 3, Ne = 3, Be = 1, mask = 'bool'},
+    {B = 3, Nq = 9, Nk = 20, C = 16, heads = 2, Ne = 12, Be = 3, mask = 'float', scale = 0.7},
   }
 end
 
