@@ -173,10 +173,18 @@ end
 -- ---- the loop -------------------------------------------------------------------------------
 
 local csv_path = opts.out .. '/loss.csv'
-if not file_exists(csv_path) then
-  local f = assert(io.open(csv_path, 'w'))
-  f:write('step,loss,grad_norm,lr,frames_per_s,gflops_per_s,elapsed_s\n')
+do -- a resumed run drops the lines written after its checkpoint (they are repeated)
+  local kept = {'step,loss,grad_norm,lr,frames_per_s,gflops_per_s,elapsed_s'}
+  if resuming and file_exists(csv_path) then
+    for line in io.lines(csv_path) do
+      local s = tonumber(line:match('^(%d+),'))
+      if s and s <= step then kept[#kept + 1] = line end
+    end
+  end
+  local f = assert(io.open(csv_path .. '.tmp', 'w'))
+  f:write(table.concat(kept, '\n'), '\n')
   f:close()
+  assert(os.rename(csv_path .. '.tmp', csv_path))
 end
 
 local function plot()

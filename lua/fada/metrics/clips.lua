@@ -1,11 +1,13 @@
 -- Ground-truth talking clips for the metrics' ceiling: a held-out identity,
--- a seeded sentence spoken by espeak-ng, the mouth from speech.mouth_track,
--- head sway and blinks that ignore the audio, rendered by face.render.
+-- a seeded held-out sentence (fada.data.avatars' split) spoken by espeak-ng,
+-- the mouth from speech.mouth_track, head sway and blinks that ignore the
+-- audio, rendered by face.render.
 -- No model is involved, so every metric measured on these clips is the
 -- evaluator's own limit.
 local fada = require 'fada'
 local face = require 'fada.data.face'
 local speech = require 'fada.data.speech'
+local avatars = require 'fada.data.avatars'
 
 local M = {}
 
@@ -47,7 +49,7 @@ function M.ground_truth(k, opts)
   local size = opts.size or 64
   local r = face.rng(424242 + k)
   local id = face.identity(opts.identity or (900000 + 37 * k))
-  local text = speech.sentence(r)
+  local text = avatars.sentence(r, 'heldout')
   local voice = speech.VOICES[math.floor(r() * #speech.VOICES) + 1]
   local wav = ('%s/fada_metrics_%d_%d.wav'):format(opts.tmpdir or '/tmp', k, math.random(1, 1 << 30))
   local samples, sr = speech.synthesize(text, wav, {voice = voice, rate = 140 + math.floor(40 * r()),

@@ -1,0 +1,56 @@
+-- scripts/eval.lua end to end on a tiny random model: the metrics table, the
+-- CSV, the NFE arithmetic; bad flags give a one-line message and no CSV.
+local models = require 'fada.models'
+
+local bin = arg[-1]
+local function run(args)
+  local p = assert(io.popen(('%q scripts/eval.lua %s 2>&1'):format(bin, args)))
+  local out = p:read('a')
+  local ok, _, code = p:close()
+  return out, ok and 0 or code
+end
+local function exists(p) local f = io.open(p, 'rb'); if f then f:close() end; return f ~= nil end
+
+local dir = os.tmpname()
+os.remove(dir)
+os.execute(('mkdir -p %q'):format(dir))
+local model = dir .. '/tiny.safetensors'
+models.save(models.FadaModel(models.config('tiny')), model, {note = 'random init, for tests'})
+
+test('a sweep over steps and CFG scales: one row per setting, the ceiling, the CSV', function()
+  local csv = dir .. '/sweep.csv'
+  local out, code = run(('--model %q --clips 2 --seconds 0.4 --steps 1,2 --grid 1:1,2:3 --csv %q --threads 1')
+    :format(model, csv))
+  assert_eq(code, 0, out)
+  local rows = {}
+  for line in out:gmatch('[^\n]+') do
+    if line:match('^| ') and not line:match('^| setting') then rows[#rows + 1] = line end
+  end
+  assert_eq(#rows, 5, 'ceiling + 2 steps x 2 scales:\n' .. out)
+  -- the ground truth read by the evaluator: its lip-sync is near perfect
+  local gt = tonumber(rows[1]:match('^| ground truth %(ceiling%) | %- | %- | ([%d.]+)'))
+  assert(gt and gt > 0.9, 'ceiling corr: ' .. rows[1])
+  -- NFE per clip = steps x 3 passes (nested multi-CFG)
+  assert(rows[2]:find('| teacher, w_ref 1, w_audio 1 | 1 | 3 |', 1, true), rows[2])
+  assert(rows[5]:find('| teacher, w_ref 2, w_audio 3 | 2 | 6 |', 1, true), rows[5])
+  assert(out:find('targets (teacher, w_ref 1, w_audio 1):', 1, true), out)
+  local n = 0
+  for _ in io.lines(csv) do n = n + 1 end
+  assert_eq(n, 1 + 2 * 5, 'header + (ceiling + 4 settings) x 2 clips')
+end)
+
+test('bad flags: a clear message, exit code 2, no CSV', function()
+  local csv = dir .. '/bad.csv'
+  local cases = {
+    {('--model %q --grid 2-3'):format(model), '--grid: "2-3" is not w_ref:w_audio'},
+    {('--model %q --steps six'):format(model), '--steps: "six" is not a number'},
+    {('--model %q --clips 0'):format(model), '--clips must be at least 1'},
+    {'--model /nonexistent.safetensors', "cannot read the model '/nonexistent.safetensors'"},
+  }
+  for _, c in ipairs(cases) do
+    local out, code = run(c[1] .. (' --csv %q'):format(csv))
+    assert_eq(code, 2, 'exit code for: ' .. c[1] .. '\n' .. out)
+    assert(out:find(c[2], 1, true), ('expected %q in: %s'):format(c[2], out))
+    assert(not exists(csv), 'a CSV was left behind for: ' .. c[1])
+  end
+end)
