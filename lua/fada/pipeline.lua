@@ -145,6 +145,9 @@ function M.sample(o)
   end
   local n_frames = math.max(1, math.ceil(samples:size(1) / sr * fps))
   if samples:size(1) < sr * 0.04 then notes[#notes + 1] = 'audio shorter than one frame: padded with silence' end
+  if samples:size(1) == 0 or samples:abs():max():item() < 1e-4 then -- below -80 dBFS
+    notes[#notes + 1] = 'the audio is silent: the avatar will keep its mouth closed'
+  end
   local n_clips = math.ceil(n_frames / F)
 
   local sched = schedule.for_model(mc)
@@ -171,14 +174,14 @@ function M.sample(o)
       local Cl, h, w = ref_lat:size(2), ref_lat:size(3), ref_lat:size(4)
       local motion_lat                                                         -- [1, M, Cl, h, w]
       if Mf > 0 then motion_lat = ref_lat:unsqueeze(2):expand(1, Mf, Cl, h, w):contiguous() end
-      local windows = model:audio_windows(samples, sr, n_frames)               -- [T, n_mels, W]
+      local mel = model:audio_mel(samples, sr, n_frames)                       -- [n_mels, T·4 + ...]
       local bar = progress.new(n_clips * #ts, {label = 'sampling', unit = 'step', enabled = opts.progress ~= false})
       local nfe, kept = 0, 0
       for c = 1, n_clips do
         local first = (c - 1) * F                                              -- 0-based index of the clip's first frame
         local idx = {}
-        for f = 1, F do idx[f] = math.min(first + f, n_frames) end             -- the last clip repeats the final window
-        local atok = model:audio_tokens(windows:index_select(1, fada.tensor(idx, 'i64')))  -- [F, Na, D]
+        for f = 1, F do idx[f] = math.min(first + f, n_frames) - 1 end         -- the last clip repeats the final window
+        local atok = model:audio_tokens(model:audio_window_rows(mel, idx))     -- [F, Na, D]
         local ctx = model:reference(ref_lat, motion_lat)
         local denoise = function(x, t, branches, extra) return model:denoise(x, t, branches, extra, ctx, atok) end
         local strategy = opts.mode == 'fast' and cfg.tokens(denoise, w_ref, w_audio) or cfg.multi(denoise, w_ref, w_audio)

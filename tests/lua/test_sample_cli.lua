@@ -50,3 +50,39 @@ test('bad input: a clear message, exit code 1 or 2, no video left behind', funct
     assert(not exists(out_path), 'a video was left behind for: ' .. c[1])
   end
 end)
+
+local function frame_count(path)
+  local p = io.popen(('ffprobe -v error -count_frames -select_streams v:0 -show_entries stream=nb_read_frames ' ..
+                      '-of csv=p=0 %q'):format(path))
+  local n = tonumber(p:read('a'):match('%d+'))
+  p:close()
+  return n
+end
+
+test('silent, 0.1-second and 5-ms audio: short videos, with a note where it matters', function()
+  local cases = {
+    {'silent', fada.zeros(16000), 25, 'the audio is silent'},
+    {'short', fada.randn(1600, fada.Generator(2)) * 0.1, 3, nil},
+    {'tick', fada.randn(80, fada.Generator(3)) * 0.1, 1, 'audio shorter than one frame'},
+  }
+  for _, c in ipairs(cases) do
+    local a, v = ('%s/%s.wav'):format(dir, c[1]), ('%s/%s.mp4'):format(dir, c[1])
+    fada.audio.save(a, c[2], 16000)
+    local out, code = run(('--model %q --audio %q --out %q --steps 1'):format(model, a, v))
+    assert_eq(code, 0, c[1] .. ': ' .. out)
+    assert_eq(frame_count(v), c[3], c[1] .. ' frames')
+    if c[4] then assert(out:find('note: ' .. c[4], 1, true), c[1] .. ': ' .. out) end
+  end
+end)
+
+test('non-square and tiny portraits: centre-cropped or upscaled, with a note', function()
+  local wide, tiny = dir .. '/wide.png', dir .. '/tiny.png'
+  fada.image.save(wide, fada.rand(3, 24, 40, fada.Generator(4)))
+  fada.image.save(tiny, fada.rand(3, 8, 8, fada.Generator(5)))
+  local out, code = run(('--model %q --audio %q --ref %q --out %q --steps 1'):format(model, wav, wide, dir .. '/w.mp4'))
+  assert_eq(code, 0, out)
+  assert(out:find('note: portrait 40x24 centre-cropped to 24x24', 1, true), out)
+  out, code = run(('--model %q --audio %q --ref %q --out %q --steps 1'):format(model, wav, tiny, dir .. '/t.mp4'))
+  assert_eq(code, 0, out)
+  assert(out:find("note: portrait 8x8 is smaller than the model's 16x16: upscaled", 1, true), out)
+end)

@@ -25,10 +25,11 @@ function M.resample(x, from, to)
   return fada.ops.resize_bilinear(x:contiguous():view(1, 1, 1, L), 1, n):view(n)
 end
 
--- windows(samples [L] f32, sample_rate, n_frames, acfg, fps) -> [n_frames, n_mels, W]:
--- frame i (0-based) covers mel frames of video frames i-ctx .. i+ctx; the
--- signal is zero-padded (silence) before the start and after the end.
-function M.windows(samples, sample_rate, n_frames, acfg, fps)
+-- mel(samples [L] f32, sample_rate, n_frames, acfg, fps) -> the normalised
+-- log-mel [n_mels, T] that the windows of n_frames video frames are cut
+-- from (window_rows). The signal is zero-padded (silence) by ctx frames
+-- before the start and up to the last window after the end.
+function M.mel(samples, sample_rate, n_frames, acfg, fps)
   if not fada.is_tensor(samples) then error('audio_windows: samples must be a tensor [L]', 3) end
   if samples:dim() == 2 then samples = samples:mean(1) end
   if samples:dim() ~= 1 then
@@ -36,7 +37,7 @@ function M.windows(samples, sample_rate, n_frames, acfg, fps)
   end
   if n_frames < 1 then error(('audio_windows: n_frames must be >= 1, got %d'):format(n_frames), 3) end
   local x = M.resample(samples:to('f32'), sample_rate, acfg.sample_rate)
-  local per, W = M.geometry(acfg, fps)
+  local per = M.geometry(acfg, fps)
   local spf = per * acfg.hop                           -- samples per video frame
   local ctx = acfg.context
   local total = (n_frames + 2 * ctx + 1) * spf         -- enough for the last window
@@ -45,10 +46,25 @@ function M.windows(samples, sample_rate, n_frames, acfg, fps)
   if n > 0 then padded:narrow(1, ctx * spf + 1, n):copy(x:narrow(1, 1, n)) end
   local mel = fada.audio.log_mel(padded, {sample_rate = acfg.sample_rate, n_fft = acfg.n_fft, hop = acfg.hop,
                                           n_mels = acfg.n_mels, floor = acfg.floor})   -- [n_mels, T]
-  mel = (mel - acfg.mean) * (1 / acfg.std)
+  return (mel - acfg.mean) * (1 / acfg.std)
+end
+
+-- window_rows(mel [n_mels, T], frames {i, ...} (0-based), acfg, fps) -> [#frames, n_mels, W]:
+-- frame i covers the mel frames of video frames i-ctx .. i+ctx.
+function M.window_rows(mel, frames, acfg, fps)
+  local per, W = M.geometry(acfg, fps)
   local wins = {}
-  for i = 0, n_frames - 1 do wins[i + 1] = mel:narrow(2, i * per + 1, W) end
+  for k, i in ipairs(frames) do wins[k] = mel:narrow(2, i * per + 1, W) end
   return fada.stack(wins, 1):contiguous()
+end
+
+-- windows(samples [L] f32, sample_rate, n_frames, acfg, fps) -> [n_frames, n_mels, W]
+-- (all frames at once; long audio takes mel + window_rows clip by clip).
+function M.windows(samples, sample_rate, n_frames, acfg, fps)
+  local mel = M.mel(samples, sample_rate, n_frames, acfg, fps)
+  local frames = {}
+  for i = 0, n_frames - 1 do frames[i + 1] = i end
+  return M.window_rows(mel, frames, acfg, fps)
 end
 
 -- keys: conv1, conv2 (Conv1d), proj (Linear), pos [Na, D], norm, null_tokens [Na, D]

@@ -10,6 +10,7 @@
 --   models.save(m, path, {metadata}, {dtype = 'f16'})  /  local m = models.load(path, {dtype = 'f32'})
 --   local lat = m:encode(frames)                 -- [N, 3, H, W] in [-1, 1] -> [N, Cl, h, w]; m:decode(lat)
 --   local win = m:audio_windows(samples, sr, n_frames)   -- [n_frames, n_mels, W]
+--   local mel = m:audio_mel(samples, sr, n_frames); m:audio_window_rows(mel, {0, 1, ...})  -- the same, in parts
 --   local atok = m:audio_tokens(win)             -- [B·F, Na, D]
 --   local ctx = m:reference(ref_lat [B, Cl, h, w], motion_lat [B, M, Cl, h, w] or nil)   -- once per clip
 --   local out = m:denoise(x [n·B·F, Cl, h, w], t, branches, extra, ctx, atok)   -- see fada.diffusion.cfg
@@ -215,6 +216,15 @@ end
 
 function FadaModel:audio_windows(samples, sample_rate, n_frames)
   return audio.windows(samples, sample_rate, n_frames, self.config.audio, self.config.fps)
+end
+
+-- The same in two stages, for long audio: the normalised log-mel once, then
+-- the windows of some frames (0-based) at a time.
+function FadaModel:audio_mel(samples, sample_rate, n_frames)
+  return audio.mel(samples, sample_rate, n_frames, self.config.audio, self.config.fps)
+end
+function FadaModel:audio_window_rows(mel, frames)
+  return audio.window_rows(mel, frames, self.config.audio, self.config.fps)
 end
 
 function FadaModel:audio_tokens(win) return run(self, function() return self.audio(win) end) end
