@@ -15,15 +15,35 @@ local opts = cli.parse(arg, {
   about = 'Runs the main job on the shipped example (see the comment at the top of this file).',
   {'weights', 'string', 'weights/fada-teacher.safetensors', 'teacher checkpoint used when it exists'},
   {'out', 'string', 'out/demo.mp4', 'output video'},
+  {'threads', 'int', nil, 'compute threads (default: all cores)'},
 })
+if opts.threads then fada.set_num_threads(opts.threads) end
 
 local function exists(p) local f = io.open(p, 'rb'); if f then f:close() end; return f ~= nil end
 
+local sheet_path = opts.out:gsub('%.mp4$', '') .. '-sheet.png'
+
+-- The evaluator's reading of the video and a contact sheet: frames over the
+-- mouth opening read from them (red) and asked by the speech (blue).
+local function score(frames, samples, sr)
+  if not exists('weights/evaluator.safetensors') then return end
+  local metrics = require 'fada.metrics'
+  local m = metrics.evaluate(frames, samples, sr, {ref = fada.image.load('examples/portrait.png', {channels = 3})})
+  print(('demo: evaluator on the video: lip-sync correlation %.3f at offset %d, identity error %.3f'):format(
+    m.lipsync.corr, m.lipsync.offset, m.identity.error))
+  fada.image.save(sheet_path, require('fada.figures').lipsync_sheet(frames, m.lipsync, samples, sr, 25))
+  print(('demo: wrote %s (frames over the mouth opening read from them, red, and asked by the speech, blue)'):format(
+    sheet_path))
+end
+
 if exists(opts.weights) then
   local pipeline = require 'fada.pipeline'
-  local res = pipeline.sample{model = opts.weights, out = opts.out}
+  local frames = {}
+  local res = pipeline.sample{model = opts.weights, out = opts.out, on_clip = function(_, f) frames[#frames + 1] = f end}
   print(('demo: wrote %s (%d frames, %.1f s, real-time factor %.2f)'):format(res.out, res.frames, res.seconds,
     res.realtime_factor))
+  local sr = 16000
+  score(fada.cat(frames, 1):narrow(1, 1, res.frames), fada.audio.load(pipeline.defaults.audio, {sample_rate = sr}), sr)
   return
 end
 
@@ -56,9 +76,4 @@ writer:close()
 print(('demo: wrote %s: %d frames at %d fps, %dx%d, with examples/speech.wav as its sound'):format(
   opts.out, n, fps, size, size))
 
-if exists('weights/evaluator.safetensors') then
-  local metrics = require 'fada.metrics'
-  local m = metrics.evaluate(fada.stack(frames, 1), samples, sr, {ref = fada.image.load('examples/portrait.png')})
-  print(('demo: evaluator on the video: lip-sync correlation %.3f at offset %d, identity error %.3f'):format(
-    m.lipsync.corr, m.lipsync.offset, m.identity.error))
-end
+score(fada.stack(frames, 1), samples, sr)

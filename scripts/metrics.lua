@@ -26,6 +26,7 @@ A video is an MP4 (audio read from it unless --audio is given) or a folder of PN
   {'ref', 'string', nil, 'reference portrait (PNG) for the identity error'},
   {'fps', 'number', 25, 'frame rate of a PNG folder'},
   {'weights', 'string', nil, 'evaluator weights (default weights/evaluator.safetensors)'},
+  {'sheet', 'string', nil, 'with --video: also write a contact sheet PNG (frames over read vs audio mouth)'},
   {'threads', 'int', 1, 'compute threads'},
 })
 fada.set_num_threads(opts.threads)
@@ -186,6 +187,12 @@ local function video()
   print(('| flicker, pixels | %.4f |'):format(m.flicker.pixel))
   print(('| flicker, read opening | %.4f |'):format(m.flicker.open))
   print(('| flicker, read pose | %.4f |'):format(m.flicker.pose))
+  if opts.sheet and m.lipsync then
+    local img = require('fada.figures').lipsync_sheet(frames, m.lipsync, samples, sr, fps)
+    fada.image.save(opts.sheet, img)
+    print(('\nwrote %s: frames over the mouth opening read from them (red), asked by the speech (blue), ' ..
+           'speech energy (grey)'):format(opts.sheet))
+  end
   print('\nCompare with the ceiling: fadalua scripts/metrics.lua --ground-truth --clips 20')
 end
 
