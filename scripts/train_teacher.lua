@@ -87,17 +87,35 @@ local data = loader.open(opts.data, {frames = Fr, motion = Mf, batch = opts.batc
 local data_gen = data.generator
 
 local step = 0
+local seconds_before = 0 -- training wall time of the earlier parts of a resumed run
 if resuming then
   local st = checkpoint.load(ckpt_path, {model = model, optimizer = opt, ema = ema,
                                          generators = {data = data_gen, noise = noise_gen}})
   step = st.step
-  print(('resuming %s at step %d'):format(ckpt_path, step))
+  seconds_before = tonumber(st.info.train_seconds)
+  if not seconds_before then -- a checkpoint from before the time was kept: add up loss.csv's parts
+    seconds_before = 0
+    local part_max, last = 0, -1
+    local f = io.open(opts.out .. '/loss.csv')
+    for line in f and f:lines() or function() end do
+      local s, e = line:match('^(%d+),.-,([%d.]+)$')
+      s, e = tonumber(s), tonumber(e)
+      if s and s <= step then
+        if e < last then seconds_before, part_max = seconds_before + part_max, 0 end
+        part_max, last = math.max(part_max, e), e
+      end
+    end
+    if f then f:close() end
+    seconds_before = seconds_before + part_max
+  end
+  print(('resuming %s at step %d (%.1f h of training so far)'):format(ckpt_path, step, seconds_before / 3600))
 end
 
 if opts.export then
   assert(resuming, 'export: no checkpoint at ' .. ckpt_path)
   model:load_state_dict(ema:state_dict())
   models.save(model, opts.export, {trained_steps = tostring(step), data = opts.data,
+                                   train_hours = ('%.2f'):format(seconds_before / 3600),
                                    command = 'fadalua scripts/train_teacher.lua ' .. table.concat(arg, ' ')},
               {dtype = 'f16'})
   print(('exported the EMA weights at step %d to %s'):format(step, opts.export))
@@ -194,17 +212,17 @@ local function plot()
   os.execute(cmd)
 end
 
+local t_start = fada.clock()
 local function save()
   checkpoint.save(ckpt_path, {model = model, optimizer = opt, ema = ema, config = model.config,
                               generators = {data = data_gen, noise = noise_gen}, step = step,
-                              info = {data = opts.data}})
+                              info = {data = opts.data, train_seconds = seconds_before + fada.clock() - t_start}})
   plot()
 end
 
 -- forward + backward ≈ 3 forward passes; the reference net runs once per clip
 local flops_frame = 3 * (flops.denoiser + flops.audio + flops.refnet / Fr)
 local bar = progress.new(opts.steps - step, {label = 'training', unit = 'step'})
-local t_start = fada.clock()
 local window = {loss = 0, n = 0, frames = 0, t = fada.clock()}
 local start_step = step
 while step < opts.steps do
@@ -215,7 +233,7 @@ while step < opts.steps do
     local dt = fada.clock() - window.t
     local f = assert(io.open(csv_path, 'a'))
     f:write(('%d,%.6f,%.4f,%.6g,%.2f,%.1f,%.1f\n'):format(step, window.loss / window.n, gnorm, opt.lr,
-      window.frames / dt, window.frames * flops_frame / dt / 1e9, fada.clock() - t_start))
+      window.frames / dt, window.frames * flops_frame / dt / 1e9, seconds_before + fada.clock() - t_start))
     f:close()
     bar:update(step - start_step, {loss = window.loss / window.n, ['frames/s'] = window.frames / dt,
                                    ['GFLOP/s'] = window.frames * flops_frame / dt / 1e9})
