@@ -13,7 +13,7 @@
  * dtypes are refused with a message. Outputs are contiguous, except that
  * group_norm keeps a channels-last input channels-last.
  *
- * The list of ops (names, reference kernels, gradient checks) is fd_oplist_nn.h. */
+ * The list of ops (names, reference kernels, gradient checks) is fd_oplist.h. */
 #ifndef FD_NNOPS_H
 #define FD_NNOPS_H
 
@@ -88,13 +88,13 @@ int fd_ref_attention_backward(fd_tensor *dq, fd_tensor *dk, fd_tensor *dv, fd_te
 
 /* ---- elementwise activations ----------------------------------------- */
 typedef enum fd_activation_kind {
-    FD_ACT_SILU,
-    FD_ACT_GELU,      /* x * Phi(x), erf form */
-    FD_ACT_GELU_TANH, /* tanh approximation */
-    FD_ACT_SIGMOID,
-    FD_ACT_TANH,
-    FD_ACT_RELU,
-    FD_ACT_COUNT
+    FD_ACTIVATION_SILU,
+    FD_ACTIVATION_GELU,      /* x * Phi(x), erf form */
+    FD_ACTIVATION_GELU_TANH, /* tanh approximation */
+    FD_ACTIVATION_SIGMOID,
+    FD_ACTIVATION_TANH,
+    FD_ACTIVATION_RELU,
+    FD_ACTIVATION_COUNT
 } fd_activation_kind;
 const char *fd_activation_name(fd_activation_kind k);
 int fd_activation_from_name(const char *name, fd_activation_kind *k);

@@ -31,7 +31,6 @@
  *   fada.matmul(a, b), t:matmul(b)                torch.matmul
  *   fada.set_compute_dtype('bf16' | 'f32'), fada.get_compute_dtype()
  *   fada.ops.measure_peak_gflops([threads], [seconds]) -> GFLOP/s of an FMA loop
- *   fada.ops.oplist() -> {{name=, reference=, backward=}, ...}   (ops/fd_oplist.h)
  *   fada.ops.dnnl_stats() -> table; fada.ops.dnnl_clear(); fada.ops.dnnl_cache_capacity(n)
  *   fada.ops.matmul_choices() -> {{m=, k=, n=, batch=, threads=, backend=}, ...} decided so far
  *   fada.ops.fallbacks() -> {bf16 =, conv =, matmul =} counts of calls that fell back */
@@ -43,7 +42,6 @@
 #include "fd_lua.h"
 #include "fd_matmul.h"
 #include "fd_tune.h"
-#include "fd_oplist.h"
 #include "fd_peak.h"
 
 /* ---- option parsing ----------------------------------------------------- */
@@ -321,24 +319,6 @@ static int l_measure_peak(lua_State *L)
     return 1;
 }
 
-static int l_oplist(lua_State *L)
-{
-    lua_newtable(L);
-    int i = 0;
-#define FD_PUSH_OP(name, ref, bwd)             \
-    lua_createtable(L, 0, 3);                  \
-    lua_pushstring(L, #name);                  \
-    lua_setfield(L, -2, "name");               \
-    lua_pushboolean(L, ref);                   \
-    lua_setfield(L, -2, "reference");          \
-    lua_pushboolean(L, bwd);                   \
-    lua_setfield(L, -2, "backward");           \
-    lua_rawseti(L, -2, ++i);
-    FD_OPLIST(FD_PUSH_OP)
-#undef FD_PUSH_OP
-    return 1;
-}
-
 static int l_dnnl_stats(lua_State *L)
 {
     fd_dnnl_stats st;
@@ -427,7 +407,6 @@ void fd_open_dnn(lua_State *L, const fd_lua_tables *t)
         {"matmul", l_matmul},
         {"matmul_backward", l_matmul_backward},
         {"measure_peak_gflops", l_measure_peak},
-        {"oplist", l_oplist},
         {"dnnl_stats", l_dnnl_stats},
         {"dnnl_clear", l_dnnl_clear},
         {"dnnl_cache_capacity", l_dnnl_capacity},

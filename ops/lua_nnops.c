@@ -13,7 +13,6 @@
 
 #include "fd_lua.h"
 #include "fd_nnops.h"
-#include "fd_oplist_nn.h"
 #include "nn_common.h"
 
 /* upvalue 1: 0 = fast kernel, 1 = reference kernel */
@@ -508,7 +507,7 @@ static void register_all(lua_State *L, int t, int ref)
         lua_pushcclosure(L, e->fn, 1 + e->has_arg);
         lua_setfield(L, t, e->name);
     }
-    for (int k = 0; k < FD_ACT_COUNT; k++) {
+    for (int k = 0; k < FD_ACTIVATION_COUNT; k++) {
         char name[64];
         lua_pushboolean(L, ref);
         lua_pushinteger(L, k);
@@ -521,16 +520,6 @@ static void register_all(lua_State *L, int t, int ref)
         lua_setfield(L, t, name);
     }
 }
-
-/* The op list, as data for tests: {{name=, gradcheck=}, ...}. Taking each
- * kernel's address here makes a missing reference kernel a link error. */
-#define FD_NN_OP(name, fwd, bwd, ref_fwd, ref_bwd, gradcheck)                                                          \
-    {#name, gradcheck, (void (*)(void))fwd, (void (*)(void))bwd, (void (*)(void))ref_fwd, (void (*)(void))ref_bwd},
-static const struct {
-    const char *name, *gradcheck;
-    void (*fwd)(void), (*bwd)(void), (*ref_fwd)(void), (*ref_bwd)(void);
-} oplist[] = {FD_NN_OPLIST};
-#undef FD_NN_OP
 
 void fd_open_nnops(lua_State *L, const fd_lua_tables *t)
 {
@@ -552,18 +541,6 @@ void fd_open_nnops(lua_State *L, const fd_lua_tables *t)
     }
     register_all(L, lua_gettop(L), 1);
     lua_pop(L, 1);
-    lua_createtable(L, (int)(sizeof oplist / sizeof oplist[0]), 0);
-    for (size_t i = 0; i < sizeof oplist / sizeof oplist[0]; i++) {
-        lua_createtable(L, 0, 3);
-        lua_pushstring(L, oplist[i].name);
-        lua_setfield(L, -2, "name");
-        lua_pushstring(L, oplist[i].gradcheck);
-        lua_setfield(L, -2, "gradcheck");
-        lua_pushboolean(L, oplist[i].ref_fwd && oplist[i].ref_bwd && oplist[i].fwd && oplist[i].bwd);
-        lua_setfield(L, -2, "has_reference");
-        lua_rawseti(L, -2, (lua_Integer)i + 1);
-    }
-    lua_setfield(L, ops, "nn_oplist");
     static const luaL_Reg util[] = {
         {"nn_set_simd", l_set_simd}, {"nn_simd_enabled", l_simd_enabled},
         {"nn_peak_gflops", l_peak},  {"nn_copy_gbs", l_copy_gbs},         {NULL, NULL},

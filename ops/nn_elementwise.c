@@ -6,13 +6,13 @@
 
 #include "nn_common.h"
 
-static const char *const act_names[FD_ACT_COUNT] = {"silu", "gelu", "gelu_tanh", "sigmoid", "tanh", "relu"};
+static const char *const act_names[FD_ACTIVATION_COUNT] = {"silu", "gelu", "gelu_tanh", "sigmoid", "tanh", "relu"};
 
-const char *fd_activation_name(fd_activation_kind k) { return k >= 0 && k < FD_ACT_COUNT ? act_names[k] : "?"; }
+const char *fd_activation_name(fd_activation_kind k) { return k >= 0 && k < FD_ACTIVATION_COUNT ? act_names[k] : "?"; }
 
 int fd_activation_from_name(const char *name, fd_activation_kind *k)
 {
-    for (int i = 0; i < FD_ACT_COUNT; i++)
+    for (int i = 0; i < FD_ACTIVATION_COUNT; i++)
         if (!strcmp(name, act_names[i])) {
             *k = (fd_activation_kind)i;
             return FD_OK;
@@ -25,12 +25,12 @@ int fd_activation_from_name(const char *name, fd_activation_kind *k)
 static float act_f(fd_activation_kind k, float x)
 {
     switch (k) {
-    case FD_ACT_SILU: return nn_silu(x);
-    case FD_ACT_GELU: return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
-    case FD_ACT_GELU_TANH: return 0.5f * x * (1.0f + tanhf(GELU_K * (x + 0.044715f * x * x * x)));
-    case FD_ACT_SIGMOID: return 1.0f / (1.0f + expf(-x));
-    case FD_ACT_TANH: return tanhf(x);
-    case FD_ACT_RELU: return x > 0 ? x : 0.0f;
+    case FD_ACTIVATION_SILU: return nn_silu(x);
+    case FD_ACTIVATION_GELU: return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+    case FD_ACTIVATION_GELU_TANH: return 0.5f * x * (1.0f + tanhf(GELU_K * (x + 0.044715f * x * x * x)));
+    case FD_ACTIVATION_SIGMOID: return 1.0f / (1.0f + expf(-x));
+    case FD_ACTIVATION_TANH: return tanhf(x);
+    case FD_ACTIVATION_RELU: return x > 0 ? x : 0.0f;
     default: return 0;
     }
 }
@@ -38,25 +38,25 @@ static float act_f(fd_activation_kind k, float x)
 static float act_df(fd_activation_kind k, float x)
 {
     switch (k) {
-    case FD_ACT_SILU: {
+    case FD_ACTIVATION_SILU: {
         float s = 1.0f / (1.0f + expf(-x));
         return s * (1.0f + x * (1.0f - s));
     }
-    case FD_ACT_GELU:
+    case FD_ACTIVATION_GELU:
         return 0.5f * (1.0f + erff(x * 0.70710678118654752f)) + x * 0.3989422804014327f * expf(-0.5f * x * x);
-    case FD_ACT_GELU_TANH: {
+    case FD_ACTIVATION_GELU_TANH: {
         float t = tanhf(GELU_K * (x + 0.044715f * x * x * x));
         return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
     }
-    case FD_ACT_SIGMOID: {
+    case FD_ACTIVATION_SIGMOID: {
         float s = 1.0f / (1.0f + expf(-x));
         return s * (1.0f - s);
     }
-    case FD_ACT_TANH: {
+    case FD_ACTIVATION_TANH: {
         float t = tanhf(x);
         return 1.0f - t * t;
     }
-    case FD_ACT_RELU: return x > 0 ? 1.0f : 0.0f;
+    case FD_ACTIVATION_RELU: return x > 0 ? 1.0f : 0.0f;
     default: return 0;
     }
 }
@@ -65,13 +65,13 @@ static float act_df(fd_activation_kind k, float x)
 static void act_run(fd_activation_kind k, const float *x, float *y, int64_t n)
 {
     switch (k) {
-    case FD_ACT_RELU:
+    case FD_ACTIVATION_RELU:
         for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : 0.0f;
         break;
-    case FD_ACT_SIGMOID:
+    case FD_ACTIVATION_SIGMOID:
         for (int64_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + expf(-x[i]));
         break;
-    case FD_ACT_TANH:
+    case FD_ACTIVATION_TANH:
         for (int64_t i = 0; i < n; i++) y[i] = tanhf(x[i]);
         break;
     default:
@@ -91,7 +91,7 @@ FD_AVX2 static void silu_avx2(const float *x, float *y, int64_t n)
 int fd_activation(fd_tensor *y, const fd_tensor *x, fd_activation_kind k)
 {
     const char *op = fd_activation_name(k);
-    if (k < 0 || k >= FD_ACT_COUNT) return fd_fail("activation: unknown kind %d", (int)k);
+    if (k < 0 || k >= FD_ACTIVATION_COUNT) return fd_fail("activation: unknown kind %d", (int)k);
     if (fd_nn_check_float(op, "x", x)) return FD_ERR;
     if (x->dtype == FD_F64) return fd_ref_activation(y, x, k);
     fd_tensor xs = {0};
@@ -102,7 +102,7 @@ int fd_activation(fd_tensor *y, const fd_tensor *x, fd_activation_kind k)
     }
     float *py = fd_tensor_data(y);
     const int64_t n = fd_tensor_numel(x);
-    const bool simd = fd_nn_simd_enabled() && k == FD_ACT_SILU;
+    const bool simd = fd_nn_simd_enabled() && k == FD_ACTIVATION_SILU;
 #pragma omp parallel for schedule(static) if (n > CHUNK)
     for (int64_t c0 = 0; c0 < n; c0 += CHUNK) {
         int64_t c1 = c0 + CHUNK < n ? c0 + CHUNK : n;
@@ -118,7 +118,7 @@ int fd_activation(fd_tensor *y, const fd_tensor *x, fd_activation_kind k)
 int fd_activation_backward(fd_tensor *dx, const fd_tensor *dy, const fd_tensor *x, fd_activation_kind k)
 {
     const char *op = fd_activation_name(k);
-    if (k < 0 || k >= FD_ACT_COUNT) return fd_fail("activation_backward: unknown kind %d", (int)k);
+    if (k < 0 || k >= FD_ACTIVATION_COUNT) return fd_fail("activation_backward: unknown kind %d", (int)k);
     if (fd_nn_check_float(op, "x", x) || fd_nn_check_float(op, "grad_out", dy) ||
         fd_nn_check_same_shape(op, "grad_out", dy, "x", x))
         return FD_ERR;

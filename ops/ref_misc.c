@@ -20,25 +20,25 @@ static double act(fd_activation_kind k, double x, bool deriv)
     const double K = sqrt(2.0 / M_PI), A = 0.044715;
     double s = 1.0 / (1.0 + exp(-x));
     switch (k) {
-    case FD_ACT_SILU: return deriv ? s * (1 + x * (1 - s)) : x * s;
-    case FD_ACT_GELU: {
+    case FD_ACTIVATION_SILU: return deriv ? s * (1 + x * (1 - s)) : x * s;
+    case FD_ACTIVATION_GELU: {
         double cdf = 0.5 * (1 + erf(x / sqrt(2.0)));
         return deriv ? cdf + x * exp(-0.5 * x * x) / sqrt(2 * M_PI) : x * cdf;
     }
-    case FD_ACT_GELU_TANH: {
+    case FD_ACTIVATION_GELU_TANH: {
         double t = tanh(K * (x + A * x * x * x));
         return deriv ? 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * K * (1 + 3 * A * x * x) : 0.5 * x * (1 + t);
     }
-    case FD_ACT_SIGMOID: return deriv ? s * (1 - s) : s;
-    case FD_ACT_TANH: return deriv ? 1 - tanh(x) * tanh(x) : tanh(x);
-    case FD_ACT_RELU: return deriv ? (x > 0 ? 1 : 0) : (x > 0 ? x : 0);
+    case FD_ACTIVATION_SIGMOID: return deriv ? s * (1 - s) : s;
+    case FD_ACTIVATION_TANH: return deriv ? 1 - tanh(x) * tanh(x) : tanh(x);
+    case FD_ACTIVATION_RELU: return deriv ? (x > 0 ? 1 : 0) : (x > 0 ? x : 0);
     default: return 0;
     }
 }
 
 int fd_ref_activation(fd_tensor *y, const fd_tensor *x, fd_activation_kind k)
 {
-    if (k < 0 || k >= FD_ACT_COUNT) return fd_fail("activation: unknown kind %d", (int)k);
+    if (k < 0 || k >= FD_ACTIVATION_COUNT) return fd_fail("activation: unknown kind %d", (int)k);
     if (fd_nn_check_float(fd_activation_name(k), "x", x)) return FD_ERR;
     fd_tensor xs = {0};
     double *px = fd_nn_stage_f64(&xs, x);
@@ -56,7 +56,7 @@ int fd_ref_activation(fd_tensor *y, const fd_tensor *x, fd_activation_kind k)
 int fd_ref_activation_backward(fd_tensor *dx, const fd_tensor *dy, const fd_tensor *x, fd_activation_kind k)
 {
     const char *op = fd_activation_name(k);
-    if (k < 0 || k >= FD_ACT_COUNT) return fd_fail("activation_backward: unknown kind %d", (int)k);
+    if (k < 0 || k >= FD_ACTIVATION_COUNT) return fd_fail("activation_backward: unknown kind %d", (int)k);
     if (fd_nn_check_float(op, "x", x) || fd_nn_check_float(op, "grad_out", dy) ||
         fd_nn_check_same_shape(op, "grad_out", dy, "x", x))
         return FD_ERR;

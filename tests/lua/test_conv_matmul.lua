@@ -61,25 +61,6 @@ end
 
 math.randomseed(42)
 
--- ---------------------------------------------------------------- op list
-
-test('every op in fd_oplist.h has a reference kernel and a gradient check', function()
-  local list = ops.oplist()
-  assert(#list >= 4, 'op list is empty')
-  local seen = {}
-  for _, op in ipairs(list) do
-    assert(op.reference, op.name .. ' has no reference kernel')
-    assert(op.backward, op.name .. ' has no backward / gradient check')
-    assert(type(ops[op.name]) == 'function', op.name .. ' is listed but not bound in fada.ops')
-    seen[op.name] = true
-  end
-  -- the ops this file checks; another suite checks the others
-  for _, name in ipairs{'conv2d', 'conv1d', 'linear', 'matmul'} do
-    assert(seen[name], name .. ' missing from the op list')
-    assert(ops[name] and ops[name .. '_backward'], name .. ' is not bound with its backward')
-  end
-end)
-
 -- ---------------------------------------------------------------- conv2d
 
 local conv_cases = {
