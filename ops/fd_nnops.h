@@ -163,7 +163,6 @@ int fd_ref_loss_backward(fd_tensor *dx, double grad, const fd_tensor *x, const f
 
 /* ---- probes for the benchmark ---------------------------------------- */
 double fd_nn_now(void);                                   /* monotonic seconds */
-double fd_nn_measure_peak_gflops(double seconds);         /* FMA loop on every thread */
 double fd_nn_measure_copy_gbs(int64_t nbytes, int reps);  /* median read+write GB/s of a scale-copy */
 
 #endif

@@ -443,12 +443,6 @@ static int l_simd_enabled(lua_State *L)
     lua_pushboolean(L, fd_nn_simd_enabled());
     return 1;
 }
-/* ops.nn_peak_gflops([seconds = 0.3]) -> the best f32 FMA rate over all threads (0 without AVX2) */
-static int l_peak(lua_State *L)
-{
-    lua_pushnumber(L, fd_nn_measure_peak_gflops(luaL_optnumber(L, 1, 0.3)));
-    return 1;
-}
 /* ops.nn_copy_gbs(bytes, [reps = 21]) -> median read+write GB/s of a scale-copy over `bytes` in total */
 static int l_copy_gbs(lua_State *L)
 {
@@ -543,7 +537,7 @@ void fd_open_nnops(lua_State *L, const fd_lua_tables *t)
     lua_pop(L, 1);
     static const luaL_Reg util[] = {
         {"nn_set_simd", l_set_simd}, {"nn_simd_enabled", l_simd_enabled},
-        {"nn_peak_gflops", l_peak},  {"nn_copy_gbs", l_copy_gbs},         {NULL, NULL},
+        {"nn_copy_gbs", l_copy_gbs},         {NULL, NULL},
     };
     fd_lua_setfuncs(L, ops, util);
     lua_pop(L, 1);

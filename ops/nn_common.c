@@ -95,41 +95,6 @@ double fd_nn_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* 10 independent FMA chains of 8 lanes: enough to cover FMA latency x 2 pipes. */
-FD_AVX2 static double fma_loop_avx2(int64_t iters)
-{
-    __m256 a[10], m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
-    for (int i = 0; i < 10; i++) a[i] = _mm256_set1_ps((float)i);
-    for (int64_t it = 0; it < iters; it++)
-        for (int i = 0; i < 10; i++) a[i] = _mm256_fmadd_ps(a[i], m, c);
-    __m256 s = a[0];
-    for (int i = 1; i < 10; i++) s = _mm256_add_ps(s, a[i]);
-    return nn_hsum256(s);
-}
-
-double fd_nn_measure_peak_gflops(double seconds)
-{
-    if (!fd_nn_simd_enabled()) return 0;
-    int64_t iters = 1 << 20;
-    double best = 0, sink = 0;
-    double t_end = fd_nn_now() + seconds;
-    while (fd_nn_now() < t_end) {
-        double t0 = fd_nn_now();
-        int nt = 1;
-#pragma omp parallel reduction(+ : sink)
-        {
-#pragma omp single
-            nt = omp_get_num_threads();
-            sink += fma_loop_avx2(iters);
-        }
-        double dt = fd_nn_now() - t0;
-        double g = (double)iters * 10 * 8 * 2 * nt / dt * 1e-9;
-        if (g > best) best = g;
-    }
-    if (sink == 12345.678) best += 0; /* keep the loop alive */
-    return best;
-}
-
 double fd_nn_measure_copy_gbs(int64_t nbytes, int reps)
 {
     int64_t n = nbytes / 8; /* two float arrays of nbytes/2 each: read one, write the other */

@@ -123,10 +123,8 @@ end
 
 -- The peak: one thread's best FMA-loop rate times the threads (a one-thread
 -- best-of is robust when other processes share the cores; a team is not).
-fada.set_num_threads(1)
-local peak1 = ops.nn_peak_gflops(0.5)
-fada.set_num_threads(opt.threads)
-local peak_team = ops.nn_peak_gflops(0.5)
+local peak1 = ops.measure_peak_gflops(1, 0.5)
+local peak_team = ops.measure_peak_gflops(opt.threads, 0.5)
 local peak = opt.peak or peak1 * opt.threads
 local f = io.open('/proc/loadavg')
 local load = f and f:read('l') or '?'
