@@ -39,6 +39,7 @@ local opts = cli.parse(arg, {
   {'prefetch', 'bool', true, 'decode the next batch\'s clips on background threads'},
   {'detect_anomaly', 'bool', false, 'stop at the first op whose backward makes a NaN/inf (slow)'},
   {'export', 'string', nil, 'write the EMA weights of the last checkpoint to this path (f16) and exit'},
+  {'export_raw', 'bool', false, 'with --export: the raw weights instead of the EMA (which lags early in a run)'},
 })
 
 if opts.threads then fada.set_num_threads(opts.threads) end
@@ -113,12 +114,13 @@ end
 
 if opts.export then
   assert(resuming, 'export: no checkpoint at ' .. ckpt_path)
-  model:load_state_dict(ema:state_dict())
+  if not opts.export_raw then model:load_state_dict(ema:state_dict()) end
   models.save(model, opts.export, {trained_steps = tostring(step), data = opts.data,
+                                   weights = opts.export_raw and 'raw' or ('EMA %g'):format(opts.ema),
                                    train_hours = ('%.2f'):format(seconds_before / 3600),
                                    command = 'fadalua scripts/train_teacher.lua ' .. table.concat(arg, ' ')},
               {dtype = 'f16'})
-  print(('exported the EMA weights at step %d to %s'):format(step, opts.export))
+  print(('exported the %s weights at step %d to %s'):format(opts.export_raw and 'raw' or 'EMA', step, opts.export))
   os.exit(0)
 end
 

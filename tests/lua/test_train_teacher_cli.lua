@@ -74,6 +74,24 @@ test('--export writes the EMA weights as f16 that models.load reads', function()
   assert_eq(m.config.name, 'tiny')
 end)
 
+test("denoise_error.lua on the exported model: a row per t; the noisy input's error is 1 - alpha_bar", function()
+  local path = dir .. '/teacher.safetensors' -- written by the --export test above
+  local out, code = run('denoise_error', ('--model %q --data %q --clips 2 --t 10,500,999 --threads 1'):format(path, data))
+  assert_eq(code, 0, out)
+  local rows = {}
+  for t, sa, noisy in out:gmatch('\n| (%d+) | ([%d.]+) | [%d.]+ | [%d.]+ | ([%d.]+) | [%d.]+ |') do
+    rows[#rows + 1] = {tonumber(t), tonumber(sa), tonumber(noisy)}
+  end
+  assert_eq(#rows, 3, out)
+  -- E[(x_t - x0)^2] = (1 - sqrt(ab))^2 E[x0^2] + (1 - ab): at t = 10 the noise term is all of it
+  local sa, noisy = rows[1][2], rows[1][3]
+  assert_close(noisy, 1 - sa * sa, 0.15, 0, 'x_t - x0 at t = 10')
+  assert(rows[3][3] > 0.9, 'at t = 999 the input is noise: ' .. rows[3][3])
+  out, code = run('denoise_error', ('--model %q --branch nope'):format(path))
+  assert_eq(code, 2, out)
+  assert(out:find('--branch must be audio, ref or base', 1, true), out)
+end)
+
 test('--help and a bad flag', function()
   local out, code = run('train_teacher', '--help')
   assert_eq(code, 0, out)
