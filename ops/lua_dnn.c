@@ -55,14 +55,6 @@ static int opt_field(lua_State *L, int opts, const char *name)
     return lua_getfield(L, opts, name);
 }
 
-static int opt_bool(lua_State *L, int opts, const char *name, int def)
-{
-    int t = opt_field(L, opts, name);
-    int v = t == LUA_TNIL ? def : lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    return v;
-}
-
 static int64_t to_int(lua_State *L, int idx, const char *op, const char *name)
 {
     int ok;
@@ -150,7 +142,7 @@ static void conv_opts(lua_State *L, int opts, const char *op, int one_d, fd_conv
     p->layout = t == LUA_TNIL ? FD_LAYOUT_AUTO : lua_toboolean(L, -1) ? FD_LAYOUT_NHWC : FD_LAYOUT_NCHW;
     lua_pop(L, 1);
     p->compute = opt_compute(L, opts, op);
-    p->force_ref = opt_bool(L, opts, "ref", 0);
+    p->force_ref = fd_lua_opt_bool(L, opts, "ref", 0);
     if (opt_field(L, opts, "layout_policy") != LUA_TNIL) {
         const char *s = lua_tostring(L, -1);
         if (s && strcmp(s, "any") == 0)
@@ -167,11 +159,11 @@ static void conv_opts(lua_State *L, int opts, const char *op, int one_d, fd_conv
 static void mm_opts(lua_State *L, int opts, const char *op, fd_mm_opts *o)
 {
     fd_mm_opts_default(o);
-    o->transpose_a = opt_bool(L, opts, "transpose_a", 0);
-    o->transpose_b = opt_bool(L, opts, "transpose_b", 0);
+    o->transpose_a = fd_lua_opt_bool(L, opts, "transpose_a", 0);
+    o->transpose_b = fd_lua_opt_bool(L, opts, "transpose_b", 0);
     o->act = opt_act(L, opts, op);
     o->compute = opt_compute(L, opts, op);
-    o->force_ref = opt_bool(L, opts, "ref", 0);
+    o->force_ref = fd_lua_opt_bool(L, opts, "ref", 0);
     if (opt_field(L, opts, "backend") != LUA_TNIL) {
         const char *s = lua_tostring(L, -1);
         if (s && strcmp(s, "dnnl") == 0)
@@ -219,7 +211,7 @@ static int conv_bwd(lua_State *L, int one_d)
     int opts = opts_index(L, 4);
     fd_conv_params p;
     conv_opts(L, opts, op, one_d, &p);
-    int want[3] = {opt_bool(L, opts, "input", 1), opt_bool(L, opts, "weight", 1), opt_bool(L, opts, "bias", 1)};
+    int want[3] = {fd_lua_opt_bool(L, opts, "input", 1), fd_lua_opt_bool(L, opts, "weight", 1), fd_lua_opt_bool(L, opts, "bias", 1)};
     int first = lua_gettop(L) + 1;
     fd_tensor *gx = fd_lua_newtensor(L), *gw = fd_lua_newtensor(L), *gb = fd_lua_newtensor(L);
     int rc = one_d ? fd_conv1d_backward(want[0] ? gx : NULL, want[1] ? gw : NULL, want[2] ? gb : NULL, gy, x, w, &p)
@@ -252,7 +244,7 @@ static int l_linear_backward(lua_State *L)
     int opts = opts_index(L, 4);
     fd_mm_opts o;
     mm_opts(L, opts, "linear_backward", &o);
-    int want[3] = {opt_bool(L, opts, "input", 1), opt_bool(L, opts, "weight", 1), opt_bool(L, opts, "bias", 1)};
+    int want[3] = {fd_lua_opt_bool(L, opts, "input", 1), fd_lua_opt_bool(L, opts, "weight", 1), fd_lua_opt_bool(L, opts, "bias", 1)};
     int first = lua_gettop(L) + 1;
     fd_tensor *gx = fd_lua_newtensor(L), *gw = fd_lua_newtensor(L), *gb = fd_lua_newtensor(L);
     if (fd_linear_backward(want[0] ? gx : NULL, want[1] ? gw : NULL, want[2] ? gb : NULL, gy, x, w, &o))
@@ -277,7 +269,7 @@ static int l_matmul_backward(lua_State *L)
     int opts = opts_index(L, 4);
     fd_mm_opts o;
     mm_opts(L, opts, "matmul_backward", &o);
-    int want[2] = {opt_bool(L, opts, "a", 1), opt_bool(L, opts, "b", 1)};
+    int want[2] = {fd_lua_opt_bool(L, opts, "a", 1), fd_lua_opt_bool(L, opts, "b", 1)};
     int first = lua_gettop(L) + 1;
     fd_tensor *ga = fd_lua_newtensor(L), *gb = fd_lua_newtensor(L);
     if (fd_matmul_backward(want[0] ? ga : NULL, want[1] ? gb : NULL, gy, a, b, &o)) return fd_lua_error(L);

@@ -23,47 +23,6 @@ static const fd_tensor *opt_tensor(lua_State *L, int arg)
     return lua_isnoneornil(L, arg) ? NULL : fd_lua_checktensor(L, arg);
 }
 
-/* Field `key` of the options table at arg (absent table or field: def). */
-static double opt_number(lua_State *L, int arg, const char *key, double def)
-{
-    if (!lua_istable(L, arg)) return def;
-    lua_getfield(L, arg, key);
-    double v = lua_isnil(L, -1) ? def : luaL_checknumber(L, -1);
-    lua_pop(L, 1);
-    return v;
-}
-
-static bool opt_bool(lua_State *L, int arg, const char *key, bool def)
-{
-    if (!lua_istable(L, arg)) return def;
-    lua_getfield(L, arg, key);
-    bool v = lua_isnil(L, -1) ? def : lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    return v;
-}
-
-static const char *opt_string(lua_State *L, int arg, const char *key, const char *def)
-{
-    if (!lua_istable(L, arg)) return def;
-    lua_getfield(L, arg, key);
-    const char *v = lua_isnil(L, -1) ? def : luaL_checkstring(L, -1);
-    lua_pop(L, 1); /* the string stays alive: it is in the options table */
-    return v;
-}
-
-static const fd_tensor *opt_field_tensor(lua_State *L, int arg, const char *key)
-{
-    if (!lua_istable(L, arg)) return NULL;
-    lua_getfield(L, arg, key);
-    const fd_tensor *t = NULL;
-    if (!lua_isnil(L, -1)) {
-        t = fd_lua_totensor(L, -1);
-        if (!t) luaL_error(L, "option '%s' must be a tensor, got %s", key, luaL_typename(L, -1));
-    }
-    lua_pop(L, 1); /* still referenced by the options table */
-    return t;
-}
-
 /* Replaces released optional outputs (from `first` on, `n` of them) by nil. */
 static void nil_released(lua_State *L, int first, int n)
 {
@@ -99,8 +58,8 @@ static int l_group_norm(lua_State *L)
 {
     const fd_tensor *x = fd_lua_checktensor(L, 1), *w = opt_tensor(L, 3), *b = opt_tensor(L, 4);
     int64_t G = luaL_checkinteger(L, 2);
-    double eps = opt_number(L, 5, "eps", 1e-5);
-    bool silu = opt_bool(L, 5, "silu", false);
+    double eps = fd_lua_opt_num(L, 5, "eps", 1e-5);
+    bool silu = fd_lua_opt_bool(L, 5, "silu", false);
     fd_tensor *y = fd_lua_newtensor(L), *m = fd_lua_newtensor(L), *r = fd_lua_newtensor(L);
     int rc = REF() ? fd_ref_group_norm(y, m, r, x, G, w, b, eps, silu) : fd_group_norm(y, m, r, x, G, w, b, eps, silu);
     return done(L, rc, x->dtype, 3, 1);
@@ -113,7 +72,7 @@ static int l_group_norm_backward(lua_State *L)
     const fd_tensor *dy = fd_lua_checktensor(L, 1), *x = fd_lua_checktensor(L, 2), *m = fd_lua_checktensor(L, 3),
                     *r = fd_lua_checktensor(L, 4), *w = opt_tensor(L, 6), *b = opt_tensor(L, 7);
     int64_t G = luaL_checkinteger(L, 5);
-    bool silu = opt_bool(L, 8, "silu", false);
+    bool silu = fd_lua_opt_bool(L, 8, "silu", false);
     lua_settop(L, 8);
     fd_tensor *dx = fd_lua_newtensor(L), *dw = fd_lua_newtensor(L), *db = fd_lua_newtensor(L);
     int rc = REF() ? fd_ref_group_norm_backward(dx, dw, db, dy, x, m, r, G, w, b, silu)
@@ -129,7 +88,7 @@ static int l_group_norm_backward(lua_State *L)
 static int l_layer_norm(lua_State *L)
 {
     const fd_tensor *x = fd_lua_checktensor(L, 1), *w = opt_tensor(L, 2), *b = opt_tensor(L, 3);
-    double eps = opt_number(L, 4, "eps", 1e-5);
+    double eps = fd_lua_opt_num(L, 4, "eps", 1e-5);
     fd_tensor *y = fd_lua_newtensor(L), *m = fd_lua_newtensor(L), *r = fd_lua_newtensor(L);
     int rc = REF() ? fd_ref_layer_norm(y, m, r, x, w, b, eps) : fd_layer_norm(y, m, r, x, w, b, eps);
     return done(L, rc, x->dtype, 3, 1);
@@ -179,11 +138,11 @@ static void attention_opts(lua_State *L, int arg, fd_attention_args *a)
 {
     memset(a, 0, sizeof *a);
     if (!lua_isnoneornil(L, arg)) luaL_checktype(L, arg, LUA_TTABLE);
-    a->heads = (int64_t)opt_number(L, arg, "heads", 1);
-    a->scale = opt_number(L, arg, "scale", 0);
-    a->extra_k = opt_field_tensor(L, arg, "extra_k");
-    a->extra_v = opt_field_tensor(L, arg, "extra_v");
-    a->mask = opt_field_tensor(L, arg, "mask");
+    a->heads = (int64_t)fd_lua_opt_int(L, arg, "heads", 1);
+    a->scale = fd_lua_opt_num(L, arg, "scale", 0);
+    a->extra_k = fd_lua_opt_tensor(L, arg, "extra_k");
+    a->extra_v = fd_lua_opt_tensor(L, arg, "extra_v");
+    a->mask = fd_lua_opt_tensor(L, arg, "mask");
 }
 
 /* ops.attention(q [B, Nq, C], k [B, Nk, C], v [B, Nk, C],
@@ -396,7 +355,7 @@ static int l_embedding_backward(lua_State *L)
 
 static bool check_reduction(lua_State *L, int arg)
 {
-    const char *r = opt_string(L, arg, "reduction", "mean");
+    const char *r = fd_lua_opt_str(L, arg, "reduction", "mean");
     if (!strcmp(r, "mean")) return true;
     if (!strcmp(r, "sum")) return false;
     luaL_error(L, "loss: reduction '%s': expected mean or sum", r);
@@ -408,7 +367,7 @@ static bool check_reduction(lua_State *L, int arg)
 static int l_loss(lua_State *L)
 {
     const fd_tensor *x = fd_lua_checktensor(L, 1), *t = fd_lua_checktensor(L, 2);
-    const fd_tensor *w = opt_field_tensor(L, 3, "weight");
+    const fd_tensor *w = fd_lua_opt_tensor(L, 3, "weight");
     bool mean = check_reduction(L, 3);
     fd_loss_kind k = (fd_loss_kind)lua_tointeger(L, lua_upvalueindex(2));
     fd_tensor *out = fd_lua_newtensor(L);
@@ -421,9 +380,9 @@ static int l_loss(lua_State *L)
 static int l_loss_backward(lua_State *L)
 {
     const fd_tensor *x = fd_lua_checktensor(L, 1), *t = fd_lua_checktensor(L, 2);
-    const fd_tensor *w = opt_field_tensor(L, 3, "weight");
+    const fd_tensor *w = fd_lua_opt_tensor(L, 3, "weight");
     bool mean = check_reduction(L, 3);
-    double g = opt_number(L, 3, "grad", 1.0);
+    double g = fd_lua_opt_num(L, 3, "grad", 1.0);
     fd_loss_kind k = (fd_loss_kind)lua_tointeger(L, lua_upvalueindex(2));
     fd_tensor *dx = fd_lua_newtensor(L);
     int rc = REF() ? fd_ref_loss_backward(dx, g, x, t, w, k, mean) : fd_loss_backward(dx, g, x, t, w, k, mean);

@@ -47,6 +47,15 @@ fd_dtype fd_lua_optdtype(lua_State *L, int arg, fd_dtype def);
  * 0-based C dim for a tensor of ndim dims; errors name the function. */
 int fd_lua_checkdim(lua_State *L, int arg, int ndim);
 
+/* Options tables: opts.<key> of the table at `arg` (arg 0, none, nil or an
+ * absent key: def). A value of the wrong type is an argument error naming the
+ * key. A returned string or tensor stays alive in the table. */
+lua_Integer fd_lua_opt_int(lua_State *L, int arg, const char *key, lua_Integer def);
+double fd_lua_opt_num(lua_State *L, int arg, const char *key, double def);
+const char *fd_lua_opt_str(lua_State *L, int arg, const char *key, const char *def);
+int fd_lua_opt_bool(lua_State *L, int arg, const char *key, int def);
+const fd_tensor *fd_lua_opt_tensor(lua_State *L, int arg, const char *key); /* or NULL */
+
 /* The tables a binding file registers into (absolute stack indices):
  * `fada` (the module), `meta` (the Tensor metatable: operators, __gc...),
  * `methods` (its __index: t:size(), t:add(...)). Each binding file has one

@@ -42,3 +42,24 @@ test('the nn reference kernels are bound in fada.ops.ref', function()
     assert(type(ops.ref[fn .. '_backward']) == 'function' or fn == 'pixel_shuffle', 'fada.ops.ref.' .. fn .. '_backward')
   end
 end)
+
+test('option tables: a wrong type is an error naming the key (one set of getters for every binding)', function()
+  local x = fada.randn(1, 4, 3, 3)
+  local cases = {
+    {function() ops.group_norm(x, 2, nil, nil, {silu = 1}) end, "option 'silu' must be a boolean, got number"},
+    {function() ops.group_norm(x, 2, nil, nil, {eps = 'small'}) end, "option 'eps' must be a number, got string"},
+    {function() ops.attention(fada.randn(1, 3, 4), fada.randn(1, 3, 4), fada.randn(1, 3, 4), {heads = 1.5}) end,
+     "option 'heads' must be an integer, got number"},
+    {function() ops.attention(fada.randn(1, 3, 4), fada.randn(1, 3, 4), fada.randn(1, 3, 4), {mask = 'all'}) end,
+     "option 'mask' must be a tensor, got string"},
+    {function() ops.mse_loss(x, x, {reduction = 3}) end, "option 'reduction' must be a string, got number"},
+    {function() ops.conv2d(x, fada.randn(2, 4, 3, 3), nil, {ref = 'yes'}) end, "option 'ref' must be a boolean, got string"},
+    {function() ops.matmul(fada.randn(2, 3), fada.randn(3, 2), {transpose_a = 0}) end,
+     "option 'transpose_a' must be a boolean, got number"},
+  }
+  for i, c in ipairs(cases) do
+    local ok, err = pcall(c[1])
+    assert(not ok, 'case ' .. i .. ' did not fail')
+    assert(tostring(err):find(c[2], 1, true), ('case %d: expected %q in %s'):format(i, c[2], tostring(err)))
+  end
+end)
