@@ -408,12 +408,7 @@ void fd_open_dnn(lua_State *L, const fd_lua_tables *t)
         {NULL, NULL},
     };
     /* fada.ops is shared with other binding files: take it or make it */
-    if (lua_getfield(L, t->fada, "ops") != LUA_TTABLE) {
-        lua_pop(L, 1);
-        lua_newtable(L);
-        lua_pushvalue(L, -1);
-        lua_setfield(L, t->fada, "ops");
-    }
+    luaL_getsubtable(L, t->fada, "ops"); /* shared with other binding files: get or create */
     fd_lua_setfuncs(L, -1, ops);
     lua_pop(L, 1);
     static const luaL_Reg fada[] = {

@@ -476,22 +476,10 @@ static void register_all(lua_State *L, int t, int ref)
 
 void fd_open_nnops(lua_State *L, const fd_lua_tables *t)
 {
-    lua_getfield(L, t->fada, "ops"); /* shared with other binding files: get or create */
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        lua_newtable(L);
-        lua_pushvalue(L, -1);
-        lua_setfield(L, t->fada, "ops");
-    }
+    luaL_getsubtable(L, t->fada, "ops"); /* shared with other binding files: get or create */
     int ops = lua_gettop(L);
     register_all(L, ops, 0);
-    lua_getfield(L, ops, "ref");
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        lua_newtable(L);
-        lua_pushvalue(L, -1);
-        lua_setfield(L, ops, "ref");
-    }
+    luaL_getsubtable(L, ops, "ref");
     register_all(L, lua_gettop(L), 1);
     lua_pop(L, 1);
     static const luaL_Reg util[] = {

@@ -37,13 +37,7 @@ static int l_oplist(lua_State *L)
 
 void fd_open_oplist(lua_State *L, const fd_lua_tables *t)
 {
-    lua_getfield(L, t->fada, "ops"); /* shared with other binding files: get or create */
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        lua_newtable(L);
-        lua_pushvalue(L, -1);
-        lua_setfield(L, t->fada, "ops");
-    }
+    luaL_getsubtable(L, t->fada, "ops"); /* shared with other binding files: get or create */
     lua_pushcfunction(L, l_oplist);
     lua_setfield(L, -2, "oplist");
     lua_pop(L, 1);

@@ -93,22 +93,7 @@ if resuming then
   local st = checkpoint.load(ckpt_path, {model = model, optimizer = opt, ema = ema,
                                          generators = {data = data_gen, noise = noise_gen}})
   step = st.step
-  seconds_before = tonumber(st.info.train_seconds)
-  if not seconds_before then -- a checkpoint from before the time was kept: add up loss.csv's parts
-    seconds_before = 0
-    local part_max, last = 0, -1
-    local f = io.open(opts.out .. '/loss.csv')
-    for line in f and f:lines() or function() end do
-      local s, e = line:match('^(%d+),.-,([%d.]+)$')
-      s, e = tonumber(s), tonumber(e)
-      if s and s <= step then
-        if e < last then seconds_before, part_max = seconds_before + part_max, 0 end
-        part_max, last = math.max(part_max, e), e
-      end
-    end
-    if f then f:close() end
-    seconds_before = seconds_before + part_max
-  end
+  seconds_before = tonumber(st.info.train_seconds) or 0
   print(('resuming %s at step %d (%.1f h of training so far)'):format(ckpt_path, step, seconds_before / 3600))
 end
 

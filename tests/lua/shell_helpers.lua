@@ -1,5 +1,6 @@
 -- Shell helpers shared by the tests that drive the fadalua binary
--- (test_cli.lua, test_repl.lua): local sh = dofile(<this dir> .. 'shell_helpers.lua').
+-- (test_cli.lua, test_repl.lua, test_*_cli.lua):
+-- local sh = dofile(<this dir> .. 'shell_helpers.lua').
 local sh = {}
 
 -- The binary running the tests: `fadalua tests/lua/run.lua tests/lua/test_x.lua`.
@@ -41,6 +42,21 @@ function sh.run(args, stdin_text, env)
   os.remove(errf)
   if stdin_text then os.remove(inf) end
   return out, err, code
+end
+
+-- sh.script(name, args) -> stdout and stderr together, exit code:
+-- `fadalua scripts/<name>.lua <args>` (args is shell text).
+function sh.script(name, args)
+  local p = assert(io.popen(('%s scripts/%s.lua %s 2>&1'):format(sh.quote(FADALUA), name, args)))
+  local out = p:read('a')
+  local ok, _, code = p:close()
+  return out, ok and 0 or code
+end
+
+function sh.exists(path)
+  local f = io.open(path, 'rb')
+  if f then f:close() end
+  return f ~= nil
 end
 
 function sh.contains(s, piece, what)

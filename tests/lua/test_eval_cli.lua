@@ -2,18 +2,11 @@
 -- CSV, the NFE arithmetic; bad flags give a one-line message and no CSV.
 local models = require 'fada.models'
 
-local bin = arg[-1]
-local function run(args)
-  local p = assert(io.popen(('%q scripts/eval.lua %s 2>&1'):format(bin, args)))
-  local out = p:read('a')
-  local ok, _, code = p:close()
-  return out, ok and 0 or code
-end
-local function exists(p) local f = io.open(p, 'rb'); if f then f:close() end; return f ~= nil end
+local sh = dofile(debug.getinfo(1, 'S').source:match('^@(.-)[^/]*$') .. 'shell_helpers.lua')
+local function run(args) return sh.script('eval', args) end
+local exists = sh.exists
 
-local dir = os.tmpname()
-os.remove(dir)
-os.execute(('mkdir -p %q'):format(dir))
+local dir = sh.temp_dir()
 local model = dir .. '/tiny.safetensors'
 models.save(models.FadaModel(models.config('tiny')), model, {note = 'random init, for tests'})
 

@@ -3,18 +3,11 @@
 local fada = require 'fada'
 local models = require 'fada.models'
 
-local bin = arg[-1]
-local function run(args)
-  local p = assert(io.popen(('%q scripts/sample.lua --no-progress %s 2>&1'):format(bin, args)))
-  local out = p:read('a')
-  local ok, _, code = p:close()
-  return out, ok and 0 or code
-end
-local function exists(p) local f = io.open(p, 'rb'); if f then f:close() end; return f ~= nil end
+local sh = dofile(debug.getinfo(1, 'S').source:match('^@(.-)[^/]*$') .. 'shell_helpers.lua')
+local function run(args) return sh.script('sample', '--no-progress ' .. args) end
+local exists = sh.exists
 
-local dir = os.tmpname()
-os.remove(dir)
-os.execute(('mkdir -p %q'):format(dir))
+local dir = sh.temp_dir()
 local model = dir .. '/tiny.safetensors'
 models.save(models.FadaModel(models.config('tiny')), model, {note = 'random init, for tests'})
 local wav = dir .. '/speech.wav'

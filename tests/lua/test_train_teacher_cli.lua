@@ -4,17 +4,10 @@
 local fada = require 'fada'
 local models = require 'fada.models'
 
-local bin = arg[-1]
-local function run(script, args)
-  local p = assert(io.popen(('%q scripts/%s.lua %s 2>&1'):format(bin, script, args)))
-  local out = p:read('a')
-  local ok, _, code = p:close()
-  return out, ok and 0 or code
-end
+local sh = dofile(debug.getinfo(1, 'S').source:match('^@(.-)[^/]*$') .. 'shell_helpers.lua')
+local run = sh.script
 
-local dir = os.tmpname()
-os.remove(dir)
-os.execute(('mkdir -p %q'):format(dir))
+local dir = sh.temp_dir()
 local data = dir .. '/data'
 local made, made_code = run('make_dataset', ('--clips 3 --size 64 --out %q --jobs 1'):format(data))
 assert(made_code == 0, made)
