@@ -89,6 +89,12 @@ def png_files():
     # Declared sizes the data cannot hold: refused before allocating.
     put('png_huge_dims.png', png(30000, 30000, rows=b'\0' * 100))
     put('png_over_limit.png', png(1000000, 1000000, rows=b'\0' * 100))
+    # Ancillary chunks fada never reads, among them a zTXt that inflates
+    # ~1000:1 to 16 MB and an iCCP: skipped unread, the pixels still load.
+    good_parts = good.split(b'IDAT')
+    bomb = chunk(b'zTXt', b'Comment\0\0' + zlib.compress(b'\0' * (16 << 20), 9))
+    extras = bomb + chunk(b'iCCP', b'icc\0\0' + zlib.compress(b'\1' * 4096)) + chunk(b'tEXt', b'Title\0x')
+    put('png_ztxt_bomb.png', good_parts[0][:-4] + extras + good_parts[0][-4:] + b'IDAT' + good_parts[1])
     # Not an image at all, with an image's extension (goes to FFmpeg).
     put('png_text_named.jpg', b'hello, this is not a picture\n' * 4)
     # A BMP header claiming 100000 x 100000 pixels (FFmpeg path).

@@ -82,9 +82,15 @@ test('every crafted bad file is refused with its path and reason', function()
   end
   -- every file in the folder has a case (or one of the tolerated ones below)
   for name in io.popen('ls ' .. BAD):lines() do
-    assert(seen[name] or name == 'wav_data_len_huge.wav' or name == 'mp4_corrupt_mdat.mp4',
+    assert(seen[name] or name == 'wav_data_len_huge.wav' or name == 'png_ztxt_bomb.png' or name == 'mp4_corrupt_mdat.mp4',
            name .. ' has no case in test_io_hostile.lua')
   end
+end)
+
+test('a PNG carrying a 16 MB zTXt bomb, an iCCP and a tEXt chunk loads its pixels; the extras are skipped', function()
+  local img = fada.image.load(BAD .. 'png_ztxt_bomb.png', {dtype = 'u8'})
+  assert_eq(table.concat(img:size(), 'x'), '16x16x3')
+  assert_close(img, fada.full({16, 16, 3}, 0x80, 'u8'), 0, 0)
 end)
 
 test('a WAV whose data chunk claims 4 GB loads the 100 samples it has', function()
