@@ -9,6 +9,7 @@ local optim = require 'fada.optim'
 local models = require 'fada.models'
 local schedule = require 'fada.diffusion.schedule'
 local loader = require 'fada.data.loader'
+local avatars = require 'fada.data.avatars'
 local checkpoint = require 'fada.train.checkpoint'
 local progress = require 'fada.progress'
 
@@ -116,13 +117,9 @@ data:preload()
 
 -- ---- the loss ----------------------------------------------------------------------------
 
--- Loss weights over the latent grid: 1 everywhere plus lip_weight inside an
--- ellipse around where the renderer puts the mouth (faces sway only a little).
+-- Loss weights over the latent grid: 1 everywhere plus lip_weight inside the mouth region.
 local function mouth_weights(h, w)
-  local lin_y = fada.linspace(-1 + 1 / h, 1 - 1 / h, h):view(h, 1)
-  local lin_x = fada.linspace(-1 + 1 / w, 1 - 1 / w, w):view(1, w)
-  local d = (lin_x * (1 / 0.32)) ^ 2 + ((lin_y - 0.42) * (1 / 0.2)) ^ 2   -- [h, w]
-  return (fada.lt(d, 1):to('f32') * opts.lip_weight + 1):view(1, 1, h, w)
+  return (avatars.mouth_mask(h, w) * opts.lip_weight + 1):view(1, 1, h, w)
 end
 local wmap
 

@@ -206,6 +206,21 @@ local function make_mini()
   return mini
 end
 
+test('the mouth mask: an ellipse of area pi * 0.32 * 0.2 / 4 of the grid, mirror-symmetric, below the centre', function()
+  local m = A.mouth_mask(200, 200)                                           -- [200, 200]
+  assert_close(m:mean():item(), math.pi * 0.32 * 0.2 / 4, 0.002)
+  local t = m:totable()
+  local first, last
+  for i = 1, 200 do
+    for j = 1, 100 do assert_eq(t[i][j], t[i][201 - j], ('row %d, column %d: left-right'):format(i, j)) end
+    if t[i][100] > 0 then first = first or i; last = i end
+  end
+  -- centred at y = 0.42 of the half-height (y down), as the renderer's mouth_y of 0.30..0.38 face units
+  assert_eq(first, math.floor(100 * (1 + 0.42 - 0.2)) + 1)
+  assert_eq(last, math.ceil(100 * (1 + 0.42 + 0.2)))
+  assert(face.identity(5).mouth_y > 0.29, 'the renderer puts the mouth below the centre')
+end)
+
 test('make_dataset writes 3 clips + manifest; the loader reads them back', function()
   local dir = make_mini()
   local rows = jsonl.read(dir .. '/manifest.jsonl')

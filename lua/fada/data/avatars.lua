@@ -220,6 +220,15 @@ function M.identity_attributes(id)
   return a
 end
 
+-- The mouth region on an h x w grid (image or latent): 1 inside an ellipse
+-- around where the renderer puts the mouth (faces sway only a little), else 0.
+function M.mouth_mask(h, w)
+  local lin_y = fada.linspace(-1 + 1 / h, 1 - 1 / h, h):view(h, 1)
+  local lin_x = fada.linspace(-1 + 1 / w, 1 - 1 / w, w):view(1, w)
+  local d = (lin_x * (1 / 0.32)) ^ 2 + ((lin_y - 0.42) * (1 / 0.2)) ^ 2   -- [h, w]
+  return fada.lt(d, 1):to('f32')                                          -- [h, w]
+end
+
 function M.video_available() return fada.video ~= nil end
 
 -- Renders and writes one clip into opts.dir; returns the manifest row.
