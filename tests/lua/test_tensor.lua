@@ -90,6 +90,35 @@ test('copy converts dtypes and broadcasts; clone is deep', function()
   assert_close(a:tolist(), {0, 0, 0})
 end)
 
+test('copy into strided destinations (channels-last, transposed, narrowed, broadcast) matches an element loop', function()
+  local g = fada.Generator(11)
+  local function check(dst, src, what)
+    local want = {}
+    local n1, n2, n3, n4 = table.unpack(dst:size())
+    local sb = src:expand(dst:size())
+    for i = 1, n1 do for j = 1, n2 do for k = 1, n3 do for l = 1, n4 do
+      want[#want + 1] = sb:get(i, j, k, l)
+    end end end end
+    dst:copy(src)
+    local got = {}
+    for i = 1, n1 do for j = 1, n2 do for k = 1, n3 do for l = 1, n4 do
+      got[#got + 1] = dst:get(i, j, k, l)
+    end end end end
+    local rt = dst:dtype() == 'f16' and 1e-3 or 0
+    assert_close(got, dst:dtype() == 'f32' and want or fada.tensor(want):to(dst:dtype()):tolist(), 0, rt, what)
+  end
+  local x = fada.randn({2, 5, 3, 4}, g)
+  local cl = fada.zeros(2, 3, 4, 5):permute(1, 4, 2, 3)                                 -- [2, 5, 3, 4] channels-last
+  check(cl, x, 'contiguous -> channels-last')
+  check(fada.zeros(2, 3, 4, 5):permute(1, 4, 2, 3), cl, 'channels-last -> channels-last')
+  check(fada.zeros(2, 5, 3, 4), cl, 'channels-last -> contiguous')
+  check(fada.zeros(4, 3, 5, 2):permute(4, 3, 2, 1), x, 'reversed dims')
+  check(fada.zeros(2, 5, 3, 9):narrow(4, 3, 4), x, 'narrowed (not dense)')
+  check(fada.zeros(2, 3, 4, 5):permute(1, 4, 2, 3), fada.randn({5, 1, 1}, g), 'broadcast into channels-last')
+  check(fada.zeros(2, 3, 4, 5, 'f16'):permute(1, 4, 2, 3), x, 'f32 -> f16 channels-last')
+  check(fada.zeros(2, 3, 4, 5, 'i32'):permute(1, 4, 2, 3), (x * 10):to('i32'), 'i32 channels-last')
+end)
+
 test('random: seeded generators reproduce, state resumes', function()
   local g1, g2 = fada.Generator(123), fada.Generator(123)
   assert_close(fada.randn(4, 5, g1):tolist(), fada.randn({4, 5}, g2):tolist(), 0, 0)
