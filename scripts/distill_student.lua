@@ -1,0 +1,289 @@
+-- Distils the FADA student from a trained teacher: mixed-supervised multi-CFG
+-- distillation with learnable CFG tokens (../shared/DESIGN.md §2).
+local fada = require 'fada'
+local cli = require 'fada.cli'
+local F = require 'fada.F'
+local A = require 'fada.autograd'
+local optim = require 'fada.optim'
+local models = require 'fada.models'
+local schedule = require 'fada.diffusion.schedule'
+local cfgmix = require 'fada.diffusion.cfg'
+local loader = require 'fada.data.loader'
+local avatars = require 'fada.data.avatars'
+local checkpoint = require 'fada.train.checkpoint'
+local distill = require 'fada.train.distill'
+local progress = require 'fada.progress'
+
+local opts = cli.parse(arg, {
+  usage = 'usage: fadalua scripts/distill_student.lua --teacher PATH [flags]',
+  about = 'Trains the student (the teacher plus three learnable CFG tokens and zero-initialised CFG\n' ..
+          'control layers, initialised from the teacher) to take --student-steps DDIM steps of one pass\n' ..
+          'each. Per step: random scales (w_ref, w_audio) and a step k of the student grid; the teacher\n' ..
+          'runs --substeps multi-CFG DDIM steps from t_k to t_k+1 (3 passes each) and the student, given\n' ..
+          'the token mix for the same scales, is trained to get there in one (teacher-matching loss), plus\n' ..
+          'a ground-truth loss on high-quality clips; the two are combined by an adaptive mixer. Batches\n' ..
+          'from --data-moderate (darker, blurred, occluded, more identities) use the teacher term only.\n' ..
+          'Checkpoints, loss.csv and loss.png go to --out; rerunning resumes.',
+  {'teacher', 'string', 'weights/fada-teacher.safetensors', 'trained teacher (train_teacher.lua --export)'},
+  {'data', 'string', 'data/avatars/hq-train', 'high-quality clips (teacher-matching + ground-truth losses)'},
+  {'data_moderate', 'string', 'data/avatars/moderate-train', "moderate-quality clips (teacher-matching only); 'none' to skip"},
+  {'p_moderate', 'number', 0.5, 'share of steps drawn from --data-moderate'},
+  {'out', 'string', 'runs/student', 'run folder'},
+  {'student_steps', 'int', 6, 'the student grid: DDIM steps at sampling time (trailing spacing)'},
+  {'substeps', 'int', 2, 'teacher DDIM steps per student step (1 = match the guided output at the same x_t)'},
+  {'w_ref', 'string', '1,3', 'range of the reference scale drawn per step (lo,hi)'},
+  {'w_audio', 'string', '1,6', 'range of the audio scale drawn per step (lo,hi)'},
+  {'gt_share', 'number', 0.3, "the ground-truth term's share in the adaptive mixer (0..1)"},
+  {'token_dim', 'int', 64, 'width of the CFG tokens'},
+  {'steps', 'int', 1200, 'optimiser steps in all'},
+  {'batch', 'int', 4, 'clips per step (each clip is F frames)'},
+  {'lr', 'number', 1e-4, 'peak learning rate'},
+  {'warmup', 'int', 100, 'warm-up steps'},
+  {'weight_decay', 'number', 0.01, 'AdamW weight decay'},
+  {'ema', 'number', 0.995, 'EMA decay of the weights'},
+  {'lip_weight', 'number', 4, 'extra loss weight on the mouth region (0 = plain MSE)'},
+  {'clip_grad', 'number', 1.0, 'gradient norm limit'},
+  {'ckpt_every', 'int', 50, 'steps between checkpoints'},
+  {'log_every', 'int', 10, 'steps between loss.csv lines'},
+  {'seed', 'int', 1, 'seed of the data order, the scales and the noise'},
+  {'threads', 'int', nil, 'threads (default: all cores)'},
+  {'max_minutes', 'number', nil, 'stop (with a checkpoint) after this many minutes'},
+  {'tune', 'string', '1', 'kernel variants: 0 (oneDNN), 1 (OpenBLAS matmul, conv as it lies) or auto (not bit-repeatable)'},
+  {'prefetch', 'bool', true, "decode the next batch's clips on background threads"},
+  {'export', 'string', nil, 'write the EMA weights of the last checkpoint to this path (f16) and exit'},
+  {'export_raw', 'bool', false, 'with --export: the raw weights instead of the EMA'},
+})
+
+local function die(msg) io.stderr:write('distill_student: ', msg, '\n'); os.exit(2) end
+local function range(s, name)
+  local lo, hi = s:match('^%s*([%d.]+)%s*,%s*([%d.]+)%s*$')
+  lo, hi = tonumber(lo), tonumber(hi)
+  if not lo or not hi or lo > hi or lo < 0 then die(('--%s must be "lo,hi" with 0 <= lo <= hi, got "%s"'):format(name, s)) end
+  return lo, hi
+end
+local wr_lo, wr_hi = range(opts.w_ref, 'w-ref')
+local wa_lo, wa_hi = range(opts.w_audio, 'w-audio')
+if opts.substeps < 1 then die('--substeps must be at least 1') end
+if opts.student_steps < 1 or opts.student_steps > 1000 then die('--student-steps must be in 1..1000') end
+if opts.gt_share < 0 or opts.gt_share > 1 then die('--gt-share must be in [0, 1]') end
+if opts.p_moderate < 0 or opts.p_moderate > 1 then die('--p-moderate must be in [0, 1]') end
+
+if opts.threads then fada.set_num_threads(opts.threads) end
+fada.ops.tune(opts.tune == 'auto' and 'auto' or math.tointeger(tonumber(opts.tune)))
+local function file_exists(p) local f = io.open(p, 'rb'); if f then f:close() end; return f ~= nil end
+os.execute(('mkdir -p %q'):format(opts.out))
+local ckpt_path = opts.out .. '/checkpoint.safetensors'
+local resuming = file_exists(ckpt_path)
+
+-- ---- models --------------------------------------------------------------------------------
+
+local student
+if resuming then -- the run's own config (with its teacher path) wins
+  local _, _, stored = fada.safetensors.header(ckpt_path)
+  if stored and stored.checkpoint and stored.checkpoint.info and not opts.export then
+    opts.teacher = stored.checkpoint.info.teacher or opts.teacher
+  end
+  student = models.FadaModel(stored.model)
+end
+local teacher
+if not opts.export then
+  if not file_exists(opts.teacher) then
+    die(("no teacher at '%s': train one (scripts/train_teacher.lua, then --export) or give --teacher PATH"):format(
+      opts.teacher))
+  end
+  local ok, m = pcall(models.load, opts.teacher)
+  if not ok then die(tostring(m)) end
+  teacher = m
+  if teacher.config.student then die(("'%s' is a student; --teacher needs a teacher checkpoint"):format(opts.teacher)) end
+  teacher:eval()
+  student = student or models.student_from(teacher, {token_dim = opts.token_dim})
+end
+student:train()
+local cfg = student.config
+local params = student:named_parameters()
+local opt = optim.AdamW(params, {lr = opts.lr, weight_decay = opts.weight_decay})
+local ema = optim.EMA(params, opts.ema)
+local lr_at = optim.warmup_cosine(opts.lr, opts.warmup, opts.steps, 0.1)
+local noise_gen = fada.Generator(opts.seed * 1000 + 11)
+local mixer = distill.LossMixer{share = opts.gt_share}
+local sched = schedule.for_model(cfg)
+local grid = sched:timesteps(opts.student_steps, 'trailing')
+local Fr, Mf, S = cfg.clip_frames, cfg.motion_frames, cfg.image_size
+
+-- ---- data ------------------------------------------------------------------------------------
+
+local function open_data(dir, seed)
+  local windows_of = setmetatable({}, {__mode = 'k'})
+  local function audio_windows(clip, start, n)
+    local w = windows_of[clip]
+    if not w then
+      w = student:audio_windows(clip.audio, cfg.audio.sample_rate, clip.frames:size(1))   -- [T, n_mels, W]
+      windows_of[clip] = w
+    end
+    return w:narrow(1, start, n)
+  end
+  return loader.open(dir, {frames = Fr, motion = Mf, batch = opts.batch, seed = seed, size = S, audio = audio_windows,
+                           sample_rate = cfg.audio.sample_rate, prefetch = opts.prefetch})
+end
+local use_moderate = opts.data_moderate ~= 'none' and opts.p_moderate > 0
+local hq, moderate
+if not opts.export then
+  hq = open_data(opts.data, opts.seed)
+  if use_moderate then moderate = open_data(opts.data_moderate, opts.seed + 1) end
+end
+
+local step, seconds_before = 0, 0
+if resuming then
+  local gens = {noise = noise_gen}
+  if hq then gens.data = hq.generator end
+  if moderate then gens.data_moderate = moderate.generator end
+  local st = checkpoint.load(ckpt_path, {model = student, optimizer = opt, ema = ema, generators = gens})
+  step = st.step
+  seconds_before = tonumber(st.info.train_seconds) or 0
+  mixer:load_state(st.info.mixer)
+  print(('resuming %s at step %d (%.1f h so far)'):format(ckpt_path, step, seconds_before / 3600))
+end
+
+if opts.export then
+  if not resuming then die('--export: no checkpoint at ' .. ckpt_path) end
+  if not opts.export_raw then student:load_state_dict(ema:state_dict()) end
+  models.save(student, opts.export, {trained_steps = tostring(step), student_steps = tostring(opts.student_steps),
+                                     weights = opts.export_raw and 'raw' or ('EMA %g'):format(opts.ema),
+                                     train_hours = ('%.2f'):format(seconds_before / 3600),
+                                     command = 'fadalua scripts/distill_student.lua ' .. table.concat(arg, ' ')},
+              {dtype = 'f16'})
+  print(('exported the %s student weights at step %d to %s'):format(opts.export_raw and 'raw' or 'EMA', step, opts.export))
+  os.exit(0)
+end
+
+local flops = models.flops(student)
+io.write(('student of %s: %.2f M parameters, %d-step grid {%s}, %d teacher substeps x 3 passes per step\n'):format(
+  opts.teacher, student:num_parameters() / 1e6, opts.student_steps, table.concat(grid, ', '), opts.substeps))
+io.stdout:flush()
+hq:preload()
+if moderate then moderate:preload() end
+
+-- ---- one step --------------------------------------------------------------------------------
+
+local wmap
+local function uniform(lo, hi) return lo + (hi - lo) * fada.rand(1, 'f64', noise_gen):item() end
+
+local function encode_batch(b)
+  local B = b.frames:size(1)
+  return A.no_grad(function()
+    local x0 = student:encode(b.frames:view(B * Fr, 3, S, S))                  -- [B·F, Cl, h, w]
+    local ref = student:encode(b.ref)                                         -- [B, Cl, h, w]
+    local mot
+    if Mf > 0 then
+      local m = student:encode(b.motion:reshape(B * Mf, 3, S, S))             -- [B·M, Cl, h, w]
+      mot = m:view(B, Mf, m:size(2), m:size(3), m:size(4))                     -- [B, M, Cl, h, w]
+    end
+    return x0, ref, mot
+  end)
+end
+
+local function train_step()
+  local from_moderate = use_moderate and fada.rand(1, 'f64', noise_gen):item() < opts.p_moderate
+  local b = (from_moderate and moderate or hq):batch()
+  local B = b.frames:size(1)
+  local x0, ref_lat, motion_lat = encode_batch(b)
+  wmap = wmap or (avatars.mouth_mask(x0:size(3), x0:size(4)) * opts.lip_weight + 1):view(1, 1, x0:size(3), x0:size(4))
+  local w_ref, w_audio = uniform(wr_lo, wr_hi), uniform(wa_lo, wa_hi)
+  local k = math.floor(uniform(0, opts.student_steps)) + 1                     -- 1..S
+  k = math.min(k, opts.student_steps)
+  local t, t_next = grid[k], grid[k + 1] or -1
+  local eps = fada.randn(x0:size(), noise_gen)                                 -- [B·F, Cl, h, w]
+  local xt = sched:add_noise(x0, eps, t)
+  local audio_win = b.audio:reshape(B * Fr, b.audio:size(3), b.audio:size(4))  -- [B·F, n_mels, W]
+
+  -- the teacher: multi-CFG over its three branches in one batched call per substep
+  local target = A.no_grad(function()
+    local ctx = teacher:reference(ref_lat, motion_lat)
+    local atok = teacher:audio_tokens(audio_win)
+    local function guided(x, tt)
+      local out = teacher:denoise(fada.cat({x, x, x}, 1), tt, {'base', 'ref', 'audio'}, nil, ctx, atok)
+      local n = x:size(1)
+      return cfgmix.mix(out:narrow(1, 1, n), out:narrow(1, n + 1, n), out:narrow(1, 2 * n + 1, n), w_ref, w_audio)
+    end
+    return distill.teacher_target(guided, sched, xt, t, t_next, opts.substeps)
+  end)
+
+  -- the student: one pass with the token mix for the same scales
+  local ctx = student:reference(ref_lat, motion_lat)
+  local atok = student:audio_tokens(audio_win)
+  local out = student:denoise(xt, t, {'tokens'}, {w_ref = w_ref, w_audio = w_audio}, ctx, atok)
+  local l_distill = F.mse(out, target, wmap)
+  local l_gt = not from_moderate and F.mse(out, sched:target(x0, eps, t), wmap) or nil
+  local loss, weights = mixer:mix(l_distill, l_gt)
+  opt:zero_grad()
+  A.backward(loss)
+  local gnorm = optim.clip_grad_norm(params, opts.clip_grad)
+  opt.lr = lr_at(step + 1)
+  opt:step()
+  ema:update()
+  return {loss = loss:item(), distill = l_distill:item(), gt = l_gt and l_gt:item(), w = weights, gnorm = gnorm,
+          frames = B * Fr, moderate = from_moderate}
+end
+
+-- ---- the loop ----------------------------------------------------------------------------------
+
+local csv_path = opts.out .. '/loss.csv'
+local header = 'step,loss,distill,gt,w_distill,w_gt,grad_norm,lr,frames_per_s,elapsed_s'
+do -- a resumed run drops the lines written after its checkpoint (they are repeated)
+  local kept = {header}
+  if resuming and file_exists(csv_path) then
+    for line in io.lines(csv_path) do
+      local s = tonumber(line:match('^(%d+),'))
+      if s and s <= step then kept[#kept + 1] = line end
+    end
+  end
+  local f = assert(io.open(csv_path .. '.tmp', 'w'))
+  f:write(table.concat(kept, '\n'), '\n')
+  f:close()
+  assert(os.rename(csv_path .. '.tmp', csv_path))
+end
+
+local function plot()
+  os.execute(("gnuplot -e \"set terminal png size 800,400; set output '%s/loss.png'; set datafile separator ','; " ..
+              "set key autotitle columnhead; set logscale y; set xlabel 'step'; set ylabel 'mouth-weighted MSE'; " ..
+              "plot '%s' using 1:3 with lines title 'teacher matching', '' using 1:4 with lines title 'ground truth'\" " ..
+              "2>/dev/null"):format(opts.out, csv_path))
+end
+
+local t_start = fada.clock()
+local function save()
+  local gens = {data = hq.generator, noise = noise_gen}
+  if moderate then gens.data_moderate = moderate.generator end
+  checkpoint.save(ckpt_path, {model = student, optimizer = opt, ema = ema, config = cfg, generators = gens, step = step,
+                              info = {teacher = opts.teacher, data = opts.data, data_moderate = opts.data_moderate,
+                                      mixer = mixer:state(), student_steps = tostring(opts.student_steps),
+                                      train_seconds = seconds_before + fada.clock() - t_start}})
+  plot()
+end
+
+local bar = progress.new(opts.steps - step, {label = 'distilling', unit = 'step'})
+local win = {loss = 0, distill = 0, gt = 0, n = 0, n_gt = 0, frames = 0, t = fada.clock()}
+local start_step = step
+while step < opts.steps do
+  local r = train_step()
+  step = step + 1
+  win.loss, win.distill, win.n = win.loss + r.loss, win.distill + r.distill, win.n + 1
+  if r.gt then win.gt, win.n_gt = win.gt + r.gt, win.n_gt + 1 end
+  win.frames = win.frames + r.frames
+  if step % opts.log_every == 0 then
+    local dt = fada.clock() - win.t
+    local gt = win.n_gt > 0 and ('%.6f'):format(win.gt / win.n_gt) or ''
+    local f = assert(io.open(csv_path, 'a'))
+    f:write(('%d,%.6f,%.6f,%s,%.4f,%.4f,%.4f,%.6g,%.2f,%.1f\n'):format(step, win.loss / win.n, win.distill / win.n, gt,
+      r.w.distill, r.w.gt, r.gnorm, opt.lr, win.frames / dt, seconds_before + fada.clock() - t_start))
+    f:close()
+    bar:update(step - start_step, {loss = win.loss / win.n, ['frames/s'] = win.frames / dt})
+    win = {loss = 0, distill = 0, gt = 0, n = 0, n_gt = 0, frames = 0, t = fada.clock()}
+  end
+  if step % opts.ckpt_every == 0 then save() end
+  if opts.max_minutes and fada.clock() - t_start > opts.max_minutes * 60 then break end
+end
+save()
+bar:finish()
+print(('stopped at step %d after %.1f min; checkpoint %s, log %s (%.2f GFLOP per student frame)'):format(step,
+  (fada.clock() - t_start) / 60, ckpt_path, csv_path, flops.denoiser / 1e9))

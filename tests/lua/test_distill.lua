@@ -1,0 +1,163 @@
+-- fada.train.distill: the collapsed-steps target against closed forms, the
+-- adaptive loss mixer against its definition, and scripts/distill_student.lua
+-- end to end on a tiny teacher (resume == uninterrupted, export, fast sampling).
+local fada = require 'fada'
+local models = require 'fada.models'
+local schedule = require 'fada.diffusion.schedule'
+local samplers = require 'fada.diffusion.samplers'
+local D = require 'fada.train.distill'
+
+local sh = dofile(debug.getinfo(1, 'S').source:match('^@(.-)[^/]*$') .. 'shell_helpers.lua')
+
+local function scheds()
+  local list = {}
+  for _, pred in ipairs{'v', 'eps', 'x0'} do
+    list[#list + 1] = schedule.new{beta_schedule = 'scaled_linear', zero_terminal_snr = pred ~= 'eps', prediction = pred}
+  end
+  return list
+end
+
+test('ddim_target: one DDIM step with it lands on x_next (every parameterisation, the final step too)', function()
+  local g = fada.Generator(3)
+  for _, sched in ipairs(scheds()) do
+    for _, pair in ipairs{{999, 832}, {500, 333}, {166, -1}} do
+      local t, tn = pair[1], pair[2]
+      if not (sched.prediction == 'eps' and t == 999) then
+        local xt, xn = fada.randn({2, 3, 4, 4}, g), fada.randn({2, 3, 4, 4}, g)
+        local target = D.ddim_target(sched, xt, t, xn, tn)
+        local got = samplers.ddim(function() return target end, xt, sched, {t, tn >= 0 and tn or nil})
+        if tn >= 0 then -- ddim over {t, tn} takes two steps; take just the first by hand
+          local x0, eps = sched:to_x0_eps(xt, t, target)
+          local an = sched:alpha_bar(tn)
+          got = x0 * math.sqrt(an) + eps * math.sqrt(1 - an)
+        end
+        assert_close(got, xn, 2e-4, 2e-4, ('%s prediction, %d -> %d'):format(sched.prediction, t, tn))
+      end
+    end
+  end
+end)
+
+test('teacher_target: 1 substep is the guided output; a fixed-x0 teacher gives the same target for any substeps', function()
+  local sched = schedule.new{beta_schedule = 'scaled_linear', zero_terminal_snr = true, prediction = 'v'}
+  local g = fada.Generator(5)
+  local x0 = fada.randn({2, 3, 4, 4}, g)
+  local xt = sched:add_noise(x0, fada.randn({2, 3, 4, 4}, g), 666)
+  -- a teacher that always predicts the same clean latent: DDIM is exact for it,
+  -- so 1 or 5 steps from t reach the same point
+  local function guided(x, t)
+    local a = sched:alpha_bar(t)
+    local eps = (x - x0 * math.sqrt(a)) * (1 / math.sqrt(1 - a))
+    return sched:target(x0, eps, t)
+  end
+  local one = D.teacher_target(guided, sched, xt, 666, 499, 1)
+  assert_close(one, guided(xt, 666), 0, 0, 'substeps = 1')
+  for _, m in ipairs{2, 5} do
+    assert_close(D.teacher_target(guided, sched, xt, 666, 499, m), one, 1e-4, 1e-4, m .. ' substeps')
+  end
+  -- and a teacher whose x0 depends on x does not: substeps matter
+  local function curved(x, t) return x * 0.5 end
+  local a = D.teacher_target(curved, sched, xt, 666, 499, 1)
+  local b = D.teacher_target(curved, sched, xt, 666, 499, 4)
+  assert((a - b):abs():max():item() > 1e-3, 'a curved teacher gives a different multi-step target')
+  assert_eq(table.concat(D.substep_times(666, 499, 4), ','), '666,624,583,541')
+  assert_eq(table.concat(D.substep_times(166, -1, 2), ','), '166,83')
+end)
+
+test('LossMixer: each term divided by its running mean, scaled back to the mixed mean', function()
+  local mx = D.LossMixer{share = 0.25, decay = 0.5}
+  local d, g = fada.tensor{4.0}, fada.tensor{1.0}
+  local loss, w = mx:mix(d, g)           -- first call: the means are the values
+  local scale = 0.75 * 4 + 0.25 * 1
+  assert_close(w.distill, scale * 0.75 / 4, 1e-12)
+  assert_close(w.gt, scale * 0.25 / 1, 1e-12)
+  assert_close(loss:item(), scale, 1e-6)  -- each term contributes its share of the scale
+  local _, w2 = mx:mix(fada.tensor{2.0}, fada.tensor{3.0})   -- means 3 and 2 now
+  local scale2 = 0.75 * 3 + 0.25 * 2
+  assert_close(w2.distill, scale2 * 0.75 / 3, 1e-12)
+  assert_close(w2.gt, scale2 * 0.25 / 2, 1e-12)
+  -- no ground truth (moderate data): the teacher term alone, unweighted
+  local l3, w3 = mx:mix(fada.tensor{7.0}, nil)
+  assert_eq(w3.gt, 0)
+  assert_close(l3:item(), 7, 0)
+  -- the state round-trips through strings
+  local mx2 = D.LossMixer{share = 0.25, decay = 0.5}
+  mx2:load_state(mx:state())
+  assert_close(mx2.mean.distill, mx.mean.distill, 0)
+  assert_close(mx2.mean.gt, mx.mean.gt, 0)
+  checkerror(function() D.LossMixer{share = 2} end, 'share must be in [0, 1]')
+end)
+
+-- ---- the script, end to end on the tiny config --------------------------------------------------
+
+local dir = sh.temp_dir()
+local data = dir .. '/data'
+local made, made_code = sh.script('make_dataset', ('--clips 3 --size 64 --out %q --jobs 1'):format(data))
+assert(made_code == 0, made)
+local mod = dir .. '/moderate'
+made, made_code = sh.script('make_dataset', ('--clips 3 --size 64 --tier moderate --out %q --jobs 1'):format(mod))
+assert(made_code == 0, made)
+local teacher_path = dir .. '/teacher.safetensors'
+models.save(models.FadaModel(models.config('tiny')), teacher_path)
+local common = ('--teacher %q --data %q --data-moderate %q --batch 2 --ckpt-every 2 --log-every 1 --threads 1 ' ..
+                '--no-prefetch --substeps 2 --student-steps 3'):format(teacher_path, data, mod)
+
+local function csv_rows(path) -- step -> "loss,distill,gt" (the timing columns differ run to run)
+  local rows, n = {}, 0
+  for line in io.lines(path) do
+    local step, rest = line:match('^(%d+),([^,]*,[^,]*,[^,]*),')
+    if step then rows[tonumber(step)], n = rest, n + 1 end
+  end
+  return rows, n
+end
+
+test('distill_student: stopped and resumed == uninterrupted; both data tiers; loss.csv per step', function()
+  local out, code = sh.script('distill_student', common .. (' --out %q --steps 5'):format(dir .. '/whole'))
+  assert_eq(code, 0, out)
+  out, code = sh.script('distill_student', common .. (' --out %q --steps 5 --max-minutes 0'):format(dir .. '/parts'))
+  assert_eq(code, 0, out)
+  out, code = sh.script('distill_student', common .. (' --out %q --steps 5'):format(dir .. '/parts'))
+  assert_eq(code, 0, out)
+  assert(out:find('resuming .* at step 1'), out)
+  local a, na = csv_rows(dir .. '/whole/loss.csv')
+  local b, nb = csv_rows(dir .. '/parts/loss.csv')
+  assert_eq(na, 5)
+  assert_eq(nb, 5)
+  local moderate_steps = 0
+  for s = 1, 5 do
+    assert_eq(b[s], a[s], 'step ' .. s)
+    if a[s]:match(',$') then moderate_steps = moderate_steps + 1 end -- no ground-truth term
+  end
+  assert(moderate_steps > 0 and moderate_steps < 5, 'both tiers drawn: ' .. moderate_steps .. ' of 5 moderate')
+end)
+
+test('--export writes a student that sample.lua --mode fast runs at 1 NFE per step', function()
+  local path = dir .. '/student.safetensors'
+  local out, code = sh.script('distill_student', common .. (' --out %q --export %q'):format(dir .. '/whole', path))
+  assert_eq(code, 0, out)
+  local m = models.load(path)
+  assert(m.config.student, 'the export is a student')
+  assert_eq(m.metadata.trained_steps, '5')
+  local wav = dir .. '/speech.wav'
+  fada.audio.save(wav, fada.randn(8000, fada.Generator(1)) * 0.1, 16000) -- 0.5 s
+  out, code = sh.script('sample', ('--no-progress --model %q --mode fast --steps 2 --audio %q --out %q --threads 1'):format(
+    path, wav, dir .. '/fast.mp4'))
+  assert_eq(code, 0, out)
+  assert(out:find('mode fast, 2 steps x 1 NFE per step', 1, true), out)
+end)
+
+test('bad input: a missing teacher, a student as teacher, bad ranges', function()
+  local out, code = sh.script('distill_student', ('--teacher %q --out %q'):format(dir .. '/nope.safetensors', dir .. '/x'))
+  assert_eq(code, 2, out)
+  assert(out:find('no teacher at', 1, true), out)
+  out, code = sh.script('distill_student', ('--teacher %q --out %q'):format(dir .. '/student.safetensors', dir .. '/y'))
+  assert_eq(code, 2, out)
+  assert(out:find('is a student', 1, true), out)
+  out, code = sh.script('distill_student', common .. (' --out %q --w-audio 5,1'):format(dir .. '/z'))
+  assert_eq(code, 2, out)
+  assert(out:find('--w-audio must be', 1, true), out)
+  out, code = sh.script('distill_student', '--help')
+  assert_eq(code, 0, out)
+  assert(out:find('--substeps', 1, true), out)
+end)
+
+test('cleanup', function() os.execute(('rm -rf %q'):format(dir)) end)
