@@ -7,7 +7,7 @@ FUZZ_BUILD ?= build-fuzz
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all setup setup-test build build-test build-asan build-fuzz demo test test-asan test-fuzz clean
+.PHONY: all setup setup-test build build-test build-asan build-fuzz demo test test-asan test-fuzz teacher student clean
 
 all: build
 
@@ -38,6 +38,20 @@ build-fuzz: setup-test
 # The main job on the shipped example.
 demo: build
 	@$(BUILD)/fadalua scripts/demo.lua
+
+# The shipped weights from a clean clone, as they were made (hours on 2 cores;
+# rerunning resumes from runs/<name>/checkpoint.safetensors). Data first when
+# missing (data/ is not in git; scripts/make_dataset.lua rebuilds it by seed).
+TRAIN_ENV = OMP_WAIT_POLICY=ACTIVE
+teacher: build
+	@[ -f data/avatars/hq-train/manifest.jsonl ] || $(BUILD)/fadalua scripts/make_dataset.lua --clips 300 --size 64 --jobs 2
+	@$(TRAIN_ENV) $(BUILD)/fadalua scripts/train_teacher.lua --data data/avatars/hq-train --out runs/teacher --steps 4000 --batch 4 --ckpt-every 50
+	@$(BUILD)/fadalua scripts/train_teacher.lua --out runs/teacher --export weights/fada-teacher.safetensors
+
+student: build
+	@[ -f data/avatars/moderate-train/manifest.jsonl ] || $(BUILD)/fadalua scripts/make_dataset.lua --clips 300 --size 64 --jobs 2 --tier moderate
+	@$(TRAIN_ENV) $(BUILD)/fadalua scripts/distill_student.lua --teacher weights/fada-teacher.safetensors --out runs/student
+	@$(BUILD)/fadalua scripts/distill_student.lua --out runs/student --export weights/fada-student.safetensors
 
 # The whole suite, then the fast suites again under AddressSanitizer + UBSan,
 # then each fuzzer for a bounded time (FADA_FUZZ_SECONDS, 30 s by default).
