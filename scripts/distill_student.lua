@@ -9,12 +9,12 @@ local models = require 'fada.models'
 local schedule = require 'fada.diffusion.schedule'
 local cfgmix = require 'fada.diffusion.cfg'
 local loader = require 'fada.data.loader'
-local avatars = require 'fada.data.avatars'
 local checkpoint = require 'fada.train.checkpoint'
+local run = require 'fada.train.run'
 local distill = require 'fada.train.distill'
 local progress = require 'fada.progress'
 
-local opts = cli.parse(arg, {
+local opts = cli.parse(arg, run.flags({
   usage = 'usage: fadalua scripts/distill_student.lua --teacher PATH [flags]',
   about = 'Trains the student (the teacher plus three learnable CFG tokens and zero-initialised CFG\n' ..
           'control layers, initialised from the teacher) to take --student-steps DDIM steps of one pass\n' ..
@@ -35,24 +35,7 @@ local opts = cli.parse(arg, {
   {'w_audio', 'string', '1,6', 'range of the audio scale drawn per step (lo,hi)'},
   {'gt_share', 'number', 0.3, "the ground-truth term's share in the adaptive mixer (0..1)"},
   {'token_dim', 'int', 64, 'width of the CFG tokens'},
-  {'steps', 'int', 1200, 'optimiser steps in all'},
-  {'batch', 'int', 4, 'clips per step (each clip is F frames)'},
-  {'lr', 'number', 1e-4, 'peak learning rate'},
-  {'warmup', 'int', 100, 'warm-up steps'},
-  {'weight_decay', 'number', 0.01, 'AdamW weight decay'},
-  {'ema', 'number', 0.995, 'EMA decay of the weights'},
-  {'lip_weight', 'number', 4, 'extra loss weight on the mouth region (0 = plain MSE)'},
-  {'clip_grad', 'number', 1.0, 'gradient norm limit'},
-  {'ckpt_every', 'int', 50, 'steps between checkpoints'},
-  {'log_every', 'int', 10, 'steps between loss.csv lines'},
-  {'seed', 'int', 1, 'seed of the data order, the scales and the noise'},
-  {'threads', 'int', nil, 'threads (default: all cores)'},
-  {'max_minutes', 'number', nil, 'stop (with a checkpoint) after this many minutes'},
-  {'tune', 'string', '1', 'kernel variants: 0 (oneDNN), 1 (OpenBLAS matmul, conv as it lies) or auto (not bit-repeatable)'},
-  {'prefetch', 'bool', true, "decode the next batch's clips on background threads"},
-  {'export', 'string', nil, 'write the EMA weights of the last checkpoint to this path (f16) and exit'},
-  {'export_raw', 'bool', false, 'with --export: the raw weights instead of the EMA'},
-})
+}, {steps = 1200, lr = 1e-4, warmup = 100, ema = 0.995, ckpt_every = 50}))
 
 local function die(msg) io.stderr:write('distill_student: ', msg, '\n'); os.exit(2) end
 local function range(s, name)
@@ -68,12 +51,9 @@ if opts.student_steps < 1 or opts.student_steps > 1000 then die('--student-steps
 if opts.gt_share < 0 or opts.gt_share > 1 then die('--gt-share must be in [0, 1]') end
 if opts.p_moderate < 0 or opts.p_moderate > 1 then die('--p-moderate must be in [0, 1]') end
 
-if opts.threads then fada.set_num_threads(opts.threads) end
-fada.ops.tune(opts.tune == 'auto' and 'auto' or math.tointeger(tonumber(opts.tune)))
-local function file_exists(p) local f = io.open(p, 'rb'); if f then f:close() end; return f ~= nil end
-os.execute(('mkdir -p %q'):format(opts.out))
+run.setup(opts)
 local ckpt_path = opts.out .. '/checkpoint.safetensors'
-local resuming = file_exists(ckpt_path)
+local resuming = run.file_exists(ckpt_path)
 
 -- ---- models --------------------------------------------------------------------------------
 
@@ -87,7 +67,7 @@ if resuming then -- the run's own config (with its teacher path) wins
 end
 local teacher
 if not opts.export then
-  if not file_exists(opts.teacher) then
+  if not run.file_exists(opts.teacher) then
     die(("no teacher at '%s': train one (scripts/train_teacher.lua, then --export) or give --teacher PATH"):format(
       opts.teacher))
   end
@@ -113,17 +93,9 @@ local Fr, Mf, S = cfg.clip_frames, cfg.motion_frames, cfg.image_size
 -- ---- data ------------------------------------------------------------------------------------
 
 local function open_data(dir, seed)
-  local windows_of = setmetatable({}, {__mode = 'k'})
-  local function audio_windows(clip, start, n)
-    local w = windows_of[clip]
-    if not w then
-      w = student:audio_windows(clip.audio, cfg.audio.sample_rate, clip.frames:size(1))   -- [T, n_mels, W]
-      windows_of[clip] = w
-    end
-    return w:narrow(1, start, n)
-  end
-  return loader.open(dir, {frames = Fr, motion = Mf, batch = opts.batch, seed = seed, size = S, audio = audio_windows,
-                           sample_rate = cfg.audio.sample_rate, prefetch = opts.prefetch})
+  return loader.open(dir, {frames = Fr, motion = Mf, batch = opts.batch, seed = seed, size = S,
+                           audio = run.audio_windows(student), sample_rate = cfg.audio.sample_rate,
+                           prefetch = opts.prefetch})
 end
 local use_moderate = opts.data_moderate ~= 'none' and opts.p_moderate > 0
 local hq, moderate
@@ -168,26 +140,12 @@ if moderate then moderate:preload() end
 local wmap
 local function uniform(lo, hi) return lo + (hi - lo) * fada.rand(1, 'f64', noise_gen):item() end
 
-local function encode_batch(b)
-  local B = b.frames:size(1)
-  return A.no_grad(function()
-    local x0 = student:encode(b.frames:view(B * Fr, 3, S, S))                  -- [B·F, Cl, h, w]
-    local ref = student:encode(b.ref)                                         -- [B, Cl, h, w]
-    local mot
-    if Mf > 0 then
-      local m = student:encode(b.motion:reshape(B * Mf, 3, S, S))             -- [B·M, Cl, h, w]
-      mot = m:view(B, Mf, m:size(2), m:size(3), m:size(4))                     -- [B, M, Cl, h, w]
-    end
-    return x0, ref, mot
-  end)
-end
-
 local function train_step()
   local from_moderate = use_moderate and fada.rand(1, 'f64', noise_gen):item() < opts.p_moderate
   local b = (from_moderate and moderate or hq):batch()
   local B = b.frames:size(1)
-  local x0, ref_lat, motion_lat = encode_batch(b)
-  wmap = wmap or (avatars.mouth_mask(x0:size(3), x0:size(4)) * opts.lip_weight + 1):view(1, 1, x0:size(3), x0:size(4))
+  local x0, ref_lat, motion_lat = run.encode_batch(student, b)                  -- [B·F, Cl, h, w], [B, ...], [B, M, ...]
+  wmap = wmap or run.mouth_weights(x0:size(3), x0:size(4), opts.lip_weight)
   local w_ref, w_audio = uniform(wr_lo, wr_hi), uniform(wa_lo, wa_hi)
   local k = math.floor(uniform(0, opts.student_steps)) + 1                     -- 1..S
   k = math.min(k, opts.student_steps)
@@ -215,12 +173,7 @@ local function train_step()
   local l_distill = F.mse(out, target, wmap)
   local l_gt = not from_moderate and F.mse(out, sched:target(x0, eps, t), wmap) or nil
   local loss, weights = mixer:mix(l_distill, l_gt)
-  opt:zero_grad()
-  A.backward(loss)
-  local gnorm = optim.clip_grad_norm(params, opts.clip_grad)
-  opt.lr = lr_at(step + 1)
-  opt:step()
-  ema:update()
+  local gnorm = run.update(loss, opt, ema, params, opts.clip_grad, lr_at(step + 1))
   return {loss = loss:item(), distill = l_distill:item(), gt = l_gt and l_gt:item(), w = weights, gnorm = gnorm,
           frames = B * Fr, moderate = from_moderate}
 end
@@ -228,26 +181,10 @@ end
 -- ---- the loop ----------------------------------------------------------------------------------
 
 local csv_path = opts.out .. '/loss.csv'
-local header = 'step,loss,distill,gt,w_distill,w_gt,grad_norm,lr,frames_per_s,elapsed_s'
-do -- a resumed run drops the lines written after its checkpoint (they are repeated)
-  local kept = {header}
-  if resuming and file_exists(csv_path) then
-    for line in io.lines(csv_path) do
-      local s = tonumber(line:match('^(%d+),'))
-      if s and s <= step then kept[#kept + 1] = line end
-    end
-  end
-  local f = assert(io.open(csv_path .. '.tmp', 'w'))
-  f:write(table.concat(kept, '\n'), '\n')
-  f:close()
-  assert(os.rename(csv_path .. '.tmp', csv_path))
-end
-
+local log_line = run.csv(csv_path, 'step,loss,distill,gt,w_distill,w_gt,grad_norm,lr,frames_per_s,elapsed_s',
+                         resuming and step)
 local function plot()
-  os.execute(("gnuplot -e \"set terminal png size 800,400; set output '%s/loss.png'; set datafile separator ','; " ..
-              "set key autotitle columnhead; set logscale y; set xlabel 'step'; set ylabel 'mouth-weighted MSE'; " ..
-              "plot '%s' using 1:3 with lines title 'teacher matching', '' using 1:4 with lines title 'ground truth'\" " ..
-              "2>/dev/null"):format(opts.out, csv_path))
+  run.plot(opts.out .. '/loss.png', csv_path, 'mouth-weighted MSE', {{3, 'teacher matching'}, {4, 'ground truth'}})
 end
 
 local t_start = fada.clock()
@@ -273,10 +210,8 @@ while step < opts.steps do
   if step % opts.log_every == 0 then
     local dt = fada.clock() - win.t
     local gt = win.n_gt > 0 and ('%.6f'):format(win.gt / win.n_gt) or ''
-    local f = assert(io.open(csv_path, 'a'))
-    f:write(('%d,%.6f,%.6f,%s,%.4f,%.4f,%.4f,%.6g,%.2f,%.1f\n'):format(step, win.loss / win.n, win.distill / win.n, gt,
+    log_line(('%d,%.6f,%.6f,%s,%.4f,%.4f,%.4f,%.6g,%.2f,%.1f'):format(step, win.loss / win.n, win.distill / win.n, gt,
       r.w.distill, r.w.gt, r.gnorm, opt.lr, win.frames / dt, seconds_before + fada.clock() - t_start))
-    f:close()
     bar:update(step - start_step, {loss = win.loss / win.n, ['frames/s'] = win.frames / dt})
     win = {loss = 0, distill = 0, gt = 0, n = 0, n_gt = 0, frames = 0, t = fada.clock()}
   end

@@ -9,11 +9,11 @@ local optim = require 'fada.optim'
 local models = require 'fada.models'
 local schedule = require 'fada.diffusion.schedule'
 local loader = require 'fada.data.loader'
-local avatars = require 'fada.data.avatars'
 local checkpoint = require 'fada.train.checkpoint'
+local run = require 'fada.train.run'
 local progress = require 'fada.progress'
 
-local opts = cli.parse(arg, {
+local opts = cli.parse(arg, run.flags({
   usage = 'usage: fadalua scripts/train_teacher.lua [flags]',
   about = 'Trains the teacher: v-prediction, condition dropout for nested multi-CFG (drop audio;\n' ..
           'drop reference and audio), clips with motion frames, a heavier loss on the mouth region.\n' ..
@@ -21,42 +21,19 @@ local opts = cli.parse(arg, {
   {'data', 'string', 'data/avatars/hq-train', 'dataset folder (scripts/make_dataset.lua) or a folder of MP4s'},
   {'out', 'string', 'runs/teacher', 'run folder'},
   {'config', 'string', 'mini', 'model preset (mini, tiny)'},
-  {'steps', 'int', 20000, 'optimiser steps in all'},
-  {'batch', 'int', 4, 'clips per step (each clip is F frames)'},
-  {'lr', 'number', 3e-4, 'peak learning rate'},
-  {'warmup', 'int', 300, 'warm-up steps'},
-  {'weight_decay', 'number', 0.01, 'AdamW weight decay'},
-  {'ema', 'number', 0.998, 'EMA decay of the weights'},
-  {'lip_weight', 'number', 4, 'extra loss weight on the mouth region (0 = plain MSE)'},
   {'p_drop_audio', 'number', 0.1, 'share of steps with audio dropped (the "ref" branch)'},
   {'p_drop_all', 'number', 0.1, 'share of steps with reference and audio dropped (the "base" branch)'},
-  {'clip_grad', 'number', 1.0, 'gradient norm limit'},
-  {'ckpt_every', 'int', 200, 'steps between checkpoints'},
-  {'log_every', 'int', 10, 'steps between loss.csv lines'},
-  {'seed', 'int', 1, 'seed of the data order and the noise'},
-  {'threads', 'int', nil, 'threads (default: all cores)'},
-  {'max_minutes', 'number', nil, 'stop (with a checkpoint) after this many minutes'},
-  {'tune', 'string', '1', 'kernel variants: 0 (oneDNN), 1 (OpenBLAS matmul, conv on the layout as it lies) or auto (timed; not bit-repeatable)'},
-  {'prefetch', 'bool', true, 'decode the next batch\'s clips on background threads'},
   {'detect_anomaly', 'bool', false, 'stop at the first op whose backward makes a NaN/inf (slow)'},
-  {'export', 'string', nil, 'write the EMA weights of the last checkpoint to this path (f16) and exit'},
-  {'export_raw', 'bool', false, 'with --export: the raw weights instead of the EMA (which lags early in a run)'},
-})
+}, {steps = 20000, lr = 3e-4, warmup = 300, ema = 0.998, ckpt_every = 200}))
 
-if opts.threads then fada.set_num_threads(opts.threads) end
+run.setup(opts)
 if opts.detect_anomaly then A.set_detect_anomaly(true) end
--- One kernel variant per op instead of timing both per shape: a resumed run
--- then repeats an uninterrupted one bit for bit.
-fada.ops.tune(opts.tune == 'auto' and 'auto' or math.tointeger(tonumber(opts.tune)))
-os.execute(('mkdir -p %q'):format(opts.out))
 local ckpt_path = opts.out .. '/checkpoint.safetensors'
 
 -- ---- model, optimiser, data --------------------------------------------------------
 
-local function file_exists(p) local f = io.open(p, 'rb'); if f then f:close() end; return f ~= nil end
-
 local cfg = models.config(opts.config)
-local resuming = file_exists(ckpt_path)
+local resuming = run.file_exists(ckpt_path)
 if resuming then -- the run's own config wins over the preset
   local _, _, stored = fada.safetensors.header(ckpt_path)
   if stored and stored.model then cfg = stored.model end
@@ -71,20 +48,8 @@ local noise_gen = fada.Generator(opts.seed * 1000 + 7)
 local sched = schedule.for_model(model.config)
 local Fr, Mf, S = model.config.clip_frames, model.config.motion_frames, model.config.image_size
 
--- audio windows of a whole clip, computed once per clip and cut per sample
-local windows_of = setmetatable({}, {__mode = 'k'})
-local function audio_windows(clip, start, n)
-  local w = windows_of[clip]
-  if not w then
-    local frames = clip.frames:size(1)
-    w = model:audio_windows(clip.audio, model.config.audio.sample_rate, frames)   -- [T, n_mels, W]
-    windows_of[clip] = w
-  end
-  return w:narrow(1, start, n)
-end
-
 local data = loader.open(opts.data, {frames = Fr, motion = Mf, batch = opts.batch, seed = opts.seed, size = S,
-                                     audio = audio_windows, sample_rate = model.config.audio.sample_rate,
+                                     audio = run.audio_windows(model), sample_rate = model.config.audio.sample_rate,
                                      prefetch = opts.prefetch})
 local data_gen = data.generator
 
@@ -117,10 +82,6 @@ data:preload()
 
 -- ---- the loss ----------------------------------------------------------------------------
 
--- Loss weights over the latent grid: 1 everywhere plus lip_weight inside the mouth region.
-local function mouth_weights(h, w)
-  return (avatars.mouth_mask(h, w) * opts.lip_weight + 1):view(1, 1, h, w)
-end
 local wmap
 
 local function pick_branch(u)
@@ -132,18 +93,8 @@ end
 local function train_step()
   local b = data:batch()
   local B = b.frames:size(1)
-  local x0, ref_lat, motion_lat = A.no_grad(function()
-    local x0 = model:encode(b.frames:view(B * Fr, 3, S, S))                      -- [B·F, Cl, h, w]
-    local ref = model:encode(b.ref)                                             -- [B, Cl, h, w]
-    local mot
-    if Mf > 0 then
-      local m = model:encode(b.motion:reshape(B * Mf, 3, S, S))                 -- [B·M, Cl, h, w]
-      mot = m:view(B, Mf, m:size(2), m:size(3), m:size(4))
-    end
-    return x0, ref, mot
-  end)
-  local Cl, h, w = x0:size(2), x0:size(3), x0:size(4)
-  wmap = wmap or mouth_weights(h, w)
+  local x0, ref_lat, motion_lat = run.encode_batch(model, b)                    -- [B·F, Cl, h, w], [B, ...], [B, M, ...]
+  wmap = wmap or run.mouth_weights(x0:size(3), x0:size(4), opts.lip_weight)
   -- one timestep per clip, shared by its frames
   local t = fada.randint(0, sched.T, B, noise_gen):tolist()
   local sa, s1, tf = {}, {}, {}
@@ -163,37 +114,16 @@ local function train_step()
   local atok = model:audio_tokens(b.audio:reshape(B * Fr, b.audio:size(3), b.audio:size(4)))
   local out = model:denoise(xt, fada.tensor(tf), {branch}, nil, ctx, atok)
   local loss = F.mse(out, target, wmap)
-  opt:zero_grad()
-  A.backward(loss)
-  local gnorm = optim.clip_grad_norm(params, opts.clip_grad)
-  opt.lr = lr_at(step + 1)
-  opt:step()
-  ema:update()
+  local gnorm = run.update(loss, opt, ema, params, opts.clip_grad, lr_at(step + 1))
   return loss:item(), gnorm, branch, B * Fr
 end
 
 -- ---- the loop -------------------------------------------------------------------------------
 
 local csv_path = opts.out .. '/loss.csv'
-do -- a resumed run drops the lines written after its checkpoint (they are repeated)
-  local kept = {'step,loss,grad_norm,lr,frames_per_s,gflops_per_s,elapsed_s'}
-  if resuming and file_exists(csv_path) then
-    for line in io.lines(csv_path) do
-      local s = tonumber(line:match('^(%d+),'))
-      if s and s <= step then kept[#kept + 1] = line end
-    end
-  end
-  local f = assert(io.open(csv_path .. '.tmp', 'w'))
-  f:write(table.concat(kept, '\n'), '\n')
-  f:close()
-  assert(os.rename(csv_path .. '.tmp', csv_path))
-end
-
+local log_line = run.csv(csv_path, 'step,loss,grad_norm,lr,frames_per_s,gflops_per_s,elapsed_s', resuming and step)
 local function plot()
-  local cmd = ("gnuplot -e \"set terminal png size 800,400; set output '%s/loss.png'; set datafile separator ','; " ..
-               "set key autotitle columnhead; set logscale y; set xlabel 'step'; set ylabel 'loss (mouth-weighted MSE)'; " ..
-               "plot '%s' using 1:2 with lines title 'loss'\" 2>/dev/null"):format(opts.out, csv_path)
-  os.execute(cmd)
+  run.plot(opts.out .. '/loss.png', csv_path, 'loss (mouth-weighted MSE)', {{2, 'loss'}})
 end
 
 local t_start = fada.clock()
@@ -215,10 +145,8 @@ while step < opts.steps do
   window.loss, window.n, window.frames = window.loss + loss, window.n + 1, window.frames + frames
   if step % opts.log_every == 0 then
     local dt = fada.clock() - window.t
-    local f = assert(io.open(csv_path, 'a'))
-    f:write(('%d,%.6f,%.4f,%.6g,%.2f,%.1f,%.1f\n'):format(step, window.loss / window.n, gnorm, opt.lr,
+    log_line(('%d,%.6f,%.4f,%.6g,%.2f,%.1f,%.1f'):format(step, window.loss / window.n, gnorm, opt.lr,
       window.frames / dt, window.frames * flops_frame / dt / 1e9, seconds_before + fada.clock() - t_start))
-    f:close()
     bar:update(step - start_step, {loss = window.loss / window.n, ['frames/s'] = window.frames / dt,
                                    ['GFLOP/s'] = window.frames * flops_frame / dt / 1e9})
     window = {loss = 0, n = 0, frames = 0, t = fada.clock()}

@@ -1,0 +1,132 @@
+-- What the training scripts (train_teacher, distill_student) share: the
+-- flags of an optimiser run, a batch encoded to latents, the per-clip audio
+-- windows, the mouth-weighted loss map, and loss.csv kept in step with the
+-- checkpoint (plus its PNG plot).
+local fada = require 'fada'
+local A = require 'fada.autograd'
+local optim = require 'fada.optim'
+local avatars = require 'fada.data.avatars'
+
+local M = {}
+
+function M.file_exists(p)
+  local f = io.open(p, 'rb')
+  if f then f:close() end
+  return f ~= nil
+end
+
+-- M.flags(spec, defaults): appends the flags every run has to a cli.parse
+-- spec; defaults = {steps =, lr =, warmup =, ema =, ckpt_every =} per script.
+function M.flags(spec, d)
+  local list = {
+    {'steps', 'int', d.steps, 'optimiser steps in all'},
+    {'batch', 'int', 4, 'clips per step (each clip is F frames)'},
+    {'lr', 'number', d.lr, 'peak learning rate'},
+    {'warmup', 'int', d.warmup, 'warm-up steps'},
+    {'weight_decay', 'number', 0.01, 'AdamW weight decay'},
+    {'ema', 'number', d.ema, 'EMA decay of the weights'},
+    {'lip_weight', 'number', 4, 'extra loss weight on the mouth region (0 = plain MSE)'},
+    {'clip_grad', 'number', 1.0, 'gradient norm limit'},
+    {'ckpt_every', 'int', d.ckpt_every, 'steps between checkpoints'},
+    {'log_every', 'int', 10, 'steps between loss.csv lines'},
+    {'seed', 'int', 1, 'seed of the data order and the noise'},
+    {'threads', 'int', nil, 'threads (default: all cores)'},
+    {'max_minutes', 'number', nil, 'stop (with a checkpoint) after this many minutes'},
+    {'tune', 'string', '1', 'kernel variants: 0 (oneDNN), 1 (OpenBLAS matmul, conv on the layout as it lies) or auto (timed; not bit-repeatable)'},
+    {'prefetch', 'bool', true, 'decode the next batch\'s clips on background threads'},
+    {'export', 'string', nil, 'write the EMA weights of the last checkpoint to this path (f16) and exit'},
+    {'export_raw', 'bool', false, 'with --export: the raw weights instead of the EMA (which lags early in a run)'},
+  }
+  for _, f in ipairs(list) do spec[#spec + 1] = f end
+  return spec
+end
+
+-- Threads and kernel variants as the flags say. One variant per op instead of
+-- timing both per shape: a resumed run then repeats an uninterrupted one bit for bit.
+function M.setup(opts)
+  if opts.threads then fada.set_num_threads(opts.threads) end
+  fada.ops.tune(opts.tune == 'auto' and 'auto' or math.tointeger(tonumber(opts.tune)))
+  os.execute(('mkdir -p %q'):format(opts.out))
+end
+
+-- A loader audio callback: each clip's windows computed once, cut per sample.
+function M.audio_windows(model)
+  local windows_of = setmetatable({}, {__mode = 'k'})
+  return function(clip, start, n)
+    local w = windows_of[clip]
+    if not w then
+      w = model:audio_windows(clip.audio, model.config.audio.sample_rate, clip.frames:size(1))   -- [T, n_mels, W]
+      windows_of[clip] = w
+    end
+    return w:narrow(1, start, n)
+  end
+end
+
+-- A loader batch as latents (no gradient: E is fixed):
+-- x0 [B·F, Cl, h, w], ref [B, Cl, h, w], motion [B, M, Cl, h, w] or nil.
+function M.encode_batch(model, b)
+  local c = model.config
+  local B, Fr, Mf, S = b.frames:size(1), c.clip_frames, c.motion_frames, c.image_size
+  return A.no_grad(function()
+    local x0 = model:encode(b.frames:view(B * Fr, 3, S, S))                      -- [B·F, Cl, h, w]
+    local ref = model:encode(b.ref)                                             -- [B, Cl, h, w]
+    local mot
+    if Mf > 0 then
+      local m = model:encode(b.motion:reshape(B * Mf, 3, S, S))                 -- [B·M, Cl, h, w]
+      mot = m:view(B, Mf, m:size(2), m:size(3), m:size(4))                       -- [B, M, Cl, h, w]
+    end
+    return x0, ref, mot
+  end)
+end
+
+-- One optimiser update from loss: gradients, clipping, the scheduled learning
+-- rate, the step and the EMA of the weights. Returns the gradient norm before clipping.
+function M.update(loss, opt, ema, params, clip_grad, lr)
+  opt:zero_grad()
+  A.backward(loss)
+  local gnorm = optim.clip_grad_norm(params, clip_grad)
+  opt.lr = lr
+  opt:step()
+  ema:update()
+  return gnorm
+end
+
+-- Loss weights over the latent grid: 1 everywhere plus lip_weight inside the mouth region.
+function M.mouth_weights(h, w, lip_weight)
+  return (avatars.mouth_mask(h, w) * lip_weight + 1):view(1, 1, h, w)            -- [1, 1, h, w]
+end
+
+-- Starts loss.csv with `header`, keeping only the lines up to `keep_step`
+-- (those a resumed run does not repeat). Returns append(line).
+function M.csv(path, header, keep_step)
+  local kept = {header}
+  if keep_step and M.file_exists(path) then
+    for line in io.lines(path) do
+      local s = tonumber(line:match('^(%d+),'))
+      if s and s <= keep_step then kept[#kept + 1] = line end
+    end
+  end
+  local f = assert(io.open(path .. '.tmp', 'w'))
+  f:write(table.concat(kept, '\n'), '\n')
+  f:close()
+  assert(os.rename(path .. '.tmp', path))
+  return function(line)
+    local a = assert(io.open(path, 'a'))
+    a:write(line, '\n')
+    a:close()
+  end
+end
+
+-- loss.png beside the CSV with gnuplot (skipped quietly where it is missing):
+-- series = {{column, title}, ...}.
+function M.plot(png, csv_path, ylabel, series)
+  local parts = {}
+  for i, s in ipairs(series) do
+    parts[i] = ("%s using 1:%d with lines title '%s'"):format(i == 1 and ("'" .. csv_path .. "'") or "''", s[1], s[2])
+  end
+  os.execute(("gnuplot -e \"set terminal png size 800,400; set output '%s'; set datafile separator ','; " ..
+              "set key autotitle columnhead; set logscale y; set xlabel 'step'; set ylabel '%s'; plot %s\" 2>/dev/null")
+             :format(png, ylabel, table.concat(parts, ', ')))
+end
+
+return M
