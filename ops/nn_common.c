@@ -68,6 +68,18 @@ float *fd_nn_stage_f32(fd_tensor *tmp, const fd_tensor *t)
     return rc ? NULL : fd_tensor_data(tmp);
 }
 
+float *fd_nn_stage_and_alloc(fd_tensor *tmp, const fd_tensor *in, fd_tensor *out, int ndim, const int64_t *shape,
+                             bool zero, float **out_data)
+{
+    float *p = fd_nn_stage_f32(tmp, in);
+    if (!p || (zero ? fd_tensor_zeros(out, FD_F32, ndim, shape) : fd_tensor_empty(out, FD_F32, ndim, shape))) {
+        fd_nn_release(tmp, out, NULL, NULL, NULL, NULL);
+        return NULL;
+    }
+    *out_data = fd_tensor_data(out);
+    return p;
+}
+
 int fd_nn_to_dtype_inplace(fd_tensor *t, fd_dtype dt)
 {
     if (t->dtype == dt) return FD_OK;

@@ -30,6 +30,12 @@ int fd_nn_check_nonempty(const char *op, const char *arg, const fd_tensor *t);
 double *fd_nn_stage_f64(fd_tensor *tmp, const fd_tensor *t);
 /* A contiguous f32 view or copy of t in *tmp; its data. NULL on failure. */
 float *fd_nn_stage_f32(fd_tensor *tmp, const fd_tensor *t);
+/* The prologue of a one-input op: `in` staged as f32 into *tmp (as
+ * fd_nn_stage_f32) and `out` made as f32 [ndim, shape], zero-filled when
+ * `zero` (scatter-style backward passes). On failure both are released and
+ * NULL returned; else the staged data, with *out_data set. */
+float *fd_nn_stage_and_alloc(fd_tensor *tmp, const fd_tensor *in, fd_tensor *out, int ndim, const int64_t *shape,
+                             bool zero, float **out_data);
 /* Replaces *t (f64, contiguous) by a copy in dtype dt, when dt is not f64. */
 int fd_nn_to_dtype_inplace(fd_tensor *t, fd_dtype dt);
 /* Releases up to 6 headers (NULL-tolerant). */

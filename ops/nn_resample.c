@@ -30,12 +30,9 @@ int fd_upsample_nearest(fd_tensor *y, const fd_tensor *x, int64_t sh, int64_t sw
     const int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3], OW = W * sw;
     int64_t shp[4] = {N, C, H * sh, OW};
     fd_tensor xs = {0};
-    float *px = fd_nn_stage_f32(&xs, x);
-    if (!px || fd_tensor_empty(y, FD_F32, 4, shp)) {
-        fd_nn_release(&xs, y, NULL, NULL, NULL, NULL);
-        return FD_ERR;
-    }
-    float *py = fd_tensor_data(y);
+    float *py;
+    float *px = fd_nn_stage_and_alloc(&xs, x, y, 4, shp, false, &py);
+    if (!px) return FD_ERR;
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < N * C * H; r++) { /* one input row -> sh output rows */
         const float *src = px + r * W;
@@ -59,12 +56,9 @@ int fd_upsample_nearest_backward(fd_tensor *dx, const fd_tensor *dy, int64_t sh,
     const int64_t N = dy->shape[0], C = dy->shape[1], H = dy->shape[2] / sh, W = dy->shape[3] / sw, OW = W * sw;
     int64_t shp[4] = {N, C, H, W};
     fd_tensor gs = {0};
-    float *pg = fd_nn_stage_f32(&gs, dy);
-    if (!pg || fd_tensor_empty(dx, FD_F32, 4, shp)) {
-        fd_nn_release(&gs, dx, NULL, NULL, NULL, NULL);
-        return FD_ERR;
-    }
-    float *pd = fd_tensor_data(dx);
+    float *pd;
+    float *pg = fd_nn_stage_and_alloc(&gs, dy, dx, 4, shp, false, &pd);
+    if (!pg) return FD_ERR;
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < N * C * H; r++)
         for (int64_t ix = 0; ix < W; ix++) {
@@ -98,12 +92,9 @@ int fd_resize_bilinear(fd_tensor *y, const fd_tensor *x, int64_t oh, int64_t ow)
     const int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
     int64_t shp[4] = {N, C, oh, ow};
     fd_tensor xs = {0};
-    float *px = fd_nn_stage_f32(&xs, x);
-    if (!px || fd_tensor_empty(y, FD_F32, 4, shp)) {
-        fd_nn_release(&xs, y, NULL, NULL, NULL, NULL);
-        return FD_ERR;
-    }
-    float *py = fd_tensor_data(y);
+    float *py;
+    float *px = fd_nn_stage_and_alloc(&xs, x, y, 4, shp, false, &py);
+    if (!px) return FD_ERR;
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < N * C * oh; r++) {
         int64_t p = r / oh, oy = r % oh, y0, y1, x0, x1;
@@ -127,12 +118,9 @@ int fd_resize_bilinear_backward(fd_tensor *dx, const fd_tensor *dy, int64_t ih, 
     const int64_t N = dy->shape[0], C = dy->shape[1], oh = dy->shape[2], ow = dy->shape[3];
     int64_t shp[4] = {N, C, ih, iw};
     fd_tensor gs = {0};
-    float *pg = fd_nn_stage_f32(&gs, dy);
-    if (!pg || fd_tensor_zeros(dx, FD_F32, 4, shp)) {
-        fd_nn_release(&gs, dx, NULL, NULL, NULL, NULL);
-        return FD_ERR;
-    }
-    float *pd = fd_tensor_data(dx);
+    float *pd;
+    float *pg = fd_nn_stage_and_alloc(&gs, dy, dx, 4, shp, true, &pd);
+    if (!pg) return FD_ERR;
 #pragma omp parallel for schedule(static)
     for (int64_t p = 0; p < N * C; p++) /* planes are independent: scatter without races */
         for (int64_t oy = 0; oy < oh; oy++) {
@@ -164,12 +152,9 @@ int fd_avg_pool2d(fd_tensor *y, const fd_tensor *x, int64_t kh, int64_t kw)
     const int64_t N = x->shape[0], C = x->shape[1], W = x->shape[3], OH = x->shape[2] / kh, OW = W / kw;
     int64_t shp[4] = {N, C, OH, OW};
     fd_tensor xs = {0};
-    float *px = fd_nn_stage_f32(&xs, x);
-    if (!px || fd_tensor_empty(y, FD_F32, 4, shp)) {
-        fd_nn_release(&xs, y, NULL, NULL, NULL, NULL);
-        return FD_ERR;
-    }
-    float *py = fd_tensor_data(y);
+    float *py;
+    float *px = fd_nn_stage_and_alloc(&xs, x, y, 4, shp, false, &py);
+    if (!px) return FD_ERR;
     const float inv = 1.0f / (float)(kh * kw);
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < N * C * OH; r++)
@@ -191,12 +176,9 @@ int fd_avg_pool2d_backward(fd_tensor *dx, const fd_tensor *dy, int64_t kh, int64
     const int64_t N = dy->shape[0], C = dy->shape[1], OH = dy->shape[2], OW = dy->shape[3], W = OW * kw;
     int64_t shp[4] = {N, C, OH * kh, W};
     fd_tensor gs = {0};
-    float *pg = fd_nn_stage_f32(&gs, dy);
-    if (!pg || fd_tensor_empty(dx, FD_F32, 4, shp)) {
-        fd_nn_release(&gs, dx, NULL, NULL, NULL, NULL);
-        return FD_ERR;
-    }
-    float *pd = fd_tensor_data(dx);
+    float *pd;
+    float *pg = fd_nn_stage_and_alloc(&gs, dy, dx, 4, shp, false, &pd);
+    if (!pg) return FD_ERR;
     const float inv = 1.0f / (float)(kh * kw);
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < N * C * OH; r++)
@@ -286,13 +268,11 @@ int fd_pad(fd_tensor *y, const fd_tensor *x, int npads, const int64_t *pads, fd_
     if (x->ndim == 0) return fd_tensor_clone(y, x);
     if (x->dtype == FD_F64) return fd_ref_pad(y, x, npads, pads, mode, value);
     fd_tensor xs = {0};
-    float *px = fd_nn_stage_f32(&xs, x);
-    if (!px || fd_tensor_empty(y, FD_F32, x->ndim, ys)) {
-        fd_nn_release(&xs, y, NULL, NULL, NULL, NULL);
-        return FD_ERR;
-    }
+    float *py;
+    float *px = fd_nn_stage_and_alloc(&xs, x, y, x->ndim, ys, false, &py);
+    if (!px) return FD_ERR;
     pad_before(x, npads, pads, before);
-    pad_map(x->ndim, x->shape, ys, before, mode, fd_tensor_data(y), px, (float)value, NULL, NULL);
+    pad_map(x->ndim, x->shape, ys, before, mode, py, px, (float)value, NULL, NULL);
     fd_tensor_release(&xs);
     return FD_OK;
 }
@@ -311,16 +291,14 @@ int fd_pad_backward(fd_tensor *dx, const fd_tensor *dy, const fd_tensor *x_like,
                               FD_SHAPE_STR(x_like));
     if (dy->dtype == FD_F64) return fd_ref_pad_backward(dx, dy, x_like, npads, pads, mode);
     fd_tensor gs = {0};
-    float *pg = fd_nn_stage_f32(&gs, dy);
-    if (!pg || fd_tensor_zeros(dx, FD_F32, x_like->ndim, x_like->shape)) {
-        fd_nn_release(&gs, dx, NULL, NULL, NULL, NULL);
-        return FD_ERR;
-    }
+    float *pd;
+    float *pg = fd_nn_stage_and_alloc(&gs, dy, dx, x_like->ndim, x_like->shape, true, &pd);
+    if (!pg) return FD_ERR;
     if (x_like->ndim > 0) {
         pad_before(x_like, npads, pads, before);
-        pad_map(x_like->ndim, x_like->shape, ys, before, mode, NULL, NULL, 0, fd_tensor_data(dx), pg);
+        pad_map(x_like->ndim, x_like->shape, ys, before, mode, NULL, NULL, 0, pd, pg);
     } else {
-        *(float *)fd_tensor_data(dx) = *pg;
+        *pd = *pg;
     }
     fd_tensor_release(&gs);
     return FD_OK;
