@@ -71,6 +71,22 @@ function sh.lacks(s, piece, what)
   end
 end
 
+-- sh.csv_rows(path, ncols) -> {[step] = "the ncols columns after the step"}, count:
+-- a training run's loss.csv without its timing columns (they differ run to run).
+-- A step logged twice is an error.
+function sh.csv_rows(path, ncols)
+  local rows, n = {}, 0
+  local pattern = '^(%d+),(' .. ('[^,]*,'):rep(ncols - 1) .. '[^,]*),'
+  for line in io.lines(path) do
+    local step, rest = line:match(pattern)
+    if step then
+      assert(rows[tonumber(step)] == nil, 'step ' .. step .. ' logged twice in ' .. path)
+      rows[tonumber(step)], n = rest, n + 1
+    end
+  end
+  return rows, n
+end
+
 function sh.temp_dir()
   local d = os.tmpname()
   os.remove(d)

@@ -101,14 +101,7 @@ models.save(models.FadaModel(models.config('tiny')), teacher_path)
 local common = ('--teacher %q --data %q --data-moderate %q --batch 2 --ckpt-every 2 --log-every 1 --threads 1 ' ..
                 '--no-prefetch --substeps 2 --student-steps 3'):format(teacher_path, data, mod)
 
-local function csv_rows(path) -- step -> "loss,distill,gt" (the timing columns differ run to run)
-  local rows, n = {}, 0
-  for line in io.lines(path) do
-    local step, rest = line:match('^(%d+),([^,]*,[^,]*,[^,]*),')
-    if step then rows[tonumber(step)], n = rest, n + 1 end
-  end
-  return rows, n
-end
+local function csv_rows(path) return sh.csv_rows(path, 3) end -- step -> the loss columns
 
 test('distill_student: stopped and resumed == uninterrupted; both data tiers; loss.csv per step', function()
   local out, code = sh.script('distill_student', common .. (' --out %q --steps 5'):format(dir .. '/whole'))

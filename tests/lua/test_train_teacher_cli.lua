@@ -13,17 +13,7 @@ local made, made_code = run('make_dataset', ('--clips 3 --size 64 --out %q --job
 assert(made_code == 0, made)
 local common = ('--data %q --config tiny --batch 2 --ckpt-every 2 --log-every 1 --threads 1 --no-prefetch'):format(data)
 
-local function csv_rows(path) -- step -> "loss,grad_norm,lr" (the timing columns differ run to run)
-  local rows, n = {}, 0
-  for line in io.lines(path) do
-    local step, rest = line:match('^(%d+),([^,]+,[^,]+,[^,]+),')
-    if step then
-      assert(rows[tonumber(step)] == nil, 'step ' .. step .. ' logged twice in ' .. path)
-      rows[tonumber(step)], n = rest, n + 1
-    end
-  end
-  return rows, n
-end
+local function csv_rows(path) return sh.csv_rows(path, 3) end -- step -> the loss columns
 
 test('stopped after one step and resumed == one uninterrupted run (loss, grad norm, lr per step)', function()
   local out, code = run('train_teacher', common .. (' --out %q --steps 5'):format(dir .. '/whole'))
