@@ -131,7 +131,6 @@ end
 local flops = models.flops(student)
 io.write(('student of %s: %.2f M parameters, %d-step grid {%s}, %d teacher substeps x 3 passes per step\n'):format(
   opts.teacher, student:num_parameters() / 1e6, opts.student_steps, table.concat(grid, ', '), opts.substeps))
-io.stdout:flush()
 hq:preload()
 if moderate then moderate:preload() end
 

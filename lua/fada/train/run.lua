@@ -44,6 +44,7 @@ end
 -- Threads and kernel variants as the flags say. One variant per op instead of
 -- timing both per shape: a resumed run then repeats an uninterrupted one bit for bit.
 function M.setup(opts)
+  io.stdout:setvbuf('line') -- a run's log file gets each line when it is printed, not at exit (runs are often killed)
   if opts.threads then fada.set_num_threads(opts.threads) end
   fada.ops.tune(opts.tune == 'auto' and 'auto' or math.tointeger(tonumber(opts.tune)))
   os.execute(('mkdir -p %q'):format(opts.out))
