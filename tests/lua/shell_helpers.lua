@@ -87,6 +87,27 @@ function sh.csv_rows(path, ncols)
   return rows, n
 end
 
+-- sh.resume_rows(script, args, dir, steps, ncols): runs `script` for `steps`
+-- steps in dir/whole, and in dir/parts stopped after step 1 (--max-minutes 0)
+-- then resumed; both must exit 0, the second part must say it resumed at step 1.
+-- Returns the two runs' loss.csv rows (sh.csv_rows), each checked to have `steps` lines.
+function sh.resume_rows(script, args, dir, steps, ncols)
+  local function go(out_dir, extra)
+    local out, code = sh.script(script, ('%s --out %s --steps %d %s'):format(args, sh.quote(out_dir), steps, extra))
+    assert(code == 0, out)
+    return out
+  end
+  go(dir .. '/whole', '')
+  local first = go(dir .. '/parts', '--max-minutes 0')
+  assert(first:find('stopped at step 1 ', 1, true), first)
+  local second = go(dir .. '/parts', '')
+  assert(second:find('resuming .* at step 1'), second)
+  local a, na = sh.csv_rows(dir .. '/whole/loss.csv', ncols)
+  local b, nb = sh.csv_rows(dir .. '/parts/loss.csv', ncols)
+  assert(na == steps and nb == steps, ('%d and %d loss.csv lines, expected %d'):format(na, nb, steps))
+  return a, b
+end
+
 function sh.temp_dir()
   local d = os.tmpname()
   os.remove(d)

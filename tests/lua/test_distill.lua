@@ -101,20 +101,8 @@ models.save(models.FadaModel(models.config('tiny')), teacher_path)
 local common = ('--teacher %q --data %q --data-moderate %q --batch 2 --ckpt-every 2 --log-every 1 --threads 1 ' ..
                 '--no-prefetch --substeps 2 --student-steps 3'):format(teacher_path, data, mod)
 
-local function csv_rows(path) return sh.csv_rows(path, 3) end -- step -> the loss columns
-
 test('distill_student: stopped and resumed == uninterrupted; both data tiers; loss.csv per step', function()
-  local out, code = sh.script('distill_student', common .. (' --out %q --steps 5'):format(dir .. '/whole'))
-  assert_eq(code, 0, out)
-  out, code = sh.script('distill_student', common .. (' --out %q --steps 5 --max-minutes 0'):format(dir .. '/parts'))
-  assert_eq(code, 0, out)
-  out, code = sh.script('distill_student', common .. (' --out %q --steps 5'):format(dir .. '/parts'))
-  assert_eq(code, 0, out)
-  assert(out:find('resuming .* at step 1'), out)
-  local a, na = csv_rows(dir .. '/whole/loss.csv')
-  local b, nb = csv_rows(dir .. '/parts/loss.csv')
-  assert_eq(na, 5)
-  assert_eq(nb, 5)
+  local a, b = sh.resume_rows('distill_student', common, dir, 5, 3)
   local moderate_steps = 0
   for s = 1, 5 do
     assert_eq(b[s], a[s], 'step ' .. s)

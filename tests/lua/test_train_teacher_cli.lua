@@ -16,18 +16,7 @@ local common = ('--data %q --config tiny --batch 2 --ckpt-every 2 --log-every 1 
 local function csv_rows(path) return sh.csv_rows(path, 3) end -- step -> the loss columns
 
 test('stopped after one step and resumed == one uninterrupted run (loss, grad norm, lr per step)', function()
-  local out, code = run('train_teacher', common .. (' --out %q --steps 5'):format(dir .. '/whole'))
-  assert_eq(code, 0, out)
-  out, code = run('train_teacher', common .. (' --out %q --steps 5 --max-minutes 0'):format(dir .. '/parts'))
-  assert_eq(code, 0, out)
-  assert(out:find('stopped at step 1 ', 1, true), out)
-  out, code = run('train_teacher', common .. (' --out %q --steps 5'):format(dir .. '/parts'))
-  assert_eq(code, 0, out)
-  assert(out:find('resuming .* at step 1'), out)
-  local a, na = csv_rows(dir .. '/whole/loss.csv')
-  local b, nb = csv_rows(dir .. '/parts/loss.csv')
-  assert_eq(na, 5)
-  assert_eq(nb, 5)
+  local a, b = sh.resume_rows('train_teacher', common, dir, 5, 3)
   for s = 1, 5 do assert_eq(b[s], a[s], 'step ' .. s) end
 end)
 
