@@ -12,7 +12,6 @@ local loader = require 'fada.data.loader'
 local checkpoint = require 'fada.train.checkpoint'
 local run = require 'fada.train.run'
 local distill = require 'fada.train.distill'
-local progress = require 'fada.progress'
 
 local opts = cli.parse(arg, run.flags({
   usage = 'usage: fadalua scripts/distill_student.lua --teacher PATH [flags]',
@@ -197,27 +196,26 @@ local function save()
   plot()
 end
 
-local bar = progress.new(opts.steps - step, {label = 'distilling', unit = 'step'})
 local win = {loss = 0, distill = 0, gt = 0, n = 0, n_gt = 0, frames = 0, t = fada.clock()}
-local start_step = step
-while step < opts.steps do
-  local r = train_step()
-  step = step + 1
-  win.loss, win.distill, win.n = win.loss + r.loss, win.distill + r.distill, win.n + 1
-  if r.gt then win.gt, win.n_gt = win.gt + r.gt, win.n_gt + 1 end
-  win.frames = win.frames + r.frames
-  if step % opts.log_every == 0 then
+local r
+local last, minutes = run.loop(opts, step, 'distilling', {
+  step = function(s)
+    r = train_step()
+    step = s
+    win.loss, win.distill, win.n = win.loss + r.loss, win.distill + r.distill, win.n + 1
+    if r.gt then win.gt, win.n_gt = win.gt + r.gt, win.n_gt + 1 end
+    win.frames = win.frames + r.frames
+  end,
+  log = function(s)
     local dt = fada.clock() - win.t
     local gt = win.n_gt > 0 and ('%.6f'):format(win.gt / win.n_gt) or ''
-    log_line(('%d,%.6f,%.6f,%s,%.4f,%.4f,%.4f,%.6g,%.2f,%.1f'):format(step, win.loss / win.n, win.distill / win.n, gt,
+    log_line(('%d,%.6f,%.6f,%s,%.4f,%.4f,%.4f,%.6g,%.2f,%.1f'):format(s, win.loss / win.n, win.distill / win.n, gt,
       r.w.distill, r.w.gt, r.gnorm, opt.lr, win.frames / dt, seconds_before + fada.clock() - t_start))
-    bar:update(step - start_step, {loss = win.loss / win.n, ['frames/s'] = win.frames / dt})
+    local fields = {loss = win.loss / win.n, ['frames/s'] = win.frames / dt}
     win = {loss = 0, distill = 0, gt = 0, n = 0, n_gt = 0, frames = 0, t = fada.clock()}
-  end
-  if step % opts.ckpt_every == 0 then save() end
-  if opts.max_minutes and fada.clock() - t_start > opts.max_minutes * 60 then break end
-end
-save()
-bar:finish()
-print(('stopped at step %d after %.1f min; checkpoint %s, log %s (%.2f GFLOP per student frame)'):format(step,
-  (fada.clock() - t_start) / 60, ckpt_path, csv_path, flops.denoiser / 1e9))
+    return fields
+  end,
+  save = save,
+})
+print(('stopped at step %d after %.1f min; checkpoint %s, log %s (%.2f GFLOP per student frame)'):format(last,
+  minutes, ckpt_path, csv_path, flops.denoiser / 1e9))

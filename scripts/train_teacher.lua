@@ -11,7 +11,6 @@ local schedule = require 'fada.diffusion.schedule'
 local loader = require 'fada.data.loader'
 local checkpoint = require 'fada.train.checkpoint'
 local run = require 'fada.train.run'
-local progress = require 'fada.progress'
 
 local opts = cli.parse(arg, run.flags({
   usage = 'usage: fadalua scripts/train_teacher.lua [flags]',
@@ -136,25 +135,23 @@ end
 
 -- forward + backward ≈ 3 forward passes; the reference net runs once per clip
 local flops_frame = 3 * (flops.denoiser + flops.audio + flops.refnet / Fr)
-local bar = progress.new(opts.steps - step, {label = 'training', unit = 'step'})
 local window = {loss = 0, n = 0, frames = 0, t = fada.clock()}
-local start_step = step
-while step < opts.steps do
-  local loss, gnorm, _, frames = train_step()
-  step = step + 1
-  window.loss, window.n, window.frames = window.loss + loss, window.n + 1, window.frames + frames
-  if step % opts.log_every == 0 then
+local gnorm
+local last, minutes = run.loop(opts, step, 'training', {
+  step = function(s)
+    local loss, g, _, frames = train_step()
+    step, gnorm = s, g
+    window.loss, window.n, window.frames = window.loss + loss, window.n + 1, window.frames + frames
+  end,
+  log = function(s)
     local dt = fada.clock() - window.t
-    log_line(('%d,%.6f,%.4f,%.6g,%.2f,%.1f,%.1f'):format(step, window.loss / window.n, gnorm, opt.lr,
+    log_line(('%d,%.6f,%.4f,%.6g,%.2f,%.1f,%.1f'):format(s, window.loss / window.n, gnorm, opt.lr,
       window.frames / dt, window.frames * flops_frame / dt / 1e9, seconds_before + fada.clock() - t_start))
-    bar:update(step - start_step, {loss = window.loss / window.n, ['frames/s'] = window.frames / dt,
-                                   ['GFLOP/s'] = window.frames * flops_frame / dt / 1e9})
+    local fields = {loss = window.loss / window.n, ['frames/s'] = window.frames / dt,
+                    ['GFLOP/s'] = window.frames * flops_frame / dt / 1e9}
     window = {loss = 0, n = 0, frames = 0, t = fada.clock()}
-  end
-  if step % opts.ckpt_every == 0 then save() end
-  if opts.max_minutes and fada.clock() - t_start > opts.max_minutes * 60 then break end
-end
-save()
-bar:finish()
-print(('stopped at step %d after %.1f min; checkpoint %s, log %s'):format(step, (fada.clock() - t_start) / 60,
-  ckpt_path, csv_path))
+    return fields
+  end,
+  save = save,
+})
+print(('stopped at step %d after %.1f min; checkpoint %s, log %s'):format(last, minutes, ckpt_path, csv_path))

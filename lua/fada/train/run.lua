@@ -6,6 +6,7 @@ local fada = require 'fada'
 local A = require 'fada.autograd'
 local optim = require 'fada.optim'
 local avatars = require 'fada.data.avatars'
+local progress = require 'fada.progress'
 
 local M = {}
 
@@ -90,6 +91,26 @@ function M.update(loss, opt, ema, params, clip_grad, lr)
   opt:step()
   ema:update()
   return gnorm
+end
+
+-- M.loop(opts, step, label, fns): optimiser steps step+1 .. opts.steps. For
+-- each, fns.step(s) with the new step number s; every opts.log_every steps
+-- fns.log(s) (returns the progress bar's fields); fns.save() every
+-- opts.ckpt_every steps and at the end. Stops early (with a save) past
+-- opts.max_minutes. Returns the last step and the minutes it ran.
+function M.loop(opts, step, label, fns)
+  local bar = progress.new(opts.steps - step, {label = label, unit = 'step'})
+  local start, t0 = step, fada.clock()
+  while step < opts.steps do
+    step = step + 1
+    fns.step(step)
+    if step % opts.log_every == 0 then bar:update(step - start, fns.log(step)) end
+    if step % opts.ckpt_every == 0 then fns.save() end
+    if opts.max_minutes and fada.clock() - t0 > opts.max_minutes * 60 then break end
+  end
+  fns.save()
+  bar:finish()
+  return step, (fada.clock() - t0) / 60
 end
 
 -- Loss weights over the latent grid: 1 everywhere plus lip_weight inside the mouth region.
