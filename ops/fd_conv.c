@@ -1,8 +1,10 @@
 /* Convolution on oneDNN: forward with fused bias/activation/residual, and
  * backward for data, weights and bias. Layout policy: oneDNN picks the
  * activation layout (format_tag any); activations that already lie that way
- * (channels-last for brgconv on AVX-512) are used in place, others are
- * reordered around the call. The forward also times a primitive on the
+ * (channels-last for brgconv on AVX-512, the blocked nChw8c of fd_tensor.block
+ * for jit:avx2) are used in place, others are reordered around the call. A
+ * blocked input gives a blocked output, so a chain of convolutions (and
+ * group_norm, which reads and writes it too) reorders only at its ends. The forward also times a primitive on the
  * activations as they lie and keeps it when faster (fd_tune.h). Weights are
  * packed once per storage version and cached (dnnl_ctx.c). */
 #include <omp.h>
@@ -31,7 +33,7 @@ static void nhwc_strides(const int64_t s[4], int64_t st[4])
 
 int fd_is_channels_last(const fd_tensor *t)
 {
-    if (t->ndim != 4 || fd_tensor_is_contiguous(t)) return 0;
+    if (t->ndim != 4 || t->block || fd_tensor_is_contiguous(t)) return 0;
     int64_t st[4];
     nhwc_strides(t->shape, st);
     for (int i = 0; i < 4; i++)
@@ -42,11 +44,13 @@ int fd_is_channels_last(const fd_tensor *t)
 fd_layout fd_conv_out_layout(const fd_tensor *x, fd_layout asked)
 {
     if (asked != FD_LAYOUT_AUTO) return asked;
-    return fd_is_channels_last(x) ? FD_LAYOUT_NHWC : FD_LAYOUT_NCHW;
+    return x->block ? FD_LAYOUT_BLOCKED : fd_is_channels_last(x) ? FD_LAYOUT_NHWC : FD_LAYOUT_NCHW;
 }
 
 int fd_tensor_empty_layout(fd_tensor *out, fd_dtype dt, const int64_t shape[4], fd_layout layout)
 {
+    if (layout == FD_LAYOUT_BLOCKED && dt == FD_F32 && shape[1] % FD_CBLOCK == 0)
+        return fd_tensor_empty_blocked(out, shape);
     if (layout != FD_LAYOUT_NHWC) return fd_tensor_empty(out, dt, 4, shape);
     int64_t phys[4] = {shape[0], shape[2], shape[3], shape[1]};
     if (fd_tensor_empty(out, dt, 4, phys)) return FD_ERR;
@@ -62,6 +66,11 @@ static int md_4d(dnnl_memory_desc_t *md, const fd_tensor *t, fd_layout layout, c
 {
     dnnl_dims_t dims, st;
     int64_t s[4];
+    if (t->block) {
+        for (int i = 0; i < 4; i++) dims[i] = t->shape[i];
+        return fd_dnnl_check(dnnl_memory_desc_init_by_tag(md, 4, dims, dnnl_f32, dnnl_aBcd8b), op,
+                             "memory descriptor");
+    }
     if (layout == FD_LAYOUT_NHWC)
         nhwc_strides(t->shape, s);
     else
@@ -75,6 +84,11 @@ static int md_4d(dnnl_memory_desc_t *md, const fd_tensor *t, fd_layout layout, c
  * NCHW-contiguous or channels-last, else a contiguous copy. */
 static int usable(fd_tensor *out, const fd_tensor *x, fd_layout *layout)
 {
+    if (x->block) {
+        *layout = FD_LAYOUT_BLOCKED;
+        fd_tensor_view_of(out, x);
+        return FD_OK;
+    }
     if (fd_is_channels_last(x)) {
         *layout = FD_LAYOUT_NHWC;
         fd_tensor_view_of(out, x);
@@ -386,16 +400,31 @@ static int conv_fwd_tuned(fd_tensor *out, const fd_tensor *x, const fd_tensor *w
     return rc;
 }
 
+/* The reference loops read strides: blocked operands go in as NCHW, and the
+ * output comes out NCHW (a layout is a speed matter, never a result). */
+static int ref_conv2d(fd_tensor *out, const fd_tensor *x_in, const fd_tensor *w, const fd_tensor *b,
+                      const fd_tensor *res_in, const fd_conv_params *p)
+{
+    fd_tensor x = {0}, res = {0};
+    fd_conv_params q = *p;
+    if (fd_conv_out_layout(x_in, q.layout) == FD_LAYOUT_BLOCKED) q.layout = FD_LAYOUT_NCHW;
+    int rc = fd_tensor_unblock(&x, x_in) || (res_in && fd_tensor_unblock(&res, res_in)) ||
+             fd_ref_conv2d(out, &x, w, b, res_in ? &res : NULL, &q);
+    fd_tensor_release(&x);
+    fd_tensor_release(&res);
+    return rc ? FD_ERR : FD_OK;
+}
+
 int fd_conv2d(fd_tensor *out, const fd_tensor *x, const fd_tensor *w, const fd_tensor *b,
               const fd_tensor *residual, const fd_conv_params *p)
 {
     int64_t os[4];
     memset(out, 0, sizeof *out);
     if (fd_conv2d_check("conv2d", x, w, b, residual, p, os)) return FD_ERR;
-    if (x->dtype != FD_F32 || p->force_ref) return fd_ref_conv2d(out, x, w, b, residual, p);
+    if (x->dtype != FD_F32 || p->force_ref) return ref_conv2d(out, x, w, b, residual, p);
     if (conv_fwd_tuned(out, x, w, b, residual, p, os) == FD_OK) return FD_OK;
     dnnl_fallbacks++; /* oneDNN refused: the reference loops still answer */
-    return fd_ref_conv2d(out, x, w, b, residual, p);
+    return ref_conv2d(out, x, w, b, residual, p);
 }
 
 /* ---- backward ----------------------------------------------------------- */
@@ -479,6 +508,16 @@ int fd_conv2d_backward(fd_tensor *gx, fd_tensor *gw, fd_tensor *gb, const fd_ten
     if (gx) memset(gx, 0, sizeof *gx);
     if (gw) memset(gw, 0, sizeof *gw);
     if (gb) memset(gb, 0, sizeof *gb);
+    if (x->block || gy->block) { /* backward runs on NCHW (the Lua binding converts before it gets here) */
+        fd_tensor xp, gp;
+        if (fd_tensor_unblock(&xp, x)) return FD_ERR;
+        if (fd_tensor_unblock(&gp, gy)) return fd_tensor_release(&xp), FD_ERR;
+        fd_conv_params q = *p;
+        if (q.layout == FD_LAYOUT_BLOCKED) q.layout = FD_LAYOUT_NCHW;
+        int rc = fd_conv2d_backward(gx, gw, gb, &gp, &xp, w, &q);
+        fd_tensor_release(&xp), fd_tensor_release(&gp);
+        return rc;
+    }
     if (fd_conv2d_check("conv2d_backward", x, w, NULL, NULL, p, os)) return FD_ERR;
     if (check_dtype("conv2d_backward", "grad_output", gy, x)) return FD_ERR;
     if (gy->ndim != 4 || memcmp(gy->shape, os, sizeof os) != 0)

@@ -27,6 +27,7 @@ typedef enum fd_layout {
     FD_LAYOUT_AUTO,  /* the output follows the input's layout */
     FD_LAYOUT_NCHW,  /* contiguous */
     FD_LAYOUT_NHWC,  /* channels-last strides */
+    FD_LAYOUT_BLOCKED, /* nChw8c (fd_tensor.block); NCHW when the channels are not a multiple of 8 */
 } fd_layout;
 
 enum { FD_CONV_AUTO, FD_CONV_ANY, FD_CONV_PLAIN };
@@ -77,7 +78,8 @@ int fd_ref_conv2d_backward(fd_tensor *gx, fd_tensor *gw, fd_tensor *gb, const fd
  * the output shape [N, O, OH, OW]. */
 int fd_conv2d_check(const char *op, const fd_tensor *x, const fd_tensor *w, const fd_tensor *b,
                     const fd_tensor *residual, const fd_conv_params *p, int64_t out_shape[4]);
-/* An empty 4-d tensor in the given layout (NHWC strides for FD_LAYOUT_NHWC). */
+/* An empty 4-d tensor in the given layout (NHWC strides for FD_LAYOUT_NHWC,
+ * fd_tensor.block for FD_LAYOUT_BLOCKED). */
 int fd_tensor_empty_layout(fd_tensor *out, fd_dtype dt, const int64_t shape[4], fd_layout layout);
 /* 1 if t is a 4-d tensor with channels-last strides (and not also plain NCHW). */
 int fd_is_channels_last(const fd_tensor *t);

@@ -8,7 +8,9 @@
  *       opts: stride, padding, dilation (integer or {h, w}; defaults 1, 0, 1),
  *             groups (1), act ('silu' | 'gelu' | 'gelu_tanh' | 'relu'),
  *             residual (tensor shaped like y, added after act),
- *             channels_last (true/false; nil: follow x), compute ('f32' | 'bf16'),
+ *             channels_last (true/false; nil: follow x), blocked (true: the output in
+ *               the blocked layout, see Tensor:blocked; a blocked x gives one anyway),
+ *             compute ('f32' | 'bf16'),
  *             ref (true: run the reference loops),
  *             layout_policy ('auto': time both per shape and keep the faster;
  *               'any': oneDNN's preferred activation layout, reordering around
@@ -141,6 +143,7 @@ static void conv_opts(lua_State *L, int opts, const char *op, int one_d, fd_conv
     t = opt_field(L, opts, "channels_last");
     p->layout = t == LUA_TNIL ? FD_LAYOUT_AUTO : lua_toboolean(L, -1) ? FD_LAYOUT_NHWC : FD_LAYOUT_NCHW;
     lua_pop(L, 1);
+    if (!one_d && fd_lua_opt_bool(L, opts, "blocked", 0)) p->layout = FD_LAYOUT_BLOCKED;
     p->compute = opt_compute(L, opts, op);
     p->force_ref = fd_lua_opt_bool(L, opts, "ref", 0);
     if (opt_field(L, opts, "layout_policy") != LUA_TNIL) {
@@ -191,12 +194,15 @@ static void nil_unwanted(lua_State *L, int first, const int *want, int n)
 static int conv_fwd(lua_State *L, int one_d)
 {
     const char *op = one_d ? "conv1d" : "conv2d";
-    fd_tensor *x = fd_lua_checktensor(L, 1), *w = fd_lua_checktensor(L, 2), *b = opt_tensor(L, 3);
+    /* conv2d reads the blocked layout (fd_tensor.block) as it is */
+    fd_tensor *x = one_d ? fd_lua_checktensor(L, 1) : fd_lua_checktensor_any(L, 1);
+    fd_tensor *w = fd_lua_checktensor(L, 2), *b = opt_tensor(L, 3);
     int opts = opts_index(L, 4);
     fd_conv_params p;
     conv_opts(L, opts, op, one_d, &p);
     fd_tensor *r = NULL;
-    if (opt_field(L, opts, "residual") != LUA_TNIL) r = fd_lua_checktensor(L, lua_gettop(L));
+    if (opt_field(L, opts, "residual") != LUA_TNIL)
+        r = one_d ? fd_lua_checktensor(L, lua_gettop(L)) : fd_lua_checktensor_any(L, lua_gettop(L));
     /* r stays on the stack (alive) until we return */
     fd_tensor *out = fd_lua_newtensor(L);
     int rc = one_d ? fd_conv1d(out, x, w, b, r, &p) : fd_conv2d(out, x, w, b, r, &p);

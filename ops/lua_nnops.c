@@ -56,7 +56,9 @@ static int done(lua_State *L, int rc, fd_dtype dt, int nret, int nconv)
  *   -> y (like x; channels-last stays channels-last), mean [N, G], rstd [N, G] */
 static int l_group_norm(lua_State *L)
 {
-    const fd_tensor *x = fd_lua_checktensor(L, 1), *w = opt_tensor(L, 3), *b = opt_tensor(L, 4);
+    /* the fast kernel reads the blocked layout (fd_tensor.block) as it is */
+    const fd_tensor *x = REF() ? fd_lua_checktensor(L, 1) : fd_lua_checktensor_any(L, 1);
+    const fd_tensor *w = opt_tensor(L, 3), *b = opt_tensor(L, 4);
     int64_t G = luaL_checkinteger(L, 2);
     double eps = fd_lua_opt_num(L, 5, "eps", 1e-5);
     bool silu = fd_lua_opt_bool(L, 5, "silu", false);

@@ -41,6 +41,13 @@ int fd_nn_to_dtype_inplace(fd_tensor *t, fd_dtype dt);
 /* Releases up to 6 headers (NULL-tolerant). */
 void fd_nn_release(fd_tensor *a, fd_tensor *b, fd_tensor *c, fd_tensor *d, fd_tensor *e, fd_tensor *f);
 
+/* GroupNorm on the blocked layout (nn_group_norm_blocked.c): whether x and G
+ * fit it (blocked f32, a group's channels a multiple of 8 up to 512, or a
+ * divisor of 8), and the forward, whose y is blocked too. */
+bool fd_group_norm_blocked_fits(const fd_tensor *x, int64_t G);
+int fd_group_norm_blocked(fd_tensor *y, fd_tensor *mean, fd_tensor *rstd, const fd_tensor *x, int64_t G,
+                          const fd_tensor *w, const fd_tensor *b, double eps, bool silu);
+
 /* Attention's sizes after checking its arguments (shared by fast and reference). */
 typedef struct nn_att_dims {
     int64_t B, Nq, Nk, Ne, Nkt, C, H, d, Be;

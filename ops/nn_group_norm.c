@@ -253,7 +253,7 @@ static void channels_last_strides(const fd_tensor *t, int64_t *st)
 
 static bool is_channels_last(const fd_tensor *t)
 {
-    if (t->ndim < 3) return false;
+    if (t->ndim < 3 || t->block) return false;
     int64_t st[FD_MAX_DIMS];
     channels_last_strides(t, st);
     for (int k = 0; k < t->ndim; k++)
@@ -382,6 +382,8 @@ int fd_group_norm(fd_tensor *y, fd_tensor *mean, fd_tensor *rstd, const fd_tenso
     const char *op = "group_norm";
     if (check_args(op, x, G, w, b)) return FD_ERR;
     if (x->dtype == FD_F64) return fd_ref_group_norm(y, mean, rstd, x, G, w, b, eps, silu);
+    /* blocked in, blocked out; other group sizes run on an NCHW copy (fd_nn_stage_f32 unblocks) */
+    if (fd_group_norm_blocked_fits(x, G)) return fd_group_norm_blocked(y, mean, rstd, x, G, w, b, eps, silu);
     const int64_t N = x->shape[0], C = x->shape[1], Cg = C / G, HW = fd_tensor_numel(x) / (N * C);
     const bool cl = is_channels_last(x), simd = fd_nn_simd_enabled();
     fd_tensor xs = {0}, ws = {0}, bs = {0};

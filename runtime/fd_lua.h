@@ -30,9 +30,14 @@ fd_tensor *fd_lua_newtensor(lua_State *L);
 /* Pushes a view of t (takes a new reference; t is untouched). */
 void fd_lua_pushview(lua_State *L, const fd_tensor *t);
 /* The tensor at arg, or a "bad argument" error; raises "attempt to use a
- * released tensor" for a released one. */
+ * released tensor" for a released one. A tensor in the blocked layout
+ * (fd_tensor.block) is turned into NCHW in place first, so every op sees
+ * strides that mean what they say. */
 fd_tensor *fd_lua_checktensor(lua_State *L, int arg);
-/* The tensor at arg, or NULL if it is not a (live) tensor. */
+/* The same, leaving a blocked tensor blocked: for the ops that read that
+ * layout (conv2d, group_norm) and for shape queries. */
+fd_tensor *fd_lua_checktensor_any(lua_State *L, int arg);
+/* The tensor at arg (NCHW, as fd_lua_checktensor), or NULL if it is not a (live) tensor. */
 fd_tensor *fd_lua_totensor(lua_State *L, int arg);
 /* Raises fd_error_message() as a Lua error. Does not return. */
 int fd_lua_error(lua_State *L);

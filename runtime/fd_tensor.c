@@ -103,6 +103,7 @@ int64_t fd_tensor_numel(const fd_tensor *t)
 
 bool fd_tensor_is_contiguous(const fd_tensor *t)
 {
+    if (t->block) return false; /* contiguous, but not in NCHW order */
     int64_t s = 1;
     for (int i = t->ndim - 1; i >= 0; i--) {
         if (t->shape[i] != 1 && t->stride[i] != s) return false;
@@ -386,6 +387,7 @@ void fd_walk_seek(fd_walk *w, int64_t start)
 
 int fd_tensor_copy_(fd_tensor *dst, const fd_tensor *src)
 {
+    if (dst->block || src->block) return fd_tensor_copy_blocked_(dst, src);
     int nd;
     int64_t shape[FD_MAX_DIMS];
     if (fd_broadcast_shape("copy", dst->ndim, dst->shape, src->ndim, src->shape, &nd, shape)) return FD_ERR;

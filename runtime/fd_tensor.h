@@ -41,7 +41,16 @@ typedef struct fd_tensor {
     int64_t stride[FD_MAX_DIMS]; /* in elements; 0 for broadcast (expanded) dims */
     int ndim;
     fd_dtype dtype;
+    /* 0: the strides say where each element lies. FD_CBLOCK (8): a 4-d f32
+     * tensor stored as oneDNN's nChw8c, [N, C/8, H, W, 8] contiguous, the
+     * layout its AVX2 convolutions want; shape is still the logical [N, C, H, W]
+     * and the strides mean nothing. Only conv2d and group_norm read it; the Lua
+     * binding turns it back into NCHW before any other op sees it
+     * (fd_tensor_block.c). */
+    int block;
 } fd_tensor;
+
+#define FD_CBLOCK 8
 
 /* ---- storage ---------------------------------------------------------- */
 int fd_storage_new(fd_storage **out, size_t nbytes);  /* uninitialised, aligned */
@@ -109,6 +118,18 @@ int fd_tensor_fill_(fd_tensor *dst, double value);
 /* A contiguous tensor with src's values: a view when src already is one. */
 int fd_tensor_contiguous(fd_tensor *out, const fd_tensor *src);
 int fd_tensor_clone(fd_tensor *out, const fd_tensor *src);
+
+/* ---- the blocked layout (fd_tensor_block.c) ---------------------------- */
+/* 1 if t can be stored blocked: 4-d f32 with C a multiple of FD_CBLOCK. */
+bool fd_tensor_can_block(const fd_tensor *t);
+/* An uninitialised blocked tensor of logical shape [N, C, H, W]. */
+int fd_tensor_empty_blocked(fd_tensor *out, const int64_t shape[4]);
+/* x in the blocked layout (a view when it already is); x in the NCHW layout
+ * (a view when it is not blocked). */
+int fd_tensor_block(fd_tensor *out, const fd_tensor *x);
+int fd_tensor_unblock(fd_tensor *out, const fd_tensor *x);
+/* fd_tensor_copy_ calls this when either side is blocked. */
+int fd_tensor_copy_blocked_(fd_tensor *dst, const fd_tensor *src);
 int fd_tensor_to_dtype(fd_tensor *out, const fd_tensor *src, fd_dtype dt);
 
 /* ---- broadcasting and strided walks ---------------------------------- */

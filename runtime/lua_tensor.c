@@ -40,13 +40,27 @@ void fd_lua_pushview(lua_State *L, const fd_tensor *src)
     fd_tensor_view_of(t, src);
 }
 
+/* A blocked tensor becomes NCHW in place: the userdata keeps its identity
+ * (autograd and user code hold it) and its storage's version, so saved-tensor
+ * checks see no write. */
+static fd_tensor *unblock_in_place(lua_State *L, fd_tensor *t)
+{
+    if (!t->block) return t;
+    fd_tensor plain;
+    if (fd_tensor_unblock(&plain, t)) fd_lua_error(L);
+    plain.storage->version = t->storage->version;
+    fd_tensor_release(t);
+    *t = plain;
+    return t;
+}
+
 fd_tensor *fd_lua_totensor(lua_State *L, int arg)
 {
     fd_tensor *t = luaL_testudata(L, arg, FD_TENSOR_MT);
-    return t && t->storage ? t : NULL;
+    return t && t->storage ? unblock_in_place(L, t) : NULL;
 }
 
-fd_tensor *fd_lua_checktensor(lua_State *L, int arg)
+fd_tensor *fd_lua_checktensor_any(lua_State *L, int arg)
 {
     fd_tensor *t = luaL_testudata(L, arg, FD_TENSOR_MT);
     if (!t) {
@@ -55,6 +69,11 @@ fd_tensor *fd_lua_checktensor(lua_State *L, int arg)
     }
     if (!t->storage) luaL_argerror(L, arg, "attempt to use a released tensor");
     return t;
+}
+
+fd_tensor *fd_lua_checktensor(lua_State *L, int arg)
+{
+    return unblock_in_place(L, fd_lua_checktensor_any(L, arg));
 }
 
 int fd_lua_error(lua_State *L)
@@ -328,7 +347,7 @@ static int f_is_tensor(lua_State *L)
 /* t:size() -> {2, 3}; t:size(d) -> n */
 static int m_size(lua_State *L)
 {
-    fd_tensor *t = fd_lua_checktensor(L, 1);
+    fd_tensor *t = fd_lua_checktensor_any(L, 1);
     if (!lua_isnoneornil(L, 2)) {
         int d = fd_lua_checkdim(L, 2, t->ndim);
         lua_pushinteger(L, t->shape[d]);
@@ -359,19 +378,19 @@ static int m_stride(lua_State *L)
 
 static int m_dim(lua_State *L)
 {
-    lua_pushinteger(L, fd_lua_checktensor(L, 1)->ndim);
+    lua_pushinteger(L, fd_lua_checktensor_any(L, 1)->ndim);
     return 1;
 }
 
 static int m_numel(lua_State *L)
 {
-    lua_pushinteger(L, fd_tensor_numel(fd_lua_checktensor(L, 1)));
+    lua_pushinteger(L, fd_tensor_numel(fd_lua_checktensor_any(L, 1)));
     return 1;
 }
 
 static int m_dtype(lua_State *L)
 {
-    lua_pushstring(L, fd_dtype_name(fd_lua_checktensor(L, 1)->dtype));
+    lua_pushstring(L, fd_dtype_name(fd_lua_checktensor_any(L, 1)->dtype));
     return 1;
 }
 
@@ -390,7 +409,7 @@ static int m_storage_offset(lua_State *L)
 /* The storage's write counter: caches (and autograd's saved tensors) compare it. */
 static int m_version(lua_State *L)
 {
-    lua_pushinteger(L, (lua_Integer)fd_lua_checktensor(L, 1)->storage->version);
+    lua_pushinteger(L, (lua_Integer)fd_lua_checktensor_any(L, 1)->storage->version);
     return 1;
 }
 
@@ -568,6 +587,27 @@ static int m_contiguous(lua_State *L)
     fd_tensor *src = fd_lua_checktensor(L, 1);
     fd_tensor *out = fd_lua_newtensor(L);
     if (fd_tensor_contiguous(out, src)) return fd_lua_error(L);
+    return 1;
+}
+
+/* t:blocked(): t in the blocked layout (nChw8c, fd_tensor.block), which
+ * conv2d and group_norm keep from call to call; t itself when it already is.
+ * Any other use turns it back into NCHW (fd_lua_checktensor). */
+static int m_blocked(lua_State *L)
+{
+    fd_tensor *src = fd_lua_checktensor_any(L, 1);
+    if (src->block) {
+        lua_settop(L, 1);
+        return 1;
+    }
+    fd_tensor *out = fd_lua_newtensor(L);
+    if (fd_tensor_block(out, src)) return fd_lua_error(L);
+    return 1;
+}
+
+static int m_is_blocked(lua_State *L)
+{
+    lua_pushboolean(L, fd_lua_checktensor_any(L, 1)->block != 0);
     return 1;
 }
 
@@ -800,6 +840,8 @@ void fd_open_tensor(lua_State *L, const fd_lua_tables *tb)
         {"squeeze", m_squeeze},
         {"unsqueeze", m_unsqueeze},
         {"contiguous", m_contiguous},
+        {"blocked", m_blocked},
+        {"is_blocked", m_is_blocked},
         {"clone", m_clone},
         {"to", m_to},
         {"copy", m_copy},

@@ -2,9 +2,11 @@
 -- GroupNorm(32)+SiLU -> conv3x3 + residual), 4 blocks at 64 channels, 64x64,
 -- batch 8 by default - the block of reference/cpu-baseline.md §6 and issue 3's
 -- target - against PyTorch 1.13 eager in the same run (medians of repeated
--- timings, interleaved), f32, inference.
+-- timings, interleaved), f32, inference. The activations stay in oneDNN's
+-- blocked layout from the first op to the last (Tensor:blocked); --plain keeps
+-- them NCHW, so every convolution reorders in and out.
 --   fadalua scripts/bench_block.lua [--batch 8] [--channels 64] [--size 64] [--blocks 4]
---                                   [--reps 9] [--threads 2] [--no-torch]
+--                                   [--reps 9] [--threads 2] [--no-torch] [--plain]
 require('fada.cli').help_from_header(arg)
 local fada = require 'fada'
 local F = fada.F
@@ -14,6 +16,7 @@ local i = 1
 while arg[i] do
   local a = arg[i]
   if a == '--no-torch' then o.torch = false
+  elseif a == '--plain' then o.plain = true
   elseif a:match('^%-%-') and arg[i + 1] then o[a:sub(3)] = tonumber(arg[i + 1]); i = i + 1
   else error('bench_block: unknown argument ' .. a) end
   i = i + 1
@@ -29,6 +32,7 @@ end
 local x = fada.randn({B, C, S, S}, g)
 
 local function forward(h)
+  if not o.plain then h = h:blocked() end -- [B, C, S, S] stored as [B, C/8, S, S, 8]
   for _, p in ipairs(params) do
     local a = F.group_norm(h, 32, p.g1w, p.g1b, {silu = true})
     a = F.conv2d(a, p.w1, p.b1, {padding = 1})
@@ -103,8 +107,8 @@ end
 if torch_proc then torch_proc.w:close(); torch_proc.r:close() end
 
 local mf, lf, hf = median(tf)
-print(('ResNet-block stack: %d blocks, batch %d, %d ch, %dx%d, %.2f GFLOP, %d threads, peak %.0f GFLOP/s (measured)'):format(
-  NB, B, C, S, S, flops / 1e9, o.threads, peak))
+print(('ResNet-block stack: %d blocks, batch %d, %d ch, %dx%d, %.2f GFLOP, %d threads, peak %.0f GFLOP/s (measured), %s activations'):format(
+  NB, B, C, S, S, flops / 1e9, o.threads, peak, o.plain and 'NCHW' or 'blocked'))
 print(('fada     %8.2f ms [%.2f-%.2f]  %6.1f GFLOP/s  %5.1f%% of peak'):format(mf * 1e3, lf * 1e3, hf * 1e3,
   flops / mf / 1e9, 100 * flops / mf / 1e9 / peak))
 if #tt > 0 then

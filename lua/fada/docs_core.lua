@@ -152,6 +152,12 @@ The view broadcast to a larger shape (size-1 dims repeat with stride 0);
 doc('Tensor:squeeze', 'Tensor:squeeze([dim]) -> Tensor', 'The view without size-1 dims (or only dim).')
 doc('Tensor:unsqueeze', 'Tensor:unsqueeze(dim) -> Tensor', 'The view with a size-1 dim inserted at dim.')
 doc('Tensor:contiguous', 'Tensor:contiguous() -> Tensor', 'The tensor itself when contiguous, else a dense copy.')
+doc('Tensor:blocked', 'Tensor:blocked() -> Tensor', [[
+The tensor in the blocked layout oneDNN's AVX2 convolutions use (nChw8c: [N, C/8, H, W, 8] in
+memory; the shape stays [N, C, H, W]); 4-d f32 with C a multiple of 8. conv2d and group_norm read
+it and write it again, so a chain of them skips the layout conversions around every convolution;
+any other op turns the tensor back into NCHW in place, once. The tensor itself when already blocked.]])
+doc('Tensor:is_blocked', 'Tensor:is_blocked() -> boolean', 'true while the tensor is in the blocked layout (see Tensor:blocked).')
 
 -- ---- copies and writes -------------------------------------------------
 
