@@ -34,6 +34,13 @@ void fd_nn_set_simd(bool on);
  * (f32, or f64 for f64 input). silu: y = silu(norm(x) * w + b). */
 int fd_group_norm(fd_tensor *y, fd_tensor *mean, fd_tensor *rstd, const fd_tensor *x, int64_t groups,
                   const fd_tensor *w, const fd_tensor *b, double eps, bool silu);
+/* The same followed by a per-sample modulation, as a diffusion ResBlock
+ * applies its time embedding: y = act((norm(x) * w + b) * (1 + scale) + shift)
+ * with scale, shift [N or 1, C] (or [N or 1, C, 1, 1]), either NULL; forward
+ * only (fada.F records the pieces separately when gradients are wanted). */
+int fd_group_norm_mod(fd_tensor *y, fd_tensor *mean, fd_tensor *rstd, const fd_tensor *x, int64_t groups,
+                      const fd_tensor *w, const fd_tensor *b, const fd_tensor *scale, const fd_tensor *shift,
+                      double eps, bool silu);
 /* dx like x; dw [C] when w is given, db [C] when b is given (else left released). */
 int fd_group_norm_backward(fd_tensor *dx, fd_tensor *dw, fd_tensor *db, const fd_tensor *dy, const fd_tensor *x,
                            const fd_tensor *mean, const fd_tensor *rstd, int64_t groups, const fd_tensor *w,

@@ -45,8 +45,16 @@ void fd_nn_release(fd_tensor *a, fd_tensor *b, fd_tensor *c, fd_tensor *d, fd_te
  * fit it (blocked f32, a group's channels a multiple of 8 up to 512, or a
  * divisor of 8), and the forward, whose y is blocked too. */
 bool fd_group_norm_blocked_fits(const fd_tensor *x, int64_t G);
+/* The per-sample modulation of fd_group_norm_mod, staged: scale/shift rows of
+ * C floats, row n at n * stride (stride 0: one row for every sample). */
+typedef struct fd_gn_mod {
+    const float *scale, *shift;
+    int64_t stride;
+} fd_gn_mod;
+/* a, bb (the per-channel affine of sample n, channels c0 .. c0 + nc) modulated in place. */
+void fd_gn_mod_apply(const fd_gn_mod *m, int64_t n, int64_t c0, int64_t nc, float *a, float *bb);
 int fd_group_norm_blocked(fd_tensor *y, fd_tensor *mean, fd_tensor *rstd, const fd_tensor *x, int64_t G,
-                          const fd_tensor *w, const fd_tensor *b, double eps, bool silu);
+                          const fd_tensor *w, const fd_tensor *b, const fd_gn_mod *mod, double eps, bool silu);
 
 /* Attention's sizes after checking its arguments (shared by fast and reference). */
 typedef struct nn_att_dims {

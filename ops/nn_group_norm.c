@@ -376,14 +376,80 @@ static void cl_bwd_coefs(const double *acc, int64_t C, int64_t G, int64_t HW, co
 
 /* ---- forward ------------------------------------------------------------ */
 
+void fd_gn_mod_apply(const fd_gn_mod *m, int64_t n, int64_t c0, int64_t nc, float *a, float *bb)
+{
+    if (!m) return;
+    const float *s = m->scale ? m->scale + n * m->stride + c0 : NULL, *t = m->shift ? m->shift + n * m->stride + c0 : NULL;
+    for (int64_t c = 0; c < nc; c++) {
+        float k = s ? 1.0f + s[c] : 1.0f;
+        a[c] *= k;
+        bb[c] = bb[c] * k + (t ? t[c] : 0.0f);
+    }
+}
+
+/* scale / shift [N or 1, C] (or [N or 1, C, 1, 1]) staged as f32 rows. */
+static int stage_mod(const char *op, const fd_tensor *x, const fd_tensor *t, const char *what, fd_tensor *tmp,
+                     const float **p, int64_t *stride)
+{
+    if (!t) return FD_OK;
+    int64_t N = x->shape[0], C = x->shape[1], n = t->ndim >= 1 ? t->shape[0] : 0;
+    bool ok = (t->ndim == 2 || (t->ndim == 4 && t->shape[2] == 1 && t->shape[3] == 1)) && (n == N || n == 1) &&
+              t->shape[1] == C;
+    if (!ok)
+        return fd_fail("%s: %s %s must be [N or 1, C] or [N or 1, C, 1, 1] for x %s", op, what, FD_SHAPE_STR(t),
+                       FD_SHAPE_STR(x));
+    if (fd_nn_check_float(op, what, t) || !(*p = fd_nn_stage_f32(tmp, t))) return FD_ERR;
+    *stride = n == 1 ? 0 : C;
+    return FD_OK;
+}
+
 int fd_group_norm(fd_tensor *y, fd_tensor *mean, fd_tensor *rstd, const fd_tensor *x, int64_t G,
                   const fd_tensor *w, const fd_tensor *b, double eps, bool silu)
 {
+    return fd_group_norm_mod(y, mean, rstd, x, G, w, b, NULL, NULL, eps, silu);
+}
+
+static int group_norm_plain(fd_tensor *y, fd_tensor *mean, fd_tensor *rstd, const fd_tensor *x, int64_t G,
+                            const fd_tensor *w, const fd_tensor *b, const fd_gn_mod *mod, double eps, bool silu);
+
+int fd_group_norm_mod(fd_tensor *y, fd_tensor *mean, fd_tensor *rstd, const fd_tensor *x, int64_t G,
+                      const fd_tensor *w, const fd_tensor *b, const fd_tensor *scale, const fd_tensor *shift,
+                      double eps, bool silu)
+{
     const char *op = "group_norm";
+    memset(y, 0, sizeof *y);
+    memset(mean, 0, sizeof *mean);
+    memset(rstd, 0, sizeof *rstd);
     if (check_args(op, x, G, w, b)) return FD_ERR;
-    if (x->dtype == FD_F64) return fd_ref_group_norm(y, mean, rstd, x, G, w, b, eps, silu);
+    if (x->dtype == FD_F64) {
+        if (scale || shift) return fd_fail("%s: scale / shift take an f32 x, got f64 (fada.F runs the pieces)", op);
+        return fd_ref_group_norm(y, mean, rstd, x, G, w, b, eps, silu);
+    }
+    fd_tensor ss = {0}, ts = {0};
+    fd_gn_mod m = {0};
+    int64_t s1 = 0, s2 = 0;
+    if (stage_mod(op, x, scale, "scale", &ss, &m.scale, &s1) || stage_mod(op, x, shift, "shift", &ts, &m.shift, &s2)) {
+        fd_nn_release(&ss, &ts, NULL, NULL, NULL, NULL);
+        return FD_ERR;
+    }
+    if (scale && shift && s1 != s2) { /* one row for all vs one per sample: give both one per sample */
+        fd_nn_release(&ss, &ts, NULL, NULL, NULL, NULL);
+        return fd_fail("%s: scale %s and shift %s must both have N rows or both 1", op, FD_SHAPE_STR(scale),
+                       FD_SHAPE_STR(shift));
+    }
+    m.stride = scale ? s1 : s2;
+    const fd_gn_mod *mp = scale || shift ? &m : NULL;
     /* blocked in, blocked out; other group sizes run on an NCHW copy (fd_nn_stage_f32 unblocks) */
-    if (fd_group_norm_blocked_fits(x, G)) return fd_group_norm_blocked(y, mean, rstd, x, G, w, b, eps, silu);
+    int rc = fd_group_norm_blocked_fits(x, G) ? fd_group_norm_blocked(y, mean, rstd, x, G, w, b, mp, eps, silu)
+                                              : group_norm_plain(y, mean, rstd, x, G, w, b, mp, eps, silu);
+    fd_nn_release(&ss, &ts, NULL, NULL, NULL, NULL);
+    return rc;
+}
+
+static int group_norm_plain(fd_tensor *y, fd_tensor *mean, fd_tensor *rstd, const fd_tensor *x, int64_t G,
+                            const fd_tensor *w, const fd_tensor *b, const fd_gn_mod *mod, double eps, bool silu)
+{
+    const char *op = "group_norm";
     const int64_t N = x->shape[0], C = x->shape[1], Cg = C / G, HW = fd_tensor_numel(x) / (N * C);
     const bool cl = is_channels_last(x), simd = fd_nn_simd_enabled();
     fd_tensor xs = {0}, ws = {0}, bs = {0};
@@ -415,9 +481,10 @@ int fd_group_norm(fd_tensor *y, fd_tensor *mean, fd_tensor *rstd, const fd_tenso
             pr[ng] = (float)r;
             for (int64_t c = 0; c < Cg; c++) {
                 int64_t ch = g * Cg + c;
-                double a = r * (pw ? pw[ch] : 1.0), bb = (pb ? pb[ch] : 0.0) - mu * a;
-                (simd ? run_affine_avx2 : run_affine_c)(p + c * HW, py + ng * m + c * HW, HW, (float)a, (float)bb,
-                                                        silu);
+                double ad = r * (pw ? pw[ch] : 1.0);
+                float a = (float)ad, bb = (float)((pb ? pb[ch] : 0.0) - mu * ad);
+                fd_gn_mod_apply(mod, ng / G, ch, 1, &a, &bb);
+                (simd ? run_affine_avx2 : run_affine_c)(p + c * HW, py + ng * m + c * HW, HW, a, bb, silu);
             }
         }
     } else if (N >= nthr) {
@@ -431,6 +498,7 @@ int fd_group_norm(fd_tensor *y, fd_tensor *mean, fd_tensor *rstd, const fd_tenso
             memset(d, 0, sizeof(double) * 2 * (size_t)C);
             cl_stats_range(xn, C, 0, HW, simd, d, d + C, f);
             cl_coefs(xn, d, HW, C, G, eps, pw, pb, pm + n * G, pr + n * G, a, bb);
+            fd_gn_mod_apply(mod, n, 0, C, a, bb);
             for (int64_t p = 0; p < HW; p++)
                 (simd ? px_affine_avx2 : px_affine_c)(xn + p * C, py + n * HW * C + p * C, a, bb, C, silu);
         }
@@ -450,6 +518,7 @@ int fd_group_norm(fd_tensor *y, fd_tensor *mean, fd_tensor *rstd, const fd_tenso
             for (int t = 1; t < nthr; t++)
                 for (int64_t c = 0; c < 2 * C; c++) acc[c] += acc[2 * C * t + c];
             cl_coefs(xn, acc, HW, C, G, eps, pw, pb, pm + n * G, pr + n * G, a, bb);
+            fd_gn_mod_apply(mod, n, 0, C, a, bb);
 #pragma omp parallel for schedule(static)
             for (int64_t p = 0; p < HW; p++)
                 (simd ? px_affine_avx2 : px_affine_c)(xn + p * C, yn + p * C, a, bb, C, silu);

@@ -89,7 +89,7 @@ FD_AVX2 static void lane_affine_avx2(const float *x, float *y, int64_t hw, const
 }
 
 int fd_group_norm_blocked(fd_tensor *y, fd_tensor *mean, fd_tensor *rstd, const fd_tensor *x, int64_t G,
-                          const fd_tensor *w, const fd_tensor *b, double eps, bool silu)
+                          const fd_tensor *w, const fd_tensor *b, const fd_gn_mod *mod, double eps, bool silu)
 {
     const int64_t N = x->shape[0], C = x->shape[1], Cg = C / G, HW = x->shape[2] * x->shape[3];
     const int64_t K = Cg >= L ? Cg / L : 1, CB = C / L, runs = CB / K; /* blocks per item, items per sample */
@@ -141,6 +141,7 @@ int fd_group_norm_blocked(fd_tensor *y, fd_tensor *mean, fd_tensor *rstd, const 
                 bb[c] = (float)((pb ? pb[c0 + c] : 0.0) - mg * ac);
             }
         }
+        fd_gn_mod_apply(mod, n, c0, nc, a, bb);
         for (int64_t k = 0; k < K; k++)
             (simd ? lane_affine_avx2 : lane_affine_c)(p + k * HW * L, q + k * HW * L, HW, a + k * L, bb + k * L, silu);
     }

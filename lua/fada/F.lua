@@ -287,8 +287,20 @@ end
 
 -- ---- normalisation, softmax, attention -------------------------------------------
 
--- F.group_norm(x [N, C, ...], groups, [w [C]], [b [C]], {eps = 1e-5, silu = false})
+-- F.group_norm(x [N, C, ...], groups, [w [C]], [b [C]], {eps = 1e-5, silu = false, scale, shift})
+-- scale, shift [N or 1, C, 1, 1]: a per-sample modulation (a ResBlock's time
+-- embedding), y = act((norm(x) * w + b) * (1 + scale) + shift), fused into
+-- the kernel unless gradients are being recorded (then it runs as its pieces).
 function F.group_norm(x, groups, w, b, opts)
+  if opts and (opts.scale or opts.shift) then
+    if needs(x, w, b, opts.scale, opts.shift) or x:dtype() ~= 'f32' then
+      local h = F.group_norm(x, groups, w, b, {eps = opts.eps})
+      if opts.scale then h = h * (opts.scale + 1) end
+      if opts.shift then h = h + opts.shift end
+      return opts.silu and F.silu(h) or h
+    end
+    return (fada.ops.group_norm(x, groups, w, b, opts))
+  end
   local y, mean, rstd = fada.ops.group_norm(x, groups, w, b, opts)
   if not needs(x, w, b) then return y end
   local silu = opts and opts.silu or false

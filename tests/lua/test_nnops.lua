@@ -595,3 +595,36 @@ outs = [y, x.grad, n]]==])
   assert_close(ops.resize_bilinear_backward(g, 5, 7), r[2], 1e-5, 1e-5, 'bilinear backward')
   assert_close(ops.upsample_nearest(x, 2), r[3], 0, 0, 'nearest')
 end)
+
+test('group_norm with a per-sample scale/shift (ResBlock time embedding) equals its pieces in f64', function()
+  local function pieces(x, G, w, b, s, t, silu)
+    local y = ref.group_norm(x:to('f64'), G, w:to('f64'), b:to('f64'))
+    if s then y = y * (s:to('f64') + 1) end
+    if t then y = y + t:to('f64') end
+    return silu and y / ((-y):exp() + 1) or y
+  end
+  for _, simd in ipairs({true, false}) do
+    ops.nn_set_simd(simd)
+    for _, layout in ipairs({'nchw', 'channels_last', 'blocked'}) do
+      for _, c in ipairs({{N = 3, C = 16, G = 4, rows = 3}, {N = 2, C = 32, G = 32, rows = 1}, {N = 2, C = 24, G = 8, rows = 2}}) do
+        local x0 = randn({c.N, c.C, 5, 6}) * 2 + 1
+        local x = layout == 'channels_last' and channels_last(x0) or layout == 'blocked' and x0:blocked() or x0
+        local w, b = randn({c.C}), randn({c.C})
+        local s, t = randn({c.rows, c.C, 1, 1}) * 0.5, randn({c.rows, c.C})
+        for _, which in ipairs({'both', 'scale', 'shift'}) do
+          local ss = which ~= 'shift' and s or nil
+          local tt = which ~= 'scale' and t:view(c.rows, c.C, 1, 1) or nil
+          local y = ops.group_norm(x, c.G, w, b, {silu = true, scale = ss, shift = which ~= 'scale' and t or nil})
+          assert_close(y:to('f64'), pieces(x0, c.G, w, b, ss, tt, true), 1e-5, 1e-5,
+            ('%s C %d G %d rows %d %s simd %s'):format(layout, c.C, c.G, c.rows, which, simd))
+        end
+      end
+    end
+  end
+  ops.nn_set_simd(true)
+  local x = randn({2, 8, 3, 3})
+  checkerror(function() ops.group_norm(x, 2, nil, nil, {scale = randn({3, 8})}) end,
+    'scale [3, 8] must be [N or 1, C] or [N or 1, C, 1, 1] for x [2, 8, 3, 3]')
+  checkerror(function() ops.group_norm(x:to('f64'), 2, nil, nil, {shift = randn({2, 8}):to('f64')}) end,
+    'scale / shift take an f32 x, got f64')
+end)

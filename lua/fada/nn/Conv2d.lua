@@ -25,12 +25,13 @@ function Conv2d:init(cin, cout, k, opts)
 end
 
 -- forward(x [N, in, H, W], [extra]) with extra = {act =, residual =} fused
--- into the convolution's epilogue.
+-- into the convolution's epilogue, and blocked = true for an output in the
+-- blocked layout (Tensor:blocked) when the next op is a conv or a GroupNorm.
 function Conv2d:forward(x, extra)
   local o = self.opts
   if extra then
     o = {stride = o.stride, padding = o.padding, dilation = o.dilation, groups = o.groups,
-         act = extra.act, residual = extra.residual}
+         act = extra.act, residual = extra.residual, blocked = extra.blocked}
   end
   return F.conv2d(x, self.weight, self.bias, o)
 end

@@ -1,5 +1,7 @@
 -- Group normalisation over [N, C, ...] (keys: weight [C], bias [C]),
--- optionally fused with SiLU: forward(x, 'silu').
+-- optionally fused with SiLU: forward(x, 'silu'), and with a per-sample
+-- modulation: forward(x, act, {scale = [N, C, 1, 1], shift = ...}) gives
+-- act(norm(x) * (1 + scale) + shift) (see F.group_norm).
 local fada = require 'fada'
 local F = require 'fada.F'
 local nn = require 'fada.nn'
@@ -16,8 +18,9 @@ function GroupNorm:init(groups, channels, opts)
   self.bias = self:param('bias', fada.zeros(channels))
 end
 
-function GroupNorm:forward(x, act)
-  return F.group_norm(x, self.groups, self.weight, self.bias, {eps = self.eps, silu = act == 'silu'})
+function GroupNorm:forward(x, act, mod)
+  return F.group_norm(x, self.groups, self.weight, self.bias, {eps = self.eps, silu = act == 'silu',
+                                                               scale = mod and mod.scale, shift = mod and mod.shift})
 end
 
 return GroupNorm

@@ -39,14 +39,16 @@ function ResBlock:init(cin, cout, opts)
 end
 
 function ResBlock:forward(x, emb)
-  local h = self.conv1(self.norm1(x, 'silu'))
+  -- conv1 -> norm2 -> conv2 stay in the blocked layout (no reorders between
+  -- them) outside training; while recording, the pieces run as before
+  local h = self.conv1(self.norm1(x, 'silu'), {blocked = true})
   if self.emb_proj and emb then
     local e = self.emb_proj(emb)                       -- [N or 1, 2·cout]
     local n = e:size(1)
     if self.time_mode == 'scale_shift' then
       local scale = F.view(F.narrow(e, 2, 1, self.cout), n, self.cout, 1, 1)
       local shift = F.view(F.narrow(e, 2, self.cout + 1, self.cout), n, self.cout, 1, 1)
-      h = F.silu(self.norm2(h) * (scale + 1) + shift)
+      h = self.norm2(h, 'silu', {scale = scale, shift = shift}) -- silu(norm2(h) * (1 + scale) + shift)
     else
       h = self.norm2(h + F.view(e, n, self.cout, 1, 1), 'silu')
     end
