@@ -7,7 +7,6 @@
  * in place before handing it to an op that does not read the layout. */
 #include <string.h>
 
-#include "fd_runtime.h"
 #include "fd_tensor.h"
 
 /* One (n, 8-channel block) item: 8 channel planes of hw floats <-> hw pixels
@@ -36,7 +35,7 @@ static void unblock_item(float *restrict d, const float *restrict s, int64_t hw)
 static void convert(float *d, const float *s, int64_t n, int64_t c, int64_t hw, bool to_blocked)
 {
     int64_t items = n * (c / FD_CBLOCK), run = FD_CBLOCK * hw;
-#pragma omp parallel for num_threads(fd_get_num_threads()) schedule(static) if (items * run > 32768)
+#pragma omp parallel for schedule(static) if (items * run > 32768)
     for (int64_t i = 0; i < items; i++) {
         if (to_blocked)
             block_item(d + i * run, s + i * run, hw);
