@@ -179,7 +179,9 @@ local function video()
   end
   if m.identity then
     print(('| identity error vs reference | %.4f |'):format(m.identity.error))
-    print(('| identity error, colours | %.4f |'):format(m.identity.colour))
+    for _, g in ipairs({'colour', 'geometry', 'style', 'accessories'}) do
+      print(('| identity error, %s | %.4f |'):format(g, m.identity[g]))
+    end
   end
   for _, key in ipairs{'dx', 'dy', 'roll', 'yaw', 'open', 'round', 'blink'} do
     print(('| motion std %s | %.4f |'):format(key, m.motion['std_' .. key]))
