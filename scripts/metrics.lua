@@ -75,7 +75,7 @@ local function ground_truth()
     add('ls_offset', m.lipsync.offset)
     add('ls_conf', m.lipsync.confidence)
     add('id_err', m.identity.error)
-    add('id_err_colour', m.identity.colour)
+    for _, g in ipairs({'colour', 'geometry', 'style', 'accessories'}) do add('id_err_' .. g, m.identity[g]) end
     refs[k + 1] = {ref = c.ref, reading = r}
     for _, key in ipairs{'dx', 'dy', 'roll', 'yaw', 'open', 'blink'} do
       add('std_' .. key, m.motion['std_' .. key])
@@ -114,6 +114,9 @@ local function ground_truth()
   row('lip-sync confidence (peak - median corr)', acc.ls_conf, '%.3f', 'like LSE-C')
   row('identity error vs own reference', acc.id_err, '%.4f', 'mean abs, normalised attributes')
   row('identity error (colours only)', acc.id_err_colour, '%.4f', 'RGB units')
+  row('identity error (geometry only)', acc.id_err_geometry, '%.4f', 'face and feature sizes, positions')
+  row('identity error (style only)', acc.id_err_style, '%.4f', 'hair style one-hot')
+  row('identity error (accessories only)', acc.id_err_accessories, '%.4f', 'glasses, earrings, hat (0/1)')
   row('identity error vs another identity', acc.id_err_other, '%.4f', 'scale: a wrong identity')
   row('evaluator: opening r vs truth', acc.read_open_r, '%.4f', 'per clip')
   row('evaluator: opening MAE vs truth', acc.read_open_mae, '%.4f', 'opening units')
