@@ -194,15 +194,14 @@ static void nil_unwanted(lua_State *L, int first, const int *want, int n)
 static int conv_fwd(lua_State *L, int one_d)
 {
     const char *op = one_d ? "conv1d" : "conv2d";
-    /* conv2d reads the blocked layout (fd_tensor.block) as it is */
-    fd_tensor *x = one_d ? fd_lua_checktensor(L, 1) : fd_lua_checktensor_any(L, 1);
-    fd_tensor *w = fd_lua_checktensor(L, 2), *b = opt_tensor(L, 3);
+    /* conv2d reads the blocked layout (fd_tensor.block) of x and residual as it is */
+    fd_tensor *(*activation)(lua_State *, int) = one_d ? fd_lua_checktensor : fd_lua_checktensor_any;
+    fd_tensor *x = activation(L, 1), *w = fd_lua_checktensor(L, 2), *b = opt_tensor(L, 3);
     int opts = opts_index(L, 4);
     fd_conv_params p;
     conv_opts(L, opts, op, one_d, &p);
     fd_tensor *r = NULL;
-    if (opt_field(L, opts, "residual") != LUA_TNIL)
-        r = one_d ? fd_lua_checktensor(L, lua_gettop(L)) : fd_lua_checktensor_any(L, lua_gettop(L));
+    if (opt_field(L, opts, "residual") != LUA_TNIL) r = activation(L, lua_gettop(L));
     /* r stays on the stack (alive) until we return */
     fd_tensor *out = fd_lua_newtensor(L);
     int rc = one_d ? fd_conv1d(out, x, w, b, r, &p) : fd_conv2d(out, x, w, b, r, &p);

@@ -49,7 +49,7 @@ bool fd_group_norm_blocked_fits(const fd_tensor *x, int64_t G);
  * C floats, row n at n * stride (stride 0: one row for every sample). */
 typedef struct fd_gn_mod {
     const float *scale, *shift;
-    int64_t stride;
+    int64_t scale_stride, shift_stride;
 } fd_gn_mod;
 /* a, bb (the per-channel affine of sample n, channels c0 .. c0 + nc) modulated in place. */
 void fd_gn_mod_apply(const fd_gn_mod *m, int64_t n, int64_t c0, int64_t nc, float *a, float *bb);

@@ -379,7 +379,8 @@ static void cl_bwd_coefs(const double *acc, int64_t C, int64_t G, int64_t HW, co
 void fd_gn_mod_apply(const fd_gn_mod *m, int64_t n, int64_t c0, int64_t nc, float *a, float *bb)
 {
     if (!m) return;
-    const float *s = m->scale ? m->scale + n * m->stride + c0 : NULL, *t = m->shift ? m->shift + n * m->stride + c0 : NULL;
+    const float *s = m->scale ? m->scale + n * m->scale_stride + c0 : NULL;
+    const float *t = m->shift ? m->shift + n * m->shift_stride + c0 : NULL;
     for (int64_t c = 0; c < nc; c++) {
         float k = s ? 1.0f + s[c] : 1.0f;
         a[c] *= k;
@@ -427,20 +428,12 @@ int fd_group_norm_mod(fd_tensor *y, fd_tensor *mean, fd_tensor *rstd, const fd_t
     }
     fd_tensor ss = {0}, ts = {0};
     fd_gn_mod m = {0};
-    int64_t s1 = 0, s2 = 0;
-    if (stage_mod(op, x, scale, "scale", &ss, &m.scale, &s1) || stage_mod(op, x, shift, "shift", &ts, &m.shift, &s2)) {
-        fd_nn_release(&ss, &ts, NULL, NULL, NULL, NULL);
-        return FD_ERR;
-    }
-    if (scale && shift && s1 != s2) { /* one row for all vs one per sample: give both one per sample */
-        fd_nn_release(&ss, &ts, NULL, NULL, NULL, NULL);
-        return fd_fail("%s: scale %s and shift %s must both have N rows or both 1", op, FD_SHAPE_STR(scale),
-                       FD_SHAPE_STR(shift));
-    }
-    m.stride = scale ? s1 : s2;
+    int rc = stage_mod(op, x, scale, "scale", &ss, &m.scale, &m.scale_stride) ||
+             stage_mod(op, x, shift, "shift", &ts, &m.shift, &m.shift_stride);
     const fd_gn_mod *mp = scale || shift ? &m : NULL;
     /* blocked in, blocked out; other group sizes run on an NCHW copy (fd_nn_stage_f32 unblocks) */
-    int rc = fd_group_norm_blocked_fits(x, G) ? fd_group_norm_blocked(y, mean, rstd, x, G, w, b, mp, eps, silu)
+    if (rc == FD_OK)
+        rc = fd_group_norm_blocked_fits(x, G) ? fd_group_norm_blocked(y, mean, rstd, x, G, w, b, mp, eps, silu)
                                               : group_norm_plain(y, mean, rstd, x, G, w, b, mp, eps, silu);
     fd_nn_release(&ss, &ts, NULL, NULL, NULL, NULL);
     return rc;

@@ -10,25 +10,18 @@
 #include "fd_tensor.h"
 
 /* One (n, 8-channel block) item: 8 channel planes of hw floats <-> hw pixels
- * of 8 lanes. Tiles of 8 pixels keep the 8 read (or written) streams short. */
-static void block_item(float *restrict d, const float *restrict s, int64_t hw)
+ * of 8 lanes. Element (pixel p, lane l) is at p * dp + l * dl in d and
+ * p * sp + l * sl in s; the callers pass constants, so each direction
+ * compiles to its own loops. Tiles of 8 pixels keep the 8 strided streams short. */
+static inline void transpose_item(float *restrict d, int64_t dp, int64_t dl, const float *restrict s, int64_t sp,
+                                  int64_t sl, int64_t hw)
 {
     int64_t p = 0;
     for (; p + 8 <= hw; p += 8)
         for (int l = 0; l < FD_CBLOCK; l++)
-            for (int q = 0; q < 8; q++) d[(p + q) * FD_CBLOCK + l] = s[l * hw + p + q];
+            for (int q = 0; q < 8; q++) d[(p + q) * dp + l * dl] = s[(p + q) * sp + l * sl];
     for (; p < hw; p++)
-        for (int l = 0; l < FD_CBLOCK; l++) d[p * FD_CBLOCK + l] = s[l * hw + p];
-}
-
-static void unblock_item(float *restrict d, const float *restrict s, int64_t hw)
-{
-    int64_t p = 0;
-    for (; p + 8 <= hw; p += 8)
-        for (int l = 0; l < FD_CBLOCK; l++)
-            for (int q = 0; q < 8; q++) d[l * hw + p + q] = s[(p + q) * FD_CBLOCK + l];
-    for (; p < hw; p++)
-        for (int l = 0; l < FD_CBLOCK; l++) d[l * hw + p] = s[p * FD_CBLOCK + l];
+        for (int l = 0; l < FD_CBLOCK; l++) d[p * dp + l * dl] = s[p * sp + l * sl];
 }
 
 /* Both between contiguous buffers of n*c*hw floats; to_blocked picks the way. */
@@ -38,9 +31,9 @@ static void convert(float *d, const float *s, int64_t n, int64_t c, int64_t hw, 
 #pragma omp parallel for schedule(static) if (items * run > 32768)
     for (int64_t i = 0; i < items; i++) {
         if (to_blocked)
-            block_item(d + i * run, s + i * run, hw);
+            transpose_item(d + i * run, FD_CBLOCK, 1, s + i * run, 1, hw, hw);
         else
-            unblock_item(d + i * run, s + i * run, hw);
+            transpose_item(d + i * run, 1, hw, s + i * run, FD_CBLOCK, 1, hw);
     }
 }
 

@@ -623,6 +623,10 @@ test('group_norm with a per-sample scale/shift (ResBlock time embedding) equals 
   end
   ops.nn_set_simd(true)
   local x = randn({2, 8, 3, 3})
+  -- one scale row for every sample, a shift row per sample
+  local s1, t2, w, b = randn({1, 8}), randn({2, 8, 1, 1}), randn({8}), randn({8})
+  assert_close(ops.group_norm(x, 2, w, b, {scale = s1, shift = t2}):to('f64'),
+    pieces(x, 2, w, b, s1:view(1, 8, 1, 1), t2, false), 1e-5, 1e-5, 'scale [1, C] with shift [N, C, 1, 1]')
   checkerror(function() ops.group_norm(x, 2, nil, nil, {scale = randn({3, 8})}) end,
     'scale [3, 8] must be [N or 1, C] or [N or 1, C, 1, 1] for x [2, 8, 3, 3]')
   checkerror(function() ops.group_norm(x:to('f64'), 2, nil, nil, {shift = randn({2, 8}):to('f64')}) end,
