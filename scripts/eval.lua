@@ -24,7 +24,8 @@ The first setting is checked against the teacher's targets (corr >= 0.8 at offse
 within 0.1 of the ceiling; identity error <= 2x the ceiling).]],
   {'model', 'string', pipeline.defaults.model, 'checkpoint to evaluate'},
   {'mode', 'string', 'teacher', 'teacher | balanced | fast (the last two need a student)'},
-  {'clips', 'int', 8, 'held-out clips (clip k of fada.metrics.clips, k = 0 .. N-1)'},
+  {'clips', 'int', 8, 'held-out clips (clip k of fada.metrics.clips, k = first .. first + N-1)'},
+  {'first', 'int', 0, 'index of the first clip: 0 = the reported set; tune settings on another range (e.g. 100)'},
   {'seconds', 'number', 2.4, 'speech per clip (cut there; 0 = whole sentences)'},
   {'steps', 'string', nil, 'sampling steps, a comma list (default: the mode\'s default, 25 / 6)'},
   {'grid', 'string', nil, 'CFG scales w_ref:w_audio, a comma list (default: the sampler\'s defaults)'},
@@ -50,6 +51,7 @@ local function number_list(s, what)
 end
 
 if opts.clips < 1 then die('--clips must be at least 1') end
+if opts.first < 0 then die('--first must be >= 0') end
 if opts.seconds < 0 then die('--seconds must be >= 0 (0 = whole sentences)') end
 local f = io.open(opts.model, 'rb')
 if not f then die(("cannot read the model '%s' (train one: scripts/train_teacher.lua --export)"):format(opts.model)) end
@@ -68,7 +70,7 @@ local size = model.config.image_size
 
 -- the held-out clips, cut to --seconds
 local held = {}
-for k = 0, opts.clips - 1 do
+for k = opts.first, opts.first + opts.clips - 1 do
   local c = clips.ground_truth(k, {size = size})
   local n = c.frames:size(1)
   if opts.seconds > 0 then
@@ -108,7 +110,7 @@ if opts.ceiling then
   local per = {}
   for i, c in ipairs(held) do
     per[i] = measure(c.frames, c)
-    csv[#csv + 1] = {'ground truth', 0, '', '', 0, i - 1, per[i]}
+    csv[#csv + 1] = {'ground truth', 0, '', '', 0, opts.first + i - 1, per[i]}
   end
   summarise('ground truth (ceiling)', per, {steps = '-', nfe = '-', spf = '-'})
 end
@@ -138,7 +140,7 @@ for _, s in ipairs(settings) do
     per[i] = measure(video, c)
     nfe, n_videos = nfe + summary.nfe, n_videos + summary.clips
     seconds, frames_made = seconds + summary.seconds, frames_made + n
-    csv[#csv + 1] = {opts.mode, s.steps, s.w_ref, s.w_audio, summary.nfe / summary.clips, i - 1, per[i]}
+    csv[#csv + 1] = {opts.mode, s.steps, s.w_ref, s.w_audio, summary.nfe / summary.clips, opts.first + i - 1, per[i]}
     done = done + n
     bar:update(done)
   end
