@@ -32,12 +32,30 @@ test('a sweep over steps and CFG scales: one row per setting, the ceiling, the C
   assert_eq(n, 1 + 2 * 5, 'header + (ceiling + 4 settings) x 2 clips')
 end)
 
+test('--first picks another range of held-out clips (a tuning set apart from the reported one)', function()
+  local csv = dir .. '/first.csv'
+  local out, code = run(('--model %q --first 7 --clips 2 --seconds 0.4 --steps 1 --grid 1:1 --csv %q --threads 1')
+    :format(model, csv))
+  assert_eq(code, 0, out)
+  local clips = {}
+  for line in io.lines(csv) do
+    local c = line:match('^[^,]*,[^,]*,[^,]*,[^,]*,[^,]*,(%d+),')
+    if c then clips[#clips + 1] = tonumber(c) end
+  end
+  assert_eq(table.concat(clips, ' '), '7 8 7 8', 'ceiling then the setting, clips 7 and 8')
+  -- a different clip is a different ground truth: the ceiling rows differ from clip 0's
+  local out0 = run(('--model %q --clips 1 --seconds 0.4 --steps 1 --grid 1:1 --threads 1'):format(model))
+  local gt = function(o) return o:match('| ground truth %(ceiling%)[^\n]*') end
+  assert(gt(out) and gt(out0) and gt(out) ~= gt(out0), 'ceiling rows:\n' .. tostring(gt(out)) .. '\n' .. tostring(gt(out0)))
+end)
+
 test('bad flags: a clear message, exit code 2, no CSV', function()
   local csv = dir .. '/bad.csv'
   local cases = {
     {('--model %q --grid 2-3'):format(model), '--grid: "2-3" is not w_ref:w_audio'},
     {('--model %q --steps six'):format(model), '--steps: "six" is not a number'},
     {('--model %q --clips 0'):format(model), '--clips must be at least 1'},
+    {('--model %q --first -1'):format(model), '--first must be >= 0'},
     {'--model /nonexistent.safetensors', "cannot read the model '/nonexistent.safetensors'"},
   }
   for _, c in ipairs(cases) do
