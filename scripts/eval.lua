@@ -33,7 +33,8 @@ within 0.1 of the ceiling; identity error <= 2x the ceiling).]],
   {'cfg_schedule', 'string', 'constant', 'scale schedule over the steps'},
   {'seed', 'int', 42, 'noise seed (the same for every setting)'},
   {'ceiling', 'bool', true, 'also measure the ground-truth clips'},
-  {'csv', 'string', nil, 'also write the rows (one per setting and clip) to this CSV'},
+  {'csv', 'string', nil, 'also write the rows (one per setting and clip) to this CSV; an interrupted run resumes from CSV.partial'},
+  {'max_minutes', 'number', nil, 'stop after this many minutes; CSV.partial keeps the finished clips and the same command continues (needs --csv)'},
   {'threads', 'int', nil, 'compute threads (default: all cores)'},
 })
 if opts.threads then fada.set_num_threads(opts.threads) end
@@ -52,6 +53,7 @@ end
 
 if opts.clips < 1 then die('--clips must be at least 1') end
 if opts.first < 0 then die('--first must be >= 0') end
+if opts.max_minutes and not opts.csv then die('--max-minutes needs --csv (the results so far are kept beside it)') end
 if opts.seconds < 0 then die('--seconds must be >= 0 (0 = whole sentences)') end
 local f = io.open(opts.model, 'rb')
 if not f then die(("cannot read the model '%s' (train one: scripts/train_teacher.lua --export)"):format(opts.model)) end
@@ -65,6 +67,53 @@ for item in (opts.grid or ('%g:%g'):format(pipeline.defaults.cfg_ref, pipeline.d
 end
 
 local model = models.load(opts.model)
+
+-- The resume journal (CSV.partial): one line per finished (setting, clip), keyed by
+-- everything that decides its numbers, the model's bytes included (exports of one
+-- architecture all have the same size), so a rerun of the same command skips them.
+local function model_digest(path)
+  local fh = assert(io.open(path, 'rb'))
+  local h, size = 0, 0
+  while true do
+    local chunk = fh:read(1 << 20)
+    if not chunk then break end
+    size = size + #chunk
+    local head = chunk:sub(1, 4096)
+    for i = 1, #head - 7, 8 do h = (h * 1099511628211 + string.unpack('<i8', head, i)) & 0x7fffffffffffffff end
+  end
+  fh:close()
+  return ('%d:%x'):format(size, h)
+end
+local journal = {path = opts.csv and opts.csv .. '.partial', rows = {}, reused = 0}
+local digest = journal.path and model_digest(opts.model)
+local function row_key(label, steps, w_ref, w_audio, clip)
+  return table.concat({digest, opts.mode, label, steps, w_ref, w_audio, opts.sampler, opts.cfg_schedule, opts.seed,
+                       opts.seconds, clip}, '|')
+end
+local JOURNAL_FIELDS = {'corr', 'offset', 'dist', 'conf', 'identity', 'flicker', 'nfe', 'videos', 'seconds'}
+if journal.path then
+  local fh = io.open(journal.path, 'r')
+  if fh then
+    for line in fh:lines() do
+      local key, rest = line:match('^([^\t]+)\t(.*)$')
+      local vals = {}
+      for v in (rest or ''):gmatch('[^\t]+') do vals[#vals + 1] = tonumber(v) end
+      if key and #vals == #JOURNAL_FIELDS then
+        local r = {}
+        for i, k in ipairs(JOURNAL_FIELDS) do r[k] = vals[i] end
+        journal.rows[key] = r
+      end
+    end
+    fh:close()
+  end
+end
+local function journal_add(key, m)
+  journal.fh = journal.fh or assert(io.open(journal.path, 'a'))
+  local vals = {}
+  for i, k in ipairs(JOURNAL_FIELDS) do vals[i] = ('%.17g'):format(m[k]) end
+  journal.fh:write(key, '\t', table.concat(vals, '\t'), '\n')
+  journal.fh:flush()
+end
 local ev = metrics.evaluator()
 local size = model.config.image_size
 
@@ -120,6 +169,21 @@ for _, s in ipairs(steps_list) do
   for _, g in ipairs(grid) do settings[#settings + 1] = {steps = math.tointeger(s) or s, w_ref = g[1], w_audio = g[2]} end
 end
 
+-- One setting on one held-out clip: the metrics, the NFE and seconds spent.
+local function sample_clip(s, c, n)
+  local made = {}
+  local ok, summary = pcall(pipeline.sample, {
+    model = model, ref = c.ref, audio = {samples = c.samples, sample_rate = c.sample_rate}, out = false,
+    mode = opts.mode, steps = s.steps, sampler = opts.sampler, cfg_ref = s.w_ref, cfg_audio = s.w_audio,
+    cfg_schedule = opts.cfg_schedule, seed = opts.seed, progress = false,
+    on_clip = function(_, frames) made[#made + 1] = frames end})
+  if not ok then die(tostring(summary)) end
+  local video = fada.cat(made, 1):narrow(1, 1, n)                          -- [n, 3, S, S] in [0, 1]
+  local m = measure(video, c)
+  m.nfe, m.videos, m.seconds = summary.nfe, summary.clips, summary.seconds
+  return m
+end
+
 local total_frames = 0
 for _, c in ipairs(held) do total_frames = total_frames + c.frames:size(1) end
 local bar = progress.new(#settings * total_frames, {label = 'evaluating', unit = 'frame'})
@@ -129,18 +193,24 @@ for _, s in ipairs(settings) do
   local per, nfe, n_videos, seconds, frames_made = {}, 0, 0, 0, 0
   for i, c in ipairs(held) do
     local n = c.frames:size(1)
-    local made = {}
-    local ok, summary = pcall(pipeline.sample, {
-      model = model, ref = c.ref, audio = {samples = c.samples, sample_rate = c.sample_rate}, out = false,
-      mode = opts.mode, steps = s.steps, sampler = opts.sampler, cfg_ref = s.w_ref, cfg_audio = s.w_audio,
-      cfg_schedule = opts.cfg_schedule, seed = opts.seed, progress = false,
-      on_clip = function(_, frames) made[#made + 1] = frames end})
-    if not ok then die(tostring(summary)) end
-    local video = fada.cat(made, 1):narrow(1, 1, n)                          -- [n, 3, S, S] in [0, 1]
-    per[i] = measure(video, c)
-    nfe, n_videos = nfe + summary.nfe, n_videos + summary.clips
-    seconds, frames_made = seconds + summary.seconds, frames_made + n
-    csv[#csv + 1] = {opts.mode, s.steps, s.w_ref, s.w_audio, summary.nfe / summary.clips, opts.first + i - 1, per[i]}
+    local key = journal.path and row_key('sample', s.steps, s.w_ref, s.w_audio, opts.first + i - 1)
+    local m = key and journal.rows[key]
+    if m then
+      journal.reused = journal.reused + 1
+    else
+      m = sample_clip(s, c, n)
+      if key then journal_add(key, m) end
+      if opts.max_minutes and (fada.clock() - t_all) / 60 >= opts.max_minutes then
+        bar:finish()
+        print(('stopped after %.1f min (--max-minutes): the finished clips are in %s; run the same command to continue')
+          :format((fada.clock() - t_all) / 60, journal.path))
+        os.exit(0)
+      end
+    end
+    per[i] = m
+    nfe, n_videos = nfe + m.nfe, n_videos + m.videos
+    seconds, frames_made = seconds + m.seconds, frames_made + n
+    csv[#csv + 1] = {opts.mode, s.steps, s.w_ref, s.w_audio, m.nfe / m.videos, opts.first + i - 1, per[i]}
     done = done + n
     bar:update(done)
   end
@@ -148,6 +218,10 @@ for _, s in ipairs(settings) do
             {steps = s.steps, nfe = ('%.0f'):format(nfe / n_videos), spf = ('%.2f'):format(seconds / frames_made)})
 end
 bar:finish()
+if journal.reused > 0 then
+  print(('resumed: %d of %d (setting, clip) results read from %s'):format(journal.reused, #settings * #held,
+    journal.path))
+end
 
 -- ---- the table ---------------------------------------------------------------------------------------
 local clip_s = opts.seconds > 0 and ('%.1f s'):format(opts.seconds) or 'whole sentences'
@@ -174,6 +248,8 @@ if opts.csv then
   end
   out:close()
   os.rename(tmp, opts.csv)
+  if journal.fh then journal.fh:close() end
+  os.remove(journal.path)
   print('rows written to ' .. opts.csv)
 end
 

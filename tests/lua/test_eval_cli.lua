@@ -49,6 +49,39 @@ test('--first picks another range of held-out clips (a tuning set apart from the
   assert(gt(out) and gt(out0) and gt(out) ~= gt(out0), 'ceiling rows:\n' .. tostring(gt(out)) .. '\n' .. tostring(gt(out0)))
 end)
 
+test('--max-minutes stops after a clip, the same command resumes, the CSV equals an uninterrupted run', function()
+  local args = ('--model %q --clips 2 --seconds 0.4 --steps 1 --grid 1:1,2:3 --threads 1'):format(model)
+  local straight = dir .. '/straight.csv'
+  local out, code = run(args .. (' --csv %q'):format(straight))
+  assert_eq(code, 0, out)
+  local csv = dir .. '/resumed.csv'
+  out, code = run(args .. (' --csv %q --max-minutes 0'):format(csv))
+  assert_eq(code, 0, out)
+  sh.contains(out, 'stopped after', 'the first part')
+  assert(not exists(csv), 'no CSV before the run is complete')
+  local n = 0
+  for _ in io.lines(csv .. '.partial') do n = n + 1 end
+  assert_eq(n, 1, 'one (setting, clip) in the journal')
+  out, code = run(args .. (' --csv %q'):format(csv))
+  assert_eq(code, 0, out)
+  sh.contains(out, 'resumed: 1 of 4 (setting, clip) results', 'the second part')
+  assert(not exists(csv .. '.partial'), 'the journal is removed once the CSV is written')
+  assert_eq(sh.slurp(csv), sh.slurp(straight), 'resumed CSV vs uninterrupted')
+  -- other weights of the same size at the same path do not reuse the journal
+  out, code = run(args .. (' --csv %q --max-minutes 0'):format(csv .. '2'))
+  assert_eq(code, 0, out)
+  local before = sh.slurp(model)
+  local cfg = models.config('tiny')
+  cfg.seed = 1
+  models.save(models.FadaModel(cfg), model, {note = 'random init, for tests'})
+  local after = sh.slurp(model)
+  assert(#after == #before and after ~= before, 'the same size, other bytes')
+  out, code = run(args .. (' --csv %q'):format(csv .. '2'))
+  sh.write_file(model, before)
+  assert_eq(code, 0, out)
+  sh.lacks(out, 'resumed:', 'a journal of other weights')
+end)
+
 test('bad flags: a clear message, exit code 2, no CSV', function()
   local csv = dir .. '/bad.csv'
   local cases = {
@@ -64,4 +97,7 @@ test('bad flags: a clear message, exit code 2, no CSV', function()
     assert(out:find(c[2], 1, true), ('expected %q in: %s'):format(c[2], out))
     assert(not exists(csv), 'a CSV was left behind for: ' .. c[1])
   end
+  local out, code = run(('--model %q --max-minutes 1'):format(model))
+  assert_eq(code, 2, out)
+  sh.contains(out, '--max-minutes needs --csv')
 end)
