@@ -32,6 +32,7 @@ within 0.1 of the ceiling; identity error <= 2x the ceiling).]],
   {'sampler', 'string', pipeline.defaults.sampler, 'sampler (ddim, euler, dpmpp_2m, ...)'},
   {'cfg_schedule', 'string', 'constant', 'scale schedule over the steps'},
   {'seed', 'int', 42, 'noise seed (the same for every setting)'},
+  {'noise_share', 'number', pipeline.defaults.noise_share, 'part of the starting noise shared by a clip\'s frames (0..1)'},
   {'ceiling', 'bool', true, 'also measure the ground-truth clips'},
   {'csv', 'string', nil, 'also write the rows (one per setting and clip) to this CSV; an interrupted run resumes from CSV.partial'},
   {'max_minutes', 'number', nil, 'stop after this many minutes; CSV.partial keeps the finished clips and the same command continues (needs --csv)'},
@@ -88,7 +89,7 @@ local journal = {path = opts.csv and opts.csv .. '.partial', rows = {}, reused =
 local digest = journal.path and model_digest(opts.model)
 local function row_key(label, steps, w_ref, w_audio, clip)
   return table.concat({digest, opts.mode, label, steps, w_ref, w_audio, opts.sampler, opts.cfg_schedule, opts.seed,
-                       opts.seconds, clip}, '|')
+                       opts.seconds, opts.noise_share, clip}, '|')
 end
 local JOURNAL_FIELDS = {'corr', 'offset', 'dist', 'conf', 'identity', 'flicker', 'nfe', 'videos', 'seconds'}
 if journal.path then
@@ -175,7 +176,7 @@ local function sample_clip(s, c, n)
   local ok, summary = pcall(pipeline.sample, {
     model = model, ref = c.ref, audio = {samples = c.samples, sample_rate = c.sample_rate}, out = false,
     mode = opts.mode, steps = s.steps, sampler = opts.sampler, cfg_ref = s.w_ref, cfg_audio = s.w_audio,
-    cfg_schedule = opts.cfg_schedule, seed = opts.seed, progress = false,
+    cfg_schedule = opts.cfg_schedule, seed = opts.seed, noise_share = opts.noise_share, progress = false,
     on_clip = function(_, frames) made[#made + 1] = frames end})
   if not ok then die(tostring(summary)) end
   local video = fada.cat(made, 1):narrow(1, 1, n)                          -- [n, 3, S, S] in [0, 1]

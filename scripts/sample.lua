@@ -22,6 +22,7 @@ local opts = cli.parse(arg, {
   {'cfg_audio', 'number', d.cfg_audio, 'audio guidance scale w_audio (1 = none)'},
   {'cfg_schedule', 'string', d.cfg_schedule, 'constant | linear | cosine | interval:T_LO,T_HI'},
   {'seed', 'int', d.seed, 'noise seed'},
+  {'noise_share', 'number', d.noise_share, 'part of the starting noise shared by a clip\'s frames, 0..1 (0 = independent)'},
   {'threads', 'int', nil, 'threads (default: all cores)'},
   {'dtype', 'string', d.dtype, 'f32 | bf16 compute'},
   {'fps', 'int', nil, 'frames per second (default: the model\'s)'},
@@ -33,7 +34,7 @@ local opts = cli.parse(arg, {
 local ok, res = pcall(pipeline.sample, {
   ref = opts.ref, audio = opts.audio, out = opts.out, frames_dir = opts.frames, model = opts.model,
   mode = opts.mode, steps = opts.steps, sampler = opts.sampler, cfg_ref = opts.cfg_ref,
-  cfg_audio = opts.cfg_audio, cfg_schedule = opts.cfg_schedule, seed = opts.seed, threads = opts.threads,
+  cfg_audio = opts.cfg_audio, cfg_schedule = opts.cfg_schedule, seed = opts.seed, noise_share = opts.noise_share, threads = opts.threads,
   dtype = opts.dtype, fps = opts.fps, clip_frames = opts.clip_frames, motion_frames = opts.motion_frames,
   progress = opts.progress,
 })

@@ -25,6 +25,7 @@ M.defaults = {
   model = 'weights/fada-teacher.safetensors', mode = 'teacher', steps = nil, sampler = 'ddim',
   cfg_ref = 2.0, cfg_audio = 3.5, cfg_schedule = 'constant', seed = 42, dtype = 'f32', fps = nil,
   clip_frames = nil, motion_frames = nil, spacing = 'trailing', eta = 0, crf = 18, progress = true,
+  noise_share = 0,
 }
 M.default_steps = {teacher = 25, balanced = 6, fast = 6}
 
@@ -76,6 +77,10 @@ function M.check_options(o)
   if not samplers[opts.sampler] or opts.sampler == 'get' or opts.sampler == 'names' or opts.sampler == 'ddim_invert' then
     fail("sample: --sampler must be one of %s, got '%s'", table.concat(samplers.names, ', '), tostring(opts.sampler))
   end
+  if type(opts.noise_share) ~= 'number' or opts.noise_share < 0 or opts.noise_share > 1 then
+    fail('sample: --noise-share must be a number in [0, 1] (0 = independent noise per frame), got %s',
+      tostring(opts.noise_share))
+  end
   if opts.dtype ~= 'f32' and opts.dtype ~= 'bf16' then
     fail("sample: --dtype must be f32 or bf16, got '%s'", tostring(opts.dtype))
   end
@@ -109,6 +114,17 @@ function M.load_portrait(ref, size, notes)
     img = fada.image.resize(img:contiguous(), size, size, img:size(2) > size and 'area' or 'bilinear')
   end
   return (img * 2 - 1):view(1, 3, size, size)
+end
+
+-- A clip's starting noise [F, C, h, w]: independent per frame (share 0, one
+-- draw), or mixed, sqrt(1 - a)·ε_f + sqrt(a)·ε_shared, so every element keeps
+-- unit variance and two frames correlate by a (share 1: all frames equal).
+function M.initial_noise(shape, gen, share)
+  local x = fada.randn(shape, gen)
+  if not share or share == 0 then return x end
+  local one = {1, table.unpack(shape, 2)}
+  local shared = fada.randn(one, gen):expand(table.unpack(shape))
+  return x * math.sqrt(1 - share) + shared * math.sqrt(share)
 end
 
 -- Runs the whole job; returns a summary table.
@@ -186,7 +202,7 @@ function M.sample(o)
         local denoise = function(x, t, branches, extra) return model:denoise(x, t, branches, extra, ctx, atok) end
         local strategy = opts.mode == 'fast' and cfg.tokens(denoise, w_ref, w_audio) or cfg.multi(denoise, w_ref, w_audio)
         strategy.steps = #ts
-        local xT = fada.randn({F, Cl, h, w}, gen)                              -- [F, Cl, h, w]
+        local xT = M.initial_noise({F, Cl, h, w}, gen, opts.noise_share)       -- [F, Cl, h, w]
         local t0 = fada.clock()
         local lat = sampler(strategy.model, xT, sched, ts, {generator = gen, eta = opts.eta, callback = function(i)
           bar:update((c - 1) * #ts + i, {['NFE/s'] = strategy.nfe / math.max(fada.clock() - t0, 1e-9)})

@@ -33,6 +33,7 @@ test('bad input: a clear message, exit code 1 or 2, no video left behind', funct
     {('--model %q --audio %q --cfg-ref -1'):format(model, wav), '--cfg-ref must be a number >= 0'},
     {('--model %q --audio %q --mode fast'):format(model, wav), 'needs a distilled student checkpoint'},
     {('--model %q --audio %q --sampler heun'):format(model, wav), '--sampler must be one of'},
+    {('--model %q --audio %q --noise-share 1.5'):format(model, wav), '--noise-share must be a number in [0, 1]'},
     {('--model %q --audio %q --stepz 3'):format(model, wav), 'unknown flag --stepz'},
     {('--model %q --audio %q'):format(wav, wav), wav},
   }
