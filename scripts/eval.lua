@@ -189,6 +189,7 @@ local total_frames = 0
 for _, c in ipairs(held) do total_frames = total_frames + c.frames:size(1) end
 local bar = progress.new(#settings * total_frames, {label = 'evaluating', unit = 'frame'})
 local done = 0
+local pairs_left = #settings * #held -- (setting, clip) pairs not yet visited
 local t_all = fada.clock()
 for _, s in ipairs(settings) do
   local per, nfe, n_videos, seconds, frames_made = {}, 0, 0, 0, 0
@@ -196,12 +197,13 @@ for _, s in ipairs(settings) do
     local n = c.frames:size(1)
     local key = journal.path and row_key('sample', s.steps, s.w_ref, s.w_audio, opts.first + i - 1)
     local m = key and journal.rows[key]
+    pairs_left = pairs_left - 1
     if m then
       journal.reused = journal.reused + 1
     else
       m = sample_clip(s, c, n)
       if key then journal_add(key, m) end
-      if opts.max_minutes and (fada.clock() - t_all) / 60 >= opts.max_minutes then
+      if opts.max_minutes and pairs_left > 0 and (fada.clock() - t_all) / 60 >= opts.max_minutes then
         bar:finish()
         print(('stopped after %.1f min (--max-minutes): the finished clips are in %s; run the same command to continue')
           :format((fada.clock() - t_all) / 60, journal.path))

@@ -176,3 +176,17 @@ test('evaluator errors name the problem', function()
   checkerror(function() E.prepare(fada.zeros(2, 4, 64, 64)) end, '3 channels')
   checkerror(function() E.load('/nonexistent/evaluator.safetensors') end, 'no weights')
 end)
+
+test('a ground-truth clip is the same in every process (no pairs() order in its random draws)', function()
+  -- pairs() order over string keys changes from one Lua state to the next, so two processes are needed
+  local sh = dofile(debug.getinfo(1, 'S').source:match('^@(.-)[^/]*$') .. 'shell_helpers.lua')
+  local code = "local c = require('fada.metrics.clips').ground_truth(3, {size = 32}); " ..
+               "print(string.format('%.6f %.6f', c.frames:sum():item(), c.frames:pow(2):sum():item()))"
+  local seen = {}
+  for i = 1, 3 do
+    local out, err, rc = sh.run('-e ' .. sh.quote(code))
+    assert_eq(rc, 0, err)
+    seen[i] = out
+  end
+  assert(seen[1] == seen[2] and seen[2] == seen[3], 'frames differ between processes:\n' .. table.concat(seen))
+end)

@@ -18,10 +18,12 @@ M.SAMPLE_RATE = 16000
 -- seeded phases; blinks: 3-frame closures every 2-5 s. Amplitudes stay
 -- inside the evaluator's training ranges.
 function M.head_motion(r, n, fps)
-  local chans = {dx = 0.04, dy = 0.03, roll = 0.08, yaw = 0.35}
+  -- a fixed channel order: the draws below must not follow pairs(), whose order changes from run to run
+  local chans = {{'dx', 0.04}, {'dy', 0.03}, {'roll', 0.08}, {'yaw', 0.35}}
   local motion = {}
   for t = 1, n do motion[t] = {blink = 0} end
-  for name, amp in pairs(chans) do
+  for _, ch in ipairs(chans) do
+    local name, amp = ch[1], ch[2]
     local parts = {}
     for k = 1, 3 do parts[k] = {f = (0.1 + 0.5 * r()) * k, ph = 2 * math.pi * r(), a = amp / k} end
     for t = 1, n do
