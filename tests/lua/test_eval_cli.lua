@@ -66,7 +66,21 @@ test('--max-minutes stops after a clip, the same command resumes, the CSV equals
   assert_eq(code, 0, out)
   sh.contains(out, 'resumed: 1 of 4 (setting, clip) results', 'the second part')
   assert(not exists(csv .. '.partial'), 'the journal is removed once the CSV is written')
-  assert_eq(sh.slurp(csv), sh.slurp(straight), 'resumed CSV vs uninterrupted')
+  -- equal up to the last printed digit: kernels picked by timing (fd_tune) may round differently per process
+  local function lines(path) local t = {} for l in io.lines(path) do t[#t + 1] = l end return t end
+  local a, b = lines(csv), lines(straight)
+  assert_eq(#a, #b, 'rows in the resumed CSV')
+  for i = 1, #a do
+    local fa, fb = {}, {}
+    for v in (a[i] .. ','):gmatch('([^,]*),') do fa[#fa + 1] = v end
+    for v in (b[i] .. ','):gmatch('([^,]*),') do fb[#fb + 1] = v end
+    assert_eq(#fa, #fb, 'columns in row ' .. i)
+    for j = 1, #fa do
+      local x, y = tonumber(fa[j]), tonumber(fb[j])
+      if x and y then assert(math.abs(x - y) <= 2e-5, ('row %d col %d: %s vs %s'):format(i, j, fa[j], fb[j]))
+      else assert_eq(fa[j], fb[j], ('row %d col %d'):format(i, j)) end
+    end
+  end
   -- other weights of the same size at the same path do not reuse the journal
   out, code = run(args .. (' --csv %q --max-minutes 0'):format(csv .. '2'))
   assert_eq(code, 0, out)
