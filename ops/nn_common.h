@@ -46,7 +46,8 @@ void fd_nn_release(fd_tensor *a, fd_tensor *b, fd_tensor *c, fd_tensor *d, fd_te
  * divisor of 8), and the forward, whose y is blocked too. */
 bool fd_group_norm_blocked_fits(const fd_tensor *x, int64_t G);
 /* The per-sample modulation of fd_group_norm_mod, staged: scale/shift rows of
- * C floats, row n at n * stride (stride 0: one row for every sample). */
+ * C floats, row n at n * scale_stride (shift: shift_stride); a stride of 0 means
+ * one row for every sample. */
 typedef struct fd_gn_mod {
     const float *scale, *shift;
     int64_t scale_stride, shift_stride;

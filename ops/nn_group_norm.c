@@ -428,8 +428,8 @@ int fd_group_norm_mod(fd_tensor *y, fd_tensor *mean, fd_tensor *rstd, const fd_t
     }
     fd_tensor ss = {0}, ts = {0};
     fd_gn_mod m = {0};
-    int rc = stage_mod(op, x, scale, "scale", &ss, &m.scale, &m.scale_stride) ||
-             stage_mod(op, x, shift, "shift", &ts, &m.shift, &m.shift_stride);
+    int rc = stage_mod(op, x, scale, "scale", &ss, &m.scale, &m.scale_stride);
+    if (rc == FD_OK) rc = stage_mod(op, x, shift, "shift", &ts, &m.shift, &m.shift_stride);
     const fd_gn_mod *mp = scale || shift ? &m : NULL;
     /* blocked in, blocked out; other group sizes run on an NCHW copy (fd_nn_stage_f32 unblocks) */
     if (rc == FD_OK)
