@@ -27,6 +27,7 @@
 #define BC 96
 #define MR 6
 #define NR 16
+_Static_assert(BC % (3 * NR) == 0 && (3 * NR) % MR == 0, "key tiles cut to 3 * NR must stay whole micro-tiles");
 
 typedef struct att {
     int64_t B, Nq, Nk, Ne, Nkt, C, H, d, dp, Be;
@@ -83,6 +84,11 @@ FD_AVX2 static void mk_avx2(int64_t K, const float *A, int64_t lda, const float 
     _mm256_storeu_ps(C + 3 * ldc, c30), _mm256_storeu_ps(C + 3 * ldc + 8, c31);
     _mm256_storeu_ps(C + 4 * ldc, c40), _mm256_storeu_ps(C + 4 * ldc + 8, c41);
     _mm256_storeu_ps(C + 5 * ldc, c50), _mm256_storeu_ps(C + 5 * ldc + 8, c51);
+}
+
+static int64_t round_up(int64_t n, int64_t m)
+{
+    return (n + m - 1) / m * m;
 }
 
 /* C[M x N] (+)= A[M x K] B[K x N]; M a multiple of MR, N of NR. */
@@ -153,8 +159,9 @@ static void pack_keys(const att *a, const float *main, const float *extra, int64
     }
 }
 
-/* Adds the mask to the score tile and sends padded keys to -inf. */
-static void mask_scores(const att *a, float *S, int64_t b, int64_t h, int64_t i0, int64_t nr, int64_t j0, int64_t nc)
+/* Adds the mask to the score tile and sends padded keys nc..ncp-1 to -inf. */
+static void mask_scores(const att *a, float *S, int64_t b, int64_t h, int64_t i0, int64_t nr, int64_t j0, int64_t nc,
+                        int64_t ncp)
 {
     for (int64_t r = 0; r < nr; r++) {
         float *s = S + r * BC;
@@ -162,48 +169,50 @@ static void mask_scores(const att *a, float *S, int64_t b, int64_t h, int64_t i0
             const float *m = a->mask + b * a->ms[0] + h * a->ms[1] + (i0 + r) * a->ms[2] + j0 * a->ms[3];
             for (int64_t j = 0; j < nc; j++) s[j] += m[j * a->ms[3]];
         }
-        for (int64_t j = nc; j < BC; j++) s[j] = -INFINITY;
+        for (int64_t j = nc; j < ncp; j++) s[j] = -INFINITY;
     }
 }
 
 /* ---- forward ------------------------------------------------------------ */
 
-/* Online softmax over one score tile, rows < nr: S becomes P = exp(S - m_new),
- * l and m are updated and the O rows rescaled by exp(m_old - m_new); padded
- * rows are zeroed so the P V product can run on the whole tile. */
-static void online_update_c(const att *a, float *S, int64_t nr, float *m, float *l, float *O)
+/* Online softmax over the first nrp rows and ncp columns of a score tile,
+ * rows < nr real: S becomes P = exp(S - m_new), l and m are updated and the O
+ * rows rescaled by exp(m_old - m_new); padded rows are zeroed so the P V
+ * product can run on all nrp rows. */
+static void online_update_c(const att *a, float *S, int64_t nr, int64_t nrp, int64_t ncp, float *m, float *l, float *O)
 {
-    for (int64_t r = 0; r < BR; r++) {
-        float *s = S + r * BC, mx = r < nr ? row_max(s, BC) : -INFINITY, mnew = mx > m[r] ? mx : m[r];
+    for (int64_t r = 0; r < nrp; r++) {
+        float *s = S + r * BC, mx = r < nr ? row_max(s, ncp) : -INFINITY, mnew = mx > m[r] ? mx : m[r];
         if (r >= nr || mnew == -INFINITY) { /* padding, or nothing to attend yet */
-            memset(s, 0, sizeof(float) * BC);
+            memset(s, 0, sizeof(float) * ncp);
             continue;
         }
         float alpha = expf(m[r] - mnew);
-        l[r] = l[r] * alpha + exp_row_c(s, BC, mnew);
+        l[r] = l[r] * alpha + exp_row_c(s, ncp, mnew);
         m[r] = mnew;
         if (alpha != 1.0f)
             for (int64_t t = 0; t < a->dp; t++) O[r * a->dp + t] *= alpha;
     }
 }
 
-FD_AVX2 static void online_update_avx2(const att *a, float *S, int64_t nr, float *m, float *l, float *O)
+FD_AVX2 static void online_update_avx2(const att *a, float *S, int64_t nr, int64_t nrp, int64_t ncp, float *m,
+                                       float *l, float *O)
 {
-    for (int64_t r = 0; r < BR; r++) {
+    for (int64_t r = 0; r < nrp; r++) {
         float *s = S + r * BC;
         if (r >= nr) {
-            memset(s, 0, sizeof(float) * BC);
+            memset(s, 0, sizeof(float) * ncp);
             continue;
         }
         __m256 vm = _mm256_loadu_ps(s);
-        for (int64_t j = 8; j < BC; j += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(s + j));
+        for (int64_t j = 8; j < ncp; j += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(s + j));
         float mx = nn_hmax256(vm), mnew = mx > m[r] ? mx : m[r];
         if (mnew == -INFINITY) {
-            memset(s, 0, sizeof(float) * BC);
+            memset(s, 0, sizeof(float) * ncp);
             continue;
         }
         float alpha = expf(m[r] - mnew);
-        l[r] = l[r] * alpha + exp_row_avx2(s, BC, mnew);
+        l[r] = l[r] * alpha + exp_row_avx2(s, ncp, mnew);
         m[r] = mnew;
         if (alpha != 1.0f) {
             __m256 va = _mm256_set1_ps(alpha);
@@ -257,19 +266,20 @@ static void pack_all(const att *a, packs *p, const float *dO)
 static void forward_tile(const att *a, const packs *p, int64_t b, int64_t h, int64_t i0, float *ws, float *o,
                          float *lse)
 {
-    const int64_t dp = a->dp, nr = a->Nq - i0 < BR ? a->Nq - i0 : BR, bh = b * a->H + h;
+    const int64_t dp = a->dp, nr = a->Nq - i0 < BR ? a->Nq - i0 : BR, nrp = round_up(nr, MR), bh = b * a->H + h;
     float *Q = ws, *S = Q + BR * dp, *O = S + BR * BC, *m = O + BR * dp, *l = m + BR;
     microkernel mk = a->simd ? mk_avx2 : mk_c;
     pack_rows(a, a->q, a->Nq, b, h, i0, nr, a->scale, Q);
     memset(O, 0, sizeof(float) * BR * dp);
     for (int64_t r = 0; r < BR; r++) m[r] = -INFINITY, l[r] = 0;
     for (int64_t kb = 0; kb < p->nkb; kb++) {
-        int64_t j0 = kb * BC, nc = a->Nkt - j0 < BC ? a->Nkt - j0 : BC;
+        /* the last tiles are cut to whole micro-tiles: no work on padding beyond them */
+        int64_t j0 = kb * BC, nc = a->Nkt - j0 < BC ? a->Nkt - j0 : BC, ncp = round_up(nc, NR);
         size_t at = key_pack_at(a, p, bh, kb);
-        tile_gemm(mk, BR, BC, dp, Q, dp, p->kt + at, BC, S, BC, 0);
-        mask_scores(a, S, b, h, i0, nr, j0, nc);
-        (a->simd ? online_update_avx2 : online_update_c)(a, S, nr, m, l, O);
-        tile_gemm(mk, BR, dp, BC, S, BC, p->vp + at, dp, O, dp, 1);
+        tile_gemm(mk, nrp, ncp, dp, Q, dp, p->kt + at, BC, S, BC, 0);
+        mask_scores(a, S, b, h, i0, nr, j0, nc, ncp);
+        (a->simd ? online_update_avx2 : online_update_c)(a, S, nr, nrp, ncp, m, l, O);
+        tile_gemm(mk, nrp, dp, ncp, S, BC, p->vp + at, dp, O, dp, 1);
     }
     for (int64_t r = 0; r < nr; r++) {
         float inv = l[r] > 0 ? 1.0f / l[r] : 0.0f;
@@ -462,51 +472,55 @@ int fd_attention(fd_tensor *o, fd_tensor *lse, const fd_tensor *q, const fd_tens
 
 /* ---- backward ------------------------------------------------------------ */
 
-/* P = exp(S - lse) (0 for padded rows/keys and empty rows); dS = P * (dP - D).
- * On return S holds P and dP holds dS. */
-static void probs_and_dscores(const att *a, float *S, float *dP, const float *lse, const float *Dr, int64_t nr)
+/* P = exp(S - lse) (0 for padded rows/keys and empty rows); dS = P * (dP - D),
+ * over the first nrp rows and ncp columns. On return S holds P and dP holds dS. */
+static void probs_and_dscores(const att *a, float *S, float *dP, const float *lse, const float *Dr, int64_t nr,
+                              int64_t nrp, int64_t ncp)
 {
     float (*exprow)(float *, int64_t, float) = a->simd ? exp_row_avx2 : exp_row_c;
-    for (int64_t r = 0; r < BR; r++) {
+    for (int64_t r = 0; r < nrp; r++) {
         float *s = S + r * BC, *g = dP + r * BC;
         if (r >= nr || lse[r] == -INFINITY) {
-            memset(s, 0, sizeof(float) * BC);
-            memset(g, 0, sizeof(float) * BC);
+            memset(s, 0, sizeof(float) * ncp);
+            memset(g, 0, sizeof(float) * ncp);
             continue;
         }
-        exprow(s, BC, lse[r]);
-        for (int64_t j = 0; j < BC; j++) g[j] = s[j] * (g[j] - Dr[r]);
+        exprow(s, ncp, lse[r]);
+        for (int64_t j = 0; j < ncp; j++) g[j] = s[j] * (g[j] - Dr[r]);
     }
 }
 
-static void transpose_tile(const float *src, float *dst) /* [BR][BC] -> [BC][BR] */
+/* [nrp][ncp] of a [BR][BC] tile -> [ncp][nrp] of a [BC][BR] one */
+static void transpose_tile(const float *src, float *dst, int64_t nrp, int64_t ncp)
 {
-    for (int64_t r = 0; r < BR; r++)
-        for (int64_t j = 0; j < BC; j++) dst[j * BR + r] = src[r * BC + j];
+    for (int64_t r = 0; r < nrp; r++)
+        for (int64_t j = 0; j < ncp; j++) dst[j * BR + r] = src[r * BC + j];
 }
 
 /* dK, dV for the key block kb of (b, h), into dkf/dvf [B, Nkt, C]. */
 static void backward_kv(const att *a, const packs *p, int64_t b, int64_t h, int64_t kb, const float *lse,
                         const float *Dv, float *ws, float *dkf, float *dvf)
 {
-    const int64_t dp = a->dp, j0 = kb * BC, nc = a->Nkt - j0 < BC ? a->Nkt - j0 : BC, bh = b * a->H + h;
+    /* keys are the rows of the dK, dV products here: a multiple of MR and NR (BC is one) */
+    const int64_t dp = a->dp, j0 = kb * BC, nc = a->Nkt - j0 < BC ? a->Nkt - j0 : BC, ncp = round_up(nc, 3 * NR);
+    const int64_t bh = b * a->H + h;
     float *S = ws, *dP = S + BR * BC, *T = dP + BR * BC, *dK = T + BR * BC, *dV = dK + BC * dp;
     microkernel mk = a->simd ? mk_avx2 : mk_c;
     const float *Kt = p->kt + key_pack_at(a, p, bh, kb), *Vt = p->vt + key_pack_at(a, p, bh, kb);
     memset(dK, 0, sizeof(float) * BC * dp);
     memset(dV, 0, sizeof(float) * BC * dp);
     for (int64_t qt = 0; qt < p->nqt; qt++) {
-        int64_t i0 = qt * BR, nr = a->Nq - i0 < BR ? a->Nq - i0 : BR;
+        int64_t i0 = qt * BR, nr = a->Nq - i0 < BR ? a->Nq - i0 : BR, nrp = round_up(nr, MR);
         const float *Q = p->qp + query_pack_at(a, p, bh, qt), *G = p->gp + query_pack_at(a, p, bh, qt);
-        tile_gemm(mk, BR, BC, dp, Q, dp, Kt, BC, S, BC, 0);
-        mask_scores(a, S, b, h, i0, nr, j0, nc);
-        tile_gemm(mk, BR, BC, dp, G, dp, Vt, BC, dP, BC, 0);
+        tile_gemm(mk, nrp, ncp, dp, Q, dp, Kt, BC, S, BC, 0);
+        mask_scores(a, S, b, h, i0, nr, j0, nc, ncp);
+        tile_gemm(mk, nrp, ncp, dp, G, dp, Vt, BC, dP, BC, 0);
         const int64_t row = bh * a->Nq + i0;
-        probs_and_dscores(a, S, dP, lse + row, Dv + row, nr);
-        transpose_tile(S, T);
-        tile_gemm(mk, BC, dp, BR, T, BR, G, dp, dV, dp, 1);
-        transpose_tile(dP, T);
-        tile_gemm(mk, BC, dp, BR, T, BR, Q, dp, dK, dp, 1);
+        probs_and_dscores(a, S, dP, lse + row, Dv + row, nr, nrp, ncp);
+        transpose_tile(S, T, nrp, ncp);
+        tile_gemm(mk, ncp, dp, nrp, T, BR, G, dp, dV, dp, 1);
+        transpose_tile(dP, T, nrp, ncp);
+        tile_gemm(mk, ncp, dp, nrp, T, BR, Q, dp, dK, dp, 1);
     }
     for (int64_t j = 0; j < nc; j++)
         for (int64_t t = 0; t < a->d; t++) {
@@ -520,20 +534,21 @@ static void backward_kv(const att *a, const packs *p, int64_t b, int64_t h, int6
 static void backward_q(const att *a, const packs *p, int64_t b, int64_t h, int64_t qt, const float *lse,
                        const float *Dv, float *ws, float *dq)
 {
-    const int64_t dp = a->dp, i0 = qt * BR, nr = a->Nq - i0 < BR ? a->Nq - i0 : BR, bh = b * a->H + h;
+    const int64_t dp = a->dp, i0 = qt * BR, nr = a->Nq - i0 < BR ? a->Nq - i0 : BR, nrp = round_up(nr, MR);
+    const int64_t bh = b * a->H + h;
     float *S = ws, *dP = S + BR * BC, *dQ = dP + BR * BC;
     microkernel mk = a->simd ? mk_avx2 : mk_c;
     const int64_t row = bh * a->Nq + i0;
     const float *Q = p->qp + query_pack_at(a, p, bh, qt), *G = p->gp + query_pack_at(a, p, bh, qt);
     memset(dQ, 0, sizeof(float) * BR * dp);
     for (int64_t kb = 0; kb < p->nkb; kb++) {
-        int64_t j0 = kb * BC, nc = a->Nkt - j0 < BC ? a->Nkt - j0 : BC;
+        int64_t j0 = kb * BC, nc = a->Nkt - j0 < BC ? a->Nkt - j0 : BC, ncp = round_up(nc, NR);
         size_t at = key_pack_at(a, p, bh, kb);
-        tile_gemm(mk, BR, BC, dp, Q, dp, p->kt + at, BC, S, BC, 0);
-        mask_scores(a, S, b, h, i0, nr, j0, nc);
-        tile_gemm(mk, BR, BC, dp, G, dp, p->vt + at, BC, dP, BC, 0);
-        probs_and_dscores(a, S, dP, lse + row, Dv + row, nr);
-        tile_gemm(mk, BR, dp, BC, dP, BC, p->kp + at, dp, dQ, dp, 1);
+        tile_gemm(mk, nrp, ncp, dp, Q, dp, p->kt + at, BC, S, BC, 0);
+        mask_scores(a, S, b, h, i0, nr, j0, nc, ncp);
+        tile_gemm(mk, nrp, ncp, dp, G, dp, p->vt + at, BC, dP, BC, 0);
+        probs_and_dscores(a, S, dP, lse + row, Dv + row, nr, nrp, ncp);
+        tile_gemm(mk, nrp, dp, ncp, dP, BC, p->kp + at, dp, dQ, dp, 1);
     }
     for (int64_t r = 0; r < nr; r++)
         for (int64_t t = 0; t < a->d; t++)
