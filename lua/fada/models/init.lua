@@ -20,9 +20,8 @@
 --   m:named_parameters()                         -- the trainable ones (a frozen VAE is left out)
 -- In eval mode (models.load gives one) every call runs without autograd
 -- recording; in train mode the same calls record for fada.autograd. At
--- inference q/k/v come from one stacked GEMM and attention with many keys
--- goes through batched GEMMs + softmax (nn.Attention.attend); training uses
--- the flash kernel and its backward.
+-- inference q/k/v come from one stacked GEMM; attention is the flash kernel
+-- (nn.Attention.attend) in both modes.
 --
 -- Architecture (keys of the config in brackets):
 -- * E, frozen [latent]: 's2d' = space-to-depth by `factor` (mini: 2, 64x64 RGB ->
