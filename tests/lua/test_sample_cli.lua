@@ -11,6 +11,9 @@ local dir = sh.temp_dir()
 local model = dir .. '/tiny.safetensors'
 models.save(models.FadaModel(models.config('tiny')), model, {note = 'random init, for tests'})
 local wav = dir .. '/speech.wav'
+local ckpt = dir .. '/run-checkpoint.safetensors' -- what a training run writes, not a model
+local tiny = models.FadaModel(models.config('tiny'))
+require('fada.train.checkpoint').save(ckpt, {model = tiny, config = tiny.config, step = 12})
 fada.audio.save(wav, fada.randn(8000, fada.Generator(1)) * 0.1, 16000) -- 0.5 s
 
 test('a tiny teacher makes an MP4 with one video and one audio stream', function()
@@ -36,6 +39,7 @@ test('bad input: a clear message, exit code 1 or 2, no video left behind', funct
     {('--model %q --audio %q --noise-share 1.5'):format(model, wav), '--noise-share must be a number in [0, 1]'},
     {('--model %q --audio %q --stepz 3'):format(model, wav), 'unknown flag --stepz'},
     {('--model %q --audio %q'):format(wav, wav), wav},
+    {('--model %q --audio %q'):format(ckpt, wav), 'is a training checkpoint (step 12'},
   }
   for _, c in ipairs(cases) do
     local out, code = run(c[1] .. (' --out %q'):format(out_path))

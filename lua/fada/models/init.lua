@@ -393,6 +393,11 @@ function models.load(path, opts)
   if type(config) ~= 'table' then
     error(('models.load: %s has no model config in its metadata (not saved by models.save)'):format(path), 2)
   end
+  if config.checkpoint and config.model then -- a training checkpoint (train/checkpoint.lua)
+    error(('models.load: %s is a training checkpoint (step %s: weights, EMA, optimiser state), not a model; '
+      .. 'export its EMA weights first: fadalua scripts/train_teacher.lua --out <its run folder> --export model.safetensors '
+      .. '(distill_student.lua for a student run)'):format(path, tostring(config.checkpoint.step)), 2)
+  end
   local okb, m = pcall(FadaModel, config)
   if not okb then error(('models.load: %s: cannot build the stored config: %s'):format(path, tostring(m)), 2) end
   local okl, err = pcall(m.load_state_dict, m, tensors)
