@@ -133,12 +133,7 @@ function M.sample(o)
   local t_start = fada.clock()
   if opts.threads then fada.set_num_threads(opts.threads) end
   local models = require 'fada.models'
-  local model = opts.model
-  if type(model) ~= 'table' then
-    local ok, m = pcall(models.load, opts.model)
-    if not ok then fail('sample: %s', (tostring(m):gsub('^[^%s]-%.lua:%d+: ', ''))) end -- no Lua position in the message
-    model = m
-  end
+  local model = type(opts.model) == 'table' and opts.model or models.load(opts.model)
   local mc = model.config
   if (opts.mode == 'fast' or opts.mode == 'balanced') and not mc.student then
     fail("sample: --mode %s needs a distilled student checkpoint; '%s' is a teacher (use --mode teacher)",

@@ -337,10 +337,4 @@ test('attention over few keys (the temporal path) matches the reference kernel',
     o.mask = mask:to('bool')
     assert_close(fada.ops.attention(q, k, v, o), fada.ops.ref.attention(q, k, v, o):to('f32'), 1e-5, 1e-4, 'masked')
   end
-  -- the models' attention (nn.Attention.attend, no autograd recording) equals the kernel
-  local nnm = require 'fada.nn'
-  local q, k, v = fada.randn(2, 70, 48, g), fada.randn(2, 40, 48, g), fada.randn(2, 40, 48, g)
-  local ek, ev = fada.randn(1, 30, 48, g), fada.randn(1, 30, 48, g)
-  assert_close(nnm.Attention.attend(q, k, v, 3, ek, ev), fada.ops.attention(q, k, v, {heads = 3, extra_k = ek, extra_v = ev}),
-    1e-5, 1e-4, 'nn.Attention.attend')
 end)

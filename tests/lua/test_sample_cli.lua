@@ -45,6 +45,7 @@ test('bad input: a clear message, exit code 1 or 2, no video left behind', funct
     local out, code = run(c[1] .. (' --out %q'):format(out_path))
     assert(code ~= 0, 'exit 0 for: ' .. c[1])
     assert(out:find(c[2], 1, true), ('expected %q in: %s'):format(c[2], out))
+    assert(not out:find('%.lua:%d+:'), 'a Lua file position in the message: ' .. out)
     assert(not exists(out_path), 'a video was left behind for: ' .. c[1])
   end
 end)

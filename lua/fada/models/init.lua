@@ -386,24 +386,25 @@ function models.save(m, path, metadata, opts)
 end
 
 -- models.load(path, {dtype = 'f32'}) -> model in eval mode (m.metadata holds the metadata)
+-- Its errors are about the file, so they carry no Lua position (level 0).
 function models.load(path, opts)
   opts = opts or {}
   local ok, tensors, meta, config = pcall(fada.safetensors.load, path, {dtype = opts.dtype or 'f32'})
-  if not ok then error(('models.load: %s'):format(tostring(tensors)), 2) end
+  if not ok then error(('models.load: %s'):format(tostring(tensors)), 0) end
   if type(config) ~= 'table' then
-    error(('models.load: %s has no model config in its metadata (not saved by models.save)'):format(path), 2)
+    error(('models.load: %s has no model config in its metadata (not saved by models.save)'):format(path), 0)
   end
   if config.checkpoint and config.model then -- a training checkpoint (train/checkpoint.lua)
     error(('models.load: %s is a training checkpoint (step %s: weights, EMA, optimiser state), not a model; '
       .. 'export its EMA weights first: fadalua scripts/train_teacher.lua --out <its run folder> --export model.safetensors '
-      .. '(distill_student.lua for a student run)'):format(path, tostring(config.checkpoint.step)), 2)
+      .. '(distill_student.lua for a student run)'):format(path, tostring(config.checkpoint.step)), 0)
   end
   local okb, m = pcall(FadaModel, config)
-  if not okb then error(('models.load: %s: cannot build the stored config: %s'):format(path, tostring(m)), 2) end
+  if not okb then error(('models.load: %s: cannot build the stored config: %s'):format(path, tostring(m)), 0) end
   local okl, err = pcall(m.load_state_dict, m, tensors)
   if not okl then
     error(('models.load: %s: the stored config does not match the tensors: %s'):format(path,
-      tostring(err):gsub('^.-load_state_dict: ', '')), 2)
+      tostring(err):gsub('^.-load_state_dict: ', '')), 0)
   end
   m.metadata = meta
   m:eval()
