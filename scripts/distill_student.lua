@@ -57,14 +57,17 @@ local resuming = run.file_exists(ckpt_path)
 -- ---- models --------------------------------------------------------------------------------
 
 local student
+local stored_digest -- the teacher's bytes the run was distilled from (models.digest)
 if resuming then -- the run's own config (with its teacher path) wins
   local _, _, stored = fada.safetensors.header(ckpt_path)
-  if stored and stored.checkpoint and stored.checkpoint.info and not opts.export then
-    opts.teacher = stored.checkpoint.info.teacher or opts.teacher
+  local info = stored and stored.checkpoint and stored.checkpoint.info
+  if info and not opts.export then
+    opts.teacher = info.teacher or opts.teacher
+    stored_digest = info.teacher_digest
   end
   student = models.FadaModel(stored.model)
 end
-local teacher
+local teacher, teacher_digest
 if not opts.export then
   if not run.file_exists(opts.teacher) then
     die(("no teacher at '%s': train one (scripts/train_teacher.lua, then --export) or give --teacher PATH"):format(
@@ -72,7 +75,12 @@ if not opts.export then
   end
   local ok, m = pcall(models.load, opts.teacher)
   if not ok then die(tostring(m)) end
-  teacher = m
+  teacher, teacher_digest = m, models.digest(opts.teacher)
+  -- a teacher file replaced under a run (a new export) would change its targets halfway
+  if stored_digest and stored_digest ~= teacher_digest then
+    die(("%s was distilled from other weights than '%s' holds now (%s, now %s): restore that teacher, or start "
+      .. "a new run with another --out"):format(ckpt_path, opts.teacher, stored_digest, teacher_digest))
+  end
   if teacher.config.student then die(("'%s' is a student; --teacher needs a teacher checkpoint"):format(opts.teacher)) end
   teacher:eval()
   student = student or models.student_from(teacher, {token_dim = opts.token_dim})
@@ -103,15 +111,15 @@ if not opts.export then
   if use_moderate then moderate = open_data(opts.data_moderate, opts.seed + 1) end
 end
 
-local step, seconds_before = 0, 0
+local step, seconds_before, info = 0, 0, {}
 if resuming then
   local gens = {noise = noise_gen}
   if hq then gens.data = hq.generator end
   if moderate then gens.data_moderate = moderate.generator end
   local st = checkpoint.load(ckpt_path, {model = student, optimizer = opt, ema = ema, generators = gens})
-  step = st.step
-  seconds_before = tonumber(st.info.train_seconds) or 0
-  mixer:load_state(st.info.mixer)
+  step, info = st.step, st.info
+  seconds_before = tonumber(info.train_seconds) or 0
+  mixer:load_state(info.mixer)
   print(('resuming %s at step %d (%.1f h so far)'):format(ckpt_path, step, seconds_before / 3600))
 end
 
@@ -121,6 +129,7 @@ if opts.export then
   models.save(student, opts.export, {trained_steps = tostring(step), student_steps = tostring(opts.student_steps),
                                      weights = opts.export_raw and 'raw' or ('EMA %g'):format(opts.ema),
                                      train_hours = ('%.2f'):format(seconds_before / 3600),
+                                     teacher = info.teacher, teacher_digest = info.teacher_digest,
                                      command = 'fadalua scripts/distill_student.lua ' .. table.concat(arg, ' ')},
               {dtype = 'f16'})
   print(('exported the %s student weights at step %d to %s'):format(opts.export_raw and 'raw' or 'EMA', step, opts.export))
@@ -190,7 +199,8 @@ local function save()
   local gens = {data = hq.generator, noise = noise_gen}
   if moderate then gens.data_moderate = moderate.generator end
   checkpoint.save(ckpt_path, {model = student, optimizer = opt, ema = ema, config = cfg, generators = gens, step = step,
-                              info = {teacher = opts.teacher, data = opts.data, data_moderate = opts.data_moderate,
+                              info = {teacher = opts.teacher, teacher_digest = teacher_digest, data = opts.data,
+                                      data_moderate = opts.data_moderate,
                                       mixer = mixer:state(), student_steps = tostring(opts.student_steps),
                                       train_seconds = seconds_before + fada.clock() - t_start}})
   plot()

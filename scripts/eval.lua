@@ -72,21 +72,8 @@ local model = models.load(opts.model)
 -- The resume journal (CSV.partial): one line per finished (setting, clip), keyed by
 -- everything that decides its numbers, the model's bytes included (exports of one
 -- architecture all have the same size), so a rerun of the same command skips them.
-local function model_digest(path)
-  local fh = assert(io.open(path, 'rb'))
-  local h, size = 0, 0
-  while true do
-    local chunk = fh:read(1 << 20)
-    if not chunk then break end
-    size = size + #chunk
-    local head = chunk:sub(1, 4096)
-    for i = 1, #head - 7, 8 do h = (h * 1099511628211 + string.unpack('<i8', head, i)) & 0x7fffffffffffffff end
-  end
-  fh:close()
-  return ('%d:%x'):format(size, h)
-end
 local journal = {path = opts.csv and opts.csv .. '.partial', rows = {}, reused = 0}
-local digest = journal.path and model_digest(opts.model)
+local digest = journal.path and models.digest(opts.model)
 local function row_key(label, steps, w_ref, w_audio, clip)
   return table.concat({digest, opts.mode, label, steps, w_ref, w_audio, opts.sampler, opts.cfg_schedule, opts.seed,
                        opts.seconds, opts.noise_share, clip}, '|')

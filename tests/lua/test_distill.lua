@@ -118,12 +118,30 @@ test('--export writes a student that sample.lua --mode fast runs at 1 NFE per st
   local m = models.load(path)
   assert(m.config.student, 'the export is a student')
   assert_eq(m.metadata.trained_steps, '5')
+  assert_eq(m.metadata.teacher_digest, models.digest(teacher_path), 'the export names the bytes of its teacher')
   local wav = dir .. '/speech.wav'
   fada.audio.save(wav, fada.randn(8000, fada.Generator(1)) * 0.1, 16000) -- 0.5 s
   out, code = sh.script('sample', ('--no-progress --model %q --mode fast --steps 2 --audio %q --out %q --threads 1'):format(
     path, wav, dir .. '/fast.mp4'))
   assert_eq(code, 0, out)
   assert(out:find('mode fast, 2 steps x 1 NFE per step', 1, true), out)
+end)
+
+test('a teacher file replaced under a run stops its resume and leaves the checkpoint as it was', function()
+  local swapped = dir .. '/swapped-teacher.safetensors'
+  local m = models.load(teacher_path)
+  models.save(m, swapped)
+  local args = ('--teacher %q --data %q --data-moderate none --batch 2 --threads 1 --no-prefetch --substeps 1 '
+    .. '--student-steps 2 --out %q'):format(swapped, data, dir .. '/swap')
+  local out, code = sh.script('distill_student', args .. ' --steps 1')
+  assert_eq(code, 0, out)
+  local ckpt = dir .. '/swap/checkpoint.safetensors'
+  local before = sh.slurp(ckpt)
+  models.save(m, swapped, nil, {dtype = 'f16'}) -- a new export at the same path
+  out, code = sh.script('distill_student', args .. ' --steps 2')
+  assert_eq(code, 2, out)
+  assert(out:find('was distilled from other weights than', 1, true), out)
+  assert(sh.slurp(ckpt) == before, 'the checkpoint is untouched')
 end)
 
 test('bad input: a missing teacher, a student as teacher, bad ranges', function()

@@ -17,6 +17,7 @@
 --                                                -- (F is taken from x: n·B·F rows; cfg.clip_frames is the default)
 --   models.flops(cfg_or_model) -> FLOPs of one frame's denoiser pass (measured by counting ops)
 --   models.student_from(teacher, {token_dim = 64}) -> a student holding the teacher's weights
+--   models.digest(path) -> 'size:hash' of a weights file (resume journals, a student's teacher)
 --   m:named_parameters()                         -- the trainable ones (a frozen VAE is left out)
 -- In eval mode (models.load gives one) every call runs without autograd
 -- recording; in train mode the same calls record for fada.autograd. At
@@ -409,6 +410,24 @@ function models.load(path, opts)
   m.metadata = meta
   m:eval()
   return m
+end
+
+-- models.digest(path) -> 'size:hash' of a weights file, to tell two exports apart
+-- (exports of one architecture all have the same size): a hash of the first 4 KiB
+-- of every MiB, so a 17-MB model is read once, cheaply. Not a cryptographic hash.
+function models.digest(path)
+  local fh, err = io.open(path, 'rb')
+  if not fh then error(('models.digest: %s'):format(err), 0) end
+  local h, size = 0, 0
+  while true do
+    local chunk = fh:read(1 << 20)
+    if not chunk then break end
+    size = size + #chunk
+    local head = chunk:sub(1, 4096)
+    for i = 1, #head - 7, 8 do h = (h * 1099511628211 + string.unpack('<i8', head, i)) & 0x7fffffffffffffff end
+  end
+  fh:close()
+  return ('%d:%x'):format(size, h)
 end
 
 -- ---- FLOPs ------------------------------------------------------------------------------------
