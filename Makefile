@@ -48,8 +48,10 @@ TRAIN_ENV = OMP_WAIT_POLICY=PASSIVE
 teacher: build
 	@[ -f data/avatars/hq-train/manifest.jsonl ] || $(BUILD)/fadalua scripts/make_dataset.lua --clips 300 --size 64 --jobs 2
 	@$(TRAIN_ENV) $(BUILD)/fadalua scripts/train_teacher.lua --data data/avatars/hq-train --out runs/teacher --steps 4000 --batch 4 --ckpt-every 50
-	@# the shipped run went on from its step 4000 with the cosine stretched to 8000 steps (weights/fada-teacher.md)
+	@# the shipped run went on from its step 4000 with the cosine stretched to 8000 steps, then from
+	@# 8000 with it stretched to 10000 (weights/fada-teacher.md)
 	@$(TRAIN_ENV) $(BUILD)/fadalua scripts/train_teacher.lua --data data/avatars/hq-train --out runs/teacher --steps 8000 --batch 4 --ckpt-every 50
+	@$(TRAIN_ENV) $(BUILD)/fadalua scripts/train_teacher.lua --data data/avatars/hq-train --out runs/teacher --steps 10000 --batch 4 --ckpt-every 50
 	@$(BUILD)/fadalua scripts/train_teacher.lua --out runs/teacher --export weights/fada-teacher.safetensors
 
 student: build
