@@ -57,14 +57,11 @@ local resuming = run.file_exists(ckpt_path)
 -- ---- models --------------------------------------------------------------------------------
 
 local student
-local stored_digest -- the teacher's bytes the run was distilled from (models.digest)
+local info = {} -- the run's checkpoint info: teacher path and digest, mixer, seconds
 if resuming then -- the run's own config (with its teacher path) wins
   local _, _, stored = fada.safetensors.header(ckpt_path)
-  local info = stored and stored.checkpoint and stored.checkpoint.info
-  if info and not opts.export then
-    opts.teacher = info.teacher or opts.teacher
-    stored_digest = info.teacher_digest
-  end
+  info = stored and stored.checkpoint and stored.checkpoint.info or {}
+  if not opts.export then opts.teacher = info.teacher or opts.teacher end
   student = models.FadaModel(stored.model)
 end
 local teacher, teacher_digest
@@ -77,9 +74,9 @@ if not opts.export then
   if not ok then die(tostring(m)) end
   teacher, teacher_digest = m, models.digest(opts.teacher)
   -- a teacher file replaced under a run (a new export) would change its targets halfway
-  if stored_digest and stored_digest ~= teacher_digest then
+  if info.teacher_digest and info.teacher_digest ~= teacher_digest then
     die(("%s was distilled from other weights than '%s' holds now (%s, now %s): restore that teacher, or start "
-      .. "a new run with another --out"):format(ckpt_path, opts.teacher, stored_digest, teacher_digest))
+      .. "a new run with another --out"):format(ckpt_path, opts.teacher, info.teacher_digest, teacher_digest))
   end
   if teacher.config.student then die(("'%s' is a student; --teacher needs a teacher checkpoint"):format(opts.teacher)) end
   teacher:eval()
@@ -111,15 +108,15 @@ if not opts.export then
   if use_moderate then moderate = open_data(opts.data_moderate, opts.seed + 1) end
 end
 
-local step, seconds_before, info = 0, 0, {}
+local step, seconds_before = 0, 0
 if resuming then
   local gens = {noise = noise_gen}
   if hq then gens.data = hq.generator end
   if moderate then gens.data_moderate = moderate.generator end
   local st = checkpoint.load(ckpt_path, {model = student, optimizer = opt, ema = ema, generators = gens})
-  step, info = st.step, st.info
-  seconds_before = tonumber(info.train_seconds) or 0
-  mixer:load_state(info.mixer)
+  step = st.step
+  seconds_before = tonumber(st.info.train_seconds) or 0
+  mixer:load_state(st.info.mixer)
   print(('resuming %s at step %d (%.1f h so far)'):format(ckpt_path, step, seconds_before / 3600))
 end
 
