@@ -7,7 +7,8 @@ FUZZ_BUILD ?= build-fuzz
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all setup setup-test build build-test build-asan build-fuzz demo test test-asan test-fuzz teacher student clean
+.PHONY: all setup setup-test build build-test build-asan build-fuzz demo test test-asan test-fuzz teacher student \
+        student-ablations clean
 
 all: build
 
@@ -35,9 +36,10 @@ build-fuzz: setup-test
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFADA_FUZZ=ON $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_safetensors fuzz_png fuzz_audio
 
-# The main job on the shipped example.
+# The main job on the shipped example: FADA-Fast (make demo DEMO_ARGS='--mode teacher' for the teacher).
+DEMO_ARGS ?=
 demo: build
-	@$(BUILD)/fadalua scripts/demo.lua
+	@$(BUILD)/fadalua scripts/demo.lua $(DEMO_ARGS)
 
 # The shipped weights from a clean clone, as they were made (hours on 2 cores;
 # rerunning resumes from runs/<name>/checkpoint.safetensors). Data first when
@@ -58,6 +60,24 @@ student: build
 	@[ -f data/avatars/moderate-train/manifest.jsonl ] || $(BUILD)/fadalua scripts/make_dataset.lua --clips 300 --size 64 --jobs 2 --tier moderate
 	@$(TRAIN_ENV) $(BUILD)/fadalua scripts/distill_student.lua --teacher weights/fada-teacher.safetensors --out runs/student
 	@$(BUILD)/fadalua scripts/distill_student.lua --out runs/student --export weights/fada-student.safetensors
+
+# The ablations of the student's card: the shipped recipe with one part changed, each cut at
+# step ABLATION_STEPS of the same 1200-step schedule (--stop-at), beside the recipe itself cut there
+# (runs/ablation-full: the shipped run's first ABLATION_STEPS steps, step for step). Exports go to
+# runs/ablations/NAME.safetensors for scripts/compare.lua --ablations.
+ABLATION_STEPS ?= 300
+ABLATIONS = full: no-gt:--gt-share=0 no-moderate:--data-moderate=none fixed-mixer:--mixer=fixed \
+            default-scales:--w-ref=2,2:--w-audio=3.5,3.5
+student-ablations: build
+	@[ -f data/avatars/moderate-train/manifest.jsonl ] || $(BUILD)/fadalua scripts/make_dataset.lua --clips 300 --size 64 --jobs 2 --tier moderate
+	@[ -f data/avatars/hq-train/manifest.jsonl ] || $(BUILD)/fadalua scripts/make_dataset.lua --clips 300 --size 64 --jobs 2
+	@mkdir -p runs/ablations; for a in $(ABLATIONS); do \
+	  name=$${a%%:*}; flags=$$(echo "$${a#*:}" | tr ':' ' '); \
+	  $(TRAIN_ENV) $(BUILD)/fadalua scripts/distill_student.lua --teacher weights/fada-teacher.safetensors \
+	    --out runs/ablation-$$name --stop-at $(ABLATION_STEPS) $$flags || exit 1; \
+	  $(BUILD)/fadalua scripts/distill_student.lua --out runs/ablation-$$name \
+	    --export runs/ablations/$$name.safetensors || exit 1; \
+	done
 
 # The whole suite, then the fast suites again under AddressSanitizer + UBSan,
 # then each fuzzer for a bounded time (FADA_FUZZ_SECONDS, 30 s by default).

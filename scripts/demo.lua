@@ -1,7 +1,11 @@
 -- make demo: the main job on the shipped example.
 --
--- With a trained teacher in weights/ this runs scripts/sample.lua on
--- examples/portrait.png + examples/speech.wav. Until one is shipped it does
+-- With the distilled student in weights/ this runs FADA-Fast (6 steps x 1 pass)
+-- on examples/portrait.png + examples/speech.wav and prints the real-time
+-- factor; --mode balanced or --mode teacher runs the others (the teacher with
+-- weights/fada-teacher.safetensors, 25 steps x 3 passes), and --sheet PNG draws
+-- the three side by side on the example's first --seconds. Without a student it
+-- runs the teacher; without a teacher either it does
 -- the most complete real job there is: the synthetic talking avatar of the
 -- example identity, driven by the example speech through the fixed audio ->
 -- mouth mapping the models are trained to follow, written as an MP4 with the
@@ -13,11 +17,20 @@ local cli = require 'fada.cli'
 local opts = cli.parse(arg, {
   usage = 'usage: fadalua scripts/demo.lua [flags]',
   about = 'Runs the main job on the shipped example (see the comment at the top of this file).',
-  {'weights', 'string', 'weights/fada-teacher.safetensors', 'teacher checkpoint used when it exists'},
+  {'mode', 'string', 'fast', 'fast | balanced (the student) | teacher'},
+  {'weights', 'string', 'weights/fada-teacher.safetensors', 'teacher checkpoint'},
+  {'student', 'string', 'weights/fada-student.safetensors', 'distilled student checkpoint'},
   {'out', 'string', 'out/demo.mp4', 'output video'},
+  {'sheet', 'string', nil, 'instead: teacher, Balanced and Fast frames side by side in this PNG'},
+  {'seconds', 'number', 2, 'speech used for --sheet'},
   {'threads', 'int', nil, 'compute threads (default: all cores)'},
 })
 if opts.threads then fada.set_num_threads(opts.threads) end
+local function die(msg) io.stderr:write('demo: ', msg, '\n'); os.exit(2) end
+if opts.mode ~= 'fast' and opts.mode ~= 'balanced' and opts.mode ~= 'teacher' then
+  die(("--mode must be fast, balanced or teacher, got '%s'"):format(opts.mode))
+end
+if opts.seconds <= 0 then die('--seconds must be > 0') end
 
 local function exists(p) local f = io.open(p, 'rb'); if f then f:close() end; return f ~= nil end
 
@@ -36,12 +49,69 @@ local function score(frames, samples, sr)
     sheet_path))
 end
 
-if exists(opts.weights) then
+-- Teacher, Balanced and Fast on the example's first --seconds: their frames in
+-- rows (the same frames of each), and what each cost.
+local function modes_sheet()
+  local pipeline = require 'fada.pipeline'
+  local figures = require 'fada.figures'
+  local sr = 16000
+  local samples = fada.audio.load('examples/speech.wav', {sample_rate = sr})
+  samples = samples:narrow(1, 1, math.min(samples:size(1), math.floor(opts.seconds * sr)))   -- f32 [L]
+  local runs = {{label = 'teacher 25 x 3', model = opts.weights, mode = 'teacher'},
+                {label = 'FADA-Balanced 6 x 3', model = opts.student, mode = 'balanced'},
+                {label = 'FADA-Fast 6 x 1', model = opts.student, mode = 'fast'}}
+  local rows, tiles = {}, {}
+  local count = 8
+  local stride
+  for _, r in ipairs(runs) do
+    local frames = {}
+    local res = pipeline.sample{model = r.model, mode = r.mode, audio = {samples = samples, sample_rate = sr},
+                                out = false, on_clip = function(_, f) frames[#frames + 1] = f end}
+    local video = fada.cat(frames, 1):narrow(1, 1, res.frames)                -- [T, 3, S, S]
+    stride = stride or math.max(1, res.frames // count)
+    for k = 1, count do tiles[#tiles + 1] = video:select(1, math.min(res.frames, 1 + (k - 1) * stride)) end
+    rows[#rows + 1] = {label = r.label, steps = res.steps, nfe_per_step = res.nfe_per_step,
+                       seconds_per_frame = res.seconds_per_frame, realtime_factor = res.realtime_factor}
+  end
+  return {image = figures.grid(tiles, count), rows = rows, stride = stride,
+          order = 'teacher 25 x 3, FADA-Balanced 6 x 3, FADA-Fast 6 x 1'}
+end
+
+if opts.sheet then
+  if not exists(opts.weights) or not exists(opts.student) then
+    die(('--sheet needs the teacher (%s) and the student (%s)'):format(opts.weights, opts.student))
+  end
+  local sheet = modes_sheet()
+  local dir = opts.sheet:match('^(.*)/[^/]*$')
+  if dir then os.execute(('mkdir -p %q'):format(dir)) end
+  fada.image.save(opts.sheet, sheet.image)
+  for _, r in ipairs(sheet.rows) do
+    print(('demo: %-24s %2d steps x %d NFE, %.3f s per frame (real-time factor %.2f)'):format(r.label, r.steps,
+      r.nfe_per_step, r.seconds_per_frame, r.realtime_factor))
+  end
+  print(('demo: wrote %s (rows top to bottom: %s; every %d-th frame)'):format(opts.sheet, sheet.order, sheet.stride))
+  return
+end
+
+local model = opts.mode == 'teacher' and opts.weights or opts.student
+if opts.mode == 'fast' and not exists(opts.student) and exists(opts.weights) then
+  print(('demo: no distilled student at %s yet (make student); running the teacher'):format(opts.student))
+  model, opts.mode = opts.weights, 'teacher'
+end
+if opts.mode == 'balanced' and not exists(opts.student) then die(('no distilled student at %s (make student)'):format(opts.student)) end
+if exists(model) then
   local pipeline = require 'fada.pipeline'
   local frames = {}
-  local res = pipeline.sample{model = opts.weights, out = opts.out, on_clip = function(_, f) frames[#frames + 1] = f end}
-  print(('demo: wrote %s (%d frames, %.1f s, real-time factor %.2f)'):format(res.out, res.frames, res.seconds,
-    res.realtime_factor))
+  local res = pipeline.sample{model = model, mode = opts.mode, out = opts.out,
+                              on_clip = function(_, f) frames[#frames + 1] = f end}
+  local speech_s = res.frames / 25
+  print(('demo: wrote %s with %s (%s, %d steps x %.0f NFE): %d frames = %.1f s of video in %.1f s, real-time factor %.2f '
+    .. '(%s)'):format(res.out, model, opts.mode, res.steps, res.nfe_per_step, res.frames, speech_s, res.seconds,
+    res.realtime_factor, res.realtime_factor <= 1 and 'faster than real time' or
+    ('%.1fx slower than real time'):format(res.realtime_factor)))
+  if opts.mode ~= 'teacher' then
+    print('demo: the teacher is one flag away: build/fadalua scripts/demo.lua --mode teacher (25 steps x 3 passes)')
+  end
   local sr = 16000
   score(fada.cat(frames, 1):narrow(1, 1, res.frames), fada.audio.load(pipeline.defaults.audio, {sample_rate = sr}), sr)
   return

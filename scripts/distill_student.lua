@@ -1,5 +1,5 @@
 -- Distils the FADA student from a trained teacher: mixed-supervised multi-CFG
--- distillation with learnable CFG tokens (../shared/DESIGN.md §2).
+-- distillation with learnable CFG tokens (docs/distillation.md).
 local fada = require 'fada'
 local cli = require 'fada.cli'
 local F = require 'fada.F'
@@ -34,6 +34,9 @@ local opts = cli.parse(arg, run.flags({
   {'w_audio', 'string', '1,6', 'range of the audio scale drawn per step (lo,hi)'},
   {'gt_share', 'number', 0.3, "the ground-truth term's share in the adaptive mixer (0..1)"},
   {'token_dim', 'int', 64, 'width of the CFG tokens'},
+  {'time_control', 'bool', true, 'the token mix also joins the time embedding (every ResBlock sees the scales with t)'},
+  {'mixer', 'string', 'adaptive', "how the two losses combine: 'adaptive' (each over its running mean) or 'fixed' "
+                                  .. '((1 - share)·distill + share·gt)'},
 }, {steps = 1200, lr = 1e-4, warmup = 100, ema = 0.995, ckpt_every = 50}))
 
 local function die(msg) io.stderr:write('distill_student: ', msg, '\n'); os.exit(2) end
@@ -49,6 +52,9 @@ if opts.substeps < 1 then die('--substeps must be at least 1') end
 if opts.student_steps < 1 or opts.student_steps > 1000 then die('--student-steps must be in 1..1000') end
 if opts.gt_share < 0 or opts.gt_share > 1 then die('--gt-share must be in [0, 1]') end
 if opts.p_moderate < 0 or opts.p_moderate > 1 then die('--p-moderate must be in [0, 1]') end
+if opts.mixer ~= 'adaptive' and opts.mixer ~= 'fixed' then
+  die(("--mixer must be 'adaptive' or 'fixed', got '%s'"):format(opts.mixer))
+end
 
 run.setup(opts)
 local ckpt_path = opts.out .. '/checkpoint.safetensors'
@@ -80,7 +86,7 @@ if not opts.export then
   end
   if teacher.config.student then die(("'%s' is a student; --teacher needs a teacher checkpoint"):format(opts.teacher)) end
   teacher:eval()
-  student = student or models.student_from(teacher, {token_dim = opts.token_dim})
+  student = student or models.student_from(teacher, {token_dim = opts.token_dim, time_control = opts.time_control})
 end
 student:train()
 local cfg = student.config
@@ -89,7 +95,7 @@ local opt = optim.AdamW(params, {lr = opts.lr, weight_decay = opts.weight_decay}
 local ema = optim.EMA(params, opts.ema)
 local lr_at = optim.warmup_cosine(opts.lr, opts.warmup, opts.steps, 0.1)
 local noise_gen = fada.Generator(opts.seed * 1000 + 11)
-local mixer = distill.LossMixer{share = opts.gt_share}
+local mixer = distill.LossMixer{share = opts.gt_share, fixed = opts.mixer == 'fixed'}
 local sched = schedule.for_model(cfg)
 local grid = sched:timesteps(opts.student_steps, 'trailing')
 local Fr, Mf, S = cfg.clip_frames, cfg.motion_frames, cfg.image_size

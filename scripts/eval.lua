@@ -9,7 +9,7 @@ local cli = require 'fada.cli'
 local models = require 'fada.models'
 local pipeline = require 'fada.pipeline'
 local metrics = require 'fada.metrics'
-local clips = require 'fada.metrics.clips'
+local heldout = require 'fada.metrics.heldout'
 local stats = require 'fada.metrics.stats'
 local progress = require 'fada.progress'
 
@@ -23,7 +23,7 @@ One row per (steps, w_ref:w_audio) setting, plus the ground truth itself (the ce
 The first setting is checked against the teacher's targets (corr >= 0.8 at offset 0 +-1 and
 within 0.1 of the ceiling; identity error <= 2x the ceiling).]],
   {'model', 'string', pipeline.defaults.model, 'checkpoint to evaluate'},
-  {'mode', 'string', 'teacher', 'teacher | balanced | fast (the last two need a student)'},
+  {'mode', 'string', 'teacher', 'teacher | balanced | fast (the two need a student) | unguided (1 pass)'},
   {'clips', 'int', 8, 'held-out clips (clip k of fada.metrics.clips, k = first .. first + N-1)'},
   {'first', 'int', 0, 'index of the first clip: 0 = the reported set; tune settings on another range (e.g. 100)'},
   {'seconds', 'number', 2.4, 'speech per clip (cut there; 0 = whole sentences)'},
@@ -72,59 +72,20 @@ local model = models.load(opts.model)
 -- The resume journal (CSV.partial): one line per finished (setting, clip), keyed by
 -- everything that decides its numbers, the model's bytes included (exports of one
 -- architecture all have the same size), so a rerun of the same command skips them.
-local journal = {path = opts.csv and opts.csv .. '.partial', rows = {}, reused = 0}
+local journal = heldout.journal(opts.csv and opts.csv .. '.partial', heldout.FIELDS)
 local digest = journal.path and models.digest(opts.model)
 local function row_key(label, steps, w_ref, w_audio, clip)
   return table.concat({digest, opts.mode, label, steps, w_ref, w_audio, opts.sampler, opts.cfg_schedule, opts.seed,
                        opts.seconds, opts.noise_share, clip}, '|')
 end
-local JOURNAL_FIELDS = {'corr', 'offset', 'dist', 'conf', 'identity', 'flicker', 'nfe', 'videos', 'seconds'}
-if journal.path then
-  local fh = io.open(journal.path, 'r')
-  if fh then
-    for line in fh:lines() do
-      local key, rest = line:match('^([^\t]+)\t(.*)$')
-      local vals = {}
-      for v in (rest or ''):gmatch('[^\t]+') do vals[#vals + 1] = tonumber(v) end
-      if key and #vals == #JOURNAL_FIELDS then
-        local r = {}
-        for i, k in ipairs(JOURNAL_FIELDS) do r[k] = vals[i] end
-        journal.rows[key] = r
-      end
-    end
-    fh:close()
-  end
-end
-local function journal_add(key, m)
-  journal.fh = journal.fh or assert(io.open(journal.path, 'a'))
-  local vals = {}
-  for i, k in ipairs(JOURNAL_FIELDS) do vals[i] = ('%.17g'):format(m[k]) end
-  journal.fh:write(key, '\t', table.concat(vals, '\t'), '\n')
-  journal.fh:flush()
-end
 local ev = metrics.evaluator()
-local size = model.config.image_size
 
 -- the held-out clips, cut to --seconds
-local held = {}
-for k = opts.first, opts.first + opts.clips - 1 do
-  local c = clips.ground_truth(k, {size = size})
-  local n = c.frames:size(1)
-  if opts.seconds > 0 then
-    n = math.min(n, math.floor(opts.seconds * c.fps + 0.5))
-    c.samples = c.samples:narrow(1, 1, math.min(c.samples:size(1), math.floor(n / c.fps * c.sample_rate)))
-    c.frames = c.frames:narrow(1, 1, n)
-  end
-  held[#held + 1] = c
-end
+local held = heldout.clips{first = opts.first, count = opts.clips, seconds = opts.seconds,
+                           size = model.config.image_size}
+local measure = function(frames, c) return heldout.measure(frames, c, ev) end
 
-local function measure(frames, c)
-  local m = metrics.evaluate(frames, c.samples, c.sample_rate, {ref = c.ref, evaluator = ev})
-  return {corr = m.lipsync.corr, offset = m.lipsync.offset, dist = m.lipsync.dist, conf = m.lipsync.confidence,
-          identity = m.identity.error, flicker = m.flicker.pixel}
-end
-
-local KEYS = {'corr', 'offset', 'dist', 'conf', 'identity', 'flicker'}
+local KEYS = heldout.METRICS
 local rows = {}
 local csv = {}
 
@@ -158,17 +119,11 @@ for _, s in ipairs(steps_list) do
 end
 
 -- One setting on one held-out clip: the metrics, the NFE and seconds spent.
-local function sample_clip(s, c, n)
-  local made = {}
-  local ok, summary = pcall(pipeline.sample, {
-    model = model, ref = c.ref, audio = {samples = c.samples, sample_rate = c.sample_rate}, out = false,
-    mode = opts.mode, steps = s.steps, sampler = opts.sampler, cfg_ref = s.w_ref, cfg_audio = s.w_audio,
-    cfg_schedule = opts.cfg_schedule, seed = opts.seed, noise_share = opts.noise_share, progress = false,
-    on_clip = function(_, frames) made[#made + 1] = frames end})
-  if not ok then die(tostring(summary)) end
-  local video = fada.cat(made, 1):narrow(1, 1, n)                          -- [n, 3, S, S] in [0, 1]
-  local m = measure(video, c)
-  m.nfe, m.videos, m.seconds = summary.nfe, summary.clips, summary.seconds
+local function sample_clip(s, c)
+  local ok, m = pcall(heldout.sample, model, c, {mode = opts.mode, steps = s.steps, sampler = opts.sampler,
+    w_ref = s.w_ref, w_audio = s.w_audio, cfg_schedule = opts.cfg_schedule, seed = opts.seed,
+    noise_share = opts.noise_share}, ev)
+  if not ok then die(tostring(m)) end
   return m
 end
 
@@ -183,15 +138,13 @@ for _, s in ipairs(settings) do
   for i, c in ipairs(held) do
     local n = c.frames:size(1)
     local key = journal.path and row_key('sample', s.steps, s.w_ref, s.w_audio, opts.first + i - 1)
-    local m = key and journal.rows[key]
+    local m = key and journal:get(key)
     pairs_left = pairs_left - 1
-    if m then
-      journal.reused = journal.reused + 1
-    else
-      m = sample_clip(s, c, n)
-      if key then journal_add(key, m) end
+    if not m then
+      m = sample_clip(s, c)
+      if key then journal:add(key, m) end
       if opts.max_minutes and pairs_left > 0 and (fada.clock() - t_all) / 60 >= opts.max_minutes then
-        bar:finish()
+        bar:stop()
         print(('stopped after %.1f min (--max-minutes): the finished clips are in %s; run the same command to continue')
           :format((fada.clock() - t_all) / 60, journal.path))
         os.exit(0)
@@ -217,12 +170,13 @@ end
 local clip_s = opts.seconds > 0 and ('%.1f s'):format(opts.seconds) or 'whole sentences'
 print(('\n%s on %d held-out clips (%s each), sampler %s, seed %d; mean ± sd over clips'):format(
   opts.model, #held, clip_s, opts.sampler, opts.seed))
-print('| setting | steps | NFE per clip | lip-sync corr | offset 0±1 | lip dist | LSE-C | identity err | flicker | s/frame |')
-print('|---|---|---|---|---|---|---|---|---|---|')
+print('| setting | steps | NFE per clip | lip-sync corr | offset 0±1 | lip dist | LSE-C | identity err | flicker | '
+  .. 'sharpness | s/frame |')
+print('|---|---|---|---|---|---|---|---|---|---|---|')
 for _, r in ipairs(rows) do
-  print(('| %s | %s | %s | %.3f ± %.3f | %d/%d | %.3f | %.3f | %.4f ± %.4f | %.4f | %s |'):format(
+  print(('| %s | %s | %s | %.3f ± %.3f | %d/%d | %.3f | %.3f | %.4f ± %.4f | %.4f | %.4f | %s |'):format(
     r.label, r.steps, r.nfe, r.corr, r.corr_sd, r.offset_ok, #held, r.dist, r.conf, r.identity, r.identity_sd,
-    r.flicker, r.spf))
+    r.flicker, r.sharpness, r.spf))
 end
 
 if opts.csv then
@@ -233,13 +187,12 @@ if opts.csv then
   out:write('mode,steps,w_ref,w_audio,nfe_per_clip,clip,' .. table.concat(KEYS, ',') .. '\n')
   for _, r in ipairs(csv) do
     local m = r[7]
-    out:write(('%s,%s,%s,%s,%s,%d,%.5f,%d,%.5f,%.5f,%.5f,%.5f\n'):format(r[1], r[2], r[3], r[4], r[5], r[6],
-      m.corr, m.offset, m.dist, m.conf, m.identity, m.flicker))
+    out:write(('%s,%s,%s,%s,%s,%d,%.5f,%d,%.5f,%.5f,%.5f,%.5f,%.5f\n'):format(r[1], r[2], r[3], r[4], r[5], r[6],
+      m.corr, m.offset, m.dist, m.conf, m.identity, m.flicker, m.sharpness))
   end
   out:close()
   os.rename(tmp, opts.csv)
-  if journal.fh then journal.fh:close() end
-  os.remove(journal.path)
+  journal:close(true)
   print('rows written to ' .. opts.csv)
 end
 

@@ -15,7 +15,7 @@ local opts = cli.parse(arg, {
   {'out', 'string', d.out, 'output MP4 (H.264 + AAC)'},
   {'frames', 'string', nil, 'also write PNG frames into this folder'},
   {'model', 'string', d.model, 'checkpoint (safetensors)'},
-  {'mode', 'string', d.mode, 'teacher | balanced | fast'},
+  {'mode', 'string', d.mode, 'teacher | balanced | fast | unguided (1 pass, no guidance)'},
   {'steps', 'int', nil, 'sampler steps (default: 25 teacher, 6 student)'},
   {'sampler', 'string', d.sampler, 'ddim | euler | euler_ancestral | dpmpp_2m | lcm'},
   {'cfg_ref', 'number', d.cfg_ref, 'reference guidance scale w_ref (1 = none)'},

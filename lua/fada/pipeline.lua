@@ -11,7 +11,9 @@
 --
 -- Modes (FADA): 'teacher' = the teacher, 3 passes per step (nested multi-CFG);
 -- 'balanced' = the distilled student with the same 3-pass multi-CFG; 'fast' =
--- the student with learnable CFG tokens, 1 pass per step.
+-- the student with learnable CFG tokens, 1 pass per step; 'unguided' = any
+-- model's fully conditioned pass alone, 1 pass per step, no guidance (the
+-- baseline a step budget gives without distillation).
 local fada = require 'fada'
 local schedule = require 'fada.diffusion.schedule'
 local samplers = require 'fada.diffusion.samplers'
@@ -27,7 +29,7 @@ M.defaults = {
   clip_frames = nil, motion_frames = nil, spacing = 'trailing', eta = 0, crf = 18, progress = true,
   noise_share = 0,
 }
-M.default_steps = {teacher = 25, balanced = 6, fast = 6}
+M.default_steps = {teacher = 25, balanced = 6, fast = 6, unguided = 6}
 
 local function fail(msg, ...) error(setmetatable({msg = msg:format(...)}, {__tostring = function(e) return e.msg end}), 0) end
 
@@ -61,8 +63,8 @@ function M.check_options(o)
     end
     opts[k] = v
   end
-  if opts.mode ~= 'teacher' and opts.mode ~= 'balanced' and opts.mode ~= 'fast' then
-    fail("sample: --mode must be teacher, balanced or fast, got '%s'", tostring(opts.mode))
+  if not M.default_steps[opts.mode] then
+    fail("sample: --mode must be teacher, balanced, fast or unguided, got '%s'", tostring(opts.mode))
   end
   opts.steps = opts.steps or M.default_steps[opts.mode]
   if type(opts.steps) ~= 'number' or opts.steps < 1 or opts.steps % 1 ~= 0 then
@@ -200,7 +202,8 @@ function M.sample(o)
         local atok = model:audio_tokens(model:audio_window_rows(mel, idx))     -- [F, Na, D]
         local ctx = model:reference(ref_lat, motion_lat)
         local denoise = function(x, t, branches, extra) return model:denoise(x, t, branches, extra, ctx, atok) end
-        local strategy = opts.mode == 'fast' and cfg.tokens(denoise, w_ref, w_audio) or cfg.multi(denoise, w_ref, w_audio)
+        local strategy = opts.mode == 'fast' and cfg.tokens(denoise, w_ref, w_audio)
+                         or opts.mode == 'unguided' and cfg.none(denoise) or cfg.multi(denoise, w_ref, w_audio)
         strategy.steps = #ts
         local xT = M.initial_noise({F, Cl, h, w}, gen, opts.noise_share)       -- [F, Cl, h, w]
         local t0 = fada.clock()

@@ -4,7 +4,7 @@
 --
 --   local bar = progress.new(total, {label = 'sampling', unit = 'step'})
 --   bar:update(done, {['NFE/s'] = 12.3})   -- extra fields printed after the bar
---   bar:finish()
+--   bar:finish()                           -- or bar:stop() when stopped early (drawn as it stands)
 local M = {}
 local Bar = {}
 Bar.__index = Bar
@@ -66,6 +66,16 @@ function Bar:update(done, extra)
   end
   self.last_draw = now
   self.stream:flush()
+end
+
+-- Work stopped before its end (a time limit): the bar as it stands, not filled.
+function Bar:stop(extra)
+  if self.enabled then
+    self.stream:write((tty and '\r' or '') .. self:line(extra) .. (tty and '\27[K\n' or '\n'))
+    self.stream:flush()
+  end
+  self.enabled = false
+  return clock() - self.start
 end
 
 function Bar:finish(extra)

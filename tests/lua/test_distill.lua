@@ -85,6 +85,13 @@ test('LossMixer: each term divided by its running mean, scaled back to the mixed
   assert_close(mx2.mean.distill, mx.mean.distill, 0)
   assert_close(mx2.mean.gt, mx.mean.gt, 0)
   checkerror(function() D.LossMixer{share = 2} end, 'share must be in [0, 1]')
+  -- the fixed mixer (the ablation): the plain weighted sum, whatever the running means
+  local fx = D.LossMixer{share = 0.25, decay = 0.5, fixed = true}
+  for _, v in ipairs{{4.0, 1.0}, {2.0, 3.0}} do
+    local l, wf = fx:mix(fada.tensor{v[1]}, fada.tensor{v[2]})
+    assert_close(l:item(), 0.75 * v[1] + 0.25 * v[2], 1e-6)
+    assert_eq(wf.distill, 0.75)
+  end
 end)
 
 -- ---- the script, end to end on the tiny config --------------------------------------------------
@@ -109,6 +116,21 @@ test('distill_student: stopped and resumed == uninterrupted; both data tiers; lo
     if a[s]:match(',$') then moderate_steps = moderate_steps + 1 end -- no ground-truth term
   end
   assert(moderate_steps > 0 and moderate_steps < 5, 'both tiers drawn: ' .. moderate_steps .. ' of 5 moderate')
+end)
+
+test('--stop-at cuts a run on the schedule of --steps: its rows are the whole run\'s first rows; a rerun goes on', function()
+  local cut = dir .. '/cut'
+  local out, code = sh.script('distill_student', common .. (' --out %q --steps 5 --stop-at 3'):format(cut))
+  assert_eq(code, 0, out)
+  local a, na = sh.csv_rows(cut .. '/loss.csv', 7)    -- loss .. lr
+  local whole = sh.csv_rows(dir .. '/whole/loss.csv', 7)
+  assert_eq(na, 3, 'rows of the cut run')
+  for s = 1, 3 do assert_eq(a[s], whole[s], 'step ' .. s) end
+  out, code = sh.script('distill_student', common .. (' --out %q --steps 5'):format(cut))
+  assert_eq(code, 0, out)
+  local b, nb = sh.csv_rows(cut .. '/loss.csv', 7)
+  assert_eq(nb, 5, 'rows after going on')
+  for s = 1, 5 do assert_eq(b[s], whole[s], 'step ' .. s) end
 end)
 
 test('--export writes a student that sample.lua --mode fast runs at 1 NFE per step', function()
@@ -159,6 +181,9 @@ test('bad input: a missing teacher, a student as teacher, bad ranges', function(
   out, code = sh.script('distill_student', common .. (' --out %q --w-audio 5,1'):format(dir .. '/z'))
   assert_eq(code, 2, out)
   assert(out:find('--w-audio must be', 1, true), out)
+  out, code = sh.script('distill_student', common .. (' --out %q --mixer sum'):format(dir .. '/z'))
+  assert_eq(code, 2, out)
+  assert(out:find("--mixer must be 'adaptive' or 'fixed', got 'sum'", 1, true), out)
   out, code = sh.script('distill_student', '--help')
   assert_eq(code, 0, out)
   assert(out:find('--substeps', 1, true), out)

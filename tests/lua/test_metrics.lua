@@ -153,6 +153,20 @@ test('flicker is higher for the clip with per-frame noise', function()
   assert(m.std_open > 0.05, ('the mouth moves in a speaking clip: std %.3f'):format(m.std_open))
 end)
 
+test('sharpness: closed forms (flat 0, a linear ramp 0, a checkerboard 4, scaled by contrast)', function()
+  local T, S = 2, 64
+  assert_close(metrics.sharpness(fada.full({T, 3, S, S}, 0.3)), 0, 1e-7, 0, 'flat')
+  -- a ramp along x: the Laplacian of a linear function is 0
+  local ramp = fada.arange(0, S):to('f32'):view(1, 1, 1, S):expand(T, 3, S, S):contiguous() * (1 / S)
+  assert_close(metrics.sharpness(ramp), 0, 1e-5, 0, 'ramp')
+  -- a 0/1 checkerboard: every interior pixel is 4 away from its four neighbours' mean x 4
+  local i = fada.arange(0, S):to('f32')
+  local row, col = i:view(S, 1):expand(S, S), i:view(1, S):expand(S, S)
+  local board = ((row + col) % 2):view(1, 1, S, S):expand(T, 3, S, S):contiguous()
+  assert_close(metrics.sharpness(board), 4, 1e-5, 0, 'checkerboard')
+  assert_close(metrics.sharpness(board * 0.25), 1, 1e-5, 0, 'a quarter of the contrast')
+end)
+
 test('lip-sync survives an MP4 round trip (H.264 + AAC through FFmpeg)', function()
   evaluator()
   local c = gt_clip()

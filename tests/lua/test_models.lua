@@ -85,6 +85,41 @@ test('a fresh student (zero control layers) equals the teacher for any scales', 
     "'tokens' branch needs a student")
 end)
 
+test('student time control: the scales reach the time embedding, per branch block and per row', function()
+  local teacher, _, _, inp = setup(models.config('tiny'), 2)
+  local student = models.student_from(teacher, {token_dim = 8})
+  assert(student.unet.ctrl_time, 'student_from gives time control by default')
+  assert(not models.student_from(teacher, {token_dim = 8, time_control = false}).unet.ctrl_time)
+  -- give the zero-initialised layers weights, so the scales change the output
+  local g = fada.Generator(5)
+  for _, p in ipairs(student:named_parameters()) do
+    if p.name:find('cfg_ctrl') then p.tensor:copy(fada.randn(p.tensor:size(), g) * 0.3) end
+  end
+  local ctx = student:reference(inp.ref_lat, inp.motion_lat)
+  local atok = student:audio_tokens(inp.win)
+  local BF = inp.x:size(1)
+  local a = student:denoise(inp.x, 600, {'tokens'}, {w_ref = 2, w_audio = 3.5}, ctx, atok)
+  local b = student:denoise(inp.x, 600, {'tokens'}, {w_ref = 1, w_audio = 3.5}, ctx, atok)
+  assert(maxdiff(a, b) > 1e-3, 'w_ref must change the output')
+  -- per-row timesteps equal the number; three branches batched equal each alone
+  assert_close(student:denoise(inp.x, fada.full({BF}, 600), {'tokens'}, {w_ref = 2, w_audio = 3.5}, ctx, atok), a,
+    1e-5, 1e-4, 'per-row t')
+  local x3 = fada.cat({inp.x, inp.x, inp.x}, 1)
+  for _, t in ipairs{600, fada.full({3 * BF}, 600)} do
+    local out = student:denoise(x3, t, {'base', 'ref', 'audio'}, nil, ctx, atok)
+    for i, br in ipairs{'base', 'ref', 'audio'} do
+      assert_close(out:narrow(1, (i - 1) * BF + 1, BF), student:denoise(inp.x, 600, {br}, nil, ctx, atok), 1e-5, 1e-4,
+        br .. (type(t) == 'number' and ' (t a number)' or ' (t per row)'))
+    end
+  end
+  -- without time control the same weights give another output (the layer is in use)
+  local plain = models.student_from(teacher, {token_dim = 8, time_control = false})
+  plain:load_state_dict(student:state_dict(), {strict = false})
+  local c = plain:denoise(inp.x, 600, {'tokens'}, {w_ref = 2, w_audio = 3.5}, plain:reference(inp.ref_lat,
+    inp.motion_lat), plain:audio_tokens(inp.win))
+  assert(maxdiff(a, c) > 1e-4, 'cfg_ctrl.time must change the output')
+end)
+
 test('NFE: 3 x steps for the multi-CFG teacher, 1 x steps for the student tokens', function()
   local cfg = models.config('tiny', {student = {token_dim = 8}})
   local m, ctx, atok, inp = setup(cfg, 1)

@@ -26,6 +26,29 @@ test('a tiny teacher makes an MP4 with one video and one audio stream', function
   assert(probe:find('video') and probe:find('audio'), 'ffprobe: ' .. probe)
 end)
 
+test('--mode unguided: one pass per step, any model', function()
+  local out_path = dir .. '/unguided.mp4'
+  local out, code = run(('--model %q --audio %q --out %q --steps 3 --mode unguided'):format(model, wav, out_path))
+  assert_eq(code, 0, out)
+  assert(out:find('3 steps x 1 NFE per step', 1, true), out)
+end)
+
+test('demo.lua: a student for the default mode, the teacher one flag away; bad flags refused', function()
+  local out, code = sh.script('demo', ('--mode fast --student %q --weights %q --out %q'):format(dir .. '/none.st',
+    dir .. '/none.st', dir .. '/d.mp4'))
+  assert(code == 0, out)  -- neither exists: the ground-truth render, a real job without a model
+  out, code = sh.script('demo', '--mode slow')
+  assert_eq(code, 2, out)
+  sh.contains(out, '--mode must be fast, balanced or teacher', 'bad mode')
+  out, code = sh.script('demo', ('--mode balanced --student %q'):format(dir .. '/none.st'))
+  assert_eq(code, 2, out)
+  sh.contains(out, 'no distilled student at', 'balanced without a student')
+  out, code = sh.script('demo', ('--sheet %q --student %q'):format(dir .. '/s.png', dir .. '/none.st'))
+  assert_eq(code, 2, out)
+  sh.contains(out, '--sheet needs the teacher', 'sheet without a student')
+  assert(not exists(dir .. '/s.png'), 'no sheet written')
+end)
+
 test('bad input: a clear message, exit code 1 or 2, no video left behind', function()
   local out_path = dir .. '/bad.mp4'
   local cases = {
@@ -38,6 +61,7 @@ test('bad input: a clear message, exit code 1 or 2, no video left behind', funct
     {('--model %q --audio %q --sampler heun'):format(model, wav), '--sampler must be one of'},
     {('--model %q --audio %q --noise-share 1.5'):format(model, wav), '--noise-share must be a number in [0, 1]'},
     {('--model %q --audio %q --stepz 3'):format(model, wav), 'unknown flag --stepz'},
+    {('--model %q --audio %q --mode slow'):format(model, wav), '--mode must be teacher, balanced, fast or unguided'},
     {('--model %q --audio %q'):format(wav, wav), wav},
     {('--model %q --audio %q'):format(ckpt, wav), 'is a training checkpoint (step 12'},
   }

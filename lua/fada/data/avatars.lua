@@ -76,6 +76,24 @@ function M.identity_seed(tier, split, index, n_ids)
   return M.ID_BASE[tier][split] + (index - 1) % n_ids
 end
 
+-- How a moderate-tier clip is degraded, drawn from r (face.rng); noise_seed
+-- seeds its per-frame pixel noise.
+function M.degrade_spec(r, noise_seed)
+  local occ = r() < 0.3 and 'none' or M.OCCLUDERS[2 + math.floor(r() * (#M.OCCLUDERS - 1))]
+  return {
+    low = 0.3 + 0.35 * r(),          -- render at this fraction of the size, then upscale (blur)
+    gain = 0.35 + 0.4 * r(),         -- darker
+    gamma = 1.0 + 0.6 * r(),
+    tint = {0.9 + 0.2 * r(), 0.9 + 0.2 * r(), 0.9 + 0.2 * r()},
+    noise = 0.015 + 0.045 * r(),     -- Gaussian sigma per pixel, per frame
+    occluder = occ,
+    occ_side = r() < 0.5 and -1 or 1,
+    occ_shift = 0.1 * (r() - 0.5),
+    occ_color = {r(), r(), r()},
+    noise_seed = noise_seed,
+  }
+end
+
 -- Everything that decides a clip, from (seed, tier, split, index).
 -- opts: seed, tier ('hq'|'moderate'), split ('train'|'heldout'), index (1-based),
 -- identities (how many distinct identities this tier/split cycles through).
@@ -96,21 +114,7 @@ function M.clip_spec(opts)
     motion_seed = mix(seed, index, 77) % 1000000,
     fps = M.FPS, sample_rate = M.SAMPLE_RATE,
   }
-  if tier == 'moderate' then
-    local occ = r() < 0.3 and 'none' or M.OCCLUDERS[2 + math.floor(r() * (#M.OCCLUDERS - 1))]
-    spec.degrade = {
-      low = 0.3 + 0.35 * r(),          -- render at this fraction of the size, then upscale (blur)
-      gain = 0.35 + 0.4 * r(),         -- darker
-      gamma = 1.0 + 0.6 * r(),
-      tint = {0.9 + 0.2 * r(), 0.9 + 0.2 * r(), 0.9 + 0.2 * r()},
-      noise = 0.015 + 0.045 * r(),     -- Gaussian sigma per pixel, per frame
-      occluder = occ,
-      occ_side = r() < 0.5 and -1 or 1,
-      occ_shift = 0.1 * (r() - 0.5),
-      occ_color = {r(), r(), r()},
-      noise_seed = mix(seed, index, 991),
-    }
-  end
+  if tier == 'moderate' then spec.degrade = M.degrade_spec(r, mix(seed, index, 991)) end
   return spec
 end
 

@@ -44,13 +44,20 @@ end
 
 -- Clip k (0-based) of the held-out set: {frames [T, 3, S, S] f32, samples f32 [N],
 -- sample_rate, fps, ref [3, S, S] (neutral pose, closed mouth), identity,
--- motion {per-frame tables}, track (speech.mouth_track)}.
--- opts: size (64), identity (seed, default 900000 + 37·k), tmpdir ('/tmp').
+-- motion {per-frame tables}, track (speech.mouth_track), tier, degrade}.
+-- opts: size (64), identity (seed, default 900000 + 37·k; moderate 950000 + 37·k),
+-- tier ('hq' | 'moderate': darker, blurred, noisy, partly occluded frames and
+-- portrait, identities of the moderate held-out range, never seen in training),
+-- tmpdir ('/tmp').
 function M.ground_truth(k, opts)
   opts = opts or {}
   local size = opts.size or 64
+  local tier = opts.tier or 'hq'
+  if tier ~= 'hq' and tier ~= 'moderate' then
+    error(("clips.ground_truth: tier must be 'hq' or 'moderate', got %s"):format(tostring(tier)), 2)
+  end
   local r = face.rng(424242 + k)
-  local id = face.identity(opts.identity or (900000 + 37 * k))
+  local id = face.identity(opts.identity or (avatars.ID_BASE[tier].heldout + 37 * k))
   local text = avatars.sentence(r, 'heldout')
   local voice = speech.VOICES[math.floor(r() * #speech.VOICES) + 1]
   local wav = ('%s/fada_metrics_%d_%d.wav'):format(opts.tmpdir or '/tmp', k, math.random(1, 1 << 30))
@@ -61,14 +68,20 @@ function M.ground_truth(k, opts)
   local track = speech.mouth_track(samples, sr, M.FPS)
   local n = track.frames
   local motion = M.head_motion(r, n, M.FPS)
+  -- the degradation draws from its own stream, so the hq clip k keeps its sentence, voice and motion
+  local degrade = tier == 'moderate' and avatars.degrade_spec(face.rng(525252 + k), 626262 + k) or nil
+  local gen = degrade and fada.Generator(degrade.noise_seed)
+  local function render(m)
+    return degrade and avatars.render_moderate(id, m, size, degrade, gen) or face.render(id, m, size)
+  end
   local frames = {}
   for t = 1, n do
     motion[t].open, motion[t].round = track.open[t], track.round[t]
-    frames[t] = face.render(id, motion[t], size)
+    frames[t] = render(motion[t])
   end
-  local ref = face.render(id, {dx = 0, dy = 0, roll = 0, yaw = 0, blink = 0, open = 0, round = 0}, size)
+  local ref = render({dx = 0, dy = 0, roll = 0, yaw = 0, blink = 0, open = 0, round = 0})
   return {frames = fada.stack(frames, 1), samples = samples, sample_rate = sr, fps = M.FPS, ref = ref,
-          identity = id, motion = motion, track = track, text = text, voice = voice}
+          identity = id, motion = motion, track = track, text = text, voice = voice, tier = tier, degrade = degrade}
 end
 
 return M

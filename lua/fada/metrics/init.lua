@@ -214,10 +214,22 @@ function M.flicker(frames, r, opts)
   return out
 end
 
+-- sharpness(frames) -> mean |4-neighbour Laplacian| over interior pixels (frames in
+-- [0, 1], at the evaluator's 64x64 like flicker): the fine-detail energy. A
+-- generated clip over its ground truth says whether the model adds fine noise
+-- (> 1) or smooths detail away (< 1).
+function M.sharpness(frames)
+  local x = E.prepare(frames)                 -- [T, 3, 64, 64]
+  local H, W = x:size(3), x:size(4)
+  local function at(dy, dx) return x:narrow(3, 2 + dy, H - 2):narrow(4, 2 + dx, W - 2) end
+  local lap = at(0, 0) * 4 - at(-1, 0) - at(1, 0) - at(0, -1) - at(0, 1)   -- [T, 3, H-2, W-2]
+  return lap:abs():mean():item()
+end
+
 -- ---- everything at once ---------------------------------------------------------------------------
 
 -- evaluate(frames, samples, sample_rate, {ref =, fps =, max_offset =, evaluator =})
--- -> {lipsync =, identity = (when ref is given), motion =, flicker =, reading =}
+-- -> {lipsync =, identity = (when ref is given), motion =, flicker =, sharpness =, reading =}
 function M.evaluate(frames, samples, sample_rate, opts)
   opts = opts or {}
   local x = E.prepare(frames)
@@ -227,6 +239,7 @@ function M.evaluate(frames, samples, sample_rate, opts)
   if opts.ref then out.identity = M.identity_error(r, opts.ref, opts) end
   out.motion = M.motion(r)
   out.flicker = M.flicker(x, r)
+  out.sharpness = M.sharpness(x)
   return out
 end
 

@@ -16,7 +16,7 @@
 --   local out = m:denoise(x [n·B·F, Cl, h, w], t, branches, extra, ctx, atok)   -- see fada.diffusion.cfg
 --                                                -- (F is taken from x: n·B·F rows; cfg.clip_frames is the default)
 --   models.flops(cfg_or_model) -> FLOPs of one frame's denoiser pass (measured by counting ops)
---   models.student_from(teacher, {token_dim = 64}) -> a student holding the teacher's weights
+--   models.student_from(teacher, {token_dim = 64, time_control = true}) -> a student holding the teacher's weights
 --   models.digest(path) -> 'size:hash' of a weights file (resume journals, a student's teacher)
 --   m:named_parameters()                         -- the trainable ones (a frozen VAE is left out)
 -- In eval mode (models.load gives one) every call runs without autograd
@@ -66,7 +66,10 @@
 --   (τ_base, τ_ref, τ_audio), mixed as τ = τ_base + w_ref(τ_ref − τ_base) + w_audio(τ_audio − τ_ref)
 --   (fada.diffusion.cfg.mix), and a zero-initialised CFG control layer
 --   unet.cfg_ctrl.K = Linear(token_dim -> C) per UNet block (every ResBlock and
---   attention block), whose output is added to the block's output. A fresh
+--   attention block), whose output is added to the block's output; with
+--   [student.time_control] also unet.cfg_ctrl.time = Linear(token_dim -> time_dim),
+--   zero-initialised, added to the time embedding before its SiLU, so every
+--   ResBlock's scale-shift sees the scales together with t. A fresh
 --   student therefore equals the teacher's fully-conditioned output for any
 --   scales. In a student, the branches base/ref/audio get τ_base/τ_ref/τ_audio
 --   (the mix at (0,0), (1,0), (1,1)), so FADA-Balanced runs the 3-pass multi-CFG
@@ -350,25 +353,28 @@ function FadaModel:denoise(x, t, branches, extra, ctx, atok)
       xin = F.cat({x, n == 1 and cp[1] or F.cat(cp, 1)}, 2)
     end
     local tt = type(t) == 'number' and fada.full({1}, t) or t:to('f32'):contiguous():view(-1)
-    local emb = self.unet:time_embedding(tt)
     local tau
     if cfg.student then
       local taus = {}
       for i, br in ipairs(branches) do taus[i] = self:_tau(br, extra) end
       tau = n == 1 and taus[1] or F.cat(taus, 1)                -- [n, token_dim]
     end
+    local emb = self.unet:time_embedding(tt, tau, n * BF)       -- [1, n or n·BF, temb]
     local st = {groups = groups, audio = arows, ctx = ctx, Fr = Fr, B = B,
                 pos = function(C) return self:_position(Fr, C) end}
     return self.unet(xin, emb, st, tau)
   end)
 end
 
--- models.student_from(teacher, {token_dim = 64}): the teacher's config plus
--- the student additions, with the teacher's weights (the CFG tokens keep their
--- seeded init, the control layers are zero, so it starts equal to the teacher).
+-- models.student_from(teacher, {token_dim = 64, time_control = true}): the
+-- teacher's config plus the student additions, with the teacher's weights (the
+-- CFG tokens keep their seeded init, the control layers are zero, so it starts
+-- equal to the teacher). time_control = false gives the block-bias control alone.
 function models.student_from(teacher, opts)
+  opts = opts or {}
   local cfg = deepcopy(teacher.config)
-  cfg.student = {token_dim = opts and opts.token_dim or (cfg.student and cfg.student.token_dim) or 64}
+  cfg.student = {token_dim = opts.token_dim or (cfg.student and cfg.student.token_dim) or 64,
+                 time_control = opts.time_control ~= false}
   local s = FadaModel(cfg)
   s:load_state_dict(teacher:state_dict(), {strict = false})
   return s:train(teacher.training)

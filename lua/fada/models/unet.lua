@@ -134,7 +134,8 @@ end
 
 -- keys: conv_in, time_embed.0/1, down.L.res.J, down.L.attn.J, down.L.downsample,
 -- mid.res.J, mid.attn.0, up.L.res.J, up.L.attn.J, up.L.upsample, norm_out, conv_out,
--- cfg_ctrl.K (student only; K counts the blocks in forward order)
+-- cfg_ctrl.K (student only; K counts the blocks in forward order), cfg_ctrl.time
+-- (student with time_control only)
 local UNet = nn.class('FadaUNet')
 M.UNet = UNet
 
@@ -193,13 +194,32 @@ function UNet:init(cfg, g)
     for k, b in ipairs(self.blocks) do
       self.ctrl[k] = self:add(('cfg_ctrl.%d'):format(k - 1), nn.Linear(cfg.student.token_dim, b.C, {zero_init = true}))
     end
+    if cfg.student.time_control then
+      -- the token also joins the time embedding, as guided distillation conditions on w (Meng et al. 2023):
+      -- every ResBlock's scale-shift then depends on the scales and the timestep together
+      self.ctrl_time = self:add('cfg_ctrl.time', nn.Linear(cfg.student.token_dim, temb, {zero_init = true}))
+    end
   end
 end
 
--- The time embedding (after its MLP and the SiLU every ResBlock applies first).
-function UNet:time_embedding(t)
+-- The time embedding (after its MLP and the SiLU every ResBlock applies first):
+-- t [1 or N] -> [1 or N, temb]. With a student's tau [n, token_dim] (one token per
+-- branch block of the N rows) and time control, the token's projection joins it
+-- before the SiLU -> [1, temb] when one token and one t, else [N, temb].
+function UNet:time_embedding(t, tau, N)
   local e = M.timestep_embedding(t, self.cfg.channels[1])
-  return F.silu(self.time2(self.time1(e, 'silu')))
+  local h = self.time2(self.time1(e, 'silu'))               -- [1 or N, temb]
+  if tau and self.ctrl_time then
+    local n, temb = tau:size(1), h:size(2)
+    local c = self.ctrl_time(tau)                            -- [n, temb]
+    if h:size(1) == 1 and n == 1 then h = h + c              -- [1, temb]
+    else
+      local rows = h:size(1) == 1 and 1 or N // n
+      h = F.view(h, h:size(1) == 1 and 1 or n, rows, temb) + F.view(c, n, 1, temb)   -- [n, 1 or N/n, temb]
+      h = F.reshape(F.expand(h, n, N // n, temb), N, temb)  -- [N, temb]
+    end
+  end
+  return F.silu(h)
 end
 
 -- forward(x [N, Cin, H, W], emb [N or 1, temb], st, tau [1, token_dim] or nil)

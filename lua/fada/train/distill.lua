@@ -1,5 +1,5 @@
 -- Distillation pieces (FADA's mixed-supervised multi-CFG distillation, as this
--- project reconstructs it; ../shared/DESIGN.md §2), as pure functions so a
+-- project reconstructs it; docs/distillation.md), as pure functions so a
 -- researcher swaps one without touching the training loop:
 --
 --   D.ddim_target(sched, x_t, t, x_next, t_next) -> the prediction (in the
@@ -10,8 +10,9 @@
 --       steps: several teacher steps collapsed into one student step
 --       (progressive-distillation style). substeps = 1 gives the teacher's
 --       guided output itself, the paper's "‖ε_stu − ε_tea‖²" form;
---   D.LossMixer{share = 0.5, decay = 0.99} -> the adaptive mixer of the
---       teacher-matching and ground-truth losses.
+--   D.LossMixer{share = 0.5, decay = 0.99, fixed = false} -> the adaptive
+--       mixer of the teacher-matching and ground-truth losses (fixed = true:
+--       the plain weighted sum, the ablation).
 local fada = require 'fada'
 
 local M = {}
@@ -70,7 +71,7 @@ function M.LossMixer(opts)
   opts = opts or {}
   local share = opts.share or 0.5
   if share < 0 or share > 1 then error(('LossMixer: share must be in [0, 1], got %s'):format(share), 2) end
-  return setmetatable({share = share, decay = opts.decay or 0.99, mean = {}}, LossMixer)
+  return setmetatable({share = share, decay = opts.decay or 0.99, fixed = opts.fixed, mean = {}}, LossMixer)
 end
 
 local function track(self, key, v)
@@ -85,6 +86,7 @@ function LossMixer:mix(distill, gt)
   if not gt or self.share == 0 then return distill, {distill = 1, gt = 0} end
   local mg = track(self, 'gt', gt:item())
   if self.share == 1 then return gt, {distill = 0, gt = 1} end
+  if self.fixed then return distill * (1 - self.share) + gt * self.share, {distill = 1 - self.share, gt = self.share} end
   local scale = (1 - self.share) * md + self.share * mg
   local wd, wg = scale * (1 - self.share) / md, scale * self.share / mg
   return distill * wd + gt * wg, {distill = wd, gt = wg}

@@ -33,6 +33,7 @@ function M.flags(spec, d)
     {'seed', 'int', 1, 'seed of the data order and the noise'},
     {'threads', 'int', nil, 'threads (default: all cores)'},
     {'max_minutes', 'number', nil, 'stop (with a checkpoint) after this many minutes'},
+    {'stop_at', 'int', nil, 'stop (with a checkpoint) after this step; the schedule stays that of --steps'},
     {'tune', 'string', '1', 'kernel variants: 0 (oneDNN), 1 (OpenBLAS matmul, conv on the layout as it lies) or auto (timed; not bit-repeatable)'},
     {'prefetch', 'bool', true, 'decode the next batch\'s clips on background threads'},
     {'export', 'string', nil, 'write the EMA weights of the last checkpoint to this path (f16) and exit'},
@@ -97,11 +98,14 @@ end
 -- each, fns.step(s) with the new step number s; every opts.log_every steps
 -- fns.log(s) (returns the progress bar's fields); fns.save() every
 -- opts.ckpt_every steps and at the end. Stops early (with a save) past
--- opts.max_minutes. Returns the last step and the minutes it ran.
+-- opts.max_minutes or after step opts.stop_at (the learning-rate schedule
+-- still that of opts.steps, so runs cut from one recipe match step for step).
+-- Returns the last step and the minutes it ran.
 function M.loop(opts, step, label, fns)
-  local bar = progress.new(opts.steps - step, {label = label, unit = 'step'})
+  local last = math.min(opts.steps, opts.stop_at or opts.steps)
+  local bar = progress.new(last - step, {label = label, unit = 'step'})
   local start, t0 = step, fada.clock()
-  while step < opts.steps do
+  while step < last do
     step = step + 1
     fns.step(step)
     if step % opts.log_every == 0 then bar:update(step - start, fns.log(step)) end
@@ -109,7 +113,7 @@ function M.loop(opts, step, label, fns)
     if opts.max_minutes and fada.clock() - t0 > opts.max_minutes * 60 then break end
   end
   fns.save()
-  bar:finish()
+  if step < last then bar:stop() else bar:finish() end   -- stopped by --max-minutes: drawn as it stands
   return step, (fada.clock() - t0) / 60
 end
 

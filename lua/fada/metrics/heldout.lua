@@ -1,0 +1,117 @@
+-- Held-out evaluation shared by the evaluation scripts (eval.lua, compare.lua,
+-- cfg_control.lua): the held-out clips cut to a length, one setting sampled on
+-- one clip and read by the evaluator, and a resume journal of finished results.
+--
+--   local heldout = require 'fada.metrics.heldout'
+--   local set = heldout.clips{first = 0, count = 8, seconds = 2.4, size = 64, tier = 'hq'}
+--   local m = heldout.measure(set[1].frames, set[1], ev)       -- the ground truth's own reading
+--   local r = heldout.sample(model, set[1], {mode = 'fast', steps = 6, w_ref = 2, w_audio = 3.5, seed = 42}, ev)
+--   local j = heldout.journal('out/x.csv.partial', heldout.FIELDS)  -- j:get(key), j:add(key, r), j:close()
+local fada = require 'fada'
+local metrics = require 'fada.metrics'
+local clips = require 'fada.metrics.clips'
+local pipeline = require 'fada.pipeline'
+
+local M = {}
+
+-- What one (setting, clip) result holds: the evaluator's readings, then the cost.
+M.METRICS = {'corr', 'offset', 'dist', 'conf', 'identity', 'flicker', 'sharpness'}
+M.FIELDS = {'corr', 'offset', 'dist', 'conf', 'identity', 'flicker', 'sharpness', 'nfe', 'videos', 'seconds'}
+
+-- Held-out clips first .. first + count - 1 of a tier, cut to `seconds` of speech
+-- (0 = whole sentences). opts: first (0), count (8), seconds (2.4), size (64), tier ('hq').
+function M.clips(opts)
+  local out = {}
+  local seconds = opts.seconds or 2.4
+  for k = opts.first or 0, (opts.first or 0) + (opts.count or 8) - 1 do
+    local c = clips.ground_truth(k, {size = opts.size or 64, tier = opts.tier})
+    local n = c.frames:size(1)
+    if seconds > 0 then
+      n = math.min(n, math.floor(seconds * c.fps + 0.5))
+      c.samples = c.samples:narrow(1, 1, math.min(c.samples:size(1), math.floor(n / c.fps * c.sample_rate)))
+      c.frames = c.frames:narrow(1, 1, n)                                   -- [n, 3, S, S]
+    end
+    c.index = k
+    out[#out + 1] = c
+  end
+  return out
+end
+
+-- The evaluator's reading of frames [T, 3, S, S] in [0, 1] against the clip's speech and portrait.
+function M.measure(frames, c, ev)
+  local m = metrics.evaluate(frames, c.samples, c.sample_rate, {ref = c.ref, evaluator = ev})
+  return {corr = m.lipsync.corr, offset = m.lipsync.offset, dist = m.lipsync.dist, conf = m.lipsync.confidence,
+          identity = m.identity.error, flicker = m.flicker.pixel, sharpness = m.sharpness}
+end
+
+-- One setting on one clip: the clip's first frames generated from its portrait
+-- and speech, measured; plus nfe (all windows), videos (windows) and seconds.
+-- setting: mode, steps, w_ref, w_audio, sampler, cfg_schedule, seed, noise_share.
+-- Errors (a bad setting) are raised as the pipeline words them.
+function M.sample(model, c, s, ev)
+  local made = {}
+  local summary = pipeline.sample{
+    model = model, ref = c.ref, audio = {samples = c.samples, sample_rate = c.sample_rate}, out = false,
+    mode = s.mode, steps = s.steps, sampler = s.sampler, cfg_ref = s.w_ref, cfg_audio = s.w_audio,
+    cfg_schedule = s.cfg_schedule, seed = s.seed, noise_share = s.noise_share, progress = false,
+    on_clip = function(_, frames) made[#made + 1] = frames end}
+  local video = fada.cat(made, 1):narrow(1, 1, c.frames:size(1))             -- [n, 3, S, S] in [0, 1]
+  local m = M.measure(video, c, ev)
+  m.nfe, m.videos, m.seconds = summary.nfe, summary.clips, summary.seconds
+  return m, video
+end
+
+-- ---- the resume journal ------------------------------------------------------------------------
+
+-- One line per finished result: key TAB value TAB ... (the fields in order).
+-- A key should name everything that decides the numbers (models.digest of the
+-- weights, the setting, the clip), so a rerun of the same command reuses them.
+local Journal = {}
+Journal.__index = Journal
+
+function M.journal(path, fields)
+  local j = setmetatable({path = path, fields = fields, rows = {}, reused = 0}, Journal)
+  local fh = path and io.open(path, 'r')
+  if fh then
+    for line in fh:lines() do
+      local key, rest = line:match('^([^\t]+)\t(.*)$')
+      local vals = {}
+      for v in (rest or ''):gmatch('[^\t]+') do vals[#vals + 1] = tonumber(v) end
+      if key and #vals == #fields then
+        local r = {}
+        for i, k in ipairs(fields) do r[k] = vals[i] end
+        j.rows[key] = r
+      end
+    end
+    fh:close()
+  end
+  return j
+end
+
+function Journal:get(key)
+  local r = self.path and self.rows[key]
+  if r then self.reused = self.reused + 1 end
+  return r
+end
+
+function Journal:add(key, r)
+  if not self.path then return end
+  if not self.fh then
+    local dir = self.path:match('^(.*)/[^/]*$')
+    if dir then os.execute(('mkdir -p %q'):format(dir)) end
+    self.fh = assert(io.open(self.path, 'a'))
+  end
+  local vals = {}
+  for i, k in ipairs(self.fields) do vals[i] = ('%.17g'):format(r[k]) end
+  self.fh:write(key, '\t', table.concat(vals, '\t'), '\n')
+  self.fh:flush()
+  self.rows[key] = r
+end
+
+-- Closes the journal; remove = true deletes it (the results went to their CSV).
+function Journal:close(remove)
+  if self.fh then self.fh:close() ; self.fh = nil end
+  if remove and self.path then os.remove(self.path) end
+end
+
+return M
