@@ -19,6 +19,7 @@ local schedule = require 'fada.diffusion.schedule'
 local samplers = require 'fada.diffusion.samplers'
 local cfg = require 'fada.diffusion.cfg'
 local progress = require 'fada.progress'
+local user_code = require 'fada.diffusion.user_code'
 
 local M = {}
 
@@ -42,14 +43,26 @@ end
 
 -- A guidance scale w under the named schedule: 'constant', 'linear' or
 -- 'cosine' (from w at the first step down to 1 = no guidance at the last),
--- or 'interval:t_lo,t_hi' (w inside that timestep range, 1 outside).
+-- or 'interval:t_lo,t_hi' (w inside that timestep range, 1 outside), or
+-- 'file:path.lua' (a file returning function(w) -> number or f(i, n, t)).
 function M.scale_schedule(kind, w)
   if kind == 'constant' then return w end
+  if user_code.is_file(kind) then
+    local ok, make = pcall(user_code.load, kind, 'cfg_schedule')
+    if not ok then fail('sample: --cfg-schedule %s', make) end
+    local ok2, s = pcall(make, w)
+    if not ok2 then fail('sample: --cfg-schedule %s failed for w = %g: %s', kind, w, tostring(s)) end
+    if type(s) ~= 'number' and type(s) ~= 'function' then
+      fail('sample: --cfg-schedule %s must give a number or a function(i, n, t) for w = %g, gave a %s', kind, w, type(s))
+    end
+    return s
+  end
   if kind == 'linear' then return cfg.schedule.linear(w, 1) end
   if kind == 'cosine' then return cfg.schedule.cosine(w, 1) end
   local lo, hi = tostring(kind):match('^interval:(%d+),(%d+)$')
   if lo then return cfg.schedule.interval(w, tonumber(lo), tonumber(hi)) end
-  fail("sample: --cfg-schedule must be constant, linear, cosine or interval:T_LO,T_HI, got '%s'", tostring(kind))
+  fail("sample: --cfg-schedule must be constant, linear, cosine, interval:T_LO,T_HI or file:path.lua, got '%s'",
+    tostring(kind))
 end
 
 -- Validates and completes the options; every message says what to change.
@@ -76,8 +89,12 @@ function M.check_options(o)
     end
   end
   M.scale_schedule(opts.cfg_schedule, 1) -- raises on an unknown schedule
-  if not samplers[opts.sampler] or opts.sampler == 'get' or opts.sampler == 'names' or opts.sampler == 'ddim_invert' then
-    fail("sample: --sampler must be one of %s, got '%s'", table.concat(samplers.names, ', '), tostring(opts.sampler))
+  if user_code.is_file(opts.sampler) then
+    local ok, err = pcall(user_code.load, opts.sampler, 'sampler')
+    if not ok then fail('sample: --sampler %s', err) end
+  elseif not samplers[opts.sampler] or opts.sampler == 'get' or opts.sampler == 'names' or opts.sampler == 'ddim_invert' then
+    fail("sample: --sampler must be one of %s or file:path.lua, got '%s'", table.concat(samplers.names, ', '),
+      tostring(opts.sampler))
   end
   if type(opts.noise_share) ~= 'number' or opts.noise_share < 0 or opts.noise_share > 1 then
     fail('sample: --noise-share must be a number in [0, 1] (0 = independent noise per frame), got %s',

@@ -317,9 +317,10 @@ test('space-to-depth E is lossless', function()
 end)
 
 -- PyTorch parity: the twin reads the same checkpoint and inputs.
-local function parity(cfg, B, branches, extra)
+local function parity(cfg, B, branches, extra, prepare)
   need_torch()
   local m, ctx, atok, inp = setup(cfg, B, 21)
+  if prepare then prepare(m) end
   local n = #branches
   local parts = {}
   for i = 1, n do parts[i] = inp.x end
@@ -354,6 +355,16 @@ test('PyTorch parity: student tokens, 1 clip, mini widths', function()
   parity(models.config('tiny', {student = {token_dim = 8}, channels = {32, 64}, head_dim = 32,
                                 attn_levels = {true, true}, mid_res = 2, num_res_blocks = 2}),
     1, {'tokens', 'ref'}, {w_ref = 1.5, w_audio = 4.5})
+end)
+
+test('PyTorch parity: student with time control (non-zero control layers), 2 clips', function()
+  parity(models.config('tiny', {student = {token_dim = 8, time_control = true}}), 2, {'tokens', 'base'},
+    {w_ref = 2.5, w_audio = 3}, function(m)
+      local g = fada.Generator(13)
+      for _, p in ipairs(m:named_parameters()) do
+        if p.name:find('cfg_ctrl') then p.tensor:copy(fada.randn(p.tensor:size(), g) * 0.2) end
+      end
+    end)
 end)
 
 test('attention over few keys (the temporal path) matches the reference kernel', function()

@@ -33,6 +33,18 @@ test('--mode unguided: one pass per step, any model', function()
   assert(out:find('3 steps x 1 NFE per step', 1, true), out)
 end)
 
+test('--sampler and --cfg-schedule from files (examples/user_*.lua) run end to end; a broken one is refused', function()
+  local out_path = dir .. '/user.mp4'
+  local out, code = run(('--model %q --audio %q --out %q --steps 2 --sampler file:examples/user_sampler.lua '
+    .. '--cfg-schedule file:examples/user_cfg_schedule.lua'):format(model, wav, out_path))
+  assert_eq(code, 0, out)
+  assert(out:find('2 steps x 3 NFE per step', 1, true), out)
+  out, code = run(('--model %q --audio %q --out %q --sampler file:%s'):format(model, wav, dir .. '/no.mp4', wav))
+  assert(code ~= 0, out)
+  sh.contains(out, '--sampler file:' .. wav .. ': does not compile', 'a WAV as a sampler')
+  assert(not exists(dir .. '/no.mp4'), 'no video')
+end)
+
 test('demo.lua: a student for the default mode, the teacher one flag away; bad flags refused', function()
   local out, code = sh.script('demo', ('--mode fast --student %q --weights %q --out %q'):format(dir .. '/none.st',
     dir .. '/none.st', dir .. '/d.mp4'))

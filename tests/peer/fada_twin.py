@@ -204,13 +204,20 @@ class Twin:
         h = self.linear(h.reshape(N, -1), 'audio.proj').reshape(N, Na, D) + pos.reshape(1, Na, D)
         return self.ln(h, 'audio.norm')
 
-    def time_embedding(self, t):
+    def time_embedding(self, t, tau=None, N=None):
         dim = self.cfg['channels'][0]
         half = dim // 2
         freqs = torch.exp(torch.arange(half, dtype=torch.float32) * (-math.log(10000) / half))
         args = t.reshape(-1, 1) * freqs.reshape(1, half)
         e = torch.cat([torch.cos(args), torch.sin(args)], 1)
-        return F.silu(self.linear(self.linear(e, 'unet.time_embed.0', 'silu'), 'unet.time_embed.1'))
+        h = self.linear(self.linear(e, 'unet.time_embed.0', 'silu'), 'unet.time_embed.1')   # [1 or N, temb]
+        if tau is not None and self.has('unet.cfg_ctrl.time.weight'):
+            c = self.linear(tau, 'unet.cfg_ctrl.time')                                     # [n, temb]
+            n = c.shape[0]
+            # one token per branch block of N / n rows; t per row or one t for all
+            h = (h.reshape(n if h.shape[0] > 1 else 1, -1, h.shape[1]) + c.reshape(n, 1, -1)).expand(n, N // n, -1)
+            h = h.reshape(N, -1)
+        return F.silu(h)
 
     def unet(self, x, emb, st, tau):
         cfg = self.cfg
@@ -285,7 +292,6 @@ class Twin:
             cp = [rep if drop[br]['ref'] else torch.zeros_like(rep) for br in branches]
             xin = torch.cat([x, torch.cat(cp, 0)], 1)
         tt = torch.full((1,), float(t)) if not torch.is_tensor(t) else t.reshape(-1).float()
-        emb = self.time_embedding(tt)
         tau = None
         if cfg.get('student'):
             tk = self.p('cfg_tokens')
@@ -301,6 +307,7 @@ class Twin:
                     b, r, a = tk[0:1], tk[1:2], tk[2:3]
                     taus.append(b + (r - b) * extra['w_ref'] + (a - r) * extra['w_audio'])
             tau = torch.cat(taus, 0)
+        emb = self.time_embedding(tt, tau, x.shape[0])
         st = {'groups': groups, 'audio': torch.cat(parts, 0), 'tokens': ctx['tokens'], 'B': B, 'Fr': Fr}
         return self.unet(xin, emb, st, tau)
 

@@ -138,11 +138,15 @@ end
 
 M.names = {'ddim', 'euler', 'euler_ancestral', 'dpmpp_2m', 'lcm'}
 
--- M.get('ddim') -> the sampler, or an error listing the names.
+-- M.get('ddim') -> the sampler, or an error listing the names; M.get('file:my.lua')
+-- -> the sampler that file returns (fada.diffusion.user_code).
 function M.get(name)
+  local user_code = require 'fada.diffusion.user_code'
+  if user_code.is_file(name) then return user_code.load(name, 'sampler') end
   local f = M[name]
   if type(f) ~= 'function' or name == 'get' or name == 'ddim_invert' then
-    error(("unknown sampler '%s' (choose from %s)"):format(tostring(name), table.concat(M.names, ', ')), 2)
+    error(("unknown sampler '%s' (choose from %s, or file:path.lua)"):format(tostring(name),
+      table.concat(M.names, ', ')), 2)
   end
   return f
 end
