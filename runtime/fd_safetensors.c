@@ -122,6 +122,56 @@ static int parse_entry(const char *what, const cJSON *item, uint64_t data_len, f
     return FD_OK;
 }
 
+/* The reference rules on the header's text that a JSON parser lets through:
+ * UTF-8 only; numbers only as non-negative integers (the header's numbers are
+ * shapes and offsets, and serde refuses 2.0 or 1e3 for an integer); after the
+ * object, nothing but spaces (the padding writers use to align the data). */
+static int header_text_ok(const char *what, const uint8_t *s, size_t n, size_t json_end)
+{
+    for (size_t i = 0; i < n;) { /* UTF-8: well-formed, shortest form, no surrogates, <= U+10FFFF */
+        uint8_t c = s[i];
+        size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+        uint32_t cp = len == 1 ? c : len == 2 ? c & 0x1F : len == 3 ? c & 0x0F : c & 0x07;
+        if (len == 0 || i + len > n) goto bad_utf8;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) goto bad_utf8;
+            cp = cp << 6 | (s[i + k] & 0x3F);
+        }
+        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+            (cp >= 0xD800 && cp <= 0xDFFF))
+            goto bad_utf8;
+        i += len;
+        continue;
+    bad_utf8:
+        return fd_fail("safetensors: '%s': the header is not valid UTF-8 (byte %zu)", what, i);
+    }
+    int in_string = 0;
+    for (size_t i = 0; i < json_end; i++) { /* number tokens outside strings */
+        uint8_t c = s[i];
+        if (in_string) {
+            if (c == '\\') i++;
+            else if (c == '"') in_string = 0;
+            continue;
+        }
+        if (c == '"') in_string = 1;
+        else if (c == '-' || (c >= '0' && c <= '9')) {
+            size_t j = i;
+            while (j < json_end && strchr("0123456789+-.eE", s[j])) j++;
+            for (size_t k = i; k < j; k++)
+                if (!(s[k] >= '0' && s[k] <= '9'))
+                    return fd_fail("safetensors: '%s': the header writes the number '%.*s' (byte %zu); shapes and "
+                                   "offsets must be plain non-negative integers", what, (int)(j - i < 24 ? j - i : 24),
+                                   (const char *)s + i, i);
+            i = j - 1;
+        }
+    }
+    for (size_t i = json_end; i < n; i++)
+        if (s[i] != ' ')
+            return fd_fail("safetensors: '%s': byte %zu of the header (0x%02x) follows its JSON object; only spaces may "
+                           "pad a header", what, i, s[i]);
+    return FD_OK;
+}
+
 static int check_layout(const char *what, fd_st_header *h)
 {
     qsort(h->entries, (size_t)h->count, sizeof *h->entries, by_begin);
@@ -172,10 +222,15 @@ int fd_st_parse_header(const char *what, const uint8_t *buf, size_t n, uint64_t 
     if (hlen < 2 || n < 8 + hlen) return fd_fail("safetensors: '%s': header of %llu bytes is too short", what,
                                                 (unsigned long long)hlen);
     if (buf[8] != '{') return fd_fail("safetensors: '%s': header does not start with '{'", what);
-    cJSON *root = cJSON_ParseWithLength((const char *)buf + 8, (size_t)hlen);
+    const char *json_end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts((const char *)buf + 8, (size_t)hlen, &json_end, 0);
     if (!root || !cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return fd_fail("safetensors: '%s': header is not a valid JSON object", what);
+    }
+    if (header_text_ok(what, buf + 8, (size_t)hlen, (size_t)(json_end - (const char *)buf - 8))) {
+        cJSON_Delete(root);
+        return FD_ERR;
     }
     out->data_start = 8 + hlen;
     out->data_len = file_size - out->data_start;

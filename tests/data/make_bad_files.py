@@ -58,6 +58,13 @@ def st_files():
     put('st_truncated_data.safetensors', st({'a': {'dtype': 'F32', 'shape': [1000], 'data_offsets': [0, 4000]}},
                                             b'\0' * 100))
     put('st_deep_nesting.safetensors', st(None, b'', raw_header=b'{"a": ' + b'[' * 5000 + b']' * 5000 + b'}'))
+    # what the reference reader refuses and a plain JSON parser lets through
+    good = json.dumps({'a': f32}).encode()
+    put('st_trailing_garbage.safetensors', st(None, b'\0' * 8, raw_header=good + b' xyz'))
+    put('st_nul_padding.safetensors', st(None, b'\0' * 8, raw_header=good + b'\0' * 5))
+    put('st_bad_utf8_key.safetensors', st(None, b'\0' * 8, raw_header=good.replace(b'"a"', b'"\xff\xfe"')))
+    put('st_float_dim.safetensors', st(None, b'\0' * 24, raw_header=(
+        b'{"a": {"dtype": "F32", "shape": [2.0, 3], "data_offsets": [0, 24]}}')))
 
 
 # ---- PNG ---------------------------------------------------------------------
