@@ -1,5 +1,6 @@
 /* Audio decoding (libsndfile, else FFmpeg) to mono f32, and WAV writing. */
 #include <errno.h>
+#include <math.h>
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
 #include <libavutil/opt.h>
@@ -98,9 +99,19 @@ static int sink_push(mono_sink *s, const float *x, int n, int nch)
     return sink_push_mono(s, s->mix, n);
 }
 
-static int sink_finish(mono_sink *s, fd_tensor *out)
+/* The decoded sound as f32 [n]. Refuses what no recording holds: no samples at
+ * all (a header without data) and non-finite ones (NaN or Inf would go on into
+ * the features and the output's sound track). */
+static int sink_finish(mono_sink *s, fd_tensor *out, const char *what)
 {
     if (s->swr && sink_push_mono(s, NULL, 0)) return FD_ERR;
+    if (s->n == 0)
+        return fd_fail("audio: '%s': the file holds no samples (a header without sound data); give a recording with "
+                       "sound", what);
+    for (size_t i = 0; i < s->n; i++)
+        if (!isfinite(s->data[i]))
+            return fd_fail("audio: '%s': sample %zu (at %.3f s) is %s: the file is corrupt or not a recording", what, i,
+                           (double)i / s->out_rate, isnan(s->data[i]) ? "NaN" : "infinite");
     if (fd_tensor_empty(out, FD_F32, 1, (int64_t[]){(int64_t)s->n})) return FD_ERR;
     if (s->n) memcpy(fd_tensor_data(out), s->data, s->n * sizeof(float));
     return FD_OK;
@@ -134,7 +145,7 @@ static int decode_sndfile(SNDFILE *sf, const SF_INFO *info, const char *what, fd
     while (r == FD_OK && (got = sf_readf_float(sf, buf, CHUNK)) > 0) r = sink_push(&s, buf, (int)got, info->channels);
     if (r == FD_OK && sf_error(sf) != SF_ERR_NO_ERROR)
         r = fd_fail("audio: '%s': corrupt data: %s", what, sf_strerror(sf));
-    if (r == FD_OK) r = sink_finish(&s, out);
+    if (r == FD_OK) r = sink_finish(&s, out, what);
     free(buf);
     sink_free(&s);
     return r;
@@ -203,6 +214,17 @@ static int decode_ffmpeg(const char *path, fd_tensor *out, int sample_rate, int 
     const AVCodec *codec = NULL;
     int stream = av_find_best_stream(fmt, AVMEDIA_TYPE_AUDIO, -1, -1, &codec, 0);
     if (stream < 0 || !codec) { fd_fail("no decodable audio stream"); goto done; }
+    /* what the stream declares, not only what its frames say: FFmpeg takes a FLAC's
+     * rate from its frame headers, the reference decoder refuses STREAMINFO's 0 Hz */
+    const AVCodecParameters *par = fmt->streams[stream]->codecpar;
+    int declared = par->sample_rate;
+    if (par->codec_id == AV_CODEC_ID_FLAC && par->extradata_size >= 34)
+        declared = par->extradata[10] << 12 | par->extradata[11] << 4 | par->extradata[12] >> 4;
+    if (declared <= 0) {
+        fd_fail("audio: '%s': the stream declares a sample rate of %d Hz (%s header)", path, declared,
+                par->codec_id == AV_CODEC_ID_FLAC ? "FLAC STREAMINFO" : "codec");
+        goto done;
+    }
     dec = avcodec_alloc_context3(codec);
     if (!dec || avcodec_parameters_to_context(dec, fmt->streams[stream]->codecpar) < 0 ||
         (e = avcodec_open2(dec, codec, NULL)) < 0) {
@@ -268,7 +290,7 @@ static int decode_ffmpeg(const char *path, fd_tensor *out, int sample_rate, int 
         size_t want = (size_t)(st->duration * av_q2d(st->time_base) * s.out_rate + 0.5);
         if (want < s.n && s.n - want <= (size_t)s.out_rate / 10) s.n = want;
     }
-    if (sink_finish(&s, out)) goto done;
+    if (sink_finish(&s, out, path)) goto done;
     if (file_rate) *file_rate = rate;
     r = FD_OK;
 done:

@@ -130,6 +130,36 @@ def wav_files():
     put('wav_zero_bits.wav', wav(bits=0))
     # A data chunk that claims 4 GB but holds 200 bytes: loads what is there.
     put('wav_data_len_huge.wav', wav(data_len=0xfffffff0, riff_len=0xfffffff8))
+    # A header and an empty data chunk: no sound at all.
+    put('wav_no_data.wav', wav(data=b''))
+    # A float WAV carrying NaN and infinities between ordinary samples.
+    put('wav_nonfinite.wav', wav(fmt_tag=3, bits=32, data=struct.pack('<6f', 0.1, 0.2, float('nan'), float('inf'),
+                                                                         float('-inf'), 0.3)))
+
+
+def streaminfo(rate=16000, channels=1, bits=16, total=0, last=True):
+    packed = (rate << 44) | ((channels - 1) << 41) | ((bits - 1) << 36) | total
+    body = struct.pack('>HH', 4096, 4096) + b'\0' * 6 + struct.pack('>Q', packed) + b'\0' * 16
+    return bytes([0x80 if last else 0]) + len(body).to_bytes(3, 'big') + body
+
+
+def flac_files():
+    # STREAMINFO and nothing after it: a FLAC with no audio frames.
+    only = b'fLaC' + streaminfo()
+    put('flac_streaminfo_only.flac', only)
+    # Cut inside its metadata.
+    put('flac_cut_metadata.flac', only[:20])
+    # A real FLAC (FFmpeg's encoder) whose STREAMINFO says 0 Hz: its frames still decode.
+    tmp = tempfile.mkdtemp()
+    good = os.path.join(tmp, 'good.flac')
+    subprocess.run(['ffmpeg', '-v', 'error', '-y', '-f', 'lavfi', '-i', 'sine=r=16000:d=0.5', '-c:a', 'flac', good],
+                   check=True)
+    data = bytearray(open(good, 'rb').read())
+    assert data[:4] == b'fLaC' and data[4] & 0x7f == 0, 'STREAMINFO first'
+    data[18], data[19], data[20] = 0, 0, data[20] & 0x0f   # the 20-bit sample rate at STREAMINFO byte 10
+    put('flac_rate_zero.flac', bytes(data))
+    os.remove(good)
+    os.rmdir(tmp)
 
 
 # ---- MP4 and video -------------------------------------------------------------
@@ -158,6 +188,7 @@ def mp4_files():
 
 if __name__ == '__main__':
     os.makedirs(OUT, exist_ok=True)
+    flac_files()
     st_files()
     png_files()
     wav_files()
