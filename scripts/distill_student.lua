@@ -35,6 +35,7 @@ local opts = cli.parse(arg, run.flags({
   {'gt_share', 'number', 0.3, "the ground-truth term's share in the adaptive mixer (0..1)"},
   {'token_dim', 'int', 64, 'width of the CFG tokens'},
   {'time_control', 'bool', true, 'the token mix also joins the time embedding (every ResBlock sees the scales with t)'},
+  {'teacher_dtype', 'string', 'f32', "the teacher's compute dtype: f32, or bf16 (AVX512-BF16 hosts; f32 elsewhere)"},
   {'mixer', 'string', 'adaptive', "how the two losses combine: 'adaptive' (each over its running mean) or 'fixed' "
                                   .. '((1 - share)·distill + share·gt)'},
 }, {steps = 1200, lr = 1e-4, warmup = 100, ema = 0.995, ckpt_every = 50}))
@@ -52,6 +53,9 @@ if opts.substeps < 1 then die('--substeps must be at least 1') end
 if opts.student_steps < 1 or opts.student_steps > 1000 then die('--student-steps must be in 1..1000') end
 if opts.gt_share < 0 or opts.gt_share > 1 then die('--gt-share must be in [0, 1]') end
 if opts.p_moderate < 0 or opts.p_moderate > 1 then die('--p-moderate must be in [0, 1]') end
+if opts.teacher_dtype ~= 'f32' and opts.teacher_dtype ~= 'bf16' then
+  die(("--teacher-dtype must be f32 or bf16, got '%s'"):format(opts.teacher_dtype))
+end
 if opts.mixer ~= 'adaptive' and opts.mixer ~= 'fixed' then
   die(("--mixer must be 'adaptive' or 'fixed', got '%s'"):format(opts.mixer))
 end
@@ -165,7 +169,9 @@ local function train_step()
   local audio_win = b.audio:reshape(B * Fr, b.audio:size(3), b.audio:size(4))  -- [B·F, n_mels, W]
 
   -- the teacher: multi-CFG over its three branches in one batched call per substep
-  local target = A.no_grad(function()
+  -- (in --teacher-dtype: its passes are inference only, the student trains in f32)
+  fada.set_compute_dtype(opts.teacher_dtype)
+  local ok_t, target = pcall(A.no_grad, function()
     local ctx = teacher:reference(ref_lat, motion_lat)
     local atok = teacher:audio_tokens(audio_win)
     local function guided(x, tt)
@@ -175,6 +181,8 @@ local function train_step()
     end
     return distill.teacher_target(guided, sched, xt, t, t_next, opts.substeps)
   end)
+  fada.set_compute_dtype('f32')
+  if not ok_t then error(target, 0) end
 
   -- the student: one pass with the token mix for the same scales
   local ctx = student:reference(ref_lat, motion_lat)

@@ -133,6 +133,22 @@ test('--stop-at cuts a run on the schedule of --steps: its rows are the whole ru
   for s = 1, 5 do assert_eq(b[s], whole[s], 'step ' .. s) end
 end)
 
+test('--teacher-dtype bf16: the teacher\'s targets in bf16 stay close to f32 (the student still trains in f32)', function()
+  local b16 = dir .. '/bf16'
+  local out, code = sh.script('distill_student', common .. (' --out %q --steps 2 --teacher-dtype bf16'):format(b16))
+  assert_eq(code, 0, out)
+  local rows = sh.csv_rows(b16 .. '/loss.csv', 7)
+  local whole = sh.csv_rows(dir .. '/whole/loss.csv', 7)
+  -- step 1: same batch, scales and noise; only the teacher's arithmetic differs
+  local d16, d32 = tonumber(rows[1]:match('^[^,]*,([^,]*)')), tonumber(whole[1]:match('^[^,]*,([^,]*)'))
+  assert(math.abs(d16 - d32) <= 0.05 * d32, ('distillation loss at step 1: bf16 %g vs f32 %g'):format(d16, d32))
+  print(('  step-1 distillation loss: bf16 teacher %.6f, f32 %.6f (%s)'):format(d16, d32,
+    fada.cpu().avx512bf16 and 'bf16 kernels' or 'no AVX512-BF16: f32 fallback'))
+  out, code = sh.script('distill_student', common .. (' --out %q --teacher-dtype f16'):format(dir .. '/z'))
+  assert_eq(code, 2, out)
+  sh.contains(out, "--teacher-dtype must be f32 or bf16, got 'f16'", 'bad dtype')
+end)
+
 test('--export writes a student that sample.lua --mode fast runs at 1 NFE per step', function()
   local path = dir .. '/student.safetensors'
   local out, code = sh.script('distill_student', common .. (' --out %q --export %q'):format(dir .. '/whole', path))
