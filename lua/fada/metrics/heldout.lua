@@ -46,14 +46,14 @@ end
 
 -- One setting on one clip: the clip's first frames generated from its portrait
 -- and speech, measured; plus nfe (all windows), videos (windows) and seconds.
--- setting: mode, steps, w_ref, w_audio, sampler, cfg_schedule, seed, noise_share.
+-- setting: mode, steps, w_ref, w_audio, sampler, cfg_schedule, seed, noise_share, dtype.
 -- Errors (a bad setting) are raised as the pipeline words them.
 function M.sample(model, c, s, ev)
   local made = {}
   local summary = pipeline.sample{
     model = model, ref = c.ref, audio = {samples = c.samples, sample_rate = c.sample_rate}, out = false,
     mode = s.mode, steps = s.steps, sampler = s.sampler, cfg_ref = s.w_ref, cfg_audio = s.w_audio,
-    cfg_schedule = s.cfg_schedule, seed = s.seed, noise_share = s.noise_share, progress = false,
+    cfg_schedule = s.cfg_schedule, seed = s.seed, noise_share = s.noise_share, dtype = s.dtype, progress = false,
     on_clip = function(_, frames) made[#made + 1] = frames end}
   local video = fada.cat(made, 1):narrow(1, 1, c.frames:size(1))             -- [n, 3, S, S] in [0, 1]
   local m = M.measure(video, c, ev)
