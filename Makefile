@@ -56,14 +56,18 @@ teacher: build
 	@$(TRAIN_ENV) $(BUILD)/fadalua scripts/train_teacher.lua --data data/avatars/hq-train --out runs/teacher --steps 10000 --batch 4 --ckpt-every 50
 	@$(BUILD)/fadalua scripts/train_teacher.lua --out runs/teacher --export weights/fada-teacher.safetensors
 
+# (1000 steps: the shipped run was started at 1200 and resumed at step 200 with --steps 1000, the
+# cosine shortened while the learning rate was still at its peak, so the run fits one session)
+STUDENT_STEPS = 1000
 student: build
+	@[ -f data/avatars/hq-train/manifest.jsonl ] || $(BUILD)/fadalua scripts/make_dataset.lua --clips 300 --size 64 --jobs 2
 	@[ -f data/avatars/moderate-train/manifest.jsonl ] || $(BUILD)/fadalua scripts/make_dataset.lua --clips 300 --size 64 --jobs 2 --tier moderate
-	@$(TRAIN_ENV) $(BUILD)/fadalua scripts/distill_student.lua --teacher weights/fada-teacher.safetensors --out runs/student
+	@$(TRAIN_ENV) $(BUILD)/fadalua scripts/distill_student.lua --teacher weights/fada-teacher.safetensors --out runs/student --steps $(STUDENT_STEPS)
 	@$(BUILD)/fadalua scripts/distill_student.lua --out runs/student --export weights/fada-student.safetensors
 
 # The ablations of the student's card: the shipped recipe with one part changed, each cut at
-# step ABLATION_STEPS of the same 1200-step schedule (--stop-at), beside the recipe itself cut there
-# (runs/ablation-full: the shipped run's first ABLATION_STEPS steps, step for step). Exports go to
+# step ABLATION_STEPS of the same STUDENT_STEPS schedule (--stop-at), beside the recipe itself cut there
+# (runs/ablation-full: the recipe unchanged, on the same schedule). Exports go to
 # runs/ablations/NAME.safetensors for scripts/compare.lua --ablations.
 ABLATION_STEPS ?= 300
 ABLATIONS = full: no-gt:--gt-share=0 no-moderate:--data-moderate=none fixed-mixer:--mixer=fixed \
@@ -74,7 +78,7 @@ student-ablations: build
 	@mkdir -p runs/ablations; for a in $(ABLATIONS); do \
 	  name=$${a%%:*}; flags=$$(echo "$${a#*:}" | tr ':' ' '); \
 	  $(TRAIN_ENV) $(BUILD)/fadalua scripts/distill_student.lua --teacher weights/fada-teacher.safetensors \
-	    --out runs/ablation-$$name --stop-at $(ABLATION_STEPS) $$flags || exit 1; \
+	    --out runs/ablation-$$name --steps $(STUDENT_STEPS) --stop-at $(ABLATION_STEPS) $$flags || exit 1; \
 	  $(BUILD)/fadalua scripts/distill_student.lua --out runs/ablation-$$name \
 	    --export runs/ablations/$$name.safetensors || exit 1; \
 	done

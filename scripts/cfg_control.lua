@@ -22,8 +22,10 @@ local opts = cli.parse(arg, {
 w_audio of --w-audio (w_ref at its default) and every w_ref of --w-ref (w_audio at its default), on
 --clips held-out clips, one seed. Checks: w_audio 1 lowers the student's lip-sync against the
 default in most clips, w_ref 1 raises its identity error, the lip distance falls over the w_audio
-sweep (no step up beyond twice its paired standard error). Resumes from DIR/cfg_control.csv.partial.]],
-  {'student', 'string', 'weights/fada-student.safetensors', 'the distilled student'},
+sweep (no step up beyond twice its paired standard error). Finished results stay in
+DIR/cfg_control.journal: the same command resumes, and a run with --student none (the teacher's
+curves alone, e.g. while the student trains) is reused by the later full run.]],
+  {'student', 'string', 'weights/fada-student.safetensors', "the distilled student ('none': the teacher's curves alone)"},
   {'teacher', 'string', d.model, "the teacher for the reference curves ('none' to skip)"},
   {'steps', 'int', 6, "the student's steps"},
   {'teacher_steps', 'int', 25, "the teacher's steps"},
@@ -62,17 +64,21 @@ local function load(path, role, student)
   end
   return {model = m, digest = models.digest(path)}
 end
-local runs = {{name = 'student (Fast)', m = load(opts.student, 'student', true), mode = 'fast', steps = opts.steps}}
-if opts.teacher ~= 'none' then
-  runs[2] = {name = 'teacher', m = load(opts.teacher, 'teacher', false), mode = 'teacher', steps = opts.teacher_steps}
+local runs = {}
+if opts.student ~= 'none' then
+  runs[1] = {name = 'student (Fast)', m = load(opts.student, 'student', true), mode = 'fast', steps = opts.steps}
 end
+if opts.teacher ~= 'none' then
+  runs[#runs + 1] = {name = 'teacher', m = load(opts.teacher, 'teacher', false), mode = 'teacher', steps = opts.teacher_steps}
+end
+if #runs == 0 then die('--student none and --teacher none: nothing to sweep') end
 
 -- the two sweeps share the default point
 local sweeps = {{axis = 'w_audio', values = wa_list, at = function(w) return d.cfg_ref, w end},
                 {axis = 'w_ref', values = wr_list, at = function(w) return w, d.cfg_audio end}}
 local held = heldout.clips{count = opts.clips, seconds = opts.seconds, size = runs[1].m.model.config.image_size}
 local ev = metrics.evaluator()
-local journal = heldout.journal(opts.out .. '/cfg_control.csv.partial', heldout.FIELDS)
+local journal = heldout.journal(opts.out .. '/cfg_control.journal', heldout.FIELDS)
 local results = {} -- [run][w_ref .. ':' .. w_audio] = per clip
 local points, seen = {}, {}
 for _, sw in ipairs(sweeps) do
@@ -112,6 +118,7 @@ for ri, r in ipairs(runs) do
   end
 end
 bar:finish()
+if journal.reused > 0 then print(('resumed: %d results read from %s'):format(journal.reused, journal.path)) end
 
 -- ---- tables, checks, CSV, plots -------------------------------------------------------------------------
 local out, csv = {}, {'model,mode,steps,w_ref,w_audio,clip,' .. table.concat(heldout.METRICS, ',')}
@@ -142,7 +149,7 @@ for ri, r in ipairs(runs) do
   end
 end
 
--- the checks, on the student
+-- the checks, on the student (or the teacher when it runs alone)
 local n = #held
 local def = per_at(1, d.cfg_ref, d.cfg_audio)
 local function count(a, b, k, lower)
@@ -152,7 +159,7 @@ local function count(a, b, k, lower)
 end
 local function verdict(ok) return ok and 'met' or '**NOT met**' end
 add('')
-add('Checks (student, token mode):')
+add(('Checks (%s):'):format(runs[1].mode == 'fast' and 'student, token mode' or runs[1].name))
 if def then
   local a1 = per_at(1, d.cfg_ref, wa_list[1])
   local r1 = per_at(1, wr_list[1], d.cfg_audio)
@@ -201,5 +208,5 @@ local ok2, e2 = chart(sweeps[2], opts.out .. '/cfg_ref.png',
   {{'identity', 'identity error (lower is better)'}, {'corr', 'lip-sync correlation'}, {'flicker', 'flicker'}})
 print((ok1 and ok2) and ('wrote %s/cfg_control.{csv,md}, cfg_audio.png, cfg_ref.png'):format(opts.out)
       or ('wrote %s/cfg_control.{csv,md}; no PNG: %s'):format(opts.out, tostring(e1 or e2)))
-journal:close(true)
+journal:close()
 print(('%d settings x %d clips in %.1f min'):format(#runs * #points, n, (fada.clock() - t0) / 60))

@@ -137,9 +137,16 @@ end)
 
 test('cfg_control: the fresh student is flat over the scales, the teacher is not; checks and plots', function()
   local out_dir = dir .. '/cc'
-  local out, code = sh.script('cfg_control', ('--student %q --teacher %q --steps 1 --teacher-steps 1 --w-audio 1,3.5,6 '
-    .. '--w-ref 1,2 --clips 2 --seconds 0.4 --threads 1 --out %q'):format(student_path, teacher_path, out_dir))
+  local sweep_args = '--steps 1 --teacher-steps 1 --w-audio 1,3.5,6 --w-ref 1,2 --clips 2 --seconds 0.4 --threads 1'
+  -- the teacher's curves first (as while the student trains), then the whole run reuses them
+  local out, code = sh.script('cfg_control', ('--student none --teacher %q %s --out %q'):format(teacher_path,
+    sweep_args, out_dir))
   assert_eq(code, 0, out)
+  sh.contains(out, 'Checks (teacher)', 'teacher alone')
+  out, code = sh.script('cfg_control', ('--student %q --teacher %q %s --out %q'):format(student_path, teacher_path,
+    sweep_args, out_dir))
+  assert_eq(code, 0, out)
+  sh.contains(out, 'resumed: 8 results', "the teacher's 4 points x 2 clips reused")
   sh.contains(out, 'w_audio sweep', 'report')
   sh.contains(out, 'Checks (student, token mode)', 'report')
   local rows = read_csv(out_dir .. '/cfg_control.csv')
