@@ -32,6 +32,8 @@ local opts = cli.parse(arg, run.flags({
   {'substeps', 'int', 2, 'teacher DDIM steps per student step (1 = match the guided output at the same x_t)'},
   {'w_ref', 'string', '1,3', 'range of the reference scale drawn per step (lo,hi)'},
   {'w_audio', 'string', '1,6', 'range of the audio scale drawn per step (lo,hi)'},
+  {'scales_per', 'string', 'step', "draw the scales once per 'step' or per 'clip' of the batch (B pairs a step: the "
+                                  .. 'student sees how its output must move with them within one gradient)'},
   {'gt_share', 'number', 0.3, "the ground-truth term's share in the adaptive mixer (0..1)"},
   {'token_dim', 'int', 64, 'width of the CFG tokens'},
   {'time_control', 'bool', true, 'the token mix also joins the time embedding (every ResBlock sees the scales with t)'},
@@ -53,6 +55,9 @@ if opts.substeps < 1 then die('--substeps must be at least 1') end
 if opts.student_steps < 1 or opts.student_steps > 1000 then die('--student-steps must be in 1..1000') end
 if opts.gt_share < 0 or opts.gt_share > 1 then die('--gt-share must be in [0, 1]') end
 if opts.p_moderate < 0 or opts.p_moderate > 1 then die('--p-moderate must be in [0, 1]') end
+if opts.scales_per ~= 'step' and opts.scales_per ~= 'clip' then
+  die(("--scales-per must be step or clip, got '%s'"):format(opts.scales_per))
+end
 if opts.teacher_dtype ~= 'f32' and opts.teacher_dtype ~= 'bf16' then
   die(("--teacher-dtype must be f32 or bf16, got '%s'"):format(opts.teacher_dtype))
 end
@@ -160,7 +165,19 @@ local function train_step()
   local B = b.frames:size(1)
   local x0, ref_lat, motion_lat = run.encode_batch(student, b)                  -- [B·F, Cl, h, w], [B, ...], [B, M, ...]
   wmap = wmap or run.mouth_weights(x0:size(3), x0:size(4), opts.lip_weight)
-  local w_ref, w_audio = uniform(wr_lo, wr_hi), uniform(wa_lo, wa_hi)
+  local w_ref, w_audio, wr_rows, wa_rows -- numbers, or per clip: lists and their [B·F, 1, 1, 1] columns
+  if opts.scales_per == 'clip' then
+    w_ref, w_audio = {}, {}
+    local rr, ra = {}, {}
+    for i = 1, B do
+      w_ref[i], w_audio[i] = uniform(wr_lo, wr_hi), uniform(wa_lo, wa_hi)
+      for _ = 1, Fr do rr[#rr + 1], ra[#ra + 1] = w_ref[i], w_audio[i] end
+    end
+    wr_rows, wa_rows = fada.tensor(rr):view(B * Fr, 1, 1, 1), fada.tensor(ra):view(B * Fr, 1, 1, 1)
+  else
+    w_ref, w_audio = uniform(wr_lo, wr_hi), uniform(wa_lo, wa_hi)
+    wr_rows, wa_rows = w_ref, w_audio
+  end
   local k = math.floor(uniform(0, opts.student_steps)) + 1                     -- 1..S
   k = math.min(k, opts.student_steps)
   local t, t_next = grid[k], grid[k + 1] or -1
@@ -177,7 +194,7 @@ local function train_step()
     local function guided(x, tt)
       local out = teacher:denoise(fada.cat({x, x, x}, 1), tt, {'base', 'ref', 'audio'}, nil, ctx, atok)
       local n = x:size(1)
-      return cfgmix.mix(out:narrow(1, 1, n), out:narrow(1, n + 1, n), out:narrow(1, 2 * n + 1, n), w_ref, w_audio)
+      return cfgmix.mix(out:narrow(1, 1, n), out:narrow(1, n + 1, n), out:narrow(1, 2 * n + 1, n), wr_rows, wa_rows)
     end
     return distill.teacher_target(guided, sched, xt, t, t_next, opts.substeps)
   end)

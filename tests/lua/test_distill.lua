@@ -133,7 +133,7 @@ test('--stop-at cuts a run on the schedule of --steps: its rows are the whole ru
   for s = 1, 5 do assert_eq(b[s], whole[s], 'step ' .. s) end
 end)
 
-test('--teacher-dtype bf16: the teacher\'s targets in bf16 stay close to f32 (the student still trains in f32)', function()
+test('--teacher-dtype bf16 stays close to f32; --scales-per clip runs; bad values refused', function()
   local b16 = dir .. '/bf16'
   local out, code = sh.script('distill_student', common .. (' --out %q --steps 2 --teacher-dtype bf16'):format(b16))
   assert_eq(code, 0, out)
@@ -144,6 +144,15 @@ test('--teacher-dtype bf16: the teacher\'s targets in bf16 stay close to f32 (th
   assert(math.abs(d16 - d32) <= 0.05 * d32, ('distillation loss at step 1: bf16 %g vs f32 %g'):format(d16, d32))
   print(('  step-1 distillation loss: bf16 teacher %.6f, f32 %.6f (%s)'):format(d16, d32,
     fada.cpu().avx512bf16 and 'bf16 kernels' or 'no AVX512-BF16: f32 fallback'))
+  -- scales drawn per clip: runs, and differs from the per-step draw from step 1 on
+  local pc = dir .. '/perclip'
+  out, code = sh.script('distill_student', common .. (' --out %q --steps 1 --scales-per clip'):format(pc))
+  assert_eq(code, 0, out)
+  local r1 = sh.csv_rows(pc .. '/loss.csv', 7)
+  assert(r1[1] and r1[1] ~= whole[1], 'per-clip scales give another first step: ' .. tostring(r1[1]))
+  out, code = sh.script('distill_student', common .. (' --out %q --scales-per batch'):format(dir .. '/z'))
+  assert_eq(code, 2, out)
+  sh.contains(out, "--scales-per must be step or clip, got 'batch'", 'bad --scales-per')
   out, code = sh.script('distill_student', common .. (' --out %q --teacher-dtype f16'):format(dir .. '/z'))
   assert_eq(code, 2, out)
   sh.contains(out, "--teacher-dtype must be f32 or bf16, got 'f16'", 'bad dtype')
@@ -163,6 +172,36 @@ test('--export writes a student that sample.lua --mode fast runs at 1 NFE per st
     path, wav, dir .. '/fast.mp4'))
   assert_eq(code, 0, out)
   assert(out:find('mode fast, 2 steps x 1 NFE per step', 1, true), out)
+end)
+
+test('guidance_response: a fresh student ignores the scales (ratio 0), a distilled one moves; bad flags', function()
+  local fresh = dir .. '/fresh_student.safetensors'
+  models.save(models.student_from(models.load(teacher_path), {token_dim = 8}), fresh)
+  local args = ('--teacher %q --data %q --clips 1 --steps 3 --threads 1'):format(teacher_path, data)
+  local out, code = sh.script('guidance_response', args .. (' --student %q'):format(fresh))
+  assert_eq(code, 0, out)
+  local rows = 0
+  for t, tr, sr in out:gmatch('\n| (%d+) | ([%d.e-]+) | ([%d.e-]+) | ') do
+    rows = rows + 1
+    -- (zero control layers: the same output up to the kernels' rounding)
+    assert(tonumber(tr) > 0.01 and tonumber(sr) < 1e-5, ('t = %s: teacher %s, fresh student %s'):format(t, tr, sr))
+  end
+  assert_eq(rows, 3, 'one row per grid step:\n' .. out)
+  sh.contains(out, 'mean ratio over the 3 timesteps: w_ref 0.000, w_audio 0.000', 'fresh student')
+  -- five raw distillation steps already move the output with the scales
+  local raw = dir .. '/raw_student.safetensors'
+  out, code = sh.script('distill_student', common .. (' --out %q --export %q --export-raw'):format(dir .. '/whole', raw))
+  assert_eq(code, 0, out)
+  out, code = sh.script('guidance_response', args .. (' --student %q'):format(raw))
+  assert_eq(code, 0, out)
+  local wr, wa = out:match('w_ref ([%d.]+), w_audio ([%d.]+)')
+  assert(tonumber(wr) > 0 and tonumber(wa) > 0, 'a trained student moves with the scales:\n' .. out)
+  out, code = sh.script('guidance_response', args .. (' --student %q --w-ref 3,1'):format(fresh))
+  assert_eq(code, 2, out)
+  sh.contains(out, '--w-ref must be "lo,hi" with lo < hi', 'bad pair')
+  out, code = sh.script('guidance_response', args .. (' --student %q'):format(teacher_path))
+  assert_eq(code, 2, out)
+  sh.contains(out, '--student needs a distilled student', 'a teacher as student')
 end)
 
 test('a teacher file replaced under a run stops its resume and leaves the checkpoint as it was', function()

@@ -112,6 +112,20 @@ test('student time control: the scales reach the time embedding, per branch bloc
         br .. (type(t) == 'number' and ' (t a number)' or ' (t per row)'))
     end
   end
+  -- scales per clip: equal to each clip alone with its own scales, also beside another branch
+  local Fr = BF // 2
+  local per = student:denoise(x3:narrow(1, 1, 2 * BF), 600, {'tokens', 'base'}, {w_ref = {1, 3}, w_audio = {2, 5}},
+    ctx, atok)
+  for i, w in ipairs{{1, 2}, {3, 5}} do
+    local c1 = student:reference(inp.ref_lat:narrow(1, i, 1), inp.motion_lat:narrow(1, i, 1))
+    local a1 = atok:narrow(1, (i - 1) * Fr + 1, Fr)
+    local x1 = inp.x:narrow(1, (i - 1) * Fr + 1, Fr)
+    local one = student:denoise(fada.cat({x1, x1}, 1), 600, {'tokens', 'base'}, {w_ref = w[1], w_audio = w[2]}, c1, a1)
+    assert_close(per:narrow(1, (i - 1) * Fr + 1, Fr), one:narrow(1, 1, Fr), 1e-5, 1e-4, 'tokens, clip ' .. i)
+    assert_close(per:narrow(1, BF + (i - 1) * Fr + 1, Fr), one:narrow(1, Fr + 1, Fr), 1e-5, 1e-4, 'base, clip ' .. i)
+  end
+  checkerror(function() student:denoise(inp.x, 600, {'tokens'}, {w_ref = {1}, w_audio = {2}}, ctx, atok) end,
+    'each a number or a list of 2 (one per clip)')
   -- without time control the same weights give another output (the layer is in use)
   local plain = models.student_from(teacher, {token_dim = 8, time_control = false})
   plain:load_state_dict(student:state_dict(), {strict = false})

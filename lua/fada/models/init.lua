@@ -267,15 +267,20 @@ function FadaModel:_position(Fr, C)
   return self._pos[key]
 end
 
--- The student's mixed token τ for one branch [1, token_dim].
-function FadaModel:_tau(branch, extra)
+-- The student's mixed token τ for one branch: [1, token_dim], or [B, token_dim]
+-- when the scales are lists with one value per clip.
+function FadaModel:_tau(branch, extra, B)
   local tk = self.cfg_tokens
   local tb, tr, ta = F.narrow(tk, 1, 1, 1), F.narrow(tk, 1, 2, 1), F.narrow(tk, 1, 3, 1)
   if branch == 'base' then return tb elseif branch == 'ref' then return tr elseif branch == 'audio' then return ta end
-  if not extra or type(extra.w_ref) ~= 'number' or type(extra.w_audio) ~= 'number' then
-    error("denoise: the 'tokens' branch needs extra = {w_ref = number, w_audio = number}", 4)
+  local wr, wa = extra and extra.w_ref, extra and extra.w_audio
+  if type(wr) == 'number' and type(wa) == 'number' then return cfgmix.mix(tb, tr, ta, wr, wa) end
+  if type(wr) == 'table' and type(wa) == 'table' and #wr == B and #wa == B then
+    local col = function(v) return fada.tensor(v):view(B, 1) end       -- [B, 1]
+    return cfgmix.mix(tb, tr, ta, col(wr), col(wa))                   -- [B, token_dim]
   end
-  return cfgmix.mix(tb, tr, ta, extra.w_ref, extra.w_audio)
+  error(("denoise: the 'tokens' branch needs extra = {w_ref =, w_audio =}, each a number or a list of %d "
+    .. '(one per clip)'):format(B), 4)
 end
 
 -- denoise(x [n·B·F, Cl, h, w], t, branches, extra, ctx, atok [B·F, Na, D]) -> [n·B·F, Cl, h, w]
@@ -356,8 +361,17 @@ function FadaModel:denoise(x, t, branches, extra, ctx, atok)
     local tau
     if cfg.student then
       local taus = {}
-      for i, br in ipairs(branches) do taus[i] = self:_tau(br, extra) end
-      tau = n == 1 and taus[1] or F.cat(taus, 1)                -- [n, token_dim]
+      local per_clip = false
+      for i, br in ipairs(branches) do
+        taus[i] = self:_tau(br, extra, B)
+        per_clip = per_clip or taus[i]:size(1) > 1
+      end
+      if per_clip then -- one token per clip block of F rows in every branch
+        for i, tk in ipairs(taus) do
+          if tk:size(1) == 1 then taus[i] = F.expand(tk, B, tk:size(2)) end
+        end
+      end
+      tau = n == 1 and taus[1] or F.cat(taus, 1)                -- [n or n·B, token_dim]
     end
     local emb = self.unet:time_embedding(tt, tau, n * BF)       -- [1, n or n·BF, temb]
     local st = {groups = groups, audio = arows, ctx = ctx, Fr = Fr, B = B,
