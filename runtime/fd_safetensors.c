@@ -156,7 +156,7 @@ static int header_text_ok(const char *what, const uint8_t *s, size_t n, size_t j
         if (c == '"') in_string = 1;
         else if (c == '-' || (c >= '0' && c <= '9')) {
             size_t j = i;
-            while (j < json_end && strchr("0123456789+-.eE", s[j])) j++;
+            while (j < json_end && s[j] && strchr("0123456789+-.eE", s[j])) j++;
             for (size_t k = i; k < j; k++)
                 if (!(s[k] >= '0' && s[k] <= '9'))
                     return fd_fail("safetensors: '%s': the header writes the number '%.*s' (byte %zu); shapes and "
