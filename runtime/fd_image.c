@@ -12,16 +12,24 @@
 /* PNG files are read whole: the decoder's allocation bound needs the size. */
 #define PNG_MAX_FILE ((size_t)1 << 30)
 
+/* The video reader words its errors "video: ..."; a picture's loader says "image: ...". */
+static int as_image_error(void)
+{
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", fd_error_message());
+    return fd_fail("image: %s", strncmp(msg, "video: ", 7) ? msg : msg + 7);
+}
+
 static int load_with_ffmpeg(const char *path, fd_image *out)
 {
     fd_vreader *r;
     fd_tensor frame = {0};
     double pts;
-    if (fd_vreader_open(&r, path, &(fd_vreader_opts){0})) return FD_ERR;
+    if (fd_vreader_open(&r, path, &(fd_vreader_opts){0})) return as_image_error();
     int got = fd_vreader_next(r, &frame, &pts);
     fd_vreader_close(r);
     if (got == 0) return fd_fail("image: '%s': the file holds no picture", path);
-    if (got < 0) return FD_ERR;
+    if (got < 0) return as_image_error();
     size_t n = (size_t)fd_tensor_numel(&frame);
     out->data = malloc(n);
     if (!out->data) {
