@@ -13,28 +13,7 @@ local teacher = models.FadaModel(models.config('tiny'))
 models.save(teacher, teacher_path)
 models.save(models.student_from(teacher:eval(), {token_dim = 8}), student_path)
 
--- CSV -> list of rows keyed by the header's names
-local function read_csv(path)
-  local rows, head = {}, nil
-  for line in io.lines(path) do
-    local cells = {}
-    local rest = line
-    while #rest > 0 do
-      local cell, tail
-      if rest:sub(1, 1) == '"' then cell, tail = rest:match('^"([^"]*)",?(.*)$')
-      else cell, tail = rest:match('^([^,]*),?(.*)$') end
-      cells[#cells + 1] = cell
-      rest = tail
-    end
-    if not head then head = cells
-    else
-      local r = {}
-      for i, k in ipairs(head) do r[k] = tonumber(cells[i]) or cells[i] end
-      rows[#rows + 1] = r
-    end
-  end
-  return rows
-end
+local read_csv = require('fada.sweep').read_csv -- CSV -> rows keyed by the header's names
 
 local function pick(rows, f)
   local out = {}
