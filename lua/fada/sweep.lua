@@ -430,9 +430,9 @@ function M.merge(dir, jobs, opts)
       table.concat(missing, ', ', 1, math.min(#missing, 20)) .. (#missing > 20 and ', ...' or ''))
   end
   local lines = {M.CSV_HEAD}
-  for _, path in ipairs(jobs) do
+  for _, j in ipairs(jobs) do
     local first = true
-    for line in io.lines(job_path(dir, path, 'csv')) do
+    for line in io.lines(job_path(dir, j, 'csv')) do
       if not first then lines[#lines + 1] = line end
       first = false
     end
