@@ -5,16 +5,23 @@
  * (tests/lua/<suite>.lua) whose test named `gradcheck` checks the backward
  * against central finite differences.
  *
- * ops/lua_oplist.c turns it into fada.ops.oplist() and takes the address of
+ * ops/lua/lua_oplist.c turns it into fada.ops.oplist() and takes the address of
  * every kernel, so a missing reference kernel is a link error;
  * tests/lua/test_oplist.lua asserts each op is bound with its backward and
  * that its gradient-check test exists. Add your op here when you bind it. */
 #ifndef FD_OPLIST_H
 #define FD_OPLIST_H
 
-#include "fd_conv.h"
-#include "fd_matmul.h"
-#include "fd_nnops.h"
+#include "ops/attention/fd_attention.h"
+#include "ops/conv/fd_conv.h"
+#include "ops/elementwise/fd_activation.h"
+#include "ops/index/fd_embedding.h"
+#include "ops/matmul/fd_matmul.h"
+#include "ops/norm/fd_group_norm.h"
+#include "ops/norm/fd_layer_norm_softmax.h"
+#include "ops/reduce/fd_loss.h"
+#include "ops/resample/fd_pad.h"
+#include "ops/resample/fd_resample.h"
 
 #define FD_OPLIST(X)                                                                                                   \
     X(conv2d, fd_conv2d, fd_conv2d_backward, fd_ref_conv2d, fd_ref_conv2d_backward, "test_conv_matmul",                \
@@ -38,6 +45,8 @@
       "gradcheck activations")                                                                                         \
     X(upsample_nearest, fd_upsample_nearest, fd_upsample_nearest_backward, fd_ref_upsample_nearest,                    \
       fd_ref_upsample_nearest_backward, "test_nnops", "gradcheck resampling")                                          \
+    X(resize_nearest, fd_resize_nearest, fd_resize_nearest_backward, fd_ref_resize_nearest,                            \
+      fd_ref_resize_nearest_backward, "test_nnops", "gradcheck resampling")                                            \
     X(resize_bilinear, fd_resize_bilinear, fd_resize_bilinear_backward, fd_ref_resize_bilinear,                        \
       fd_ref_resize_bilinear_backward, "test_nnops", "gradcheck resampling")                                           \
     X(avg_pool2d, fd_avg_pool2d, fd_avg_pool2d_backward, fd_ref_avg_pool2d, fd_ref_avg_pool2d_backward, "test_nnops",  \

@@ -1,6 +1,6 @@
 -- Benchmark: a stack of ResNet blocks (GroupNorm(32)+SiLU -> conv3x3 ->
 -- GroupNorm(32)+SiLU -> conv3x3 + residual), 4 blocks at 64 channels, 64x64,
--- batch 8 by default - the block of reference/cpu-baseline.md §6 and issue 3's
+-- batch 8 by default - the block of the project's first CPU baseline and issue 3's
 -- target - against PyTorch 1.13 eager in the same run (medians of repeated
 -- timings, interleaved), f32, inference. The activations stay in oneDNN's
 -- blocked layout from the first op to the last (Tensor:blocked); --plain keeps

@@ -10,7 +10,7 @@
 -- GFLOP/s are nominal (2*MACs, padded taps included). The peak is measured
 -- with an FMA-only loop on all threads (fada.ops.measure_peak_gflops) unless
 -- --peak is given. PyTorch runs in /usr/bin/python3 with OPENBLAS_NUM_THREADS=1
--- (its f32 matmul is OpenBLAS; one thread pool, as cpu-baseline.md advises)
+-- (its f32 matmul is OpenBLAS; one thread pool, so the two pools do not oversubscribe the cores)
 -- and torch.set_num_threads(threads), with the same sampling.
 require('fada.cli').help_from_header(arg)
 local fada = require 'fada'

@@ -352,6 +352,14 @@ function F.upsample_nearest(x, sh, sw)
   return record('upsample_nearest', y, {x}, function(g) return fada.ops.upsample_nearest_backward(g, sh, sw) end)
 end
 
+-- torch's interpolate(x, size = {oh, ow}, mode = 'nearest'): any sizes, 7 -> 5 or 5 -> 12.
+function F.resize_nearest(x, oh, ow)
+  local y = fada.ops.resize_nearest(x, oh, ow)
+  if not needs(x) then return y end
+  local ih, iw = x:size(3), x:size(4)
+  return record('resize_nearest', y, {x}, function(g) return fada.ops.resize_nearest_backward(g, ih, iw) end)
+end
+
 function F.resize_bilinear(x, oh, ow)
   local y = fada.ops.resize_bilinear(x, oh, ow)
   if not needs(x) then return y end
@@ -359,11 +367,13 @@ function F.resize_bilinear(x, oh, ow)
   return record('resize_bilinear', y, {x}, function(g) return fada.ops.resize_bilinear_backward(g, ih, iw) end)
 end
 
+-- kernel = stride; odd sizes floor as in torch (7x9 by 2 -> 3x4), the dropped pixels get no gradient.
 function F.avg_pool2d(x, kh, kw)
   kw = kw or kh
   local y = fada.ops.avg_pool2d(x, kh, kw)
   if not needs(x) then return y end
-  return record('avg_pool2d', y, {x}, function(g) return fada.ops.avg_pool2d_backward(g, kh, kw) end)
+  local ih, iw = x:size(3), x:size(4)
+  return record('avg_pool2d', y, {x}, function(g) return fada.ops.avg_pool2d_backward(g, kh, kw, ih, iw) end)
 end
 
 -- F.pad(x, {left, right, [top, bottom, ...]}, [mode = 'constant'], [value = 0])

@@ -1,4 +1,4 @@
--- Tab completion for the REPL (runtime/main_repl.c calls candidates(word)).
+-- Tab completion for the REPL (runtime/programs/main_repl.c calls candidates(word)).
 -- word is the text before the cursor with '.' and ':' kept in it: "pri",
 -- "fada.ze", "fada.Tensor.si", "t:si". The answer lists the full words it
 -- can become, sorted. Fields are read with rawget along the chain of

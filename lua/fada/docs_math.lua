@@ -1,4 +1,4 @@
--- Documentation of the math ops written in C (ops/lua_math.c), for help(x).
+-- Documentation of the math ops written in C (ops/lua/lua_math.c), for help(x).
 -- Registers through fada.doc when the help module (lua/fada/help.lua) is
 -- there, whichever of the two lib.lua requires first; otherwise does nothing.
 local fada = require 'fada'

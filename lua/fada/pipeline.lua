@@ -116,9 +116,20 @@ function M.check_options(o)
 end
 
 -- The portrait as [1, 3, S, S] in [-1, 1]: centre-cropped to a square and
--- resized (area) to the model's size, with a note when that changed it.
+-- resized (area) to the model's size, with a note when that changed it. A
+-- file is cropped and resized as it decodes (docs/io.md: memory), so a large
+-- photo never exists whole in floats.
 function M.load_portrait(ref, size, notes)
-  local img = type(ref) == 'string' and fada.image.load(ref, {channels = 3}) or ref -- [3, H, W] in [0, 1]
+  if type(ref) == 'string' then
+    local img, info = fada.image.load(ref, {channels = 3, size = size, fit = 'crop'})  -- [3, S, S] in [0, 1]
+    local W, H, s = info.width, info.height, info.crop[3]
+    if H ~= W then notes[#notes + 1] = ('portrait %dx%d centre-cropped to %dx%d'):format(W, H, s, s) end
+    if s < size then
+      notes[#notes + 1] = ('portrait %dx%d is smaller than the model\'s %dx%d: upscaled'):format(s, s, size, size)
+    end
+    return (img * 2 - 1):view(1, 3, size, size)
+  end
+  local img = ref                                                                       -- [3, H, W] in [0, 1]
   local H, W = img:size(2), img:size(3)
   if H ~= W then
     local s = math.min(H, W)

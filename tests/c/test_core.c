@@ -4,9 +4,9 @@
 #include <string.h>
 
 #include "check.h"
-#include "fd_rng.h"
-#include "fd_runtime.h"
-#include "fd_tensor.h"
+#include "runtime/core/fd_rng.h"
+#include "runtime/core/fd_runtime.h"
+#include "runtime/core/fd_tensor.h"
 
 static void test_numel_overflow(void)
 {

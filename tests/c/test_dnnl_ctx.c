@@ -5,9 +5,9 @@
 #include <string.h>
 
 #include "check.h"
-#include "dnnl_ctx.h"
-#include "fd_conv.h"
-#include "fd_runtime.h"
+#include "ops/backend/fd_dnnl.h"
+#include "ops/conv/fd_conv.h"
+#include "runtime/core/fd_runtime.h"
 
 static void fill(fd_tensor *t, float seed)
 {

@@ -7,10 +7,10 @@
 #include <string.h>
 
 #include "check.h"
-#include "fd_elementwise.h"
-#include "fd_reduce.h"
-#include "fd_runtime.h"
-#include "fd_tensor.h"
+#include "ops/elementwise/fd_elementwise.h"
+#include "ops/reduce/fd_reduce.h"
+#include "runtime/core/fd_runtime.h"
+#include "runtime/core/fd_tensor.h"
 
 static uint64_t rng = 88172645463325252ull;
 static double uniform(void) /* xorshift64: a test needs no better */

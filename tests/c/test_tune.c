@@ -1,7 +1,7 @@
 /* fd_tune: the first 5 calls of a key run variant 0, the next 5 variant 1;
  * the first call of each block is not counted; then the faster sticks. */
 #include "check.h"
-#include "fd_tune.h"
+#include "ops/backend/fd_tune.h"
 
 static int decide(uint64_t key, double t0, double t1)
 {

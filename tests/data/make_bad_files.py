@@ -83,6 +83,13 @@ def png(w, h, depth=8, ctype=2, rows=None, ihdr_crc=None, idat=None):
     return sig + ihdr + chunk(b'IDAT', idat) + chunk(b'IEND', b'')
 
 
+def deflate_rows(h, rowbytes):
+    """The zlib stream of h filtered rows of zeros (filter byte 0), without holding them."""
+    c = zlib.compressobj(9)
+    row = b'\0' * (rowbytes + 1)
+    return b''.join([c.compress(row) for _ in range(h)] + [c.flush()])
+
+
 def png_files():
     good = png(16, 16)
     put('png_empty.png', b'')
@@ -96,6 +103,14 @@ def png_files():
     # Declared sizes the data cannot hold: refused before allocating.
     put('png_huge_dims.png', png(30000, 30000, rows=b'\0' * 100))
     put('png_over_limit.png', png(1000000, 1000000, rows=b'\0' * 100))
+    # Honest decompression bombs: all-black 1-bit pictures whose deflate
+    # stream really holds every row (8 and 18 KB on disk; 67 and 144
+    # megapixels, 0.8 and 1.7 GB as f32 RGB). 8192 x 8192 is the default pixel
+    # limit: it loads, and as a portrait costs a few MB; 12000 x 12000 is
+    # refused by the limit, naming its size (it was refused before as
+    # "more than its bytes can hold", which was wrong: it holds them).
+    for side in (8192, 12000):
+        put('png_bomb_1bit_%d.png' % side, png(side, side, depth=1, ctype=0, idat=deflate_rows(side, side // 8)))
     # Ancillary chunks fada never reads, among them a zTXt that inflates
     # ~1000:1 to 16 MB and an iCCP: skipped unread, the pixels still load.
     good_parts = good.split(b'IDAT')
@@ -135,6 +150,19 @@ def wav_files():
     # A float WAV carrying NaN and infinities between ordinary samples.
     put('wav_nonfinite.wav', wav(fmt_tag=3, bits=32, data=struct.pack('<6f', 0.1, 0.2, float('nan'), float('inf'),
                                                                          float('-inf'), 0.3)))
+
+
+def mp3_files():
+    # The first 300 bytes of an MP3 made by the ffmpeg CLI: libsndfile takes it
+    # for MPEG audio, its mpg123 reader fails, and libsndfile says "File does
+    # not exist or is not a regular file" about a file that exists.
+    tmp = tempfile.mkdtemp()
+    good = os.path.join(tmp, 'good.mp3')
+    subprocess.run(['ffmpeg', '-v', 'error', '-y', '-f', 'lavfi', '-i', 'sine=r=16000:d=0.5', '-c:a', 'libmp3lame',
+                    '-b:a', '32k', good], check=True)
+    put('mp3_truncated.mp3', open(good, 'rb').read()[:300])
+    os.remove(good)
+    os.rmdir(tmp)
 
 
 def streaminfo(rate=16000, channels=1, bits=16, total=0, last=True):
@@ -189,6 +217,7 @@ def mp4_files():
 if __name__ == '__main__':
     os.makedirs(OUT, exist_ok=True)
     flac_files()
+    mp3_files()
     st_files()
     png_files()
     wav_files()

@@ -3,7 +3,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fd_audio.h"
+#include "runtime/io/fd_audio.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

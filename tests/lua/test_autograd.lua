@@ -109,6 +109,8 @@ test('gradcheck: norms, softmax, attention, activations, resampling, losses (f64
   check('upsample/avg_pool/pixel (un)shuffle', function(x)
     return F.avg_pool2d(F.upsample_nearest(x, 2), 2) + F.pixel_shuffle(F.pixel_unshuffle(x, 2), 2) end, {r(1, 2, 4, 4)})
   check('resize_bilinear', function(x) return F.resize_bilinear(x, 5, 3) end, {r(1, 2, 4, 4)})
+  check('resize_nearest 5x7 -> 3x12', function(x) return F.resize_nearest(x, 3, 12) end, {r(1, 2, 5, 7)})
+  check('avg_pool2d of an odd size (7x9 -> 3x4)', function(x) return F.avg_pool2d(x, 2) end, {r(1, 2, 7, 9)})
   check('pad', function(x) return F.pad(x, {1, 2, 0, 1}) end, {r(1, 1, 2, 3)})
   check('embedding', function(w) return F.embedding(w, fada.tensor({{0, 2}, {2, 1}}, 'i64')) end, {r(3, 4)})
   check('mse/l1 weighted', function(a, b) return F.mse(a, b, fada.tensor({1, 2, 3}, 'f64')) + F.l1(a, b) end, {r(2, 3), r(2, 3)})

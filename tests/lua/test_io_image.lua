@@ -155,6 +155,90 @@ out['au'] = F.interpolate(x, size=(50, 60), mode='area')
   assert_close(img.resize(x, 50, 60, 'area'), out.au, 1e-5, 1e-5, 'area up')
 end)
 
+-- load(path, {size, fit}) crops and resizes rows as they are decoded; the result
+-- must be what loading the whole picture and then cropping and resizing gives.
+local function load_then_resize(path, o, crop, h, w, mode)
+  local full = img.load(path, {dtype = o.dtype or 'f32', channels = o.channels})
+  local y = img.resize(img.crop(full, table.unpack(crop)):contiguous(), h, w, mode)
+  if o.range == '-1,1' then y = y * 2 - 1 end
+  return y
+end
+
+test('load with size: cropped and resized as it decodes, equal to load + crop + resize', function()
+  local path = peer.tmp('s.png')
+  img.save(path, u8_image(37, 53, 3, 21))
+  local cases = {
+    {{size = 16, fit = 'crop'}, 16, 16, 'area', {1, 9, 37, 37}},            -- centred square, shrinking: area
+    {{size = {20, 10}, fit = 'crop'}, 20, 10, 'area', {1, 18, 37, 18}},     -- a tall window of a wide picture
+    {{size = {12, 30}, fit = 'stretch'}, 12, 30, 'area', {1, 1, 37, 53}},   -- the whole picture
+    {{size = 80, fit = 'crop'}, 80, 80, 'bilinear', {1, 9, 37, 37}},        -- enlarging: bilinear
+    {{size = 16, fit = 'crop', resize = 'bilinear'}, 16, 16, 'bilinear', {1, 9, 37, 37}},
+    {{size = 16, fit = 'crop', dtype = 'u8'}, 16, 16, 'area', {1, 9, 37, 37}},
+    {{size = 16, fit = 'crop', channels = 1}, 16, 16, 'area', {1, 9, 37, 37}},
+    {{size = 16, fit = 'crop', channels = 4, range = '-1,1'}, 16, 16, 'area', {1, 9, 37, 37}},
+  }
+  for i, c in ipairs(cases) do
+    local y, info = img.load(path, c[1])
+    local want = load_then_resize(path, c[1], c[5], c[2], c[3], c[4])
+    assert_eq(table.concat(y:size(), 'x'), table.concat(want:size(), 'x'), 'case ' .. i)
+    assert_eq(y:dtype(), want:dtype(), 'case ' .. i)
+    assert_close(y, want, c[1].range and 1e-6 or 0, 0, 'case ' .. i)
+    assert_eq(table.concat(info.crop, ','), table.concat(c[5], ','), 'case ' .. i .. ' crop')
+    assert_eq(info.width .. 'x' .. info.height .. 'x' .. info.channels .. 'x' .. info.bits, '53x37x3x8')
+  end
+  -- 16-bit: the same, from 16-bit samples
+  local p16 = peer.tmp('s16.png')
+  img.save(p16, fada.rand(3, 29, 41, fada.Generator(5)), {bits = 16})
+  assert_close(img.load(p16, {size = 9, fit = 'crop'}), load_then_resize(p16, {}, {1, 7, 29, 29}, 9, 9, 'area'), 0, 0,
+               '16-bit')
+  checkerror(function() img.load(path, {size = {0, 4}}) end, 'give both (1..32768) or neither')
+  checkerror(function() img.load(path, {fit = 'cover'}) end, "fit must be 'crop' or 'stretch'")
+  os.remove(path); os.remove(p16)
+end)
+
+test('an interlaced (Adam7) PNG loads as its plain twin, whole and resized', function()
+  local plain, adam7 = peer.tmp('plain.png'), peer.tmp('adam7.png')
+  local py = peer.tmp('adam7.py')
+  -- a gradient written both ways by hand (neither fada nor the ffmpeg CLI writes Adam7)
+  peer.write(py, ([[
+import struct, sys, zlib
+W, H = 45, 31
+px = lambda x, y: (x * 5 + y * 3) %% 256
+def chunk(k, b): return struct.pack('>I', len(b)) + k + b + struct.pack('>I', zlib.crc32(k + b) & 0xffffffff)
+def png(path, interlace, raw):
+    ihdr = struct.pack('>IIBBBBB', W, H, 8, 0, 0, 0, interlace)
+    body = chunk(b'IHDR', ihdr) + chunk(b'IDAT', zlib.compress(raw)) + chunk(b'IEND', b'')
+    open(path, 'wb').write(b'\x89PNG\r\n\x1a\n' + body)
+png('%s', 0, b''.join(b'\0' + bytes(px(x, y) for x in range(W)) for y in range(H)))
+passes = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+raw = b''.join(b'\0' + bytes(px(x, y) for x in range(x0, W, dx)) for x0, y0, dx, dy in passes for y in range(y0, H, dy)
+               if x0 < W)
+png('%s', 1, raw)
+]]):format(plain, adam7))
+  peer.sh('/usr/bin/python3 ' .. py)
+  local a, b = img.load(plain, {dtype = 'u8'}), img.load(adam7, {dtype = 'u8'})
+  assert_eq(table.concat(b:size(), 'x'), '31x45x1')
+  assert_eq(b:get(7, 10, 1), (9 * 5 + 6 * 3) % 256, 'pixel (x 9, y 6)')
+  assert_close(b, a, 0, 0, 'Adam7 = plain')
+  assert_close(img.load(adam7, {size = 8, fit = 'crop'}), img.load(plain, {size = 8, fit = 'crop'}), 0, 0, 'resized')
+  os.remove(plain); os.remove(adam7); os.remove(py)
+end)
+
+test('JPEG through FFmpeg: load with size equals load + crop + resize; draft (1/2..1/8 DCT) stays close', function()
+  local src, jpg = peer.tmp('src.png'), peer.tmp('pic.jpg')
+  img.save(src, peer.picture(240, 320))
+  peer.sh(('ffmpeg -v error -y -i %s -q:v 2 %s'):format(src, jpg))
+  local y, info = img.load(jpg, {channels = 3, size = 24, fit = 'crop'})
+  assert_eq(table.concat(info.crop, ','), '1,41,240,240')
+  assert_close(y, load_then_resize(jpg, {channels = 3}, info.crop, 24, 24, 'area'), 0, 0, 'exact')
+  local d, dinfo = img.load(jpg, {channels = 3, size = 24, fit = 'crop', draft = true}) -- 1/2 scale: 120 >= 4 x 24
+  assert_eq(dinfo.width .. 'x' .. dinfo.height, '320x240', 'the file size, not the draft size')
+  local err = (d - y):abs()
+  assert(err:mean():item() < 0.01 and err:max():item() < 0.1,
+         ('draft: mean %.4f max %.4f'):format(err:mean():item(), err:max():item()))
+  os.remove(src); os.remove(jpg)
+end)
+
 test('crop is a view of the right pixels and refuses out-of-bounds boxes', function()
   local x = u8_image(10, 12, 3, 9)
   local c = img.crop(x, 3, 4, 5, 6)

@@ -1,4 +1,4 @@
--- The nn ops (ops/fd_nnops.h) through fada.ops:
+-- The nn ops (ops/<family>/, conventions in ops/common/fd_nn_common.h) through fada.ops:
 --  * every fast kernel against its reference kernel (fada.ops.ref) on random
 --    shapes: odd sizes, non-contiguous views, channels-last, batch 1 and > 1,
 --    with the AVX2 kernels on and off;
@@ -351,10 +351,39 @@ test('resampling fast vs reference', function()
       assert_close(ops.resize_bilinear_backward(dy, H, W), ref.resize_bilinear_backward(dy, H, W), 1e-5, 1e-5, 'bilinear bwd')
     end
   end
+  for _, shp in ipairs{{1, 1, 3, 5}, {2, 3, 7, 4}} do
+    local x = randn(table.unpack(shp))
+    local N, C, H, W = table.unpack(shp)
+    -- equal, twice, and sizes whose ratio is not an integer either way (torch's float index rule)
+    for _, o in ipairs{{H, W}, {2 * H, 2 * W}, {5, 12}, {12, 5}, {2 * H + 1, W + 2}, {1, 1}} do
+      local y = ops.resize_nearest(strided(x), o[1], o[2])
+      assert_eq(table.concat(y:size(), 'x'), ('%dx%dx%dx%d'):format(N, C, o[1], o[2]))
+      assert_close(y, ref.resize_nearest(x, o[1], o[2]), 0, 0, 'resize_nearest')
+      local dy = randn(N, C, o[1], o[2])
+      assert_close(ops.resize_nearest_backward(dy, H, W), ref.resize_nearest_backward(dy, H, W), 1e-6, 1e-6,
+        'resize_nearest bwd')
+    end
+  end
+  local x2 = randn(1, 2, 3, 4)
+  assert_close(ops.resize_nearest(x2, 6, 8), ops.upsample_nearest(x2, 2), 0, 0, 'twice the size = upsample by 2')
+  assert_close(ops.resize_nearest(x2, 9, 12), ops.upsample_nearest(x2, 3), 0, 0, 'three times = upsample by 3')
   local x = randn(2, 3, 6, 9)
   assert_close(ops.avg_pool2d(strided(x), 2, 3), ref.avg_pool2d(x, 2, 3), 1e-6, 1e-6, 'avg_pool2d')
   local dy = randn(2, 3, 3, 3)
   assert_close(ops.avg_pool2d_backward(dy, 2, 3), ref.avg_pool2d_backward(dy, 2, 3), 1e-6, 1e-6)
+  -- odd sizes floor as torch does: 7x9 by 2 -> 3x4, by (2, 3) -> 3x3; the last row / columns are dropped
+  local xo = randn(2, 3, 7, 9)
+  for _, k in ipairs{{2, 2}, {2, 3}, {3, 2}} do
+    local y = ops.avg_pool2d(strided(xo), k[1], k[2])
+    assert_eq(table.concat(y:size(), 'x'), ('2x3x%dx%d'):format(7 // k[1], 9 // k[2]))
+    assert_close(y, ref.avg_pool2d(xo, k[1], k[2]), 1e-6, 1e-6, 'avg_pool2d odd')
+    local g = randn(table.unpack(y:size()))
+    local dx = ops.avg_pool2d_backward(g, k[1], k[2], 7, 9)
+    assert_eq(table.concat(dx:size(), 'x'), '2x3x7x9')
+    assert_close(dx, ref.avg_pool2d_backward(g, k[1], k[2], 7, 9), 1e-6, 1e-6, 'avg_pool2d odd bwd')
+    local used = 7 // k[1] * k[1]
+    assert_eq(dx:narrow(3, used + 1, 7 - used):abs():max():item(), 0, 'dropped rows get no gradient')
+  end
 end)
 
 test('pad, pixel shuffle, embedding, losses fast vs reference', function()
@@ -397,9 +426,16 @@ test('gradcheck resampling', function()
     gradcheck('bilinear', function(x_) return {ref.resize_bilinear(x_, o[1], o[2])} end, {x},
       function(gs) return {ref.resize_bilinear_backward(gs[1], 3, 4)} end)
   end
+  for _, o in ipairs{{2, 3}, {5, 7}, {7, 5}} do
+    gradcheck('nearest', function(x_) return {ref.resize_nearest(x_, o[1], o[2])} end, {x},
+      function(gs) return {ref.resize_nearest_backward(gs[1], 3, 4)} end)
+  end
   local x2 = f64(randn(1, 2, 4, 6))
   gradcheck('avg_pool2d', function(x_) return {ref.avg_pool2d(x_, 2, 3)} end, {x2},
     function(gs) return {ref.avg_pool2d_backward(gs[1], 2, 3)} end)
+  local x3 = f64(randn(1, 2, 7, 9))
+  gradcheck('avg_pool2d odd', function(x_) return {ref.avg_pool2d(x_, 2, 2)} end, {x3},
+    function(gs) return {ref.avg_pool2d_backward(gs[1], 2, 2, 7, 9)} end)
 end)
 
 test('gradcheck pad', function()
@@ -487,7 +523,11 @@ test('bad input gives clear errors', function()
   checkerror(function() ops.attention(q:to('i32'), k, v) end, 'expected a float dtype')
   checkerror(function() ops.upsample_nearest(randn(2, 3, 4), 2) end, 'expected 4')
   checkerror(function() ops.upsample_nearest(x, 0) end, 'must be >= 1')
-  checkerror(function() ops.avg_pool2d(randn(1, 1, 5, 4), 2) end, 'not a multiple of the kernel')
+  checkerror(function() ops.avg_pool2d(randn(1, 1, 1, 4), 2) end, 'x [1, 1, 1, 4] is smaller than the kernel (2, 2)')
+  checkerror(function() ops.avg_pool2d_backward(randn(1, 1, 3, 4), 2, 2, 5, 9) end,
+    'does not pool from an input of 5x9 by kernel (2, 2): expected 2x4')
+  checkerror(function() ops.resize_nearest(x, 0, 3) end, 'output size (0, 3) must be >= 1')
+  checkerror(function() ops.resize_nearest(randn(3, 4), 2, 2) end, 'expected 4')
   checkerror(function() ops.pad(x, {1}) end, 'need an even count')
   checkerror(function() ops.pad(x, {4, 0}, 'reflect') end, 'reflect pads (4, 0) must be in [0, 4)')
   checkerror(function() ops.pad(x, {-3, -1}) end, 'leave dim 3')
@@ -594,6 +634,47 @@ outs = [y, x.grad, n]]==])
   assert_close(ops.resize_bilinear(x, 8, 4), r[1], 1e-5, 1e-5, 'bilinear')
   assert_close(ops.resize_bilinear_backward(g, 5, 7), r[2], 1e-5, 1e-5, 'bilinear backward')
   assert_close(ops.upsample_nearest(x, 2), r[3], 0, 0, 'nearest')
+end)
+
+test('torch parity: nearest to any size (7 -> 5, 5 -> 12), avg_pool2d of odd sizes, with gradients', function()
+  need_torch()
+  local x = randn(2, 3, 7, 5)
+  local g1, g2, g3 = randn(2, 3, 5, 12), randn(2, 3, 3, 2), randn(2, 3, 14, 3)
+  local p = randn(2, 3, 7, 9)
+  local gp1, gp2 = randn(2, 3, 3, 4), randn(2, 3, 2, 3)
+  local w = fada.arange(26):to('f32'):view(1, 1, 1, 26)
+  local r = torch_run({x = x, g1 = g1, g2 = g2, g3 = g3, p = p, gp1 = gp1, gp2 = gp2, w = w}, [==[
+outs = [F.interpolate(w, size=(1, 22), mode='nearest')]
+for size, g in (((5, 12), g1), ((3, 2), g2), ((14, 3), g3)):
+    x.grad = None
+    y = F.interpolate(x, size=size, mode='nearest')
+    y.backward(g)
+    outs += [y, x.grad.clone()]
+for k, g in ((2, gp1), ((3, 3), gp2)):
+    p.grad = None
+    y = F.avg_pool2d(p, k)
+    y.backward(g)
+    outs += [y, p.grad.clone()]]==])
+  -- 26 -> 22: output 11 takes pixel 12, where the exact 11 * 26 / 22 = 13 (torch's float product rounds down)
+  local wr = ops.resize_nearest(w, 1, 22)
+  assert_close(wr, r[1], 0, 0, 'nearest 26 -> 22')
+  assert_eq(wr:view(22):get(12), 12, 'output 11 of 26 -> 22 is pixel 12, as torch')
+  table.remove(r, 1)
+  for i, c in ipairs{{5, 12, g1}, {3, 2, g2}, {14, 3, g3}} do
+    local what = ('nearest 7x5 -> %dx%d'):format(c[1], c[2])
+    local y = ops.resize_nearest(x, c[1], c[2])
+    assert_eq(table.concat(y:size(), 'x'), ('2x3x%dx%d'):format(c[1], c[2]), what)
+    assert_close(y, r[2 * i - 1], 0, 0, what)
+    assert_close(ops.resize_nearest_backward(c[3], 7, 5), r[2 * i], 1e-6, 1e-6, what .. ' backward')
+    assert_close(ref.resize_nearest_backward(c[3]:to('f64'), 7, 5), r[2 * i], 1e-12, 1e-12, what .. ' backward (ref)')
+  end
+  for i, c in ipairs{{2, 2, gp1, '3x4'}, {3, 3, gp2, '2x3'}} do
+    local what = ('avg_pool2d 7x9 by %dx%d'):format(c[1], c[2])
+    local y = ops.avg_pool2d(p, c[1], c[2])
+    assert_eq(table.concat(y:size(), 'x'), '2x3x' .. c[4], what .. ': torch floors')
+    assert_close(y, r[6 + 2 * i - 1], 1e-6, 1e-6, what)
+    assert_close(ops.avg_pool2d_backward(c[3], c[1], c[2], 7, 9), r[6 + 2 * i], 1e-6, 1e-6, what .. ' backward')
+  end
 end)
 
 test('group_norm with a per-sample scale/shift (ResBlock time embedding) equals its pieces in f64', function()

@@ -29,15 +29,15 @@ test('every op: fast and reference kernels, bound with its backward, a gradient-
            ('%s: no test named %q in %s'):format(op.name, op.gradcheck, path))
   end
   for _, name in ipairs{'conv2d', 'conv1d', 'linear', 'matmul', 'group_norm', 'layer_norm', 'softmax', 'attention',
-                        'activation', 'upsample_nearest', 'resize_bilinear', 'avg_pool2d', 'pad', 'pixel_shuffle',
-                        'embedding', 'loss'} do
+                        'activation', 'upsample_nearest', 'resize_nearest', 'resize_bilinear', 'avg_pool2d', 'pad',
+                        'pixel_shuffle', 'embedding', 'loss'} do
     assert(seen[name], name .. ' is missing from the op list')
   end
 end)
 
 test('the nn reference kernels are bound in fada.ops.ref', function()
-  for _, fn in ipairs{'group_norm', 'layer_norm', 'softmax', 'attention', 'silu', 'upsample_nearest', 'resize_bilinear',
-                      'avg_pool2d', 'pad', 'pixel_shuffle', 'embedding', 'mse_loss', 'l1_loss'} do
+  for _, fn in ipairs{'group_norm', 'layer_norm', 'softmax', 'attention', 'silu', 'upsample_nearest', 'resize_nearest',
+                      'resize_bilinear', 'avg_pool2d', 'pad', 'pixel_shuffle', 'embedding', 'mse_loss', 'l1_loss'} do
     assert(type(ops.ref[fn]) == 'function', 'fada.ops.ref.' .. fn)
     assert(type(ops.ref[fn .. '_backward']) == 'function' or fn == 'pixel_shuffle', 'fada.ops.ref.' .. fn .. '_backward')
   end
