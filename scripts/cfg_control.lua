@@ -6,7 +6,6 @@
 -- DIR/cfg_audio.png, DIR/cfg_ref.png (each metric against the scale).
 local fada = require 'fada'
 local cli = require 'fada.cli'
-local models = require 'fada.models'
 local pipeline = require 'fada.pipeline'
 local metrics = require 'fada.metrics'
 local heldout = require 'fada.metrics.heldout'
@@ -53,23 +52,17 @@ local wa_list, wr_list = numbers(opts.w_audio, 'w-audio'), numbers(opts.w_ref, '
 if opts.clips < 1 then die('--clips must be at least 1') end
 if opts.steps < 1 or opts.teacher_steps < 1 then die('--steps and --teacher-steps must be at least 1') end
 
-local function load(path, role, student)
-  local f = io.open(path, 'rb')
-  if not f then die(("cannot read the %s '%s'"):format(role, path)) end
-  f:close()
-  local ok, m = pcall(models.load, path)
-  if not ok then die(tostring(m)) end
-  if student ~= (m.config.student ~= nil) then
-    die(("'%s' is a %s; --%s needs a %s"):format(path, student and 'teacher' or 'student', role, role))
-  end
-  return {model = m, digest = models.digest(path)}
+local function load(path, role)
+  local m, err = heldout.load_model(path, role, role)
+  if not m then die(err) end
+  return m
 end
 local runs = {}
 if opts.student ~= 'none' then
-  runs[1] = {name = 'student (Fast)', m = load(opts.student, 'student', true), mode = 'fast', steps = opts.steps}
+  runs[1] = {name = 'student (Fast)', m = load(opts.student, 'student'), mode = 'fast', steps = opts.steps}
 end
 if opts.teacher ~= 'none' then
-  runs[#runs + 1] = {name = 'teacher', m = load(opts.teacher, 'teacher', false), mode = 'teacher', steps = opts.teacher_steps}
+  runs[#runs + 1] = {name = 'teacher', m = load(opts.teacher, 'teacher'), mode = 'teacher', steps = opts.teacher_steps}
 end
 if #runs == 0 then die('--student none and --teacher none: nothing to sweep') end
 

@@ -6,7 +6,6 @@
 -- DIR/compare.png (quality against speed-up).
 local fada = require 'fada'
 local cli = require 'fada.cli'
-local models = require 'fada.models'
 local pipeline = require 'fada.pipeline'
 local metrics = require 'fada.metrics'
 local heldout = require 'fada.metrics.heldout'
@@ -54,23 +53,16 @@ if opts.seconds <= 0 then die('--seconds must be > 0') end
 
 -- ---- the models and the rows -------------------------------------------------------------------------
 local loaded = {}
-local function load(path, role, want_student)
-  local f = io.open(path, 'rb')
-  if not f then
-    die(("cannot read the %s '%s'%s"):format(role, path, want_student and
-      ' (distil one: make student; or --student none for the teacher rows alone)' or ''))
-  end
-  f:close()
-  local ok, m = pcall(models.load, path)
-  if not ok then die(tostring(m)) end
-  if want_student and not m.config.student then die(("the %s '%s' is a teacher, not a distilled student"):format(role, path)) end
-  if not want_student and m.config.student then die(("--teacher '%s' is a student"):format(path)) end
-  loaded[#loaded + 1] = {model = m, path = path, digest = models.digest(path)}
-  return loaded[#loaded]
+local function load(path, role, kind)
+  local m, err = heldout.load_model(path, role, kind,
+    kind == 'student' and 'distil one: make student; or --student none for the teacher rows alone' or nil)
+  if not m then die(err) end
+  loaded[#loaded + 1] = m
+  return m
 end
 
 local T, S = opts.teacher_steps, opts.steps
-local teacher = load(opts.teacher, 'teacher')
+local teacher = load(opts.teacher, 'teacher', 'teacher')
 local rows = {
   {id = 'teacher', label = ('teacher %d × 3 (reference)'):format(T), m = teacher, mode = 'teacher', steps = T},
   {id = 'teacher_cut', label = ('teacher %d × 3'):format(S), m = teacher, mode = 'teacher', steps = S},
@@ -79,14 +71,14 @@ local rows = {
   {id = 'teacher_1pass', label = ('teacher %d × 1, no guidance'):format(S), m = teacher, mode = 'unguided', steps = S},
 }
 if opts.student ~= 'none' then
-  local student = load(opts.student, 'student', true)
+  local student = load(opts.student, 'student', 'student')
   rows[#rows + 1] = {id = 'balanced', label = ('FADA-Balanced %d × 3'):format(S), m = student, mode = 'balanced', steps = S}
   rows[#rows + 1] = {id = 'fast', label = ('FADA-Fast %d × 1'):format(S), m = student, mode = 'fast', steps = S}
 end
 for item in (opts.ablations or ''):gmatch('[^,]+') do
   local name, path = item:match('^%s*([%w_%-]+)=(.+)$')
   if not name then die(('--ablations: "%s" is not NAME=PATH'):format(item)) end
-  rows[#rows + 1] = {id = 'ablation_' .. name, label = ('Fast, ablation: %s'):format(name), m = load(path, 'ablation ' .. name, true),
+  rows[#rows + 1] = {id = 'ablation_' .. name, label = ('Fast, ablation: %s'):format(name), m = load(path, 'ablations', 'student'),
                      mode = 'fast', steps = S, ablation = true}
 end
 for _, r in ipairs(rows) do

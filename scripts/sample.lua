@@ -5,7 +5,7 @@ local cli = require 'fada.cli'
 local pipeline = require 'fada.pipeline'
 
 local d = pipeline.defaults
-local opts = cli.parse(arg, {
+local spec = {
   usage = 'usage: fadalua scripts/sample.lua [flags]',
   about = 'Makes a talking-head video from a portrait and speech with a FADA teacher or distilled student.\n' ..
           'Modes: teacher (3 passes per step, ~25 steps), balanced (student, 3 passes, ~6 steps),\n' ..
@@ -29,15 +29,22 @@ local opts = cli.parse(arg, {
   {'clip_frames', 'int', nil, 'frames per clip (default: the model\'s)'},
   {'motion_frames', 'int', nil, 'motion frames carried between clips (default: the model\'s)'},
   {'progress', 'bool', true, 'show a progress bar'},
-})
+}
+-- the sampling conventions (--spacing, --eta, ...: docs/sampling.md) after --sampler
+local at = #spec
+for i, f in ipairs(spec) do if f[1] == 'sampler' then at = i end end
+for k, f in ipairs(pipeline.SAMPLING_FLAGS) do table.insert(spec, at + k, f) end
+local opts = cli.parse(arg, spec)
 
-local ok, res = pcall(pipeline.sample, {
+local job = {
   ref = opts.ref, audio = opts.audio, out = opts.out, frames_dir = opts.frames, model = opts.model,
   mode = opts.mode, steps = opts.steps, sampler = opts.sampler, cfg_ref = opts.cfg_ref,
   cfg_audio = opts.cfg_audio, cfg_schedule = opts.cfg_schedule, seed = opts.seed, noise_share = opts.noise_share, threads = opts.threads,
   dtype = opts.dtype, fps = opts.fps, clip_frames = opts.clip_frames, motion_frames = opts.motion_frames,
   progress = opts.progress,
-})
+}
+for _, f in ipairs(pipeline.SAMPLING_FLAGS) do job[f[1]] = opts[f[1]] end
+local ok, res = pcall(pipeline.sample, job)
 if not ok then
   io.stderr:write('sample: ' .. tostring(res):gsub('^sample: ', '') .. '\n')
   os.exit(1)

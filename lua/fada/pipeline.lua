@@ -28,9 +28,27 @@ M.defaults = {
   model = 'weights/fada-teacher.safetensors', mode = 'teacher', steps = nil, sampler = 'ddim',
   cfg_ref = 2.0, cfg_audio = 3.5, cfg_schedule = 'constant', seed = 42, dtype = 'f32', fps = nil,
   clip_frames = nil, motion_frames = nil, spacing = 'trailing', eta = 0, crf = 18, progress = true,
-  noise_share = 0,
+  noise_share = 0, steps_offset = 0, interpolation = 'alpha_bar', prev_timestep = 'listed', set_alpha_to_one = true,
+  timestep_scaling = 'none',
 }
 M.default_steps = {teacher = 25, balanced = 6, fast = 6, unguided = 6}
+
+-- The sampling conventions (docs/sampling.md) as flags of scripts/sample.lua
+-- and axes of fada.sweep: name, kind, default, help.
+local d = M.defaults
+M.SAMPLING_FLAGS = {
+  {'spacing', 'string', d.spacing, 'where the steps fall: leading | trailing | linspace | karras | exponential'},
+  {'steps_offset', 'int', d.steps_offset, "added to leading timesteps (diffusers' steps_offset; SD uses 1)"},
+  {'interpolation', 'string', d.interpolation,
+   'fractional timesteps interpolate alpha_bar | log_sigma (k-diffusion, diffusers)'},
+  {'eta', 'number', d.eta, 'DDIM noise: 0 deterministic, 1 DDPM-like'},
+  {'prev_timestep', 'string', d.prev_timestep,
+   "where a step lands: listed (the next timestep) | ratio (t - T//n, diffusers' DDIM)"},
+  {'set_alpha_to_one', 'bool', d.set_alpha_to_one,
+   "true: the last step ends clean (alpha_bar 1); false: at alpha_bar_0 (diffusers' set_alpha_to_one=False)"},
+  {'timestep_scaling', 'string', d.timestep_scaling,
+   "lcm: diffusers' boundary condition c_skip/c_out with this scaling (its default 10) | none"},
+}
 
 local function fail(msg, ...) error(setmetatable({msg = msg:format(...)}, {__tostring = function(e) return e.msg end}), 0) end
 
@@ -95,6 +113,36 @@ function M.check_options(o)
   elseif not samplers[opts.sampler] or opts.sampler == 'get' or opts.sampler == 'names' or opts.sampler == 'ddim_invert' then
     fail("sample: --sampler must be one of %s or file:path.lua, got '%s'", table.concat(samplers.names, ', '),
       tostring(opts.sampler))
+  end
+  local spacings = {leading = true, trailing = true, linspace = true, karras = true, exponential = true}
+  if not spacings[opts.spacing] then
+    fail("sample: --spacing must be leading, trailing, linspace, karras or exponential, got '%s'", tostring(opts.spacing))
+  end
+  if math.type(opts.steps_offset) ~= 'integer' or opts.steps_offset < 0 then
+    fail('sample: --steps-offset must be an integer >= 0, got %s', tostring(opts.steps_offset))
+  end
+  if opts.steps_offset ~= 0 and opts.spacing ~= 'leading' then
+    fail("sample: --steps-offset shifts leading timesteps only (as in diffusers); give --spacing leading, or drop it")
+  end
+  if opts.interpolation ~= 'alpha_bar' and opts.interpolation ~= 'log_sigma' then
+    fail("sample: --interpolation must be alpha_bar or log_sigma, got '%s'", tostring(opts.interpolation))
+  end
+  if type(opts.eta) ~= 'number' or opts.eta < 0 then fail('sample: --eta must be a number >= 0, got %s', tostring(opts.eta)) end
+  if opts.prev_timestep ~= 'listed' and opts.prev_timestep ~= 'ratio' then
+    fail("sample: --prev-timestep must be listed or ratio, got '%s'", tostring(opts.prev_timestep))
+  end
+  if type(opts.set_alpha_to_one) ~= 'boolean' then
+    fail('sample: --set-alpha-to-one must be true or false, got %s', tostring(opts.set_alpha_to_one))
+  end
+  if opts.timestep_scaling ~= 'none' then
+    local k = tonumber(opts.timestep_scaling)
+    if not k or not (k > 0) then
+      fail("sample: --timestep-scaling must be a number > 0 (diffusers' LCM: 10) or none, got '%s'", tostring(opts.timestep_scaling))
+    end
+    if opts.sampler ~= 'lcm' and not user_code.is_file(opts.sampler) then
+      fail("sample: --timestep-scaling is LCM's boundary condition: give --sampler lcm (got '%s')", tostring(opts.sampler))
+    end
+    opts.timestep_scaling = k
   end
   if type(opts.noise_share) ~= 'number' or opts.noise_share < 0 or opts.noise_share > 1 then
     fail('sample: --noise-share must be a number in [0, 1] (0 = independent noise per frame), got %s',
@@ -196,8 +244,9 @@ function M.sample(o)
   end
   local n_clips = math.ceil(n_frames / F)
 
-  local sched = schedule.for_model(mc)
-  local ts = sched:timesteps(opts.steps, opts.spacing)
+  local sched = schedule.for_model(mc, {interpolation = opts.interpolation})
+  local got, ts = pcall(sched.timesteps, sched, opts.steps, opts.spacing, {steps_offset = opts.steps_offset})
+  if not got then fail('sample: --spacing %s: %s', opts.spacing, tostring(ts)) end
   local sampler = samplers.get(opts.sampler)
   local gen = fada.Generator(opts.seed)
 
@@ -235,7 +284,9 @@ function M.sample(o)
         strategy.steps = #ts
         local xT = M.initial_noise({F, Cl, h, w}, gen, opts.noise_share)       -- [F, Cl, h, w]
         local t0 = fada.clock()
-        local lat = sampler(strategy.model, xT, sched, ts, {generator = gen, eta = opts.eta, callback = function(i)
+        local lat = sampler(strategy.model, xT, sched, ts, {generator = gen, eta = opts.eta,
+          prev_timestep = opts.prev_timestep, set_alpha_to_one = opts.set_alpha_to_one,
+          timestep_scaling = opts.timestep_scaling ~= 'none' and opts.timestep_scaling or nil, callback = function(i)
           bar:update((c - 1) * #ts + i, {['NFE/s'] = strategy.nfe / math.max(fada.clock() - t0, 1e-9)})
         end})
         nfe = nfe + strategy.nfe

@@ -1,4 +1,5 @@
--- Sweeps: the Cartesian product of axes (model, mode, sampler, steps, w_ref,
+-- Sweeps: the Cartesian product of axes (model, mode, sampler, the sampling
+-- conventions of pipeline.SAMPLING_FLAGS (spacing, eta, ...), steps, w_ref,
 -- w_audio, cfg_schedule, seed, dtype, noise_share, clips), each job one setting
 -- over held-out clips, with results that shard, resume and merge
 -- (scripts/sweep.lua is the command; docs/sweeps.md the guide).
@@ -22,6 +23,7 @@ M.AXES = {
   {'model', 'string', d.model, 'checkpoint'},
   {'mode', 'string', 'teacher', 'teacher | balanced | fast | unguided'},
   {'sampler', 'string', d.sampler, 'ddim | euler | euler_ancestral | dpmpp_2m | lcm | file:PATH.lua'},
+  -- (pipeline.SAMPLING_FLAGS go here: spacing, steps_offset, interpolation, eta, ...)
   {'steps', 'int', 0, "sampling steps (0: the mode's default, 25 teacher / 6 student)"},
   {'w_ref', 'number', d.cfg_ref, 'reference guidance scale'},
   {'w_audio', 'number', d.cfg_audio, 'audio guidance scale'},
@@ -31,6 +33,9 @@ M.AXES = {
   {'noise_share', 'number', d.noise_share, "part of a clip's starting noise shared by its frames"},
   {'clips', 'int', 4, 'held-out clips per job: 0 .. N-1'},
 }
+local after = 0
+for i, a in ipairs(M.AXES) do if a[1] == 'sampler' then after = i end end
+for k, f in ipairs(pipeline.SAMPLING_FLAGS) do table.insert(M.AXES, after + k, f) end
 local AXIS = {}
 for i, a in ipairs(M.AXES) do AXIS[a[1]] = {index = i, kind = a[2], default = a[3], help = a[4]} end
 
@@ -89,6 +94,9 @@ function M.parse_values(key, text)
   for _, item in ipairs(items) do
     if item == '' then fail('sweep: %s: an empty value in "%s"', key, text) end
     if a.kind == 'string' then out[#out + 1] = item
+    elseif a.kind == 'bool' then
+      if item ~= 'true' and item ~= 'false' then fail("sweep: %s: '%s' is not true or false", key, item) end
+      out[#out + 1] = item == 'true'
     else
       local lo, hi, step = item:match('^([^:]+):([^:]+):([^:]+)$')
       if lo then
@@ -204,8 +212,10 @@ end
 
 -- ---- one job -------------------------------------------------------------------------------------------
 
-M.CSV_HEAD = 'job,model,mode,sampler,steps,w_ref,w_audio,cfg_schedule,seed,dtype,noise_share,clip,nfe_per_frame,' ..
-             's_per_frame,' .. table.concat(heldout.METRICS, ',')
+-- A row: the job, its setting (every axis but clips, in the order of M.AXES), the clip, the results.
+local SETTING = {}
+for _, a in ipairs(M.AXES) do if a[1] ~= 'clips' then SETTING[#SETTING + 1] = a[1] end end
+M.CSV_HEAD = 'job,' .. table.concat(SETTING, ',') .. ',clip,nfe_per_frame,s_per_frame,' .. table.concat(heldout.METRICS, ',')
 
 local function csv_cell(v)
   v = tostring(v)
@@ -234,8 +244,11 @@ function M.run_job(j, dir, ctx)
       m = r
       journal:add(key, m)
     end
-    local cells = {j.id, j.model, j.mode, j.sampler, j.steps, j.w_ref, j.w_audio, j.cfg_schedule, j.seed, j.dtype,
-                   j.noise_share, c.index, ('%g'):format(m.nfe / m.videos), ('%.5f'):format(m.seconds / c.frames:size(1))}
+    local cells = {j.id}
+    for _, k in ipairs(SETTING) do cells[#cells + 1] = j[k] end
+    cells[#cells + 1] = c.index
+    cells[#cells + 1] = ('%g'):format(m.nfe / m.videos)
+    cells[#cells + 1] = ('%.5f'):format(m.seconds / c.frames:size(1))
     for _, k in ipairs(heldout.METRICS) do cells[#cells + 1] = ('%.6g'):format(m[k]) end
     for i, v in ipairs(cells) do cells[i] = csv_cell(v) end
     lines[#lines + 1] = table.concat(cells, ',')

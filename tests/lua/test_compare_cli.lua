@@ -97,7 +97,7 @@ test('compare: bad flags and files get a clear message, exit 2, no output', func
   local bad = dir .. '/bad'
   local cases = {
     {(' --student %q'):format(dir .. '/none.safetensors'), 'make student'},
-    {(' --student %q'):format(teacher_path), 'is a teacher, not a distilled student'},
+    {(' --student %q'):format(teacher_path), 'is a teacher; --student needs a distilled student'},
     {(' --student none --ablations %q'):format('oops'), '"oops" is not NAME=PATH'},
     {' --student none --steps 0', '--steps must be at least 1'},
     {' --student none --moderate-clips -1', '--moderate-clips must be >= 0'},
@@ -145,7 +145,7 @@ test('cfg_control: the fresh student is flat over the scales, the teacher is not
   sh.contains(out, '--w-audio: "x" is not a scale', 'bad list')
   out, code = sh.script('cfg_control', ('--student %q --out %q'):format(teacher_path, out_dir .. 'b'))
   assert_eq(code, 2, out)
-  sh.contains(out, 'is a teacher; --student needs a student', 'a teacher as student')
+  sh.contains(out, 'is a teacher; --student needs a distilled student', 'a teacher as student')
 end)
 
 test('cleanup', function() os.execute(('rm -rf %q'):format(dir)) end)

@@ -259,3 +259,182 @@ test('file: code that is missing, broken, erroring or of the wrong type is refus
     tostring(err))
   os.execute('rm -rf ' .. dir)
 end)
+
+-- ---- the conventions of diffusers and k-diffusion (docs/sampling.md; test_sampler_peers.lua runs the peers) ----
+
+-- A model whose clean estimate is always 0 (prediction 'x0'): a DDIM step
+-- then scales x by √(1 − ᾱ_land)/√(1 − ᾱ_t), so where each step lands shows in x.
+local function zero_x0(calls)
+  return function(x, t) calls[#calls + 1] = t ; return x * 0 end
+end
+
+local function ddim_scale(sched, ts, lands)
+  local k = 1
+  for i, t in ipairs(ts) do k = k * math.sqrt(1 - sched:alpha_bar(lands[i])) / math.sqrt(1 - sched:alpha_bar(t)) end
+  return k
+end
+
+test("spacings as diffusers computes them: 'linspace' rounds half to even, steps_offset shifts 'leading'", function()
+  local s = schedule.new{}
+  -- diffusers 0.32 DDIMScheduler(timestep_spacing='linspace').set_timesteps(25): 832 where rounding half up gives 833
+  assert_eq(table.concat(s:timesteps(25, 'linspace'), ','),
+    '999,957,916,874,832,791,749,708,666,624,583,541,500,458,416,375,333,291,250,208,166,125,83,42,0')
+  -- SD's config: 'leading' with steps_offset = 1
+  assert_eq(table.concat(s:timesteps(25, 'leading', {steps_offset = 1}), ','),
+    '961,921,881,841,801,761,721,681,641,601,561,521,481,441,401,361,321,281,241,201,161,121,81,41,1')
+  -- 'trailing' keeps rounding halves up (the shipped default): 16 steps end at 62 where diffusers' end at 61
+  assert_eq(s:timesteps(16, 'trailing')[16], 62)
+  checkerror(function() s:timesteps(25, 'trailing', {steps_offset = 1}) end, "steps_offset 1 shifts 'leading' timesteps only")
+  checkerror(function() s:timesteps(1000, 'leading', {steps_offset = 1}) end, 'past T − 1 = 999')
+  checkerror(function() s:timesteps(4, 'cosine') end, "unknown spacing 'cosine' (leading, trailing, linspace, karras or exponential)")
+end)
+
+test("'karras' and 'exponential' spacings: the σ of k-diffusion's formulas, exactly, under either interpolation", function()
+  for _, interpolation in ipairs{'alpha_bar', 'log_sigma'} do
+    local s = schedule.new{interpolation = interpolation}
+    local lo, hi = s:sigma(0), s:sigma(999)
+    for _, n in ipairs{1, 6, 25} do
+      local kt, et = s:timesteps(n, 'karras'), s:timesteps(n, 'exponential')
+      for k = 0, n - 1 do
+        local r = n > 1 and k / (n - 1) or 0
+        local karras = (hi ^ (1 / 7) + r * (lo ^ (1 / 7) - hi ^ (1 / 7))) ^ 7   -- get_sigmas_karras, ρ = 7
+        local expo = math.exp(math.log(hi) + r * (math.log(lo) - math.log(hi)))   -- get_sigmas_exponential
+        assert_close(s:sigma(kt[k + 1]), karras, 0, 1e-12, ('%s karras n=%d k=%d'):format(interpolation, n, k))
+        assert_close(s:sigma(et[k + 1]), expo, 0, 1e-12, ('%s exponential n=%d k=%d'):format(interpolation, n, k))
+      end
+    end
+    local kt = s:timesteps(6, 'karras', {sigma_min = 0.1, sigma_max = 10, rho = 3})
+    assert_close(s:sigma(kt[1]), 10, 0, 1e-12)
+    assert_close(s:sigma(kt[6]), 0.1, 0, 1e-12)
+    assert_close(s:sigma(kt[3]), (10 ^ (1 / 3) + 0.4 * (0.1 ^ (1 / 3) - 10 ^ (1 / 3))) ^ 3, 0, 1e-12)
+  end
+  -- diffusers 0.32 EulerDiscreteScheduler(use_karras_sigmas=True).set_timesteps(6), float32
+  local l = schedule.new{interpolation = 'log_sigma'}
+  local want = {999.0, 837.1206665039062, 593.5021362304688, 248.75640869140625, 29.806045532226562, 0.0}
+  for i, t in ipairs(l:timesteps(6, 'karras')) do assert_close(t, want[i], 2e-3, 0, 'karras timestep ' .. i) end
+  checkerror(function() schedule.new{zero_terminal_snr = true, prediction = 'v'}:timesteps(6, 'karras') end,
+    "'karras' spacing needs a finite largest σ, but this schedule has zero terminal SNR")
+  checkerror(function() l:timesteps(6, 'exponential', {sigma_max = 100}) end, "must lie inside the schedule's")
+end)
+
+test("interpolation: 'log_sigma' is linear in log σ, 'alpha_bar' (the default) in ᾱ; integer timesteps are the same", function()
+  for _, cfg in ipairs{{}, {prediction = 'v', zero_terminal_snr = true}, {beta_schedule = 'cosine'}} do
+    local lcfg = {interpolation = 'log_sigma'}
+    for k, v in pairs(cfg) do lcfg[k] = v end
+    local a, l = schedule.new(cfg), schedule.new(lcfg)
+    for t = -1, 999 do
+      assert_eq(a:alpha_bar(t), l:alpha_bar(t), 'ᾱ at t = ' .. t)
+      assert_eq(a:sigma(t), l:sigma(t), 'σ at t = ' .. t)
+    end
+  end
+  local a, l = schedule.new{}, schedule.new{interpolation = 'log_sigma'}
+  assert_eq(a.interpolation, 'alpha_bar')
+  local t = 500.25
+  local s0, s1 = l:sigma(500), l:sigma(501)
+  assert_close(l:sigma(t), math.exp(math.log(s0) + 0.25 * (math.log(s1) - math.log(s0))), 0, 1e-14)
+  assert_close(l:alpha_bar(t), 1 / (1 + l:sigma(t) ^ 2), 0, 1e-14)
+  assert_close(a:alpha_bar(t), a:alpha_bar(500) + 0.25 * (a:alpha_bar(501) - a:alpha_bar(500)), 0, 1e-14)
+  assert(math.abs(a:sigma(t) / l:sigma(t) - 1) > 1e-8, 'the two interpolations agree between integers')
+  -- sigma_to_t inverts sigma under each
+  for _, s in ipairs{a, l} do
+    for _, u in ipairs{0, 0.5, 17.3, 500.25, 998.9} do
+      assert_close(s:sigma_to_t(s:sigma(u)), u, 1e-9, 0, s.interpolation .. ' t = ' .. u)
+    end
+  end
+  checkerror(function() schedule.new{interpolation = 'cubic'} end, "interpolation must be 'alpha_bar' or 'log_sigma', got 'cubic'")
+end)
+
+test("DDIM: set_alpha_to_one = false lands on ᾱ_0, prev_timestep = 'ratio' on t − T // n (closed forms)", function()
+  local s = schedule.new{prediction = 'x0'}
+  local xT = fada.randn(64, fada.Generator(3)):to('f64')
+  local ts = s:timesteps(6, 'trailing')                                -- 999, 832, 666, 499, 332, 166
+  local function run(opts)
+    local calls = {}
+    return samplers.ddim(zero_x0(calls), xT, s, ts, opts), calls
+  end
+  -- default: the next listed timestep, the clean end (x0 = 0 exactly)
+  local x, calls = run()
+  assert_eq(table.concat(calls, ','), '999,832,666,499,332,166')
+  assert_eq(x:abs():max():item(), 0)
+  -- set_alpha_to_one = false: the last step lands on t = 0
+  x = run{set_alpha_to_one = false}
+  assert_close(x, xT * ddim_scale(s, ts, {832, 666, 499, 332, 166, 0}), 1e-14, 1e-12)
+  -- 'ratio': t − 1000 // 6 = t − 166, so 999 lands on 833 (not the listed 832) and 166 on 0, whatever set_alpha_to_one
+  x = run{prev_timestep = 'ratio'}
+  assert_close(x, xT * ddim_scale(s, ts, {833, 666, 500, 333, 166, 0}), 1e-14, 1e-12)
+  -- with 'leading' spacing the two agree: 750, 500, 250, 0 → t − 250
+  local lead = s:timesteps(4, 'leading')
+  local x1 = samplers.ddim(zero_x0({}), xT, s, lead, {prev_timestep = 'ratio'})
+  local x2 = samplers.ddim(zero_x0({}), xT, s, lead)
+  assert_eq((x1 - x2):abs():max():item(), 0)
+  checkerror(function() run{prev_timestep = 'previous'} end, "prev_timestep must be 'listed' or 'ratio', got 'previous'")
+  checkerror(function() run{set_alpha_to_one = 0} end, 'set_alpha_to_one must be true or false')
+end)
+
+test("LCM: diffusers' boundary condition c_skip · x_t + c_out · x0 (timestep_scaling 10, σ_data 0.5)", function()
+  local s = schedule.new{prediction = 'x0'}
+  local xT = fada.randn(64, fada.Generator(4)):to('f64')
+  for _, t in ipairs{1, 3, 20, 999} do
+    -- x0 = 0: the one step returns c_skip · x_t, c_skip = 0.25 / ((10 t)² + 0.25)
+    local x = samplers.lcm(zero_x0({}), xT, s, {t}, {timestep_scaling = 10})
+    assert_close(x, xT * (0.25 / ((10 * t) ^ 2 + 0.25)), 1e-15, 1e-12, 't = ' .. t)
+  end
+  -- an x0 model: c_out · x0 + c_skip · x_t with c_out = 10t / √((10t)² + 0.25)
+  local c = fada.full({64}, 0.7):to('f64')
+  local x = samplers.lcm(function() return c end, xT, s, {2}, {timestep_scaling = 10})
+  assert_close(x, c * (20 / math.sqrt(400.25)) + xT * (0.25 / 400.25), 1e-15, 1e-12)
+  -- without it (the default), the model's x0 as it is
+  assert_eq(samplers.lcm(zero_x0({}), xT, s, {1}):abs():max():item(), 0)
+  checkerror(function() samplers.lcm(zero_x0({}), xT, s, {1}, {timestep_scaling = 0}) end, 'timestep_scaling must be a number > 0')
+end)
+
+test('noise_sampler: every stochastic sampler takes step i\'s noise from it, and replays the generator bit for bit', function()
+  local s = schedule.new{prediction = 'eps'}
+  local model = ideal_model(s)
+  local ts = s:timesteps(8, 'leading')
+  for _, c in ipairs{{'ddim', {eta = 1}}, {'euler_ancestral', {}}, {'lcm', {}}} do
+    local name, base = c[1], c[2]
+    local xT = fada.randn(200, fada.Generator(1))
+    -- record what the generator draws, in order, by step
+    local recorded, g = {}, fada.Generator(99)
+    local o = {generator = g, noise_sampler = function(i, x)
+      recorded[i] = fada.randn(x:size(), g)
+      return recorded[i]
+    end}
+    for k, v in pairs(base) do o[k] = v end
+    local with_hook = samplers.get(name)(model, xT, s, ts, o)
+    local o2 = {generator = fada.Generator(99)}
+    for k, v in pairs(base) do o2[k] = v end
+    local plain = samplers.get(name)(model, xT, s, ts, o2)
+    assert_eq((with_hook - plain):abs():max():item(), 0, name .. ': hook drawing from the generator vs the generator')
+    -- replay the recorded noise with another generator in opts: the same trajectory
+    local o3 = {generator = fada.Generator(12345), noise_sampler = function(i) return recorded[i] end}
+    for k, v in pairs(base) do o3[k] = v end
+    assert_eq((samplers.get(name)(model, xT, s, ts, o3) - plain):abs():max():item(), 0, name .. ': replayed')
+    local steps = {}
+    for i in pairs(recorded) do steps[#steps + 1] = i end
+    table.sort(steps)
+    assert_eq(table.concat(steps, ','), '1,2,3,4,5,6,7', name .. ': the noisy steps (none on the last)')
+    checkerror(function()
+      samplers.get(name)(model, xT, s, ts, {eta = 1, noise_sampler = function() return fada.zeros(3) end})
+    end, 'noise_sampler: step 1 gave [3], expected a tensor of [200]')
+  end
+  checkerror(function() samplers.ddim(model, fada.zeros(2), s, ts, {noise_sampler = 3}) end,
+    'noise_sampler must be a function(i, x) -> tensor')
+end)
+
+test('sample options: the conventions are checked by name before any work', function()
+  local p = require 'fada.pipeline'
+  local cases = {
+    {{spacing = 'cosine'}, "--spacing must be leading, trailing, linspace, karras or exponential, got 'cosine'"},
+    {{steps_offset = 1}, '--steps-offset shifts leading timesteps only'},
+    {{interpolation = 'linear'}, "--interpolation must be alpha_bar or log_sigma, got 'linear'"},
+    {{prev_timestep = 'next'}, "--prev-timestep must be listed or ratio, got 'next'"},
+    {{timestep_scaling = '10'}, "--timestep-scaling is LCM's boundary condition: give --sampler lcm"},
+    {{timestep_scaling = 'big', sampler = 'lcm'}, "--timestep-scaling must be a number > 0"},
+  }
+  for _, c in ipairs(cases) do checkerror(function() p.check_options(c[1]) end, c[2]) end
+  local o = p.check_options{sampler = 'lcm', timestep_scaling = '10', spacing = 'leading', steps_offset = 1}
+  assert_eq(o.timestep_scaling, 10)
+  assert_eq(p.check_options{}.timestep_scaling, 'none')
+end)

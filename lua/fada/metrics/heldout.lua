@@ -46,19 +46,42 @@ end
 
 -- One setting on one clip: the clip's first frames generated from its portrait
 -- and speech, measured; plus nfe (all windows), videos (windows) and seconds.
--- setting: mode, steps, w_ref, w_audio, sampler, cfg_schedule, seed, noise_share, dtype.
+-- setting: mode, steps, w_ref, w_audio, sampler, cfg_schedule, seed, noise_share, dtype,
+-- and the sampling conventions of pipeline.SAMPLING_FLAGS (spacing, eta, ...).
 -- Errors (a bad setting) are raised as the pipeline words them.
 function M.sample(model, c, s, ev)
   local made = {}
-  local summary = pipeline.sample{
+  local o = {
     model = model, ref = c.ref, audio = {samples = c.samples, sample_rate = c.sample_rate}, out = false,
     mode = s.mode, steps = s.steps, sampler = s.sampler, cfg_ref = s.w_ref, cfg_audio = s.w_audio,
     cfg_schedule = s.cfg_schedule, seed = s.seed, noise_share = s.noise_share, dtype = s.dtype, progress = false,
     on_clip = function(_, frames) made[#made + 1] = frames end}
+  for _, f in ipairs(pipeline.SAMPLING_FLAGS) do o[f[1]] = s[f[1]] end
+  local summary = pipeline.sample(o)
   local video = fada.cat(made, 1):narrow(1, 1, c.frames:size(1))             -- [n, 3, S, S] in [0, 1]
   local m = M.measure(video, c, ev)
   m.nfe, m.videos, m.seconds = summary.nfe, summary.clips, summary.seconds
   return m, video
+end
+
+-- The model an evaluation script was given, checked for its role: `role` names
+-- the flag (teacher, student, ...); kind = 'student' or 'teacher' says what it
+-- must be; hint is added when the file is missing (how to make one). Returns
+-- {model, path, digest} (the digest keys the journal), or nil and a message
+-- the script prints before it exits.
+function M.load_model(path, role, kind, hint)
+  local f = io.open(path, 'rb')
+  if not f then return nil, ("cannot read the %s '%s'%s"):format(role, path, hint and (' (' .. hint .. ')') or '') end
+  f:close()
+  local models = require 'fada.models'
+  local ok, m = pcall(models.load, path)
+  if not ok then return nil, tostring(m) end
+  local is = m.config.student and 'student' or 'teacher'
+  if kind and is ~= kind then
+    return nil, ("the %s '%s' is a %s; --%s needs a %s%s"):format(role, path, is, role,
+      kind == 'student' and 'distilled student' or 'teacher', kind == 'student' and ' (make student)' or '')
+  end
+  return {model = m, path = path, digest = models.digest(path)}
 end
 
 -- ---- the resume journal ------------------------------------------------------------------------
