@@ -38,6 +38,10 @@ local opts = cli.parse(arg, run.flags({
   {'token_dim', 'int', 64, 'width of the CFG tokens'},
   {'time_control', 'bool', true, 'the token mix also joins the time embedding (every ResBlock sees the scales with t)'},
   {'teacher_dtype', 'string', 'f32', "the teacher's compute dtype: f32, or bf16 (AVX512-BF16 hosts; f32 elsewhere)"},
+  {'init', 'string', '', 'start from this student instead of the teacher (a second stage: its weights, a fresh '
+                         .. 'optimiser and schedule; --token-dim and --time-control come from it)'},
+  {'balanced_share', 'number', 0, "share of steps that train FADA-Balanced: the student's 3-branch multi-CFG output "
+                                  .. 'at the scales, against the same targets; > 0 gives the branches tokens of their own'},
   {'mixer', 'string', 'adaptive', "how the two losses combine: 'adaptive' (each over its running mean) or 'fixed' "
                                   .. '((1 - share)·distill + share·gt)'},
 }, {steps = 1200, lr = 1e-4, warmup = 100, ema = 0.995, ckpt_every = 50}))
@@ -55,6 +59,9 @@ if opts.substeps < 1 then die('--substeps must be at least 1') end
 if opts.student_steps < 1 or opts.student_steps > 1000 then die('--student-steps must be in 1..1000') end
 if opts.gt_share < 0 or opts.gt_share > 1 then die('--gt-share must be in [0, 1]') end
 if opts.p_moderate < 0 or opts.p_moderate > 1 then die('--p-moderate must be in [0, 1]') end
+if opts.balanced_share < 0 or opts.balanced_share > 1 then
+  die(('--balanced-share must be in [0, 1], got %g'):format(opts.balanced_share))
+end
 if opts.scales_per ~= 'step' and opts.scales_per ~= 'clip' then
   die(("--scales-per must be step or clip, got '%s'"):format(opts.scales_per))
 end
@@ -95,7 +102,23 @@ if not opts.export then
   end
   if teacher.config.student then die(("'%s' is a student; --teacher needs a teacher checkpoint"):format(opts.teacher)) end
   teacher:eval()
-  student = student or models.student_from(teacher, {token_dim = opts.token_dim, time_control = opts.time_control})
+  if not student and opts.init ~= '' then
+    local ok_i, init = pcall(models.load, opts.init)
+    if not ok_i then die(('--init: %s'):format(init)) end
+    if not init.config.student then die(("--init: '%s' is a teacher; give a student, or leave --init out"):format(opts.init)) end
+    if init.metadata and init.metadata.teacher_digest and init.metadata.teacher_digest ~= teacher_digest then
+      die(("--init: '%s' was distilled from another teacher (%s) than '%s' (%s)"):format(opts.init,
+        init.metadata.teacher_digest, opts.teacher, teacher_digest))
+    end
+    student = models.student_from(init, {branch_tokens = opts.balanced_share > 0 or nil})
+    info.init = opts.init
+  end
+  student = student or models.student_from(teacher, {token_dim = opts.token_dim, time_control = opts.time_control,
+                                                     branch_tokens = opts.balanced_share > 0 or nil})
+end
+if opts.balanced_share > 0 and not student.config.student.branch_tokens then
+  die(('--balanced-share %g: %s holds a student without branch tokens (started with --balanced-share 0); '
+    .. 'start a new run with another --out'):format(opts.balanced_share, ckpt_path))
 end
 student:train()
 local cfg = student.config
@@ -201,10 +224,19 @@ local function train_step()
   fada.set_compute_dtype('f32')
   if not ok_t then error(target, 0) end
 
-  -- the student: one pass with the token mix for the same scales
+  -- the student: one pass with the token mix for the same scales (FADA-Fast), or on
+  -- --balanced-share of the steps its own three branches mixed as the teacher's are
+  local balanced = opts.balanced_share > 0 and fada.rand(1, 'f64', noise_gen):item() < opts.balanced_share
   local ctx = student:reference(ref_lat, motion_lat)
   local atok = student:audio_tokens(audio_win)
-  local out = student:denoise(xt, t, {'tokens'}, {w_ref = w_ref, w_audio = w_audio}, ctx, atok)
+  local out
+  if balanced then
+    local n = xt:size(1)
+    local out3 = student:denoise(fada.cat({xt, xt, xt}, 1), t, {'base', 'ref', 'audio'}, nil, ctx, atok) -- [3·B·F, ...]
+    out = cfgmix.mix(out3:narrow(1, 1, n), out3:narrow(1, n + 1, n), out3:narrow(1, 2 * n + 1, n), wr_rows, wa_rows)
+  else
+    out = student:denoise(xt, t, {'tokens'}, {w_ref = w_ref, w_audio = w_audio}, ctx, atok)   -- [B·F, ...]
+  end
   local l_distill = F.mse(out, target, wmap)
   local l_gt = not from_moderate and F.mse(out, sched:target(x0, eps, t), wmap) or nil
   local loss, weights = mixer:mix(l_distill, l_gt)
@@ -228,7 +260,7 @@ local function save()
   if moderate then gens.data_moderate = moderate.generator end
   checkpoint.save(ckpt_path, {model = student, optimizer = opt, ema = ema, config = cfg, generators = gens, step = step,
                               info = {teacher = opts.teacher, teacher_digest = teacher_digest, data = opts.data,
-                                      data_moderate = opts.data_moderate,
+                                      data_moderate = opts.data_moderate, init = info.init,
                                       mixer = mixer:state(), student_steps = tostring(opts.student_steps),
                                       train_seconds = seconds_before + fada.clock() - t_start}})
   plot()

@@ -204,6 +204,65 @@ test('guidance_response: a fresh student ignores the scales (ratio 0), a distill
   sh.contains(out, '--student needs a distilled student', 'a teacher as student')
 end)
 
+test('--init + --balanced-share: a second stage from a student trains its branches and leaves token mode to its share',
+  function()
+  local base = dir .. '/stage1.safetensors'
+  local out, code = sh.script('distill_student', common .. (' --out %q --export %q'):format(dir .. '/whole', base))
+  assert_eq(code, 0, out)
+  -- branch tokens start as copies of the CFG tokens: the new student equals the old one in both modes
+  local s1 = models.load(base)
+  local s2 = models.student_from(s1, {branch_tokens = true})
+  assert(s2.config.student.branch_tokens and s2.config.student.time_control == s1.config.student.time_control)
+  assert_close(s2.cfg_branch_tokens, s1.cfg_tokens, 0)
+  local g = fada.Generator(3)
+  local cfg = s1.config
+  local B, Fr, Cl, S = 1, cfg.clip_frames, cfg.latent.channels, cfg.image_size // 2
+  local ref_lat, motion_lat = fada.randn(B, Cl, S, S, g), fada.randn(B, cfg.motion_frames, Cl, S, S, g)
+  local win = fada.randn(B * Fr, cfg.audio.n_mels, 20, g)
+  local x = fada.randn(3 * B * Fr, Cl, S, S, g)
+  local function outputs(m)
+    local ctx, atok = m:reference(ref_lat, motion_lat), m:audio_tokens(win)
+    return m:denoise(x, 500, {'base', 'ref', 'audio'}, nil, ctx, atok),
+           m:denoise(x:narrow(1, 1, B * Fr), 500, {'tokens'}, {w_ref = 2, w_audio = 3}, ctx, atok)
+  end
+  local b1, f1 = outputs(s1)
+  local b2, f2 = outputs(s2:eval())
+  -- (1e-5, not exact: two calls may run other kernel variants, picked by timing; seen 1.1e-6
+  -- under ASan; a wrong token would move the output by ~1e-2)
+  assert_close(b2, b1, 1e-5, 1e-5, 'Balanced before the second stage')
+  assert_close(f2, f1, 1e-5, 1e-5, 'Fast before the second stage')
+  -- the stage: every step trains the branches (share 1), so the branch tokens move
+  -- and the CFG tokens, used by token mode only, keep their values
+  local st = dir .. '/stage2'
+  out, code = sh.script('distill_student', common .. (' --out %q --init %q --balanced-share 1 --steps 3'):format(st, base))
+  assert_eq(code, 0, out)
+  local two = dir .. '/stage2.safetensors'
+  out, code = sh.script('distill_student', common .. (' --out %q --export %q --export-raw'):format(st, two))
+  assert_eq(code, 0, out)
+  local s3 = models.load(two)
+  assert(s3.config.student.branch_tokens, 'the stage-2 student keeps its branch tokens')
+  assert_close(s3.cfg_tokens, s1.cfg_tokens, 0, 0, 'token-mode tokens untouched by Balanced steps')
+  local moved = (s3.cfg_branch_tokens - s1.cfg_tokens):abs():max():item()
+  assert(moved > 0, 'the branch tokens train')
+  -- a rerun resumes it, the teacher checked as before
+  out, code = sh.script('distill_student', common .. (' --out %q --init %q --balanced-share 1 --steps 4'):format(st, base))
+  assert_eq(code, 0, out)
+  sh.contains(out, 'resuming', 'a rerun resumes the second stage')
+  -- bad values and mismatches are refused with the reason
+  out, code = sh.script('distill_student', common .. (' --out %q --balanced-share 1.5'):format(dir .. '/z'))
+  assert_eq(code, 2, out)
+  sh.contains(out, '--balanced-share must be in [0, 1], got 1.5', 'bad share')
+  out, code = sh.script('distill_student', common .. (' --out %q --init %q'):format(dir .. '/z', teacher_path))
+  assert_eq(code, 2, out)
+  sh.contains(out, 'is a teacher; give a student', 'a teacher as --init')
+  out, code = sh.script('distill_student', common .. (' --out %q --init %q'):format(dir .. '/z', dir .. '/none.safetensors'))
+  assert_eq(code, 2, out)
+  sh.contains(out, '--init: ', 'a missing --init')
+  out, code = sh.script('distill_student', common .. (' --out %q --balanced-share 0.5'):format(dir .. '/whole'))
+  assert_eq(code, 2, out)
+  sh.contains(out, 'without branch tokens', 'a token-only run cannot switch to Balanced steps')
+end)
+
 test('a teacher file replaced under a run stops its resume and leaves the checkpoint as it was', function()
   local swapped = dir .. '/swapped-teacher.safetensors'
   local m = models.load(teacher_path)

@@ -381,6 +381,16 @@ test('PyTorch parity: student with time control (non-zero control layers), 2 cli
     end)
 end)
 
+test('PyTorch parity: student with branch tokens (FADA-Balanced\'s branches), 2 clips', function()
+  parity(models.config('tiny', {student = {token_dim = 8, time_control = true, branch_tokens = true}}), 2,
+    {'base', 'ref', 'audio', 'tokens'}, {w_ref = 2, w_audio = 3.5}, function(m)
+      local g = fada.Generator(17)
+      for _, p in ipairs(m:named_parameters()) do
+        if p.name:find('cfg_ctrl') then p.tensor:copy(fada.randn(p.tensor:size(), g) * 0.2) end
+      end
+    end)
+end)
+
 test('attention over few keys (the temporal path) matches the reference kernel', function()
   local g = fada.Generator(8)
   for _, c in ipairs{{B = 6, Nq = 5, Nk = 5, Ne = 0}, {B = 4, Nq = 7, Nk = 3, Ne = 4}, {B = 3, Nq = 9, Nk = 20, Ne = 12}} do

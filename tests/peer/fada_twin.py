@@ -295,14 +295,16 @@ class Twin:
         tau = None
         if cfg.get('student'):
             tk = self.p('cfg_tokens')
+            # branches take their own tokens when the student has them
+            bt = self.p('cfg_branch_tokens') if cfg['student'].get('branch_tokens') else tk
             taus = []
             for br in branches:
                 if br == 'base':
-                    taus.append(tk[0:1])
+                    taus.append(bt[0:1])
                 elif br == 'ref':
-                    taus.append(tk[1:2])
+                    taus.append(bt[1:2])
                 elif br == 'audio':
-                    taus.append(tk[2:3])
+                    taus.append(bt[2:3])
                 else:
                     b, r, a = tk[0:1], tk[1:2], tk[2:3]
                     taus.append(b + (r - b) * extra['w_ref'] + (a - r) * extra['w_audio'])

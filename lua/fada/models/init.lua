@@ -1,7 +1,7 @@
 -- fada.models: the FADA talking-avatar models as Lua modules.
 --
--- A *reconstruction* (the paper's body is not public; see DESIGN.md §2 and
--- shared/reference/fada-overview.png). Every choice below is a config key,
+-- A *reconstruction* (the paper's body is not public; docs/method.md says what
+-- it states and what we inferred). Every choice below is a config key,
 -- and the config is stored in the checkpoint's metadata.
 --
 --   local models = require 'fada.models'
@@ -73,7 +73,11 @@
 --   student therefore equals the teacher's fully-conditioned output for any
 --   scales. In a student, the branches base/ref/audio get τ_base/τ_ref/τ_audio
 --   (the mix at (0,0), (1,0), (1,1)), so FADA-Balanced runs the 3-pass multi-CFG
---   on the student too.
+--   on the student too. With [student.branch_tokens] the branches get tokens of
+--   their own instead, cfg_branch_tokens [3, token_dim]: the shared τ_base means
+--   "remove both conditions" in token mode, where every condition is present, but
+--   the base branch has already removed them, so one token cannot serve both
+--   (the distillation trains the branches with --balanced-share).
 local fada = require 'fada'
 local A = require 'fada.autograd'
 local F = require 'fada.F'
@@ -179,6 +183,9 @@ function FadaModel:init(cfg)
   self.audio = self:add('audio', audio.AudioEncoder(cfg.audio, cfg.fps, g))
   if cfg.student then
     self.cfg_tokens = self:param('cfg_tokens', fada.randn(3, cfg.student.token_dim, g))
+    if cfg.student.branch_tokens then
+      self.cfg_branch_tokens = self:param('cfg_branch_tokens', fada.randn(3, cfg.student.token_dim, g))
+    end
   end
   self._pos = {}
 end
@@ -270,9 +277,10 @@ end
 -- The student's mixed token τ for one branch: [1, token_dim], or [B, token_dim]
 -- when the scales are lists with one value per clip.
 function FadaModel:_tau(branch, extra, B)
+  local row = {base = 1, ref = 2, audio = 3}
+  if row[branch] then return F.narrow(self.cfg_branch_tokens or self.cfg_tokens, 1, row[branch], 1) end
   local tk = self.cfg_tokens
   local tb, tr, ta = F.narrow(tk, 1, 1, 1), F.narrow(tk, 1, 2, 1), F.narrow(tk, 1, 3, 1)
-  if branch == 'base' then return tb elseif branch == 'ref' then return tr elseif branch == 'audio' then return ta end
   local wr, wa = extra and extra.w_ref, extra and extra.w_audio
   if type(wr) == 'number' and type(wa) == 'number' then return cfgmix.mix(tb, tr, ta, wr, wa) end
   if type(wr) == 'table' and type(wa) == 'table' and #wr == B and #wa == B then
@@ -380,17 +388,29 @@ function FadaModel:denoise(x, t, branches, extra, ctx, atok)
   end)
 end
 
--- models.student_from(teacher, {token_dim = 64, time_control = true}): the
--- teacher's config plus the student additions, with the teacher's weights (the
--- CFG tokens keep their seeded init, the control layers are zero, so it starts
--- equal to the teacher). time_control = false gives the block-bias control alone.
+-- models.student_from(teacher, {token_dim = 64, time_control = true, branch_tokens = false}):
+-- the teacher's config plus the student additions, with the teacher's weights
+-- (the CFG tokens keep their seeded init, the control layers are zero, so it
+-- starts equal to the teacher). time_control = false gives the block-bias control
+-- alone. From a student (a second stage), its own student settings are kept and
+-- branch_tokens = true adds branch tokens that start as copies of its CFG tokens,
+-- so the new model equals the old one in every mode.
 function models.student_from(teacher, opts)
   opts = opts or {}
   local cfg = deepcopy(teacher.config)
-  cfg.student = {token_dim = opts.token_dim or (cfg.student and cfg.student.token_dim) or 64,
-                 time_control = opts.time_control ~= false}
+  local was = cfg.student
+  local time_control = opts.time_control
+  if time_control == nil then time_control = not was or was.time_control == true end
+  cfg.student = {token_dim = opts.token_dim or (was and was.token_dim) or 64, time_control = time_control,
+                 branch_tokens = opts.branch_tokens or (was and was.branch_tokens) or nil}
+  if was and cfg.student.token_dim ~= was.token_dim then
+    error(('student_from: the model already is a student with token_dim %d, asked for %d'):format(was.token_dim,
+      cfg.student.token_dim), 2)
+  end
   local s = FadaModel(cfg)
-  s:load_state_dict(teacher:state_dict(), {strict = false})
+  local sd = teacher:state_dict()
+  s:load_state_dict(sd, {strict = false})
+  if s.cfg_branch_tokens and not sd.cfg_branch_tokens and sd.cfg_tokens then s.cfg_branch_tokens:copy(sd.cfg_tokens) end
   return s:train(teacher.training)
 end
 
