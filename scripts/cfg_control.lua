@@ -36,25 +36,24 @@ curves alone, e.g. while the student trains) is reused by the later full run.]],
   {'out', 'string', 'runs/cfg_control', 'output folder'},
   {'threads', 'int', nil, 'compute threads (default: all cores)'},
 })
-local function die(msg) io.stderr:write('cfg_control: ', msg, '\n'); os.exit(2) end
 if opts.threads then fada.set_num_threads(opts.threads) end
 local function numbers(s, flag)
   local v = {}
   for item in s:gmatch('[^,]+') do
     local x = tonumber(item)
-    if not x or x < 0 then die(('--%s: "%s" is not a scale >= 0 (give a comma list such as 1,2,3)'):format(flag, item)) end
+    if not x or x < 0 then cli.fail(('--%s: "%s" is not a scale >= 0 (give a comma list such as 1,2,3)'):format(flag, item)) end
     v[#v + 1] = x
   end
-  if #v < 2 then die(('--%s needs at least two values, got "%s"'):format(flag, s)) end
+  if #v < 2 then cli.fail(('--%s needs at least two values, got "%s"'):format(flag, s)) end
   return v
 end
 local wa_list, wr_list = numbers(opts.w_audio, 'w-audio'), numbers(opts.w_ref, 'w-ref')
-if opts.clips < 1 then die('--clips must be at least 1') end
-if opts.steps < 1 or opts.teacher_steps < 1 then die('--steps and --teacher-steps must be at least 1') end
+if opts.clips < 1 then cli.fail('--clips must be at least 1') end
+if opts.steps < 1 or opts.teacher_steps < 1 then cli.fail('--steps and --teacher-steps must be at least 1') end
 
 local function load(path, role)
   local m, err = heldout.load_model(path, role, role)
-  if not m then die(err) end
+  if not m then cli.fail(err) end
   return m
 end
 local runs = {}
@@ -64,7 +63,7 @@ end
 if opts.teacher ~= 'none' then
   runs[#runs + 1] = {name = 'teacher', m = load(opts.teacher, 'teacher'), mode = 'teacher', steps = opts.teacher_steps}
 end
-if #runs == 0 then die('--student none and --teacher none: nothing to sweep') end
+if #runs == 0 then cli.fail('--student none and --teacher none: nothing to sweep') end
 
 -- the two sweeps share the default point
 local sweeps = {{axis = 'w_audio', values = wa_list, at = function(w) return d.cfg_ref, w end},
@@ -99,7 +98,7 @@ for ri, r in ipairs(runs) do
         per[i] = journal:get(key)
         if not per[i] then
           local ok, m = pcall(heldout.sample, r.m.model, c, s, ev)
-          if not ok then die(tostring(m)) end
+          if not ok then cli.fail(m) end
           per[i] = m
           journal:add(key, m)
         end
@@ -177,7 +176,7 @@ add(('- lip distance over the w_audio sweep falls monotonically within noise: %s
 
 local md = table.concat(out, '\n') .. '\n'
 print(md)
-os.execute(('mkdir -p %q'):format(opts.out))
+fada.mkdir(opts.out)
 report.write_file(opts.out .. '/cfg_control.md', md)
 report.write_file(opts.out .. '/cfg_control.csv', table.concat(csv, '\n') .. '\n')
 

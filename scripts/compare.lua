@@ -41,22 +41,21 @@ the same command resumes after a stop, and a later run with more rows (an ablati
   {'max_minutes', 'number', nil, 'stop after this many minutes of sampling; the same command continues'},
   {'threads', 'int', nil, 'compute threads (default: all cores)'},
 })
-local function die(msg) io.stderr:write('compare: ', msg, '\n'); os.exit(2) end
 if opts.threads then fada.set_num_threads(opts.threads) end
-if opts.timing_reps < 0 then die('--timing-reps must be >= 0 (0: no timing)') end
+if opts.timing_reps < 0 then cli.fail('--timing-reps must be >= 0 (0: no timing)') end
 for _, k in ipairs{'teacher_steps', 'steps', 'short_steps', 'timing_frames'} do
-  if opts[k] < 1 then die(('--%s must be at least 1, got %d'):format(k:gsub('_', '-'), opts[k])) end
+  if opts[k] < 1 then cli.fail(('--%s must be at least 1, got %d'):format(k:gsub('_', '-'), opts[k])) end
 end
-if opts.clips < 1 then die('--clips must be at least 1') end
-if opts.moderate_clips < 0 then die('--moderate-clips must be >= 0') end
-if opts.seconds <= 0 then die('--seconds must be > 0') end
+if opts.clips < 1 then cli.fail('--clips must be at least 1') end
+if opts.moderate_clips < 0 then cli.fail('--moderate-clips must be >= 0') end
+if opts.seconds <= 0 then cli.fail('--seconds must be > 0') end
 
 -- ---- the models and the rows -------------------------------------------------------------------------
 local loaded = {}
 local function load(path, role, kind)
   local m, err = heldout.load_model(path, role, kind,
     kind == 'student' and 'distil one: make student; or --student none for the teacher rows alone' or nil)
-  if not m then die(err) end
+  if not m then cli.fail(err) end
   loaded[#loaded + 1] = m
   return m
 end
@@ -77,7 +76,7 @@ if opts.student ~= 'none' then
 end
 for item in (opts.ablations or ''):gmatch('[^,]+') do
   local name, path = item:match('^%s*([%w_%-]+)=(.+)$')
-  if not name then die(('--ablations: "%s" is not NAME=PATH'):format(item)) end
+  if not name then cli.fail(('--ablations: "%s" is not NAME=PATH'):format(item)) end
   rows[#rows + 1] = {id = 'ablation_' .. name, label = ('Fast, ablation: %s'):format(name), m = load(path, 'ablations', 'student'),
                      mode = 'fast', steps = S, ablation = true}
 end
@@ -116,7 +115,7 @@ for _, tier in ipairs(tiers) do
       local m = journal:get(k)
       if not m then
         local ok, res = pcall(heldout.sample, r.m.model, c, r.setting, ev)
-        if not ok then die(('%s on %s clip %d: %s'):format(r.label, tier.name, c.index, tostring(res))) end
+        if not ok then cli.fail(('%s on %s clip %d: %s'):format(r.label, tier.name, c.index, tostring(res))) end
         m = res
         journal:add(k, m)
         if opts.max_minutes and (fada.clock() - t0) / 60 >= opts.max_minutes and done + c.frames:size(1) < total then
@@ -157,7 +156,7 @@ local md = report.markdown_comparison{rows = rows, tiers = tiers, timing = timin
     opts.seconds, timed and ('seconds per frame: median of %d runs of %d frames in turns on %s'):format(opts.timing_reps,
     n_time, report.host()) or 'not timed (--timing-reps 0)')}
 print(md)
-os.execute(('mkdir -p %q'):format(opts.out))
+fada.mkdir(opts.out)
 report.write_file(opts.out .. '/compare.md', md)
 report.write_csv(opts.out .. '/compare.csv', rows, tiers, timing)
 local ok, err = plot.chart(report.comparison_chart(rows, tiers[1], timing, opts.out .. '/compare.png'))

@@ -15,7 +15,7 @@ local loader = require 'fada.data.loader'
 local figures = require 'fada.figures'
 
 local out = arg[1] or 'docs'
-os.execute('mkdir -p ' .. out)
+fada.mkdir(out)
 fada.set_num_threads(1)
 
 local grid = figures.grid

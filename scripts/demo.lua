@@ -26,11 +26,10 @@ local opts = cli.parse(arg, {
   {'threads', 'int', nil, 'compute threads (default: all cores)'},
 })
 if opts.threads then fada.set_num_threads(opts.threads) end
-local function die(msg) io.stderr:write('demo: ', msg, '\n'); os.exit(2) end
 if opts.mode ~= 'fast' and opts.mode ~= 'balanced' and opts.mode ~= 'teacher' then
-  die(("--mode must be fast, balanced or teacher, got '%s'"):format(opts.mode))
+  cli.fail(("--mode must be fast, balanced or teacher, got '%s'"):format(opts.mode))
 end
-if opts.seconds <= 0 then die('--seconds must be > 0') end
+if opts.seconds <= 0 then cli.fail('--seconds must be > 0') end
 
 local function exists(p) local f = io.open(p, 'rb'); if f then f:close() end; return f ~= nil end
 
@@ -79,11 +78,10 @@ end
 
 if opts.sheet then
   if not exists(opts.weights) or not exists(opts.student) then
-    die(('--sheet needs the teacher (%s) and the student (%s)'):format(opts.weights, opts.student))
+    cli.fail(('--sheet needs the teacher (%s) and the student (%s)'):format(opts.weights, opts.student))
   end
   local sheet = modes_sheet()
-  local dir = opts.sheet:match('^(.*)/[^/]*$')
-  if dir then os.execute(('mkdir -p %q'):format(dir)) end
+  fada.mkdir_parent(opts.sheet)
   fada.image.save(opts.sheet, sheet.image)
   for _, r in ipairs(sheet.rows) do
     print(('demo: %-24s %2d steps x %d NFE, %.3f s per frame (real-time factor %.2f)'):format(r.label, r.steps,
@@ -98,7 +96,7 @@ if opts.mode == 'fast' and not exists(opts.student) and exists(opts.weights) the
   print(('demo: no distilled student at %s yet (make student); running the teacher'):format(opts.student))
   model, opts.mode = opts.weights, 'teacher'
 end
-if opts.mode == 'balanced' and not exists(opts.student) then die(('no distilled student at %s (make student)'):format(opts.student)) end
+if opts.mode == 'balanced' and not exists(opts.student) then cli.fail(('no distilled student at %s (make student)'):format(opts.student)) end
 if exists(model) then
   local pipeline = require 'fada.pipeline'
   local frames = {}
@@ -129,7 +127,7 @@ local mouth = speech.mouth_track(samples, sr, fps)
 local n = math.ceil(samples:size(1) / sr * fps)
 local id = face.identity(900005) -- the identity of examples/portrait.png (scripts/make_examples.lua)
 local tr = motion.track(900005, n, fps)
-os.execute('mkdir -p ' .. (opts.out:match('^(.*)/') or '.'))
+fada.mkdir_parent(opts.out)
 local writer = fada.video.writer(opts.out, {fps = fps, width = size, height = size, audio = samples, sample_rate = sr})
 local frames = {}
 local bar = progress.new(n, {label = 'rendering', unit = 'frame'})

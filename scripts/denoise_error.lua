@@ -29,18 +29,17 @@ Export a training checkpoint first: scripts/train_teacher.lua --export PATH.]],
   {'threads', 'int', nil, 'compute threads (default: all cores)'},
 })
 if opts.threads then fada.set_num_threads(opts.threads) end
-local function die(msg) io.stderr:write('denoise_error: ', msg, '\n'); os.exit(2) end
-if not opts.model then die('give --model PATH (see --help)') end
+if not opts.model then cli.fail('give --model PATH (see --help)') end
 local f = io.open(opts.model, 'rb')
-if not f then die(("cannot read the model '%s'"):format(opts.model)) end
+if not f then cli.fail(("cannot read the model '%s'"):format(opts.model)) end
 f:close()
 if opts.branch ~= 'audio' and opts.branch ~= 'ref' and opts.branch ~= 'base' then
-  die(("--branch must be audio, ref or base, got '%s'"):format(opts.branch))
+  cli.fail(("--branch must be audio, ref or base, got '%s'"):format(opts.branch))
 end
 local ts = {}
 for item in opts.t:gmatch('[^,]+') do
   local t = math.tointeger(tonumber(item))
-  if not t or t < 0 or t > 999 then die(('--t: "%s" is not an integer timestep in 0..999'):format(item)) end
+  if not t or t < 0 or t > 999 then cli.fail(('--t: "%s" is not an integer timestep in 0..999'):format(item)) end
   ts[#ts + 1] = t
 end
 

@@ -46,30 +46,29 @@ local opts = cli.parse(arg, run.flags({
                                   .. '((1 - share)·distill + share·gt)'},
 }, {steps = 1200, lr = 1e-4, warmup = 100, ema = 0.995, ckpt_every = 50}))
 
-local function die(msg) io.stderr:write('distill_student: ', msg, '\n'); os.exit(2) end
 local function range(s, name)
   local lo, hi = s:match('^%s*([%d.]+)%s*,%s*([%d.]+)%s*$')
   lo, hi = tonumber(lo), tonumber(hi)
-  if not lo or not hi or lo > hi or lo < 0 then die(('--%s must be "lo,hi" with 0 <= lo <= hi, got "%s"'):format(name, s)) end
+  if not lo or not hi or lo > hi or lo < 0 then cli.fail(('--%s must be "lo,hi" with 0 <= lo <= hi, got "%s"'):format(name, s)) end
   return lo, hi
 end
 local wr_lo, wr_hi = range(opts.w_ref, 'w-ref')
 local wa_lo, wa_hi = range(opts.w_audio, 'w-audio')
-if opts.substeps < 1 then die('--substeps must be at least 1') end
-if opts.student_steps < 1 or opts.student_steps > 1000 then die('--student-steps must be in 1..1000') end
-if opts.gt_share < 0 or opts.gt_share > 1 then die('--gt-share must be in [0, 1]') end
-if opts.p_moderate < 0 or opts.p_moderate > 1 then die('--p-moderate must be in [0, 1]') end
+if opts.substeps < 1 then cli.fail('--substeps must be at least 1') end
+if opts.student_steps < 1 or opts.student_steps > 1000 then cli.fail('--student-steps must be in 1..1000') end
+if opts.gt_share < 0 or opts.gt_share > 1 then cli.fail('--gt-share must be in [0, 1]') end
+if opts.p_moderate < 0 or opts.p_moderate > 1 then cli.fail('--p-moderate must be in [0, 1]') end
 if opts.balanced_share < 0 or opts.balanced_share > 1 then
-  die(('--balanced-share must be in [0, 1], got %g'):format(opts.balanced_share))
+  cli.fail(('--balanced-share must be in [0, 1], got %g'):format(opts.balanced_share))
 end
 if opts.scales_per ~= 'step' and opts.scales_per ~= 'clip' then
-  die(("--scales-per must be step or clip, got '%s'"):format(opts.scales_per))
+  cli.fail(("--scales-per must be step or clip, got '%s'"):format(opts.scales_per))
 end
 if opts.teacher_dtype ~= 'f32' and opts.teacher_dtype ~= 'bf16' then
-  die(("--teacher-dtype must be f32 or bf16, got '%s'"):format(opts.teacher_dtype))
+  cli.fail(("--teacher-dtype must be f32 or bf16, got '%s'"):format(opts.teacher_dtype))
 end
 if opts.mixer ~= 'adaptive' and opts.mixer ~= 'fixed' then
-  die(("--mixer must be 'adaptive' or 'fixed', got '%s'"):format(opts.mixer))
+  cli.fail(("--mixer must be 'adaptive' or 'fixed', got '%s'"):format(opts.mixer))
 end
 
 run.setup(opts)
@@ -89,25 +88,25 @@ end
 local teacher, teacher_digest
 if not opts.export then
   if not run.file_exists(opts.teacher) then
-    die(("no teacher at '%s': train one (scripts/train_teacher.lua, then --export) or give --teacher PATH"):format(
+    cli.fail(("no teacher at '%s': train one (scripts/train_teacher.lua, then --export) or give --teacher PATH"):format(
       opts.teacher))
   end
   local ok, m = pcall(models.load, opts.teacher)
-  if not ok then die(tostring(m)) end
+  if not ok then cli.fail(m) end
   teacher, teacher_digest = m, models.digest(opts.teacher)
   -- a teacher file replaced under a run (a new export) would change its targets halfway
   if info.teacher_digest and info.teacher_digest ~= teacher_digest then
-    die(("%s was distilled from other weights than '%s' holds now (%s, now %s): restore that teacher, or start "
+    cli.fail(("%s was distilled from other weights than '%s' holds now (%s, now %s): restore that teacher, or start "
       .. "a new run with another --out"):format(ckpt_path, opts.teacher, info.teacher_digest, teacher_digest))
   end
-  if teacher.config.student then die(("'%s' is a student; --teacher needs a teacher checkpoint"):format(opts.teacher)) end
+  if teacher.config.student then cli.fail(("'%s' is a student; --teacher needs a teacher checkpoint"):format(opts.teacher)) end
   teacher:eval()
   if not student and opts.init ~= '' then
     local ok_i, init = pcall(models.load, opts.init)
-    if not ok_i then die(('--init: %s'):format(init)) end
-    if not init.config.student then die(("--init: '%s' is a teacher; give a student, or leave --init out"):format(opts.init)) end
+    if not ok_i then cli.fail(('--init: %s'):format(init)) end
+    if not init.config.student then cli.fail(("--init: '%s' is a teacher; give a student, or leave --init out"):format(opts.init)) end
     if init.metadata and init.metadata.teacher_digest and init.metadata.teacher_digest ~= teacher_digest then
-      die(("--init: '%s' was distilled from another teacher (%s) than '%s' (%s)"):format(opts.init,
+      cli.fail(("--init: '%s' was distilled from another teacher (%s) than '%s' (%s)"):format(opts.init,
         init.metadata.teacher_digest, opts.teacher, teacher_digest))
     end
     student = models.student_from(init, {branch_tokens = opts.balanced_share > 0 or nil})
@@ -117,7 +116,7 @@ if not opts.export then
                                                      branch_tokens = opts.balanced_share > 0 or nil})
 end
 if opts.balanced_share > 0 and not student.config.student.branch_tokens then
-  die(('--balanced-share %g: %s holds a student without branch tokens (started with --balanced-share 0); '
+  cli.fail(('--balanced-share %g: %s holds a student without branch tokens (started with --balanced-share 0); '
     .. 'start a new run with another --out'):format(opts.balanced_share, ckpt_path))
 end
 student:train()
@@ -159,7 +158,7 @@ if resuming then
 end
 
 if opts.export then
-  if not resuming then die('--export: no checkpoint at ' .. ckpt_path) end
+  if not resuming then cli.fail('--export: no checkpoint at ' .. ckpt_path) end
   if not opts.export_raw then student:load_state_dict(ema:state_dict()) end
   models.save(student, opts.export, {trained_steps = tostring(step), student_steps = tostring(opts.student_steps),
                                      weights = opts.export_raw and 'raw' or ('EMA %g'):format(opts.ema),

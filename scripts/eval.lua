@@ -40,30 +40,29 @@ within 0.1 of the ceiling; identity error <= 2x the ceiling).]],
 })
 if opts.threads then fada.set_num_threads(opts.threads) end
 
-local function die(msg) io.stderr:write('eval: ', msg, '\n'); os.exit(2) end
 local function number_list(s, what)
   local out = {}
   for item in s:gmatch('[^,]+') do
     local v = tonumber(item)
-    if not v then die(('--%s: "%s" is not a number (give a comma list such as 6,12,25)'):format(what, item)) end
+    if not v then cli.fail(('--%s: "%s" is not a number (give a comma list such as 6,12,25)'):format(what, item)) end
     out[#out + 1] = v
   end
-  if #out == 0 then die(('--%s is empty'):format(what)) end
+  if #out == 0 then cli.fail(('--%s is empty'):format(what)) end
   return out
 end
 
-if opts.clips < 1 then die('--clips must be at least 1') end
-if opts.first < 0 then die('--first must be >= 0') end
-if opts.max_minutes and not opts.csv then die('--max-minutes needs --csv (the results so far are kept beside it)') end
-if opts.seconds < 0 then die('--seconds must be >= 0 (0 = whole sentences)') end
+if opts.clips < 1 then cli.fail('--clips must be at least 1') end
+if opts.first < 0 then cli.fail('--first must be >= 0') end
+if opts.max_minutes and not opts.csv then cli.fail('--max-minutes needs --csv (the results so far are kept beside it)') end
+if opts.seconds < 0 then cli.fail('--seconds must be >= 0 (0 = whole sentences)') end
 local f = io.open(opts.model, 'rb')
-if not f then die(("cannot read the model '%s' (train one: scripts/train_teacher.lua --export)"):format(opts.model)) end
+if not f then cli.fail(("cannot read the model '%s' (train one: scripts/train_teacher.lua --export)"):format(opts.model)) end
 f:close()
 local steps_list = number_list(opts.steps or tostring(pipeline.default_steps[opts.mode] or 25), 'steps')
 local grid = {}
 for item in (opts.grid or ('%g:%g'):format(pipeline.defaults.cfg_ref, pipeline.defaults.cfg_audio)):gmatch('[^,]+') do
   local a, b = item:match('^%s*([%d.]+):([%d.]+)%s*$')
-  if not a then die(('--grid: "%s" is not w_ref:w_audio (e.g. 2:3.5)'):format(item)) end
+  if not a then cli.fail(('--grid: "%s" is not w_ref:w_audio (e.g. 2:3.5)'):format(item)) end
   grid[#grid + 1] = {tonumber(a), tonumber(b)}
 end
 
@@ -123,7 +122,7 @@ local function sample_clip(s, c)
   local ok, m = pcall(heldout.sample, model, c, {mode = opts.mode, steps = s.steps, sampler = opts.sampler,
     w_ref = s.w_ref, w_audio = s.w_audio, cfg_schedule = opts.cfg_schedule, seed = opts.seed,
     noise_share = opts.noise_share}, ev)
-  if not ok then die(tostring(m)) end
+  if not ok then cli.fail(m) end
   return m
 end
 
@@ -180,8 +179,7 @@ for _, r in ipairs(rows) do
 end
 
 if opts.csv then
-  local dir = opts.csv:match('^(.*)/[^/]*$')
-  if dir then os.execute(('mkdir -p %q'):format(dir)) end
+  fada.mkdir_parent(opts.csv)
   local tmp = opts.csv .. '.tmp'
   local out = assert(io.open(tmp, 'w'))
   out:write('mode,steps,w_ref,w_audio,nfe_per_clip,clip,' .. table.concat(KEYS, ',') .. '\n')

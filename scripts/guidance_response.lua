@@ -25,27 +25,26 @@ local opts = cli.parse(arg, {
   {'seed', 'int', 5, 'seed of the clips and the noise'},
   {'threads', 'int', nil, 'compute threads'},
 })
-local function die(msg) io.stderr:write('guidance_response: ', msg, '\n'); os.exit(2) end
 if opts.threads then fada.set_num_threads(opts.threads) end
 local function pair(s, flag)
   local a, b = s:match('^%s*([%d.]+)%s*,%s*([%d.]+)%s*$')
-  if not a or tonumber(a) >= tonumber(b) then die(('--%s must be "lo,hi" with lo < hi, got "%s"'):format(flag, s)) end
+  if not a or tonumber(a) >= tonumber(b) then cli.fail(('--%s must be "lo,hi" with lo < hi, got "%s"'):format(flag, s)) end
   return tonumber(a), tonumber(b)
 end
 local wr_lo, wr_hi = pair(opts.w_ref, 'w-ref')
 local wa_lo, wa_hi = pair(opts.w_audio, 'w-audio')
-if opts.clips < 1 or opts.steps < 1 then die('--clips and --steps must be at least 1') end
+if opts.clips < 1 or opts.steps < 1 then cli.fail('--clips and --steps must be at least 1') end
 local function load(path, want_student)
   local ok, m = pcall(models.load, path)
-  if not ok then die(tostring(m)) end
+  if not ok then cli.fail(m) end
   if (m.config.student ~= nil) ~= want_student then
-    die(("'%s' is a %s"):format(path, want_student and 'teacher: --student needs a distilled student' or 'student'))
+    cli.fail(("'%s' is a %s"):format(path, want_student and 'teacher: --student needs a distilled student' or 'student'))
   end
   return m
 end
 local student, teacher = load(opts.student, true), load(opts.teacher, false)
 local f = io.open(opts.data .. '/manifest.jsonl', 'r')
-if not f then die(("no clips at '%s' (make them: scripts/make_dataset.lua --out %s)"):format(opts.data, opts.data)) end
+if not f then cli.fail(("no clips at '%s' (make them: scripts/make_dataset.lua --out %s)"):format(opts.data, opts.data)) end
 f:close()
 
 local cfg = teacher.config

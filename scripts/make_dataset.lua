@@ -36,14 +36,13 @@ resolution, partly occluded, noisy, with many more identities.]],
   {'shard', 'string', nil, 'internal: run shard K/J only'},
 })
 
-local function die(msg) io.stderr:write('make_dataset: ', msg, '\n'); os.exit(2) end
-if opts.size ~= 64 and opts.size ~= 128 then die(('--size must be 64 or 128, got %d'):format(opts.size)) end
-if not A.ID_BASE[opts.tier] then die(('--tier must be hq or moderate, got %s'):format(opts.tier)) end
-if not A.ID_BASE.hq[opts.split] then die(('--split must be train or heldout, got %s'):format(opts.split)) end
-if opts.clips < 1 or opts.jobs < 1 then die('--clips and --jobs must be >= 1') end
+if opts.size ~= 64 and opts.size ~= 128 then cli.fail(('--size must be 64 or 128, got %d'):format(opts.size)) end
+if not A.ID_BASE[opts.tier] then cli.fail(('--tier must be hq or moderate, got %s'):format(opts.tier)) end
+if not A.ID_BASE.hq[opts.split] then cli.fail(('--split must be train or heldout, got %s'):format(opts.split)) end
+if opts.clips < 1 or opts.jobs < 1 then cli.fail('--clips and --jobs must be >= 1') end
 opts.out = opts.out or ('data/avatars/%s-%s'):format(opts.tier, opts.split)
 opts.format = opts.format or (A.video_available() and 'mp4' or 'png')
-if opts.format == 'mp4' and not A.video_available() then die('--format mp4 needs fada.video (not built in)') end
+if opts.format == 'mp4' and not A.video_available() then cli.fail('--format mp4 needs fada.video (not built in)') end
 
 local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
@@ -74,14 +73,14 @@ end
 if opts.shard then
   local k, J = opts.shard:match('^(%d+)/(%d+)$')
   k, J = math.tointeger(tonumber(k)), math.tointeger(tonumber(J))
-  if not k or k < 1 or k > J then die('--shard must be K/J with 1 <= K <= J') end
+  if not k or k < 1 or k > J then cli.fail('--shard must be K/J with 1 <= K <= J') end
   run_shard(k, J)
   os.exit(0)
 end
 
 -- ---- the parent: shard 1 here, shards 2..J as child processes --------------------------
 
-os.execute('mkdir -p ' .. shell_quote(opts.out))
+fada.mkdir(opts.out)
 local t0 = fada.clock()
 local J = math.min(opts.jobs, opts.clips)
 local exe = arg[-1] or 'fadalua'
@@ -148,7 +147,7 @@ for k = 2, J do
   local _, _, _, _, failed = shard_state(k)
   if failed then
     local f = io.open(log, 'r')
-    die(('shard %d/%d failed:\n%s'):format(k, J, f and f:read('a') or '(no log)'))
+    cli.fail(('shard %d/%d failed:\n%s'):format(k, J, f and f:read('a') or '(no log)'))
   end
   os.remove(log)
 end

@@ -203,7 +203,5 @@ end
 
 if opts.ground_truth then ground_truth()
 elseif opts.video then video()
-else
-  io.stderr:write('metrics: give --ground-truth or --video PATH (see --help)\n')
-  os.exit(2)
+else cli.fail('give --ground-truth or --video PATH (see --help)')
 end

@@ -12,7 +12,7 @@ end
 local profile = require 'fada.profile'
 local script = arg[1]
 local f, err = loadfile(script)
-if not f then io.stderr:write('profile: ', err, '\n'); os.exit(2) end
+if not f then require('fada.cli').fail(err) end
 local args = {}
 for i = 2, #arg do args[i - 1] = arg[i] end
 args[0] = script

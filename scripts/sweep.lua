@@ -33,7 +33,6 @@ local opts = cli.parse(arg, {
   {'threads', 'int', nil, 'compute threads (default: all cores)'},
   {'plots', 'bool', true, 'draw the PNG plots when merging'},
 })
-local function die(msg) io.stderr:write(msg:gsub('^sweep: ', 'sweep: '), '\n'); os.exit(2) end
 if opts.threads then fada.set_num_threads(opts.threads) end
 
 local words, merge_only = {}, false
@@ -45,11 +44,11 @@ local ok, axes = pcall(function()
   for k, v in pairs(sweep.parse_args(words)) do ax[k] = v end
   return ax
 end)
-if not ok then die(tostring(axes)) end
+if not ok then cli.fail(axes) end
 local ok2, jobs = pcall(sweep.jobs, axes)
-if not ok2 then die(tostring(jobs)) end
+if not ok2 then cli.fail(jobs) end
 local shards = opts.shards or #jobs
-if shards < 1 then die('sweep: --shards must be at least 1') end
+if shards < 1 then cli.fail('--shards must be at least 1') end
 
 if opts.list then
   local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
@@ -65,10 +64,10 @@ end
 
 local index = opts.index or tonumber(os.getenv('SLURM_ARRAY_TASK_ID') or '')
 if index and (index < 0 or index >= shards or index % 1 ~= 0) then
-  die(('sweep: --index %s is not a shard of 0 .. %d'):format(tostring(index), shards - 1))
+  cli.fail(('--index %s is not a shard of 0 .. %d'):format(tostring(index), shards - 1))
 end
 local okc, err = pcall(sweep.claim, opts.out, jobs)
-if not okc then die(tostring(err)) end
+if not okc then cli.fail(err) end
 
 local t0 = fada.clock()
 if not merge_only then
@@ -80,7 +79,7 @@ if not merge_only then
   function ctx.model(path)
     if not cache_m[path] then
       local okm, m = pcall(models.load, path)
-      if not okm then die(('sweep: model=%s: %s'):format(path, tostring(m))) end
+      if not okm then cli.fail(('model=%s: %s'):format(path, tostring(m))) end
       cache_m[path] = m
     end
     return cache_m[path]
@@ -107,7 +106,7 @@ if not merge_only then
   function ctx.on_clip(n) done = done + n ; bar:update(math.min(done, frames)) end
   for _, j in ipairs(todo) do
     local okj, e = pcall(sweep.run_job, j, opts.out, ctx)
-    if not okj then bar:stop() ; die(tostring(e)) end
+    if not okj then bar:stop() ; cli.fail(e) end
   end
   bar:finish()
   print(('%s: %d jobs run, %d finished before (skipped), in %.1f min; results in %s/jobs/'):format(
@@ -117,7 +116,7 @@ if not merge_only then
 end
 
 local okm, res = pcall(sweep.merge, opts.out, jobs, {plots = opts.plots})
-if not okm then die(tostring(res)) end
+if not okm then cli.fail(res) end
 print(res.markdown)
 print(('merged %d jobs (%d rows) into %s/sweep.csv and sweep.md%s'):format(#jobs, #res.rows, opts.out,
   #res.plots > 0 and ('; plots: ' .. table.concat(res.plots, ', ')) or (res.plot_error and ('; no plots: ' .. res.plot_error) or '')))

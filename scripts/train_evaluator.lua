@@ -134,8 +134,7 @@ end
 local function export(path, sd, info)
   local t = {}
   for k, v in pairs(sd) do t[k] = v:to('f16') end
-  local dir = path:match('^(.*)/[^/]*$')
-  if dir then os.execute(('mkdir -p %q'):format(dir)) end
+  fada.mkdir_parent(path)
   local meta = {format = 'fada-evaluator', outputs = {}}
   for i, o in ipairs(E.OUTPUTS) do meta.outputs[i] = o.name end
   for k, v in pairs(info) do meta[k] = v end
@@ -204,7 +203,7 @@ if o.evaluate then
   os.exit(0)
 end
 
-os.execute(('mkdir -p %q'):format(o.dir))
+fada.mkdir(o.dir)
 local ckpt_path = o.dir .. '/checkpoint.safetensors'
 local net = E.Net({seed = o.seed})
 local opt = optim.AdamW(net:named_parameters(), {lr = o.lr, weight_decay = 1e-4})

@@ -29,10 +29,24 @@ function M.help(spec)
   return table.concat(lines, '\n')
 end
 
-local function die(spec, msg)
-  io.stderr:write(('%s: %s\n(see --help)\n'):format(spec.name or (arg and arg[0]) or 'fadalua', msg))
+-- The running script's name for messages: scripts/eval.lua -> eval.
+local function script_name()
+  local path = arg and arg[0]
+  return path and (path:match('([^/]*)$'):gsub('%.lua$', '')) or 'fadalua'
+end
+
+-- Stops a script on bad input or a failed job: "script: message" on stderr,
+-- exit code 2. A message that already starts with the script's name (an
+-- error the library raised for it) is not named twice.
+function M.fail(msg)
+  local name = script_name()
+  msg = tostring(msg)
+  if msg:sub(1, #name + 2) ~= name .. ': ' then msg = name .. ': ' .. msg end
+  io.stderr:write(msg, '\n')
   os.exit(2)
 end
+
+local function die(msg) M.fail(msg .. '\n(see --help)') end
 
 -- Parses the script's arg table against spec. Returns opts; exits with
 -- status 0 after printing help, or 2 with a message on a bad flag.
@@ -60,11 +74,11 @@ function M.parse(argv, spec, opts_in)
         negated = s and s[2] == 'bool'
         if not negated then s = nil end
       end
-      if not s then die(spec, ('unknown flag %s'):format(a)) end
+      if not s then die(('unknown flag %s'):format(a)) end
       local kind = s[2]
       if kind == 'bool' then
         if value then
-          if value ~= 'true' and value ~= 'false' then die(spec, ('%s takes true or false, got %q'):format(flag(s[1]), value)) end
+          if value ~= 'true' and value ~= 'false' then die(('%s takes true or false, got %q'):format(flag(s[1]), value)) end
           opts[key(s[1])] = value == 'true'
         else
           opts[key(s[1])] = not negated
@@ -73,12 +87,12 @@ function M.parse(argv, spec, opts_in)
         if not value then
           i = i + 1
           value = argv[i]
-          if value == nil then die(spec, ('%s needs a value'):format(flag(s[1]))) end
+          if value == nil then die(('%s needs a value'):format(flag(s[1]))) end
         end
         if kind == 'int' or kind == 'number' then
           local v = tonumber(value)
           if not v or (kind == 'int' and math.type(v) ~= 'integer' and v % 1 ~= 0) then
-            die(spec, ('%s must be %s, got %q'):format(flag(s[1]), kind == 'int' and 'an integer' or 'a number', value))
+            die(('%s must be %s, got %q'):format(flag(s[1]), kind == 'int' and 'an integer' or 'a number', value))
           end
           opts[key(s[1])] = kind == 'int' and math.tointeger(v) or v
         else
@@ -91,7 +105,7 @@ function M.parse(argv, spec, opts_in)
     i = i + 1
   end
   if #positional > 0 and not spec.positional then
-    die(spec, ('unexpected argument %q'):format(positional[1]))
+    die(('unexpected argument %q'):format(positional[1]))
   end
   opts.args = positional
   return opts

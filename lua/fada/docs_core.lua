@@ -100,6 +100,14 @@ doc('fada.cpu', 'fada.cpu() -> table', [[
 CPU features found at start-up: {avx2, fma, f16c, avx512f, avx512bw,
 avx512vl, avx512bf16 (booleans), cores (integer)}.]])
 
+doc('fada.mkdir', 'fada.mkdir(dir)', [[
+Makes the folder dir and any missing folders above it, as mkdir -p (no
+shell: any name is safe). An error names the folder that could not be made
+and why.]])
+doc('fada.mkdir_parent', 'fada.mkdir_parent(path)', [[
+Makes the folder a file at path is about to be written into (fada.mkdir of
+everything before the last '/'; nothing for a bare file name).]])
+
 doc('fada.set_printoptions', 'fada.set_printoptions{threshold, edgeitems, linewidth}', [[
 How tensors print: more than threshold elements (1000) print as a summary
 with edgeitems (3) values at each end of a dim; lines up to linewidth (80).]])

@@ -253,12 +253,11 @@ function M.sample(o)
   -- output: the writer renames its temporary file only on close, so a failure leaves nothing
   local writer
   if opts.out then
-    local dir = opts.out:match('^(.*)/[^/]*$')
-    if dir then os.execute(('mkdir -p %q'):format(dir)) end
+    fada.mkdir_parent(opts.out)
     writer = fada.video.writer(opts.out, {fps = fps, width = size, height = size, crf = opts.crf,
                                           audio = samples, sample_rate = sr})
   end
-  if opts.frames_dir then os.execute(('mkdir -p %q'):format(opts.frames_dir)) end
+  if opts.frames_dir then fada.mkdir(opts.frames_dir) end
 
   local w_ref = M.scale_schedule(opts.cfg_schedule, opts.cfg_ref)
   local w_audio = M.scale_schedule(opts.cfg_schedule, opts.cfg_audio)

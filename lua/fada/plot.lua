@@ -13,6 +13,8 @@
 -- 'lines' or 'points'; hline = {y, 'label'} draws a dashed reference line;
 -- key = 'below' puts the legend under the panels (many series).
 -- Returns true, or nil and why (gnuplot missing or failing).
+local fada = require 'fada'
+
 local M = {}
 
 local function quote(s) return "'" .. tostring(s or ''):gsub("'", "''") .. "'" end
@@ -75,8 +77,11 @@ function M.chart(opts)
     os.remove(tmp)
     return nil, ('gnuplot failed (exit %s) drawing %s'):format(tostring(code), opts.png)
   end
-  local dir = opts.png:match('^(.*)/[^/]*$')
-  if dir then os.execute(('mkdir -p %q'):format(dir)) end
+  local made, why = pcall(fada.mkdir_parent, opts.png)
+  if not made then
+    os.remove(tmp)
+    return nil, why
+  end
   return os.rename(tmp, opts.png)
 end
 

@@ -193,7 +193,7 @@ M.job_path = job_path
 -- The sweep's job list in DIR/jobs/list.txt: written by the first process, checked
 -- by every other, so shards of two different sweeps never share a folder.
 function M.claim(dir, jobs)
-  os.execute(('mkdir -p %q'):format(dir .. '/jobs'))
+  fada.mkdir(dir .. '/jobs')
   local path = dir .. '/jobs/list.txt'
   local lines = {}
   for _, j in ipairs(jobs) do lines[#lines + 1] = j.key end

@@ -1,4 +1,7 @@
-/* fada.set_num_threads, fada.memory, fada.versions, fada.cpu, fada.clock. */
+/* fada.set_num_threads, fada.memory, fada.versions, fada.cpu, fada.clock, fada.mkdir. */
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "runtime/core/fd_runtime.h"
@@ -87,6 +90,56 @@ static int f_clock(lua_State *L)
     return 1;
 }
 
+/* Makes one folder: 0, or the errno of why not. A folder already there is
+ * fine; anything else there is ENOTDIR. */
+static int make_folder(const char *dir)
+{
+    if (mkdir(dir, 0777) == 0) return 0;
+    int err = errno;
+    struct stat st;
+    if (stat(dir, &st) == 0) return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+    return err;
+}
+
+/* Makes dir[0..n) and every missing folder above it, as mkdir -p (no shell,
+ * so any path is safe); raises "mkdir: 'path': why" naming the folder that failed. */
+static void make_folders(lua_State *L, const char *path, size_t n)
+{
+    if (n == 0) luaL_error(L, "mkdir: empty path");
+    char *dir = (char *)lua_newuserdatauv(L, n + 1, 0);
+    memcpy(dir, path, n);
+    dir[n] = '\0';
+    for (size_t i = 1; i <= n; i++) {
+        if (i < n && (dir[i] != '/' || dir[i - 1] == '/')) continue;
+        dir[i] = '\0';
+        int err = make_folder(dir);
+        if (err == ENOTDIR) luaL_error(L, "mkdir: '%s': '%s' is there and is not a folder", path, dir);
+        if (err) luaL_error(L, "mkdir: '%s': cannot make '%s': %s", path, dir, strerror(err));
+        if (i < n) dir[i] = '/';
+    }
+    lua_pop(L, 1);
+}
+
+/* fada.mkdir(dir): the folder and its missing parents */
+static int f_mkdir(lua_State *L)
+{
+    size_t n;
+    const char *path = luaL_checklstring(L, 1, &n);
+    make_folders(L, path, n);
+    return 0;
+}
+
+/* fada.mkdir_parent(file): the folder a file is about to be written into
+ * (none for a bare name) */
+static int f_mkdir_parent(lua_State *L)
+{
+    size_t n;
+    const char *path = luaL_checklstring(L, 1, &n);
+    while (n > 0 && path[n - 1] != '/') n--;
+    if (n > 0) make_folders(L, path, n);
+    return 0;
+}
+
 void fd_open_runtime(lua_State *L, const fd_lua_tables *tb)
 {
     static const luaL_Reg fns[] = {
@@ -94,6 +147,7 @@ void fd_open_runtime(lua_State *L, const fd_lua_tables *tb)
         {"memory", f_memory},                   {"set_pool_limit", f_set_pool_limit},
         {"trim_memory", f_trim_memory},         {"versions", f_versions},
         {"cpu", f_cpu},                         {"clock", f_clock},
+        {"mkdir", f_mkdir},                     {"mkdir_parent", f_mkdir_parent},
         {NULL, NULL},
     };
     fd_lua_setfuncs(L, tb->fada, fns);

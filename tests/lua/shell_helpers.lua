@@ -111,7 +111,7 @@ end
 function sh.temp_dir()
   local d = os.tmpname()
   os.remove(d)
-  assert(os.execute('mkdir ' .. sh.quote(d)))
+  fada.mkdir(d)
   return d
 end
 

@@ -288,3 +288,37 @@ test('-i: plain tables print inline, other values as tostring does', function()
   contains(out, '> 100\t{0, 1, 2, ')
   contains(out, ', 39, ...}\n', 'long tables are cut')
 end)
+
+test('fada.mkdir: parents made, any name, the failing folder named', function()
+  local dir = sh.temp_dir()
+  local odd = dir .. "/it's \"odd\" $(x)/b//c/"
+  fada.mkdir(odd)
+  fada.mkdir(odd) -- already there: fine
+  fada.mkdir_parent(dir .. '/p/q/file.csv')
+  fada.mkdir_parent('bare-name.csv') -- nothing to make
+  assert(sh.exists(odd .. '.'), 'made with its parents')
+  assert(sh.exists(dir .. '/p/q/.'), 'the parent of a file')
+  assert(not sh.exists(dir .. '/p/q/file.csv'), 'not the file itself')
+  write_file(dir .. '/f', 'x')
+  checkerror(function() fada.mkdir(dir .. '/f/sub') end, "'" .. dir .. "/f' is there and is not a folder")
+  checkerror(function() fada.mkdir('') end, 'mkdir: empty path')
+  os.execute('rm -rf ' .. quote(dir))
+end)
+
+test("cli.fail: 'script: message' on stderr, exit code 2, the name once", function()
+  local dir = sh.temp_dir()
+  local script = write_file(dir .. '/my_tool.lua', [[
+local cli = require 'fada.cli'
+local opts = cli.parse(arg, {{'n', 'int', 1, 'a count'}})
+cli.fail(opts.n == 1 and 'bad input' or 'my_tool: named already')]])
+  local out, err, code = run(quote(script))
+  assert_eq(code, 2, err)
+  assert_eq(err, 'my_tool: bad input\n')
+  assert_eq(out, '')
+  _, err, code = run(quote(script) .. ' --n 2')
+  assert_eq(err, 'my_tool: named already\n')
+  _, err, code = run(quote(script) .. ' --m 2')
+  assert_eq(code, 2, err)
+  assert_eq(err, 'my_tool: unknown flag --m\n(see --help)\n')
+  os.execute('rm -rf ' .. quote(dir))
+end)

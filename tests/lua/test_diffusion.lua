@@ -237,7 +237,7 @@ end)
 test('file: code that is missing, broken, erroring or of the wrong type is refused by name', function()
   local dir = os.tmpname()
   os.remove(dir)
-  os.execute('mkdir -p ' .. dir)
+  fada.mkdir(dir)
   local cases = {
     {dir .. '/missing.lua', "cannot read '" .. dir .. "/missing.lua'"},
     {write(dir .. '/syntax.lua', 'return function(model, x'), 'does not compile'},

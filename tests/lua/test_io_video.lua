@@ -101,7 +101,7 @@ end)
 
 test('no half files: a failing, an abandoned and an unwritable writer leave nothing', function()
   local dir = peer.tmp('dir')
-  peer.sh('mkdir -p ' .. dir)
+  fada.mkdir(dir)
   local wr = video.writer(dir .. '/a.mp4', {fps = 25, width = 16, height = 16})
   wr:write(scene(1, 16, 16))
   checkerror(function() wr:write(scene(1, 8, 8)) end, 'frame u8 [8, 8, 3] vs the writer')
@@ -132,7 +132,7 @@ end)
 
 test('PNG frame sequences round trip exactly', function()
   local dir = peer.tmp('seq')
-  peer.sh('mkdir -p ' .. dir)
+  fada.mkdir(dir)
   local wr = video.writer(dir .. '/f_%03d.png', {fps = 25, width = 20, height = 12})
   local frames = {}
   for i = 1, 3 do frames[i] = scene(i, 12, 20); wr:write(frames[i]) end

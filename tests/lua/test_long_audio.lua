@@ -8,7 +8,7 @@ local pipeline = require 'fada.pipeline'
 test('10 minutes of audio: 5000 clips, tensor memory flat across them, a 600 s MP4', function()
   local dir = os.tmpname()
   os.remove(dir)
-  os.execute(('mkdir -p %q'):format(dir))
+  fada.mkdir(dir)
   local model = models.FadaModel(models.config('tiny'))      -- clips of 3 frames at 16x16
   model:eval()
   local samples = fada.randn(16000 * 600, fada.Generator(9)) * 0.1

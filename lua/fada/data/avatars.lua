@@ -264,7 +264,7 @@ function M.make_clip(spec, opts)
   elseif format == 'png' then
     row.video = spec.name -- a folder of frame_%05d.png beside clipNNNN.wav
     row.audio = spec.name .. '.wav'
-    os.execute(('mkdir -p %q'):format(('%s/%s'):format(dir, spec.name)))
+    fada.mkdir(dir .. '/' .. spec.name)
     for i = 1, n do
       fada.image.save(('%s/%s/frame_%05d.png'):format(dir, spec.name, i), M.render_frame(spec, id, truth, i, size, gen))
     end

@@ -120,8 +120,7 @@ end
 function Journal:add(key, r)
   if not self.path then return end
   if not self.fh then
-    local dir = self.path:match('^(.*)/[^/]*$')
-    if dir then os.execute(('mkdir -p %q'):format(dir)) end
+    fada.mkdir_parent(self.path)
     self.fh = assert(io.open(self.path, 'a'))
   end
   local vals = {}

@@ -49,7 +49,7 @@ function M.setup(opts)
   io.stdout:setvbuf('line') -- a run's log file gets each line when it is printed, not at exit (runs are often killed)
   if opts.threads then fada.set_num_threads(opts.threads) end
   fada.ops.tune(opts.tune == 'auto' and 'auto' or math.tointeger(tonumber(opts.tune)))
-  os.execute(('mkdir -p %q'):format(opts.out))
+  fada.mkdir(opts.out)
 end
 
 -- A loader audio callback: each clip's windows computed once, cut per sample.
