@@ -28,8 +28,8 @@ curves alone, e.g. while the student trains) is reused by the later full run.]],
   {'teacher', 'string', d.model, "the teacher for the reference curves ('none' to skip)"},
   {'steps', 'int', 6, "the student's steps"},
   {'teacher_steps', 'int', 25, "the teacher's steps"},
-  {'w_audio', 'string', '1,2,3,3.5,4,5,6', 'w_audio values (at the default w_ref)'},
-  {'w_ref', 'string', '1,1.5,2,2.5,3', 'w_ref values (at the default w_audio)'},
+  {'w_audio', 'numbers', '1,2,3,3.5,4,5,6', 'w_audio values (at the default w_ref)'},
+  {'w_ref', 'numbers', '1,1.5,2,2.5,3', 'w_ref values (at the default w_audio)'},
   {'clips', 'int', 8, 'held-out clips 0 .. N-1'},
   {'seconds', 'number', 2.4, 'speech per clip'},
   {'seed', 'int', 42, 'noise seed'},
@@ -37,17 +37,14 @@ curves alone, e.g. while the student trains) is reused by the later full run.]],
   {'threads', 'int', nil, 'compute threads (default: all cores)'},
 })
 if opts.threads then fada.set_num_threads(opts.threads) end
-local function numbers(s, flag)
-  local v = {}
-  for item in s:gmatch('[^,]+') do
-    local x = tonumber(item)
-    if not x or x < 0 then cli.fail(('--%s: "%s" is not a scale >= 0 (give a comma list such as 1,2,3)'):format(flag, item)) end
-    v[#v + 1] = x
+local function scales(v, flag)
+  for _, x in ipairs(v) do
+    if x < 0 then cli.fail(('--%s: %g is not a scale >= 0'):format(flag, x)) end
   end
-  if #v < 2 then cli.fail(('--%s needs at least two values, got "%s"'):format(flag, s)) end
+  if #v < 2 then cli.fail(('--%s needs at least two values, got %d'):format(flag, #v)) end
   return v
 end
-local wa_list, wr_list = numbers(opts.w_audio, 'w-audio'), numbers(opts.w_ref, 'w-ref')
+local wa_list, wr_list = scales(opts.w_audio, 'w-audio'), scales(opts.w_ref, 'w-ref')
 if opts.clips < 1 then cli.fail('--clips must be at least 1') end
 if opts.steps < 1 or opts.teacher_steps < 1 then cli.fail('--steps and --teacher-steps must be at least 1') end
 

@@ -27,7 +27,7 @@ paired ratios to the reference. Finished (row, clip) results are kept in DIR/com
 the same command resumes after a stop, and a later run with more rows (an ablation) reuses them.]],
   {'teacher', 'string', d.model, 'the teacher checkpoint'},
   {'student', 'string', 'weights/fada-student.safetensors', "the distilled student ('none': teacher rows only)"},
-  {'ablations', 'string', nil, 'ablation students as NAME=PATH, a comma list (run in Fast mode)'},
+  {'ablations', 'strings', nil, 'ablation students as NAME=PATH, a comma list (run in Fast mode)'},
   {'teacher_steps', 'int', 25, "the reference teacher's steps"},
   {'steps', 'int', 6, "the students' steps (and the cut-down teacher's)"},
   {'short_steps', 'int', 2, 'the shortest cut-down teacher (x 3 passes)'},
@@ -74,7 +74,7 @@ if opts.student ~= 'none' then
   rows[#rows + 1] = {id = 'balanced', label = ('FADA-Balanced %d × 3'):format(S), m = student, mode = 'balanced', steps = S}
   rows[#rows + 1] = {id = 'fast', label = ('FADA-Fast %d × 1'):format(S), m = student, mode = 'fast', steps = S}
 end
-for item in (opts.ablations or ''):gmatch('[^,]+') do
+for _, item in ipairs(opts.ablations or {}) do
   local name, path = item:match('^%s*([%w_%-]+)=(.+)$')
   if not name then cli.fail(('--ablations: "%s" is not NAME=PATH'):format(item)) end
   rows[#rows + 1] = {id = 'ablation_' .. name, label = ('Fast, ablation: %s'):format(name), m = load(path, 'ablations', 'student'),

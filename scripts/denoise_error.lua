@@ -23,7 +23,7 @@ Export a training checkpoint first: scripts/train_teacher.lua --export PATH.]],
   {'model', 'string', nil, 'model file (models.save / train_teacher --export)'},
   {'data', 'string', 'data/avatars/hq-heldout', 'held-out dataset (scripts/make_dataset.lua --split heldout)'},
   {'clips', 'int', 4, 'clips (batches of one clip each)'},
-  {'t', 'string', '10,50,150,300,500,700,900,999', 'timesteps, a comma list'},
+  {'t', 'ints', '10,50,150,300,500,700,900,999', 'timesteps, a comma list'},
   {'branch', 'string', 'audio', 'conditioning: audio (reference + audio), ref (reference only), base (neither)'},
   {'seed', 'int', 3, 'seed of the clip choice and the noise'},
   {'threads', 'int', nil, 'compute threads (default: all cores)'},
@@ -36,11 +36,9 @@ f:close()
 if opts.branch ~= 'audio' and opts.branch ~= 'ref' and opts.branch ~= 'base' then
   cli.fail(("--branch must be audio, ref or base, got '%s'"):format(opts.branch))
 end
-local ts = {}
-for item in opts.t:gmatch('[^,]+') do
-  local t = math.tointeger(tonumber(item))
-  if not t or t < 0 or t > 999 then cli.fail(('--t: "%s" is not an integer timestep in 0..999'):format(item)) end
-  ts[#ts + 1] = t
+local ts = opts.t
+for _, t in ipairs(ts) do
+  if t < 0 or t > 999 then cli.fail(('--t: %d is not a timestep in 0..999'):format(t)) end
 end
 
 local m = models.load(opts.model)

@@ -30,8 +30,8 @@ local opts = cli.parse(arg, run.flags({
   {'out', 'string', 'runs/student', 'run folder'},
   {'student_steps', 'int', 6, 'the student grid: DDIM steps at sampling time (trailing spacing)'},
   {'substeps', 'int', 2, 'teacher DDIM steps per student step (1 = match the guided output at the same x_t)'},
-  {'w_ref', 'string', '1,3', 'range of the reference scale drawn per step (lo,hi)'},
-  {'w_audio', 'string', '1,6', 'range of the audio scale drawn per step (lo,hi)'},
+  {'w_ref', 'numbers', '1,3', 'range of the reference scale drawn per step (lo,hi)'},
+  {'w_audio', 'numbers', '1,6', 'range of the audio scale drawn per step (lo,hi)'},
   {'scales_per', 'string', 'step', "draw the scales once per 'step' or per 'clip' of the batch (B pairs a step: the "
                                   .. 'student sees how its output must move with them within one gradient)'},
   {'gt_share', 'number', 0.3, "the ground-truth term's share in the adaptive mixer (0..1)"},
@@ -46,10 +46,11 @@ local opts = cli.parse(arg, run.flags({
                                   .. '((1 - share)·distill + share·gt)'},
 }, {steps = 1200, lr = 1e-4, warmup = 100, ema = 0.995, ckpt_every = 50}))
 
-local function range(s, name)
-  local lo, hi = s:match('^%s*([%d.]+)%s*,%s*([%d.]+)%s*$')
-  lo, hi = tonumber(lo), tonumber(hi)
-  if not lo or not hi or lo > hi or lo < 0 then cli.fail(('--%s must be "lo,hi" with 0 <= lo <= hi, got "%s"'):format(name, s)) end
+local function range(v, name)
+  local lo, hi = v[1], v[2]
+  if #v ~= 2 or lo > hi or lo < 0 then
+    cli.fail(('--%s must be "lo,hi" with 0 <= lo <= hi, got "%s"'):format(name, table.concat(v, ',')))
+  end
   return lo, hi
 end
 local wr_lo, wr_hi = range(opts.w_ref, 'w-ref')

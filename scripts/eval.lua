@@ -27,8 +27,8 @@ within 0.1 of the ceiling; identity error <= 2x the ceiling).]],
   {'clips', 'int', 8, 'held-out clips (clip k of fada.metrics.clips, k = first .. first + N-1)'},
   {'first', 'int', 0, 'index of the first clip: 0 = the reported set; tune settings on another range (e.g. 100)'},
   {'seconds', 'number', 2.4, 'speech per clip (cut there; 0 = whole sentences)'},
-  {'steps', 'string', nil, 'sampling steps, a comma list (default: the mode\'s default, 25 / 6)'},
-  {'grid', 'string', nil, 'CFG scales w_ref:w_audio, a comma list (default: the sampler\'s defaults)'},
+  {'steps', 'ints', nil, 'sampling steps, a comma list (default: the mode\'s default, 25 / 6)'},
+  {'grid', 'strings', nil, 'CFG scales w_ref:w_audio, a comma list (default: the sampler\'s defaults)'},
   {'sampler', 'string', pipeline.defaults.sampler, 'sampler (ddim, euler, dpmpp_2m, ...)'},
   {'cfg_schedule', 'string', 'constant', 'scale schedule over the steps'},
   {'seed', 'int', 42, 'noise seed (the same for every setting)'},
@@ -40,17 +40,6 @@ within 0.1 of the ceiling; identity error <= 2x the ceiling).]],
 })
 if opts.threads then fada.set_num_threads(opts.threads) end
 
-local function number_list(s, what)
-  local out = {}
-  for item in s:gmatch('[^,]+') do
-    local v = tonumber(item)
-    if not v then cli.fail(('--%s: "%s" is not a number (give a comma list such as 6,12,25)'):format(what, item)) end
-    out[#out + 1] = v
-  end
-  if #out == 0 then cli.fail(('--%s is empty'):format(what)) end
-  return out
-end
-
 if opts.clips < 1 then cli.fail('--clips must be at least 1') end
 if opts.first < 0 then cli.fail('--first must be >= 0') end
 if opts.max_minutes and not opts.csv then cli.fail('--max-minutes needs --csv (the results so far are kept beside it)') end
@@ -58,9 +47,9 @@ if opts.seconds < 0 then cli.fail('--seconds must be >= 0 (0 = whole sentences)'
 local f = io.open(opts.model, 'rb')
 if not f then cli.fail(("cannot read the model '%s' (train one: scripts/train_teacher.lua --export)"):format(opts.model)) end
 f:close()
-local steps_list = number_list(opts.steps or tostring(pipeline.default_steps[opts.mode] or 25), 'steps')
+local steps_list = opts.steps or {pipeline.default_steps[opts.mode] or 25}
 local grid = {}
-for item in (opts.grid or ('%g:%g'):format(pipeline.defaults.cfg_ref, pipeline.defaults.cfg_audio)):gmatch('[^,]+') do
+for _, item in ipairs(opts.grid or {('%g:%g'):format(pipeline.defaults.cfg_ref, pipeline.defaults.cfg_audio)}) do
   local a, b = item:match('^%s*([%d.]+):([%d.]+)%s*$')
   if not a then cli.fail(('--grid: "%s" is not w_ref:w_audio (e.g. 2:3.5)'):format(item)) end
   grid[#grid + 1] = {tonumber(a), tonumber(b)}
@@ -114,7 +103,7 @@ end
 
 local settings = {}
 for _, s in ipairs(steps_list) do
-  for _, g in ipairs(grid) do settings[#settings + 1] = {steps = math.tointeger(s) or s, w_ref = g[1], w_audio = g[2]} end
+  for _, g in ipairs(grid) do settings[#settings + 1] = {steps = s, w_ref = g[1], w_audio = g[2]} end
 end
 
 -- One setting on one held-out clip: the metrics, the NFE and seconds spent.

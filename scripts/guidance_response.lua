@@ -20,16 +20,15 @@ local opts = cli.parse(arg, {
   {'data', 'string', 'data/avatars/hq-train', 'clips to noise (make_dataset.lua)'},
   {'clips', 'int', 2, 'clips in the batch'},
   {'steps', 'int', 6, 'the student grid (trailing spacing)'},
-  {'w_ref', 'string', '1,3', 'the w_ref pair lo,hi'},
-  {'w_audio', 'string', '1,6', 'the w_audio pair lo,hi'},
+  {'w_ref', 'numbers', '1,3', 'the w_ref pair lo,hi'},
+  {'w_audio', 'numbers', '1,6', 'the w_audio pair lo,hi'},
   {'seed', 'int', 5, 'seed of the clips and the noise'},
   {'threads', 'int', nil, 'compute threads'},
 })
 if opts.threads then fada.set_num_threads(opts.threads) end
-local function pair(s, flag)
-  local a, b = s:match('^%s*([%d.]+)%s*,%s*([%d.]+)%s*$')
-  if not a or tonumber(a) >= tonumber(b) then cli.fail(('--%s must be "lo,hi" with lo < hi, got "%s"'):format(flag, s)) end
-  return tonumber(a), tonumber(b)
+local function pair(v, flag)
+  if #v ~= 2 or v[1] >= v[2] then cli.fail(('--%s must be "lo,hi" with lo < hi, got "%s"'):format(flag, table.concat(v, ','))) end
+  return v[1], v[2]
 end
 local wr_lo, wr_hi = pair(opts.w_ref, 'w-ref')
 local wa_lo, wa_hi = pair(opts.w_audio, 'w-audio')

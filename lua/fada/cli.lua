@@ -9,8 +9,86 @@
 --     {'progress', 'bool', true, 'show a progress bar'},
 --   })
 -- Flags are --name value or --name=value; dashes and underscores are the
--- same (--cfg-ref = cfg_ref); bools take --name / --no-name.
+-- same (--cfg-ref = cfg_ref); bools take --name / --no-name. The list kinds
+-- 'numbers', 'ints' and 'strings' take a comma list (numbers may be ranges
+-- lo:hi:step, see M.values) and give a table; a string default is parsed too.
 local M = {}
+
+-- ---- lists and ranges (also the grammar of fada.sweep's axes) ----------------------------
+
+local function bad(msg, ...) error(msg:format(...), 0) end
+
+-- Items of a list: commas separate, quotes (' or ") protect commas inside an
+-- item ('interval:200,800').
+local function split_items(s)
+  local items, i = {}, 1
+  while i <= #s do
+    local q = s:sub(i, i)
+    if q == "'" or q == '"' then
+      local j = s:find(q, i + 1, true)
+      if not j then bad('an unclosed %s quote in "%s"', q, s) end
+      items[#items + 1] = s:sub(i + 1, j - 1)
+      i = j + 1
+      if i <= #s and s:sub(i, i) ~= ',' then bad('text after the quoted value "%s" in "%s"', items[#items], s) end
+      i = i + 1
+    else
+      local j = s:find(',', i, true) or #s + 1
+      items[#items + 1] = s:sub(i, j - 1)
+      i = j + 1
+    end
+  end
+  return items
+end
+
+local function number_of(text, kind)
+  local v = tonumber(text)
+  if not v then bad("'%s' is not a number", text) end
+  if kind == 'int' then
+    if v % 1 ~= 0 then bad("'%s' is not an integer", text) end
+    v = math.tointeger(v)
+  end
+  return v
+end
+
+-- lo:hi:step, both ends included.
+local function range_values(item, lo, hi, step, kind, out)
+  lo, hi, step = number_of(lo, kind), number_of(hi, kind), number_of(step, kind)
+  if step <= 0 or hi < lo then bad('range %s needs lo <= hi and a step > 0', item) end
+  local n = math.floor((hi - lo) / step + 1e-9)
+  if n > 10000 then bad('range %s has %d values (at most 10000)', item, n + 1) end
+  for k = 0, n do
+    local v = lo + k * step
+    v = math.abs(v - math.floor(v + 0.5)) < 1e-9 and math.floor(v + 0.5) or v   -- 1 + 10 x 0.1 is 2, not 1.9999
+    out[#out + 1] = kind == 'int' and math.tointeger(v) or v
+  end
+end
+
+local function item_values(item, kind, out)
+  if kind == 'string' then out[#out + 1] = item
+  elseif kind == 'bool' then
+    if item ~= 'true' and item ~= 'false' then bad("'%s' is not true or false", item) end
+    out[#out + 1] = item == 'true'
+  else
+    local lo, hi, step = item:match('^([^:]+):([^:]+):([^:]+)$')
+    if lo then range_values(item, lo, hi, step, kind, out) else out[#out + 1] = number_of(item, kind) end
+  end
+end
+
+-- M.values('1,2,5:8:1', 'int') -> {1, 2, 5, 6, 7, 8}: the values of a comma
+-- list of kind 'string', 'bool', 'number' or 'int'; numeric items may be
+-- inclusive ranges lo:hi:step (1:6:0.5). Returns the list, or nil and why.
+function M.values(text, kind)
+  local ok, res = pcall(function()
+    local out = {}
+    for _, item in ipairs(split_items(text)) do
+      if item == '' then bad('an empty value in "%s"', text) end
+      item_values(item, kind, out)
+    end
+    return out
+  end)
+  if ok then return res end
+  return nil, res
+end
 
 local function key(name) return (name:gsub('-', '_')) end
 local function flag(name) return '--' .. name:gsub('_', '-') end
@@ -48,6 +126,33 @@ end
 
 local function die(msg) M.fail(msg .. '\n(see --help)') end
 
+local LIST_OF = {numbers = 'number', ints = 'int', strings = 'string'}
+
+-- A flag's text as its kind's value, or a message and exit 2.
+local function value_of(s, text)
+  local kind = s[2]
+  if kind == 'int' or kind == 'number' then
+    local v = tonumber(text)
+    if not v or (kind == 'int' and math.type(v) ~= 'integer' and v % 1 ~= 0) then
+      die(('%s must be %s, got %q'):format(flag(s[1]), kind == 'int' and 'an integer' or 'a number', text))
+    end
+    return kind == 'int' and math.tointeger(v) or v
+  elseif LIST_OF[kind] then
+    local v, why = M.values(text, LIST_OF[kind])
+    if not v then die(('%s: %s'):format(flag(s[1]), why)) end
+    return v
+  end
+  return text
+end
+
+-- A flag's default: list kinds take theirs as text too (it is what --help shows).
+local function default_of(s)
+  if LIST_OF[s[2]] and type(s[3]) == 'string' then
+    return assert(M.values(s[3], LIST_OF[s[2]]))
+  end
+  return s[3]
+end
+
 -- Parses the script's arg table against spec. Returns opts; exits with
 -- status 0 after printing help, or 2 with a message on a bad flag.
 function M.parse(argv, spec, opts_in)
@@ -55,7 +160,7 @@ function M.parse(argv, spec, opts_in)
   local opts = {}
   for _, s in ipairs(spec) do
     by_key[key(s[1])] = s
-    opts[key(s[1])] = s[3]
+    opts[key(s[1])] = default_of(s)
   end
   local positional = {}
   local i = 1
@@ -89,15 +194,7 @@ function M.parse(argv, spec, opts_in)
           value = argv[i]
           if value == nil then die(('%s needs a value'):format(flag(s[1]))) end
         end
-        if kind == 'int' or kind == 'number' then
-          local v = tonumber(value)
-          if not v or (kind == 'int' and math.type(v) ~= 'integer' and v % 1 ~= 0) then
-            die(('%s must be %s, got %q'):format(flag(s[1]), kind == 'int' and 'an integer' or 'a number', value))
-          end
-          opts[key(s[1])] = kind == 'int' and math.tointeger(v) or v
-        else
-          opts[key(s[1])] = value
-        end
+        opts[key(s[1])] = value_of(s, value)
       end
     else
       positional[#positional + 1] = a

@@ -10,6 +10,7 @@
 --   sweep.run_job(jobs[1], dir, {progress = fn})    -- writes DIR/jobs/job-0000.csv (resumable per clip)
 --   local rows = sweep.merge(dir, jobs)      -- DIR/sweep.csv, DIR/sweep.md, plots
 local fada = require 'fada'
+local cli = require 'fada.cli'
 local pipeline = require 'fada.pipeline'
 local heldout = require 'fada.metrics.heldout'
 local report = require 'fada.metrics.report'
@@ -43,40 +44,8 @@ local function fail(msg, ...) error(msg:format(...), 0) end
 
 -- ---- the grammar ------------------------------------------------------------------------------------
 
--- Items of a value list: commas separate, quotes (' or ") protect commas
--- inside a value (cfg_schedule='interval:200,800').
-local function split_items(s)
-  local items, i = {}, 1
-  while i <= #s do
-    local q = s:sub(i, i)
-    if q == "'" or q == '"' then
-      local j = s:find(q, i + 1, true)
-      if not j then return nil, ('an unclosed %s quote'):format(q) end
-      items[#items + 1] = s:sub(i + 1, j - 1)
-      i = j + 1
-      if i <= #s and s:sub(i, i) ~= ',' then return nil, ('text after the quoted value "%s"'):format(items[#items]) end
-      i = i + 1
-    else
-      local j = s:find(',', i, true) or #s + 1
-      items[#items + 1] = s:sub(i, j - 1)
-      i = j + 1
-    end
-  end
-  return items
-end
-
-local function number_of(key, kind, text)
-  local v = tonumber(text)
-  if not v then fail("sweep: %s: '%s' is not a number", key, text) end
-  if kind == 'int' then
-    if v % 1 ~= 0 then fail("sweep: %s: '%s' is not an integer", key, text) end
-    v = math.tointeger(v)
-  end
-  return v
-end
-
--- The values of one axis from its text: a comma list, numeric items may be
--- ranges lo:hi:step (inclusive), e.g. 1:6:0.5.
+-- The values of one axis from its text: fada.cli's list grammar, a comma
+-- list whose numeric items may be ranges lo:hi:step (inclusive), e.g. 1:6:0.5.
 function M.parse_values(key, text)
   local a = AXIS[key]
   if not a then fail("sweep: unknown axis '%s' (axes: %s)", tostring(key), M.axis_names()) end
@@ -88,30 +57,8 @@ function M.parse_values(key, text)
     if #out == 0 then fail('sweep: %s: an empty list', key) end
     return out
   end
-  local items, err = split_items(tostring(text))
-  if not items then fail('sweep: %s: %s in "%s"', key, err, text) end
-  local out = {}
-  for _, item in ipairs(items) do
-    if item == '' then fail('sweep: %s: an empty value in "%s"', key, text) end
-    if a.kind == 'string' then out[#out + 1] = item
-    elseif a.kind == 'bool' then
-      if item ~= 'true' and item ~= 'false' then fail("sweep: %s: '%s' is not true or false", key, item) end
-      out[#out + 1] = item == 'true'
-    else
-      local lo, hi, step = item:match('^([^:]+):([^:]+):([^:]+)$')
-      if lo then
-        lo, hi, step = number_of(key, a.kind, lo), number_of(key, a.kind, hi), number_of(key, a.kind, step)
-        if step <= 0 or hi < lo then fail('sweep: %s: range %s needs lo <= hi and a step > 0', key, item) end
-        local n = math.floor((hi - lo) / step + 1e-9)
-        if n > 10000 then fail('sweep: %s: range %s has %d values (at most 10000)', key, item, n + 1) end
-        for k = 0, n do
-          local v = lo + k * step
-          v = math.abs(v - math.floor(v + 0.5)) < 1e-9 and math.floor(v + 0.5) or v   -- 1 + 10 x 0.1 is 2, not 1.9999
-          out[#out + 1] = a.kind == 'int' and math.tointeger(v) or v
-        end
-      else out[#out + 1] = number_of(key, a.kind, item) end
-    end
-  end
+  local out, why = cli.values(tostring(text), a.kind)
+  if not out then fail('sweep: %s: %s', key, why) end
   return out
 end
 

@@ -322,3 +322,31 @@ cli.fail(opts.n == 1 and 'bad input' or 'my_tool: named already')]])
   assert_eq(err, 'my_tool: unknown flag --m\n(see --help)\n')
   os.execute('rm -rf ' .. quote(dir))
 end)
+
+test('cli lists: numbers, ints and strings from comma lists, ranges lo:hi:step, defaults parsed', function()
+  local cli = require 'fada.cli'
+  assert_eq(table.concat(cli.values('6,12,20:25:5', 'int'), ','), '6,12,20,25')
+  assert_eq(table.concat(cli.values('1:2:0.5,3.5', 'number'), ','), '1,1.5,2,3.5', 'a range lands on whole numbers')
+  assert_eq(table.concat(cli.values("a:1,'b,c'", 'string'), '|'), 'a:1|b,c', 'strings: no ranges, quotes keep commas')
+  for _, c in ipairs{{'4,x', "'x' is not a number"}, {'4.5', "'4.5' is not an integer"},
+                     {'6:1:1', 'range 6:1:1 needs lo <= hi'}, {'1,,2', 'an empty value in "1,,2"'}} do
+    local v, why = cli.values(c[1], 'int')
+    assert(v == nil and why:find(c[2], 1, true), ('%s: %s'):format(c[1], tostring(why)))
+  end
+  local spec = {{'steps', 'ints', '6,12', 'steps'}, {'names', 'strings', nil, 'names'}, {'w', 'numbers', '1:2:1', 'scales'}}
+  local opts = cli.parse({'--names', 'a,b', '--w=0.5'}, spec)
+  assert_eq(table.concat(opts.steps, ','), '6,12', 'a default given as text')
+  assert_eq(table.concat(opts.names, ','), 'a,b')
+  assert_eq(table.concat(opts.w, ','), '0.5')
+  local dir = sh.temp_dir()
+  local script = write_file(dir .. '/lists.lua', [[
+local cli = require 'fada.cli'
+cli.parse(arg, {{'steps', 'ints', '6,12', 'sampling steps'}})]])
+  local out, err, code = run(quote(script) .. ' --steps 6,x')
+  assert_eq(code, 2, err)
+  assert_eq(err, "lists: --steps: 'x' is not a number\n(see --help)\n")
+  out = run(quote(script) .. ' --help')
+  contains(out, '--steps INTS', 'help')
+  contains(out, '(default: 6,12)', 'help')
+  os.execute('rm -rf ' .. quote(dir))
+end)

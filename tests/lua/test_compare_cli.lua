@@ -142,7 +142,7 @@ test('cfg_control: the fresh student is flat over the scales, the teacher is not
   end
   out, code = sh.script('cfg_control', ('--student %q --w-audio 1,x --out %q'):format(student_path, out_dir .. 'b'))
   assert_eq(code, 2, out)
-  sh.contains(out, '--w-audio: "x" is not a scale', 'bad list')
+  sh.contains(out, "--w-audio: 'x' is not a number", 'bad list')
   out, code = sh.script('cfg_control', ('--student %q --out %q'):format(teacher_path, out_dir .. 'b'))
   assert_eq(code, 2, out)
   sh.contains(out, 'is a teacher; --student needs a distilled student', 'a teacher as student')

@@ -100,7 +100,7 @@ test('bad flags: a clear message, exit code 2, no CSV', function()
   local csv = dir .. '/bad.csv'
   local cases = {
     {('--model %q --grid 2-3'):format(model), '--grid: "2-3" is not w_ref:w_audio'},
-    {('--model %q --steps six'):format(model), '--steps: "six" is not a number'},
+    {('--model %q --steps six'):format(model), "--steps: 'six' is not a number"},
     {('--model %q --clips 0'):format(model), '--clips must be at least 1'},
     {('--model %q --first -1'):format(model), '--first must be >= 0'},
     {'--model /nonexistent.safetensors', "cannot read the model '/nonexistent.safetensors'"},
