@@ -82,10 +82,11 @@ function M.ddim(model, x, sched, ts, opts)
   local eta = opts.eta or 0
   for i, t in ipairs(ts) do
     local x0, eps = sched:to_x0_eps(x, t, model(x, t, i))
-    local a, an = sched:alpha_bar(t), sched:alpha_bar(landing(sched, ts, i, opts))
+    local t_next = landing(sched, ts, i, opts)
+    local a, an = sched:alpha_bar(t), sched:alpha_bar(t_next)
     local sigma = 0
     if eta > 0 and a < 1 then sigma = eta * math.sqrt((1 - an) / (1 - a) * (1 - a / an)) end
-    x = x0 * math.sqrt(an) + eps * math.sqrt(math.max(1 - an - sigma * sigma, 0))
+    x = sched:ddim_step(x0, eps, t_next, sigma)
     if sigma > 0 then x = x + noise(x, opts, i) * sigma end
     after_step(opts, i, t, x, x0)
   end
@@ -167,9 +168,9 @@ function M.lcm(model, x, sched, ts, opts)
       local s, sd2 = t * scaling, 0.25
       x0 = x0 * (s / math.sqrt(s * s + sd2)) + x * (sd2 / (s * s + sd2))
     end
-    local an = sched:alpha_bar(landing(sched, ts, i, opts))
-    if i < #ts and an < 1 then
-      x = x0 * math.sqrt(an) + noise(x, opts, i) * math.sqrt(1 - an)
+    local t_next = landing(sched, ts, i, opts)
+    if i < #ts and sched:alpha_bar(t_next) < 1 then
+      x = sched:add_noise(x0, noise(x, opts, i), t_next)
     else
       x = x0
     end
@@ -191,8 +192,7 @@ function M.ddim_invert(model, x, sched, ts, opts)
     local t_eval = t_from >= 0 and t_from or t_to
     local x0, eps = sched:to_x0_eps(x, t_eval, model(x, t_eval, n - k + 1))
     if t_from < 0 then x0 = x end
-    local a = sched:alpha_bar(t_to)
-    x = x0 * math.sqrt(a) + eps * math.sqrt(1 - a)
+    x = sched:ddim_step(x0, eps, t_to)
   end
   return x
 end

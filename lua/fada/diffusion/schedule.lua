@@ -259,10 +259,20 @@ function Schedule:target(x0, eps, t)
   return eps * math.sqrt(a) - x0 * math.sqrt(1 - a)
 end
 
--- x_t from clean data and noise.
+-- The DDIM update (Song et al. 2021, eq. 12) without its fresh noise: from
+-- the clean latent x0 and the noise eps a prediction implies, the point at
+-- t_next (−1: the clean end, ᾱ = 1), √ᾱ' x0 + √(1 − ᾱ' − σ²) ε. sigma (default
+-- 0) is the share of fresh noise the caller adds itself (DDIM's η > 0). Every
+-- sampler, inversion and distillation target steps through this one formula.
+function Schedule:ddim_step(x0, eps, t_next, sigma)
+  local an = self:alpha_bar(t_next)
+  sigma = sigma or 0
+  return x0 * math.sqrt(an) + eps * math.sqrt(math.max(1 - an - sigma * sigma, 0))
+end
+
+-- x_t from clean data and noise: the forward process is the same formula.
 function Schedule:add_noise(x0, eps, t)
-  local a = self:alpha_bar(t)
-  return x0 * math.sqrt(a) + eps * math.sqrt(1 - a)
+  return self:ddim_step(x0, eps, t)
 end
 
 M.Schedule = Schedule

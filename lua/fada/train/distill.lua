@@ -48,8 +48,7 @@ function M.teacher_target(guided, sched, x_t, t, t_next, substeps)
   local x = x_t
   for i, ti in ipairs(ts) do
     local x0, eps = sched:to_x0_eps(x, ti, guided(x, ti))
-    local an = sched:alpha_bar(ts[i + 1] or t_next)
-    x = x0 * math.sqrt(an) + eps * math.sqrt(1 - an)
+    x = sched:ddim_step(x0, eps, ts[i + 1] or t_next)
   end
   return M.ddim_target(sched, x_t, t, x, t_next)
 end
