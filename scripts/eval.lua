@@ -8,6 +8,7 @@ local fada = require 'fada'
 local cli = require 'fada.cli'
 local models = require 'fada.models'
 local pipeline = require 'fada.pipeline'
+local cfg = require 'fada.diffusion.cfg'
 local metrics = require 'fada.metrics'
 local heldout = require 'fada.metrics.heldout'
 local stats = require 'fada.metrics.stats'
@@ -30,7 +31,7 @@ within 0.1 of the ceiling; identity error <= 2x the ceiling).]],
   {'steps', 'ints', nil, 'sampling steps, a comma list (default: the mode\'s default, 25 / 6)'},
   {'grid', 'strings', nil, 'CFG scales w_ref:w_audio, a comma list (default: the sampler\'s defaults)'},
   {'sampler', 'string', pipeline.defaults.sampler, 'sampler (ddim, euler, dpmpp_2m, ...)'},
-  {'cfg_schedule', 'string', 'constant', 'scale schedule over the steps'},
+  {'cfg_schedule', 'string', 'constant', 'scale schedule over the steps: ' .. cfg.schedule.GRAMMAR},
   {'seed', 'int', 42, 'noise seed (the same for every setting)'},
   {'noise_share', 'number', pipeline.defaults.noise_share, 'part of the starting noise shared by a clip\'s frames (0..1)'},
   {'ceiling', 'bool', true, 'also measure the ground-truth clips'},

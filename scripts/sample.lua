@@ -3,6 +3,7 @@
 local fada = require 'fada'
 local cli = require 'fada.cli'
 local pipeline = require 'fada.pipeline'
+local cfg = require 'fada.diffusion.cfg'
 
 local d = pipeline.defaults
 local spec = {
@@ -20,7 +21,7 @@ local spec = {
   {'sampler', 'string', d.sampler, 'ddim | euler | euler_ancestral | dpmpp_2m | lcm | file:PATH.lua (your own, e.g. examples/user_sampler.lua)'},
   {'cfg_ref', 'number', d.cfg_ref, 'reference guidance scale w_ref (1 = none)'},
   {'cfg_audio', 'number', d.cfg_audio, 'audio guidance scale w_audio (1 = none)'},
-  {'cfg_schedule', 'string', d.cfg_schedule, 'constant | linear | cosine | interval:T_LO,T_HI | file:PATH.lua (examples/user_cfg_schedule.lua)'},
+  {'cfg_schedule', 'string', d.cfg_schedule, cfg.schedule.GRAMMAR .. ' (examples/user_cfg_schedule.lua)'},
   {'seed', 'int', d.seed, 'noise seed'},
   {'noise_share', 'number', d.noise_share, 'part of the starting noise shared by a clip\'s frames, 0..1 (0 = independent)'},
   {'threads', 'int', nil, 'threads (default: all cores)'},

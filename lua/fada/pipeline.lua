@@ -59,28 +59,12 @@ local function file_readable(path)
   return true
 end
 
--- A guidance scale w under the named schedule: 'constant', 'linear' or
--- 'cosine' (from w at the first step down to 1 = no guidance at the last),
--- or 'interval:t_lo,t_hi' (w inside that timestep range, 1 outside), or
--- 'file:path.lua' (a file returning function(w) -> number or f(i, n, t)).
-function M.scale_schedule(kind, w)
-  if kind == 'constant' then return w end
-  if user_code.is_file(kind) then
-    local ok, make = pcall(user_code.load, kind, 'cfg_schedule')
-    if not ok then fail('sample: --cfg-schedule %s', make) end
-    local ok2, s = pcall(make, w)
-    if not ok2 then fail('sample: --cfg-schedule %s failed for w = %g: %s', kind, w, tostring(s)) end
-    if type(s) ~= 'number' and type(s) ~= 'function' then
-      fail('sample: --cfg-schedule %s must give a number or a function(i, n, t) for w = %g, gave a %s', kind, w, type(s))
-    end
-    return s
-  end
-  if kind == 'linear' then return cfg.schedule.linear(w, 1) end
-  if kind == 'cosine' then return cfg.schedule.cosine(w, 1) end
-  local lo, hi = tostring(kind):match('^interval:(%d+),(%d+)$')
-  if lo then return cfg.schedule.interval(w, tonumber(lo), tonumber(hi)) end
-  fail("sample: --cfg-schedule must be constant, linear, cosine, interval:T_LO,T_HI or file:path.lua, got '%s'",
-    tostring(kind))
+-- A guidance scale w under the --cfg-schedule spec (the grammar of
+-- fada.diffusion.cfg.schedule.parse): a number or f(i, n, t).
+function M.scale_schedule(spec, w)
+  local ok, s = pcall(cfg.schedule.parse, spec, w)
+  if not ok then fail('sample: --cfg-schedule %s', s) end
+  return s
 end
 
 -- Validates and completes the options; every message says what to change.

@@ -12,6 +12,7 @@
 local fada = require 'fada'
 local cli = require 'fada.cli'
 local pipeline = require 'fada.pipeline'
+local cfg = require 'fada.diffusion.cfg'
 local heldout = require 'fada.metrics.heldout'
 local report = require 'fada.metrics.report'
 local stats = require 'fada.metrics.stats'
@@ -28,7 +29,7 @@ M.AXES = {
   {'steps', 'int', 0, "sampling steps (0: the mode's default, 25 teacher / 6 student)"},
   {'w_ref', 'number', d.cfg_ref, 'reference guidance scale'},
   {'w_audio', 'number', d.cfg_audio, 'audio guidance scale'},
-  {'cfg_schedule', 'string', d.cfg_schedule, 'constant | linear | cosine | interval:T_LO,T_HI | file:PATH.lua'},
+  {'cfg_schedule', 'string', d.cfg_schedule, cfg.schedule.GRAMMAR},
   {'seed', 'int', 42, 'noise seed'},
   {'dtype', 'string', d.dtype, 'f32 | bf16'},
   {'noise_share', 'number', d.noise_share, "part of a clip's starting noise shared by its frames"},

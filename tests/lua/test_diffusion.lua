@@ -175,6 +175,28 @@ test('CFG scale schedules', function()
   assert_eq(iv(1, 10, 500), 3)
   assert_eq(cfg.schedule.from(function(i) return i * 2 end)(3, 5, 0), 6)
   checkerror(function() cfg.schedule.from('wobble:1') end, 'a scale must be a number')
+  checkerror(function() cfg.schedule.from('linear') end, "'linear' shapes a given scale w")
+end)
+
+test('one schedule grammar: the shapes of a given w (--cfg-schedule) and the schedules with their own scales', function()
+  local parse, pipeline = cfg.schedule.parse, require 'fada.pipeline'
+  assert_eq(parse('constant', 3.5), 3.5)
+  assert_eq(parse('constant:2', 3.5), 2)
+  local lin, own = parse('linear', 4), parse('linear:4,1', 9)
+  for i = 1, 4 do assert_eq(lin(i, 4), own(i, 4), 'linear from w to 1 = linear:w,1, step ' .. i) end
+  local cos = parse('cosine', 5)
+  assert_close(cos(2, 3), 3, 1e-12)
+  local iv, iv_own = parse('interval:200,800', 3), parse('interval:3,200,800,0.5', 9)
+  assert_eq(iv(1, 10, 500), 3)
+  assert_eq(iv(1, 10, 900), 1)
+  assert_eq(iv_own(1, 10, 900), 0.5)
+  assert_eq(pipeline.scale_schedule('linear:4,1', 2)(1, 4), 4, 'sample.lua takes both spellings')
+  for _, c in ipairs{{'wobble', "must be constant | linear"}, {'linear:4', "got 'linear:4'"},
+                     {'interval:x,2', "'interval:x,2': 'x' is not a number"}} do
+    checkerror(function() parse(c[1], 2) end, c[2])
+    local ok, err = pcall(pipeline.scale_schedule, c[1], 2)
+    assert(not ok and tostring(err):find('sample: --cfg-schedule ', 1, true), tostring(err))
+  end
   checkerror(function() samplers.get('heun') end, "unknown sampler 'heun'")
 end)
 

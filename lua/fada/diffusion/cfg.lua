@@ -12,6 +12,8 @@
 -- and it returns the stacked outputs [#branches · B, ...]. Running all the
 -- branches of a step as one batch is what makes the 3-pass teacher cheap.
 local fada = require 'fada'
+local cli = require 'fada.cli'
+local user_code = require 'fada.diffusion.user_code'
 
 local M = {}
 
@@ -40,20 +42,65 @@ function M.schedule.interval(w, t_lo, t_hi, outside)
   return function(_, _, t) return (t >= t_lo and t <= t_hi) and w or outside end
 end
 
--- A number, a schedule function, or a spec string: "linear:4,1", "cosine:5,1",
--- "interval:3,200,800".
-function M.schedule.from(spec)
-  if type(spec) == 'number' then return M.schedule.constant(spec) end
-  if type(spec) == 'function' then return spec end
-  if type(spec) == 'string' then
-    local kind, args = spec:match('^(%a+):(.+)$')
-    local nums = {}
-    for v in (args or ''):gmatch('[^,]+') do nums[#nums + 1] = tonumber(v) end
-    local make = kind and M.schedule[kind]
-    if make and kind ~= 'from' and #nums >= 1 then return make(table.unpack(nums)) end
+-- ---- the one grammar of a schedule (--cfg-schedule, sweeps, code) --------
+
+M.schedule.GRAMMAR = 'constant | linear | cosine | interval:T_LO,T_HI | file:PATH.lua, or with scales of its own: '
+  .. 'constant:W | linear:W0,W1 | cosine:W0,W1 | interval:W,T_LO,T_HI[,OUTSIDE]'
+
+local function bad(msg, ...) error(msg:format(...), 0) end
+
+local S = M.schedule
+-- Each spelling by its name and count of numbers; base() is the scale w the
+-- caller gives (the flags' --cfg-ref / --cfg-audio), used where the spec has none.
+local SPELLINGS = {
+  constant = {[0] = function(base) return base() end, [1] = function(_, n) return n[1] end},
+  linear = {[0] = function(base) return S.linear(base(), 1) end, [2] = function(_, n) return S.linear(n[1], n[2]) end},
+  cosine = {[0] = function(base) return S.cosine(base(), 1) end, [2] = function(_, n) return S.cosine(n[1], n[2]) end},
+  interval = {[2] = function(base, n) return S.interval(base(), n[1], n[2]) end,
+              [3] = function(_, n) return S.interval(n[1], n[2], n[3]) end,
+              [4] = function(_, n) return S.interval(n[1], n[2], n[3], n[4]) end},
+}
+
+-- A file's function(w) -> a number or f(i, n, t), applied to w.
+local function from_file(spec, w)
+  local make = user_code.load(spec, 'cfg_schedule')
+  local ok, s = pcall(make, w)
+  if not ok then bad('%s failed for w = %g: %s', spec, w, tostring(s)) end
+  if type(s) ~= 'number' and type(s) ~= 'function' then
+    bad('%s must give a number or a function(i, n, t) for w = %g, gave a %s', spec, w, type(s))
   end
-  error(("cfg: a scale must be a number, a function(i, n, t) or 'linear:w0,w1' / 'cosine:w0,w1' / " ..
-         "'interval:w,t_lo,t_hi', got %s"):format(tostring(spec)), 2)
+  return s
+end
+
+-- S.parse(spec, w) -> a number or f(i, n, t): spec is a number or a function
+-- (returned as is) or a string of S.GRAMMAR; the spellings without scales of
+-- their own shape w (linear: from w at the first step to 1, no guidance, at
+-- the last). Raises a plain message (no position) naming the spec.
+function S.parse(spec, w)
+  if type(spec) == 'number' or type(spec) == 'function' then return spec end
+  local function base()
+    if w == nil then bad("'%s' shapes a given scale w; give its scales too (e.g. linear:4,1)", tostring(spec)) end
+    return w
+  end
+  if user_code.is_file(spec) then return from_file(spec, base()) end
+  local kind, args = tostring(spec):match('^(%a+):(.+)$')
+  local n = {}
+  if args then
+    local why
+    n, why = cli.values(args, 'number')
+    if not n then bad("'%s': %s", spec, why) end
+  end
+  local make = SPELLINGS[kind or spec] and SPELLINGS[kind or spec][#n]
+  if not make then bad("must be %s, got '%s'", S.GRAMMAR, tostring(spec)) end
+  return make(base, n)
+end
+
+-- A strategy's scale as f(i, n, t): a number, a function, or a schedule
+-- string with its scales ('linear:4,1', 'interval:3,200,800').
+function S.from(spec)
+  local ok, s = pcall(S.parse, spec)
+  if not ok then error(('cfg: a scale must be a number, a function(i, n, t) or a schedule string; %s'):format(s), 2) end
+  return type(s) == 'number' and S.constant(s) or s
 end
 
 -- ---- strategies -------------------------------------------------------------
