@@ -1,4 +1,4 @@
--- Documentation of the functions written in C (runtime/lua/lua_tensor.c,
+-- Documentation of the functions written in C (runtime/lua/lua_tensor*.c,
 -- lua_random.c, lua_runtime.c). Loaded by help.lua the first time help is
 -- asked for. Functions written in Lua document themselves where they are
 -- defined, with fada.doc.

@@ -1,6 +1,7 @@
 /* Multi-head scaled dot-product attention with extra (reference) tokens and
  * a mask, forward and backward: the flash-style fast kernels
- * (fd_attention.c) and the textbook reference (fd_attention_ref.c).
+ * (fd_attention.c, fd_attention_backward.c, sharing fd_attention_tiles.c)
+ * and the textbook reference (fd_attention_ref.c).
  * Conventions of the nn ops: ops/common/fd_nn_common.h. */
 #ifndef FD_ATTENTION_H
 #define FD_ATTENTION_H

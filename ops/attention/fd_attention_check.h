@@ -1,7 +1,7 @@
 /* What both attention paths share (fd_attention_check.c): the flash kernels
- * in fd_attention.c and the reference in fd_attention_ref.c check their
- * arguments and size the problem the same way, and neither takes this from
- * the other. */
+ * (their setup in fd_attention_tiles.c) and the reference in
+ * fd_attention_ref.c check their arguments and size the problem the same
+ * way, and neither takes this from the other. */
 #ifndef FD_ATTENTION_CHECK_H
 #define FD_ATTENTION_CHECK_H
 

@@ -1,7 +1,7 @@
 /* GroupNorm (optionally fused with SiLU, optionally modulated per sample),
- * forward and backward: the fast kernels (fd_group_norm.c, and
- * fd_group_norm_blocked.c for the blocked layout) and the reference kernels
- * (fd_group_norm_ref.c).
+ * forward and backward: the fast kernels (fd_group_norm.c,
+ * fd_group_norm_backward.c, and fd_group_norm_blocked.c for the blocked
+ * layout) and the reference kernels (fd_group_norm_ref.c).
  * Conventions of the nn ops: ops/common/fd_nn_common.h. */
 #ifndef FD_GROUP_NORM_H
 #define FD_GROUP_NORM_H

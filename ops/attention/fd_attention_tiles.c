@@ -1,0 +1,186 @@
+/* The pieces of flash attention that the forward (fd_attention.c) and the
+ * backward (fd_attention_backward.c) share (declared in fd_attention_tiles.h):
+ * the register-blocked micro-kernels and the tile product, the row
+ * exponentials, packing keys, values and queries into zero-padded tiles,
+ * masking a score tile, and the setup that checks and stages the inputs. */
+#include <omp.h>
+#include <string.h>
+
+#include "ops/attention/fd_attention_check.h"
+#include "ops/attention/fd_attention_tiles.h"
+
+void fd_att_mk_c(int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb, float *C, int64_t ldc, int acc)
+{
+    float c[MR][NR];
+    for (int r = 0; r < MR; r++)
+        for (int j = 0; j < NR; j++) c[r][j] = acc ? C[r * ldc + j] : 0.0f;
+    for (int64_t k = 0; k < K; k++)
+        for (int r = 0; r < MR; r++) {
+            float a = A[r * lda + k];
+            for (int j = 0; j < NR; j++) c[r][j] += a * B[k * ldb + j];
+        }
+    for (int r = 0; r < MR; r++)
+        for (int j = 0; j < NR; j++) C[r * ldc + j] = c[r][j];
+}
+
+FD_AVX2 void fd_att_mk_avx2(int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
+                            int64_t ldc, int acc)
+{
+    __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+    if (acc) {
+        c00 = _mm256_loadu_ps(C), c01 = _mm256_loadu_ps(C + 8);
+        c10 = _mm256_loadu_ps(C + ldc), c11 = _mm256_loadu_ps(C + ldc + 8);
+        c20 = _mm256_loadu_ps(C + 2 * ldc), c21 = _mm256_loadu_ps(C + 2 * ldc + 8);
+        c30 = _mm256_loadu_ps(C + 3 * ldc), c31 = _mm256_loadu_ps(C + 3 * ldc + 8);
+        c40 = _mm256_loadu_ps(C + 4 * ldc), c41 = _mm256_loadu_ps(C + 4 * ldc + 8);
+        c50 = _mm256_loadu_ps(C + 5 * ldc), c51 = _mm256_loadu_ps(C + 5 * ldc + 8);
+    } else {
+        c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = _mm256_setzero_ps();
+    }
+    const float *a0 = A, *a1 = A + lda, *a2 = A + 2 * lda, *a3 = A + 3 * lda, *a4 = A + 4 * lda, *a5 = A + 5 * lda;
+    for (int64_t k = 0; k < K; k++) {
+        __m256 b0 = _mm256_loadu_ps(B + k * ldb), b1 = _mm256_loadu_ps(B + k * ldb + 8), a;
+        a = _mm256_broadcast_ss(a0 + k), c00 = _mm256_fmadd_ps(a, b0, c00), c01 = _mm256_fmadd_ps(a, b1, c01);
+        a = _mm256_broadcast_ss(a1 + k), c10 = _mm256_fmadd_ps(a, b0, c10), c11 = _mm256_fmadd_ps(a, b1, c11);
+        a = _mm256_broadcast_ss(a2 + k), c20 = _mm256_fmadd_ps(a, b0, c20), c21 = _mm256_fmadd_ps(a, b1, c21);
+        a = _mm256_broadcast_ss(a3 + k), c30 = _mm256_fmadd_ps(a, b0, c30), c31 = _mm256_fmadd_ps(a, b1, c31);
+        a = _mm256_broadcast_ss(a4 + k), c40 = _mm256_fmadd_ps(a, b0, c40), c41 = _mm256_fmadd_ps(a, b1, c41);
+        a = _mm256_broadcast_ss(a5 + k), c50 = _mm256_fmadd_ps(a, b0, c50), c51 = _mm256_fmadd_ps(a, b1, c51);
+    }
+    _mm256_storeu_ps(C, c00), _mm256_storeu_ps(C + 8, c01);
+    _mm256_storeu_ps(C + ldc, c10), _mm256_storeu_ps(C + ldc + 8, c11);
+    _mm256_storeu_ps(C + 2 * ldc, c20), _mm256_storeu_ps(C + 2 * ldc + 8, c21);
+    _mm256_storeu_ps(C + 3 * ldc, c30), _mm256_storeu_ps(C + 3 * ldc + 8, c31);
+    _mm256_storeu_ps(C + 4 * ldc, c40), _mm256_storeu_ps(C + 4 * ldc + 8, c41);
+    _mm256_storeu_ps(C + 5 * ldc, c50), _mm256_storeu_ps(C + 5 * ldc + 8, c51);
+}
+
+/* C[M x N] (+)= A[M x K] B[K x N]; M a multiple of MR, N of NR. */
+void fd_att_tile_gemm(microkernel mk, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
+                      int64_t ldb, float *C, int64_t ldc, int acc)
+{
+    for (int64_t i = 0; i < M; i += MR)
+        for (int64_t j = 0; j < N; j += NR) mk(K, A + i * lda, lda, B + j, ldb, C + i * ldc + j, ldc, acc);
+}
+
+/* s[j] = exp(s[j] - sub) for n (a multiple of 8) values; returns their sum. */
+float fd_att_exp_row_c(float *s, int64_t n, float sub)
+{
+    float t = 0;
+    for (int64_t j = 0; j < n; j++) t += (s[j] = expf(s[j] - sub));
+    return t;
+}
+
+FD_AVX2 float fd_att_exp_row_avx2(float *s, int64_t n, float sub)
+{
+    __m256 vs = _mm256_set1_ps(sub), t = _mm256_setzero_ps();
+    for (int64_t j = 0; j < n; j += 8) {
+        __m256 e = nn_exp256(_mm256_sub_ps(_mm256_loadu_ps(s + j), vs));
+        _mm256_storeu_ps(s + j, e);
+        t = _mm256_add_ps(t, e);
+    }
+    return nn_hsum256(t);
+}
+
+/* out[r][t] = mul * src[b, i0 + r, h*d + t] for r < n, zero padded to BR x dp. */
+void fd_att_pack_rows(const att *a, const float *src, int64_t N, int64_t b, int64_t h, int64_t i0, int64_t n,
+                      float mul, float *out)
+{
+    memset(out, 0, sizeof(float) * BR * a->dp);
+    for (int64_t r = 0; r < n; r++) {
+        const float *p = src + (b * N + i0 + r) * a->C + h * a->d;
+        for (int64_t t = 0; t < a->d; t++) out[r * a->dp + t] = mul * p[t];
+    }
+}
+
+/* Keys (or values) j0 .. j0+n-1 as Kt[dp][BC] (transposed) and/or Kp[BC][dp]. */
+static void pack_keys(const att *a, const float *main, const float *extra, int64_t b, int64_t h, int64_t j0, int64_t n,
+                      float *Kt, float *Kp)
+{
+    if (Kt) memset(Kt, 0, sizeof(float) * BC * a->dp);
+    if (Kp) memset(Kp, 0, sizeof(float) * BC * a->dp);
+    for (int64_t j = 0; j < n; j++) {
+        const float *p = tok(a, main, extra, b, j0 + j, h);
+        for (int64_t t = 0; t < a->d; t++) {
+            if (Kt) Kt[t * BC + j] = p[t];
+            if (Kp) Kp[j * a->dp + t] = p[t];
+        }
+    }
+}
+
+/* Adds the mask to the score tile and sends padded keys nc..ncp-1 to -inf. */
+void fd_att_mask_scores(const att *a, float *S, int64_t b, int64_t h, int64_t i0, int64_t nr, int64_t j0, int64_t nc,
+                        int64_t ncp)
+{
+    for (int64_t r = 0; r < nr; r++) {
+        float *s = S + r * BC;
+        if (a->mask) {
+            const float *m = a->mask + b * a->ms[0] + h * a->ms[1] + (i0 + r) * a->ms[2] + j0 * a->ms[3];
+            for (int64_t j = 0; j < nc; j++) s[j] += m[j * a->ms[3]];
+        }
+        for (int64_t j = nc; j < ncp; j++) s[j] = -INFINITY;
+    }
+}
+
+/* Fills the packs that are not NULL (threads over (b, h, block)). */
+void fd_att_pack_all(const att *a, packs *p, const float *dO)
+{
+    const int64_t BH = a->B * a->H;
+#pragma omp parallel for schedule(static)
+    for (int64_t it = 0; it < BH * p->nkb; it++) {
+        int64_t bh = it / p->nkb, kb = it % p->nkb, j0 = kb * BC, nc = a->Nkt - j0 < BC ? a->Nkt - j0 : BC;
+        size_t at = key_pack_at(a, p, bh, kb);
+        if (p->kt || p->kp) pack_keys(a, a->k, a->ek, bh / a->H, bh % a->H, j0, nc, p->kt ? p->kt + at : NULL,
+                                      p->kp ? p->kp + at : NULL);
+        if (p->vt || p->vp) pack_keys(a, a->v, a->ev, bh / a->H, bh % a->H, j0, nc, p->vt ? p->vt + at : NULL,
+                                      p->vp ? p->vp + at : NULL);
+    }
+    if (!p->qp) return;
+#pragma omp parallel for schedule(static)
+    for (int64_t it = 0; it < BH * p->nqt; it++) {
+        int64_t bh = it / p->nqt, i0 = (it % p->nqt) * BR, nr = a->Nq - i0 < BR ? a->Nq - i0 : BR;
+        size_t at = query_pack_at(a, p, bh, it % p->nqt);
+        fd_att_pack_rows(a, a->q, a->Nq, bh / a->H, bh % a->H, i0, nr, a->scale, p->qp + at);
+        fd_att_pack_rows(a, dO, a->Nq, bh / a->H, bh % a->H, i0, nr, 1.0f, p->gp + at);
+    }
+}
+
+void fd_att_release_staged(staged *s)
+{
+    fd_nn_release(&s->q, &s->k, &s->v, &s->ek, &s->ev, &s->mask);
+}
+
+/* Checks the arguments, fills `a` and stages the inputs as contiguous f32. */
+int fd_att_setup(const char *op, att *a, staged *st, const fd_tensor *q, const fd_tensor *k, const fd_tensor *v,
+                 const fd_attention_args *args)
+{
+    memset(a, 0, sizeof *a);
+    memset(st, 0, sizeof *st);
+    nn_att_dims dm;
+    if (fd_nn_attention_check(op, q, k, v, args, &dm)) return FD_ERR;
+    a->B = dm.B, a->Nq = dm.Nq, a->Nk = dm.Nk, a->Ne = dm.Ne, a->Nkt = dm.Nkt, a->C = dm.C, a->H = dm.H, a->d = dm.d;
+    a->Be = dm.Be, a->dp = (a->d + NR - 1) / NR * NR, a->scale = (float)dm.scale;
+    a->simd = fd_nn_simd_enabled();
+    if (!(a->q = fd_nn_stage_f32(&st->q, q)) || !(a->k = fd_nn_stage_f32(&st->k, k)) || !(a->v = fd_nn_stage_f32(&st->v, v)) ||
+        (args->extra_k &&
+         (!(a->ek = fd_nn_stage_f32(&st->ek, args->extra_k)) || !(a->ev = fd_nn_stage_f32(&st->ev, args->extra_v)))))
+        goto fail;
+    if (args->mask) {
+        const fd_tensor *mk = args->mask;
+        int64_t full[4] = {a->B, a->H, a->Nq, a->Nkt};
+        if (mk->dtype == FD_BOOL || mk->dtype == FD_U8) {
+            /* true = attend: 0, false = -inf */
+            if (fd_tensor_to_dtype(&st->mask, mk, FD_F32)) goto fail;
+            float *p = fd_tensor_data(&st->mask);
+            for (int64_t i = 0, n = fd_tensor_numel(&st->mask); i < n; i++) p[i] = p[i] != 0 ? 0.0f : -INFINITY;
+        } else if (!fd_nn_stage_f32(&st->mask, mk)) {
+            goto fail;
+        }
+        a->mask = fd_tensor_data(&st->mask);
+        fd_broadcast_strides(&st->mask, 4, full, a->ms);
+    }
+    return FD_OK;
+fail:
+    fd_att_release_staged(st);
+    return FD_ERR;
+}

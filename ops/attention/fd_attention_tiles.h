@@ -1,0 +1,104 @@
+/* What the flash-attention forward (fd_attention.c) and backward
+ * (fd_attention_backward.c) share, defined in fd_attention_tiles.c: the tile
+ * sizes, the micro-kernels and the tile product, packing and masking, and
+ * the setup that checks and stages the inputs. Internal to ops/attention. */
+#ifndef FD_ATTENTION_TILES_H
+#define FD_ATTENTION_TILES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ops/attention/fd_attention.h"
+#include "ops/common/fd_nn_common.h"
+
+/* Query-tile rows: 48 keeps small Nq parallel; -DFD_ATT_BR=96 halves key re-reads for large Nq. */
+#ifndef FD_ATT_BR
+#define BR 48
+#else
+#define BR FD_ATT_BR
+#endif
+#define BC 96
+#define MR 6
+#define NR 16
+_Static_assert(BC % (3 * NR) == 0 && (3 * NR) % MR == 0, "key tiles cut to 3 * NR must stay whole micro-tiles");
+
+typedef struct att {
+    int64_t B, Nq, Nk, Ne, Nkt, C, H, d, dp, Be;
+    float scale;
+    const float *q, *k, *v, *ek, *ev, *mask;
+    int64_t ms[4]; /* mask strides over [B, H, Nq, Nkt] (0 = broadcast) */
+    bool simd;
+} att;
+
+typedef void (*microkernel)(int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
+                            int64_t ldc, int acc);
+
+void fd_att_mk_c(int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb, float *C, int64_t ldc, int acc);
+FD_AVX2 void fd_att_mk_avx2(int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
+                            int64_t ldc, int acc);
+
+static inline int64_t round_up(int64_t n, int64_t m)
+{
+    return (n + m - 1) / m * m;
+}
+
+/* C[M x N] (+)= A[M x K] B[K x N]; M a multiple of MR, N of NR. */
+void fd_att_tile_gemm(microkernel mk, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
+                      int64_t ldb, float *C, int64_t ldc, int acc);
+
+/* s[j] = exp(s[j] - sub) for n (a multiple of 8) values; returns their sum. */
+float fd_att_exp_row_c(float *s, int64_t n, float sub);
+FD_AVX2 float fd_att_exp_row_avx2(float *s, int64_t n, float sub);
+
+/* The C-vector of key j of batch b (a key or an extra token), at head h. */
+static inline const float *tok(const att *a, const float *main, const float *extra, int64_t b, int64_t j, int64_t h)
+{
+    if (j < a->Nk) return main + (b * a->Nk + j) * a->C + h * a->d;
+    int64_t be = a->Be == 1 ? 0 : b;
+    return extra + (be * a->Ne + (j - a->Nk)) * a->C + h * a->d;
+}
+
+/* out[r][t] = mul * src[b, i0 + r, h*d + t] for r < n, zero padded to BR x dp. */
+void fd_att_pack_rows(const att *a, const float *src, int64_t N, int64_t b, int64_t h, int64_t i0, int64_t n,
+                      float mul, float *out);
+
+/* Adds the mask to the score tile and sends padded keys nc..ncp-1 to -inf. */
+void fd_att_mask_scores(const att *a, float *S, int64_t b, int64_t h, int64_t i0, int64_t nr, int64_t j0, int64_t nc,
+                        int64_t ncp);
+
+/* Keys and values packed once per call: for (b, h) and key block kb,
+ * Kt[dp][BC], Kp[BC][dp] (keys), Vt[dp][BC], Vp[BC][dp] (values); and per
+ * query tile the scaled queries Qp[BR][dp] and the output grads Gp[BR][dp]. */
+typedef struct packs {
+    float *kt, *kp, *vt, *vp, *qp, *gp;
+    int64_t nkb, nqt;
+} packs;
+
+static inline size_t key_pack_at(const att *a, const packs *p, int64_t bh, int64_t kb)
+{
+    return (size_t)((bh * p->nkb + kb) * BC * a->dp);
+}
+
+static inline size_t query_pack_at(const att *a, const packs *p, int64_t bh, int64_t qt)
+{
+    return (size_t)((bh * p->nqt + qt) * BR * a->dp);
+}
+
+/* Fills the packs that are not NULL (threads over (b, h, block)). */
+void fd_att_pack_all(const att *a, packs *p, const float *dO);
+
+/* At most SMALL keys (Nk + Ne): one query row at a time, no tiles (forward_small, backward_small). */
+#define SMALL 32
+
+typedef struct staged {
+    fd_tensor q, k, v, ek, ev, mask;
+} staged;
+
+void fd_att_release_staged(staged *s);
+
+/* Checks the arguments, fills `a` and stages the inputs as contiguous f32. */
+int fd_att_setup(const char *op, att *a, staged *st, const fd_tensor *q, const fd_tensor *k, const fd_tensor *v,
+                 const fd_attention_args *args);
+
+#endif
