@@ -7,7 +7,7 @@ local A = require 'fada.autograd'
 local optim = require 'fada.optim'
 local models = require 'fada.models'
 local schedule = require 'fada.diffusion.schedule'
-local cfgmix = require 'fada.diffusion.cfg'
+local guidance_mix = require 'fada.models.guidance_mix'
 local loader = require 'fada.data.loader'
 local checkpoint = require 'fada.train.checkpoint'
 local run = require 'fada.train.run'
@@ -217,7 +217,7 @@ local function train_step()
     local function guided(x, tt)
       local out = teacher:denoise(fada.cat({x, x, x}, 1), tt, {'base', 'ref', 'audio'}, nil, ctx, atok)
       local n = x:size(1)
-      return cfgmix.mix(out:narrow(1, 1, n), out:narrow(1, n + 1, n), out:narrow(1, 2 * n + 1, n), wr_rows, wa_rows)
+      return guidance_mix(out:narrow(1, 1, n), out:narrow(1, n + 1, n), out:narrow(1, 2 * n + 1, n), wr_rows, wa_rows)
     end
     return distill.teacher_target(guided, sched, xt, t, t_next, opts.substeps)
   end)
@@ -233,7 +233,7 @@ local function train_step()
   if balanced then
     local n = xt:size(1)
     local out3 = student:denoise(fada.cat({xt, xt, xt}, 1), t, {'base', 'ref', 'audio'}, nil, ctx, atok) -- [3·B·F, ...]
-    out = cfgmix.mix(out3:narrow(1, 1, n), out3:narrow(1, n + 1, n), out3:narrow(1, 2 * n + 1, n), wr_rows, wa_rows)
+    out = guidance_mix(out3:narrow(1, 1, n), out3:narrow(1, n + 1, n), out3:narrow(1, 2 * n + 1, n), wr_rows, wa_rows)
   else
     out = student:denoise(xt, t, {'tokens'}, {w_ref = w_ref, w_audio = w_audio}, ctx, atok)   -- [B·F, ...]
   end

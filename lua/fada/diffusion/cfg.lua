@@ -14,6 +14,7 @@
 local fada = require 'fada'
 local cli = require 'fada.cli'
 local user_code = require 'fada.diffusion.user_code'
+local guidance_mix = require 'fada.models.guidance_mix'
 
 local M = {}
 
@@ -153,10 +154,9 @@ function M.multi(denoise, w_ref, w_audio)
   end)
 end
 
--- The nested mixing formula, shared by outputs and CFG tokens alike.
-function M.mix(base, ref, audio, w_ref, w_audio)
-  return base + (ref - base) * w_ref + (audio - ref) * w_audio
-end
+-- The nested mixing formula, shared by outputs and CFG tokens alike (it
+-- lives in fada.models, which mixes the tokens and may not require this layer).
+M.mix = guidance_mix
 
 -- The student's token mode (FADA-Fast, 1 NFE per step): the scales go into
 -- the learnable CFG tokens instead of into extra passes.

@@ -64,7 +64,7 @@
 --   both, tokens (student) = both.
 -- * Student [student = {token_dim}]: three learnable CFG tokens cfg_tokens [3, token_dim]
 --   (τ_base, τ_ref, τ_audio), mixed as τ = τ_base + w_ref(τ_ref − τ_base) + w_audio(τ_audio − τ_ref)
---   (fada.diffusion.cfg.mix), and a zero-initialised CFG control layer
+--   (fada.models.guidance_mix), and a zero-initialised CFG control layer
 --   unet.cfg_ctrl.K = Linear(token_dim -> C) per UNet block (every ResBlock and
 --   attention block), whose output is added to the block's output; with
 --   [student.time_control] also unet.cfg_ctrl.time = Linear(token_dim -> time_dim),
@@ -85,7 +85,7 @@ local nn = require 'fada.nn'
 local unet = require 'fada.models.unet'
 local audio = require 'fada.models.audio'
 local latent = require 'fada.models.latent'
-local cfgmix = require 'fada.diffusion.cfg'
+local guidance_mix = require 'fada.models.guidance_mix'
 
 local models = {}
 
@@ -282,10 +282,10 @@ function FadaModel:_tau(branch, extra, B)
   local tk = self.cfg_tokens
   local tb, tr, ta = F.narrow(tk, 1, 1, 1), F.narrow(tk, 1, 2, 1), F.narrow(tk, 1, 3, 1)
   local wr, wa = extra and extra.w_ref, extra and extra.w_audio
-  if type(wr) == 'number' and type(wa) == 'number' then return cfgmix.mix(tb, tr, ta, wr, wa) end
+  if type(wr) == 'number' and type(wa) == 'number' then return guidance_mix(tb, tr, ta, wr, wa) end
   if type(wr) == 'table' and type(wa) == 'table' and #wr == B and #wa == B then
     local col = function(v) return fada.tensor(v):view(B, 1) end       -- [B, 1]
-    return cfgmix.mix(tb, tr, ta, col(wr), col(wa))                   -- [B, token_dim]
+    return guidance_mix(tb, tr, ta, col(wr), col(wa))                   -- [B, token_dim]
   end
   error(("denoise: the 'tokens' branch needs extra = {w_ref =, w_audio =}, each a number or a list of %d "
     .. '(one per clip)'):format(B), 4)
