@@ -23,6 +23,43 @@ local record, needs, sum_to = A.record, A.needs_grad, A.sum_to
 local function is_t(x) return type(x) == 'userdata' end
 local function shape(x) return x:size() end
 
+-- ---- FLOP counting ----------------------------------------------------------
+
+-- The running total while F.count_flops runs, nil otherwise: a counter the
+-- ops below add to, so that counting needs no wrapping of F's functions.
+local flops
+
+-- F.count_flops(fn) -> the FLOPs of the convolutions, linear maps and
+-- attention that fn runs through F (2 per multiply-add; norms and elementwise
+-- ops are not counted). Nested counts add to the outer one.
+function F.count_flops(fn)
+  local outer = flops
+  flops = 0
+  local ok, err = pcall(fn)
+  local total = flops
+  flops = outer and outer + total
+  if not ok then error(err, 0) end
+  return total
+end
+
+-- y = x ⊛ w with w [out, ...]: each output element takes the weights of one
+-- output channel, 2 FLOPs each.
+local function count_weights(y, w)
+  if not flops then return end
+  local per = 1
+  for d = 2, w:dim() do per = per * w:size(d) end
+  local n = 1
+  for _, s in ipairs(y:size()) do n = n * s end
+  flops = flops + 2 * n * per
+end
+
+-- q [B, Nq, C] against Nk keys (plus the extra ones): q kᵀ and the weighted sum of v.
+local function count_attention(q, k, ek)
+  if not flops then return end
+  local nk = k:size(2) + (ek and ek:size(2) or 0)
+  flops = flops + 4 * q:size(1) * q:size(2) * nk * q:size(3)
+end
+
 -- ---- elementwise arithmetic ------------------------------------------------
 
 function F.add(a, b)
@@ -337,6 +374,7 @@ function F.attention(q, k, v, opts)
   opts = opts or {}
   local o, lse = fada.ops.attention(q, k, v, opts)
   local ek, ev = opts.extra_k, opts.extra_v
+  count_attention(q, k, ek)
   if not needs(q, k, v, ek, ev) then return o end
   return record('attention', o, {q, k, v, ek, ev}, function(g)
     return fada.ops.attention_backward(g, q, k, v, o, lse, opts)
@@ -420,9 +458,14 @@ end
 local function conv(kind, x, w, b, opts)
   local fwd, bwd = ops[kind], ops[kind .. '_backward']
   opts = opts or {}
-  if not needs(x, w, b, opts.residual) then return fwd(x, w, b, opts) end
+  if not needs(x, w, b, opts.residual) then
+    local y = fwd(x, w, b, opts)
+    count_weights(y, w)
+    return y
+  end
   local geo = conv_geometry(opts)
   local y = fwd(x, w, b, geo)
+  count_weights(y, w)
   y = record(kind, y, {x, w, b}, function(g)
     local o = conv_geometry(opts)
     o.input, o.weight, o.bias = A.tracked(x), A.tracked(w), b ~= nil and A.tracked(b)
@@ -439,8 +482,13 @@ function F.conv1d(x, w, b, opts) return conv('conv1d', x, w, b, opts) end
 -- F.linear(x [..., in], w [out, in], [b [out]], {act, compute})
 function F.linear(x, w, b, opts)
   opts = opts or {}
-  if not needs(x, w, b) then return ops.linear(x, w, b, opts) end
+  if not needs(x, w, b) then
+    local y = ops.linear(x, w, b, opts)
+    count_weights(y, w)
+    return y
+  end
   local y = ops.linear(x, w, b, {compute = opts.compute})
+  count_weights(y, w)
   y = record('linear', y, {x, w, b}, function(g)
     return ops.linear_backward(g, x, w, {compute = opts.compute, input = A.tracked(x), weight = A.tracked(w),
                                          bias = b ~= nil and A.tracked(b)})

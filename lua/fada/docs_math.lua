@@ -1,10 +1,7 @@
 -- Documentation of the math ops written in C (ops/lua/lua_math.c), for help(x).
--- Registers through fada.doc when the help module (lua/fada/help.lua) is
--- there, whichever of the two lib.lua requires first; otherwise does nothing.
+-- Loaded by help.lua the first time help is asked for.
 local fada = require 'fada'
-if not rawget(fada, 'doc') then pcall(require, 'fada.help') end
-local doc = rawget(fada, 'doc')
-if not doc then return {} end
+local doc = fada.doc
 
 local BIN = [[
 Broadcasts a and b (either may be a Lua number) and computes in the promoted

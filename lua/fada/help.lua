@@ -8,14 +8,15 @@
 -- A target named by a string is looked up when help needs it, so the doc
 -- survives the function being wrapped or replaced later; the first word of
 -- the signature names a target given by value. The docs of the C functions
--- live in docs_core.lua, loaded the first time help is asked for.
+-- live in docs_core.lua and docs_math.lua, loaded the first time help is
+-- asked for, so that `require 'fada'` does not read them.
 local fada = require 'fada'
 
 local M = {}
 
 local entries = {}                               -- name -> {name, signature, text}
 local by_value = setmetatable({}, {__mode = 'k'}) -- documented value -> entry
-local core_loaded = false
+local texts_loaded = false
 
 -- doc(target, signature, text) -> target
 -- target: the function or table itself, or its name ("fada.zeros", "Tensor:size").
@@ -36,11 +37,21 @@ function M.doc(target, signature, text)
   return target
 end
 
-local function load_core()
-  if not core_loaded then
-    core_loaded = true
-    require 'fada.docs_core'
+-- The texts of the C functions. docs_math was read with the module, before
+-- any user code, so a name documented since keeps its own text.
+local function load_texts()
+  if texts_loaded then return end
+  texts_loaded = true
+  local doc = fada.doc
+  fada.doc = function(target, signature, text)
+    local name = type(target) == 'string' and target or signature:match('^[%w_%.:]+')
+    if entries[name] then return target end
+    return doc(target, signature, text)
   end
+  local ok, err = pcall(require, 'fada.docs_math')
+  fada.doc = doc
+  if not ok then error(err, 0) end
+  require 'fada.docs_core'
 end
 
 -- "fada.zeros" -> fada.zeros, "Tensor:size" -> fada.Tensor.size, "string.rep"
@@ -178,7 +189,7 @@ running chunk, history is kept in ~/.fadalua_history.]]
 
 -- text(x) -> the help for x as a string (what help(x) prints)
 function M.text(...)
-  load_core()
+  load_texts()
   if select('#', ...) == 0 then return OVERVIEW end
   local x = ...
   if fada.is_tensor(x) or (type(x) == 'userdata' and getmetatable(x) == debug.getregistry()['fada.Tensor']) then
@@ -217,7 +228,7 @@ end
 
 -- names() -> sorted list of the documented names
 function M.names()
-  load_core()
+  load_texts()
   local out = {}
   for n in pairs(entries) do out[#out + 1] = n end
   table.sort(out)

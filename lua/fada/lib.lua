@@ -5,7 +5,6 @@ local fada = require 'fada'
 
 require 'fada.help' -- fada.doc, fada.help: documentation next to definitions
 require 'fada.show' -- tostring(tensor), torch style
-require 'fada.docs_math' -- help(x) texts for the math ops
 fada.autograd = require 'fada.autograd'
 fada.F = require 'fada.F' -- also routes fada.* / methods / operators of tracked tensors through the tape
 

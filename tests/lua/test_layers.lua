@@ -25,10 +25,8 @@ local ALLOWED_UP = {
   -- fada.doc and fada.help are functions of the module itself (fadalua's
   -- global help is fada.help; any script may document with fada.doc), so
   -- the registry loads with it; the texts of the C functions do not
-  -- (docs_core loads on the first help).
+  -- (docs_core and docs_math load on the first help).
   ['fada.lib -> fada.help'] = 'fada.doc and fada.help are the module\'s API',
-  -- the texts of the math ops, still registered on every require 'fada'
-  ['fada.lib -> fada.docs_math'] = 'help texts not yet loaded lazily',
 }
 
 -- The layer (its index in LAYERS) of a module name; a prefix (the literal

@@ -408,3 +408,23 @@ test('attention over few keys (the temporal path) matches the reference kernel',
     assert_close(fada.ops.attention(q, k, v, o), fada.ops.ref.attention(q, k, v, o):to('f32'), 1e-5, 1e-4, 'masked')
   end
 end)
+
+test('F.count_flops counts conv, linear and attention without replacing F\'s functions', function()
+  local before = {F.conv2d, F.conv1d, F.linear, F.attention}
+  local x, w = fada.randn(2, 3, 8, 8), fada.randn(4, 3, 3, 3)
+  local lin_x, lin_w = fada.randn(5, 6), fada.randn(7, 6)
+  local q, k = fada.randn(2, 4, 8), fada.randn(2, 6, 8)
+  local inner
+  local total = F.count_flops(function()
+    F.conv2d(x, w, nil, {padding = 1})                         -- 2 · (2·4·8·8) · (3·3·3)
+    inner = F.count_flops(function() F.linear(lin_x, lin_w) end) -- 2 · (5·7) · 6
+    F.attention(q, k, k, {heads = 2, extra_k = k, extra_v = k}) -- 4 · 2 · 4 · (6 + 6) · 8
+  end)
+  assert_eq(inner, 2 * 35 * 6, 'the nested count')
+  assert_eq(total, 2 * 512 * 27 + 2 * 35 * 6 + 4 * 2 * 4 * 12 * 8, 'the outer count, the nested one included')
+  assert_eq(F.count_flops(function() F.conv1d(fada.randn(1, 2, 5), fada.randn(3, 2, 3)) end), 2 * 9 * 6, 'conv1d')
+  local after = {F.conv2d, F.conv1d, F.linear, F.attention}
+  for i = 1, 4 do assert_eq(after[i], before[i], 'F function ' .. i) end
+  checkerror(function() F.count_flops(function() error('inside') end) end, 'inside')
+  F.linear(lin_x, lin_w) -- outside a count: nothing to add to
+end)

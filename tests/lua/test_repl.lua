@@ -122,6 +122,17 @@ test('help: fada.doc documents Lua functions next to their definitions', functio
   checkerror(function() fada.doc(blur, 42) end, 'signature must be a string')
 end)
 
+test('help texts load on the first help, not with require \'fada\'; a name documented before keeps its text', function()
+  local out, err, code = sh.run('-e ' .. quote(table.concat({
+    "local before = package.loaded['fada.docs_math'] == nil and package.loaded['fada.docs_core'] == nil",
+    "fada.doc('fada.add', 'fada.add(mine)', 'My own add.')",
+    "print(before, require('fada.help').text('fada.add'), package.loaded['fada.docs_math'] ~= nil)",
+  }, '\n')))
+  assert_eq(code, 0, err)
+  assert_eq(out, 'true\tfada.add(mine)\n  My own add.\ttrue\n')
+  contains(helpmod.text('fada.sub'), 'Broadcasts a and b', 'a math text after the first help')
+end)
+
 test('help() prints to stdout and returns nothing', function()
   local out = io.popen(quote(FADALUA) .. ' -e "print(select(\'#\', help(fada.ones)))"'):read('a')
   contains(out, 'fada.ones(size..., [dtype]) -> Tensor\n')

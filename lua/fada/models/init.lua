@@ -473,50 +473,9 @@ end
 
 -- ---- FLOPs ------------------------------------------------------------------------------------
 
--- Counts the FLOPs of convolutions, linear maps and attention (2 per
--- multiply-add; norms and elementwise ops are not counted) while fn runs.
-function models.count_flops(fn)
-  local total = 0
-  local saved = {conv2d = F.conv2d, conv1d = F.conv1d, linear = F.linear, attention = F.attention}
-  local function prod(t) local p = 1 ; for _, v in ipairs(t) do p = p * v end ; return p end
-  F.conv2d = function(x, w, b, o)
-    local y = saved.conv2d(x, w, b, o)
-    total = total + 2 * prod(y:size()) * w:size(2) * w:size(3) * w:size(4)
-    return y
-  end
-  F.conv1d = function(x, w, b, o)
-    local y = saved.conv1d(x, w, b, o)
-    total = total + 2 * prod(y:size()) * w:size(2) * w:size(3)
-    return y
-  end
-  F.linear = function(x, w, b, o)
-    local y = saved.linear(x, w, b, o)
-    total = total + 2 * prod(y:size()) * w:size(2)
-    return y
-  end
-  local inside = false
-  F.attention = function(q, k, v, o)
-    local y = saved.attention(q, k, v, o)
-    local nk = k:size(2) + (o and o.extra_k and o.extra_k:size(2) or 0)
-    if not inside then total = total + 4 * q:size(1) * q:size(2) * nk * q:size(3) end
-    return y
-  end
-  local attend = nn.Attention.attend
-  nn.Attention.attend = function(q, k, v, heads, ek, ev)
-    local nk = k:size(2) + (ek and ek:size(2) or 0)
-    total = total + 4 * q:size(1) * q:size(2) * nk * q:size(3)
-    inside = true
-    local ok, y = pcall(attend, q, k, v, heads, ek, ev)
-    inside = false
-    if not ok then error(y, 0) end
-    return y
-  end
-  local ok, err = pcall(fn)
-  for k, f in pairs(saved) do F[k] = f end
-  nn.Attention.attend = attend
-  if not ok then error(err, 0) end
-  return total
-end
+-- models.count_flops(fn): F.count_flops, the FLOPs of the convolutions,
+-- linear maps and attention fn runs.
+models.count_flops = F.count_flops
 
 -- models.flops(cfg or model) -> {denoiser = per frame per NFE, refnet = per clip,
 -- audio = per frame, frames = F, image = size}, measured on one clip of
