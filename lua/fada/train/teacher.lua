@@ -49,7 +49,8 @@ function M.open(opts)
                                    sample_rate = c.audio.sample_rate, prefetch = opts.prefetch})
   r.generators = {data = r.data.generator, noise = r.noise_gen}
   if r.resuming then
-    local st = checkpoint.load(r.ckpt_path, {model = r.model, optimizer = r.opt, ema = r.ema, generators = r.generators})
+    local st = checkpoint.load(r.ckpt_path, {model = r.model, optimizer = r.opt, ema = r.ema,
+                                             generators = r.generators})
     r.step = st.step
     r.seconds_before = tonumber(st.info.train_seconds) or 0 -- training wall time of the earlier parts
   end
@@ -84,7 +85,7 @@ local function train_step(r, opts, s)
   local model, Fr = r.model, r.model.config.clip_frames
   local b = r.data:batch()
   local B = b.frames:size(1)
-  local x0, ref_lat, motion_lat = run.encode_batch(model, b)                    -- [B·F, Cl, h, w], [B, ...], [B, M, ...]
+  local x0, ref_lat, motion_lat = run.encode_batch(model, b)        -- [B·F, Cl, h, w], [B, ...], [B, M, ...]
   r.wmap = r.wmap or run.mouth_weights(x0:size(3), x0:size(4), opts.lip_weight)
   -- one timestep per clip, shared by its frames
   local t = fada.randint(0, r.sched.T, B, r.noise_gen):tolist()

@@ -1,0 +1,272 @@
+-- The student's distillation (scripts/distill_student.lua): mixed-supervised
+-- multi-CFG distillation with learnable CFG tokens (docs/distillation.md),
+-- resumable; the pieces it is made of are fada.train.distill.
+--
+--   local r = student.open(opts, fail)    -- teacher, student, optimiser, data; resumed if opts.out has a checkpoint
+--   student.export(r, opts, command)      -- the last checkpoint's weights as f16
+--   local fl = student.flops(r)           -- models.flops of the student
+--   local last, minutes, csv = student.train(r, opts)
+-- opts are the script's flags, checked; fail(message) reports a usage error
+-- (a teacher that is missing, a student, or not the run's own; a bad --init).
+local fada = require 'fada'
+local F = require 'fada.F'
+local A = require 'fada.autograd'
+local optim = require 'fada.optim'
+local models = require 'fada.models'
+local guidance_mix = require 'fada.models.guidance_mix'
+local schedule = require 'fada.diffusion.schedule'
+local loader = require 'fada.data.loader'
+local checkpoint = require 'fada.train.checkpoint'
+local run = require 'fada.train.run'
+local distill = require 'fada.train.distill'
+
+local M = {}
+
+-- The teacher at opts.teacher, checked against the run's (info.teacher_digest).
+local function load_teacher(opts, info, ckpt_path, fail)
+  if not run.file_exists(opts.teacher) then
+    fail(("no teacher at '%s': train one (scripts/train_teacher.lua, then --export) or give --teacher PATH"):format(
+      opts.teacher))
+  end
+  local ok, teacher = pcall(models.load, opts.teacher)
+  if not ok then fail(teacher) end
+  local digest = models.digest(opts.teacher)
+  -- a teacher file replaced under a run (a new export) would change its targets halfway
+  if info.teacher_digest and info.teacher_digest ~= digest then
+    fail(("%s was distilled from other weights than '%s' holds now (%s, now %s): restore that teacher, or start "
+      .. "a new run with another --out"):format(ckpt_path, opts.teacher, info.teacher_digest, digest))
+  end
+  if teacher.config.student then
+    fail(("'%s' is a student; --teacher needs a teacher checkpoint"):format(opts.teacher))
+  end
+  teacher:eval()
+  return teacher, digest
+end
+
+-- A second stage's student: the one at opts.init, distilled from this teacher.
+local function init_student(opts, teacher_digest, fail)
+  local ok, init = pcall(models.load, opts.init)
+  if not ok then fail(('--init: %s'):format(init)) end
+  if not init.config.student then
+    fail(("--init: '%s' is a teacher; give a student, or leave --init out"):format(opts.init))
+  end
+  if init.metadata and init.metadata.teacher_digest and init.metadata.teacher_digest ~= teacher_digest then
+    fail(("--init: '%s' was distilled from another teacher (%s) than '%s' (%s)"):format(opts.init,
+      init.metadata.teacher_digest, opts.teacher, teacher_digest))
+  end
+  return models.student_from(init, {branch_tokens = opts.balanced_share > 0 or nil})
+end
+
+-- The models: r.student (the run's own when resuming, else from --init or the
+-- teacher) and, unless exporting, r.teacher. A resumed run keeps its teacher path.
+local function open_models(r, opts, fail)
+  if r.resuming then -- the run's own config (with its teacher path) wins
+    local _, _, stored = fada.safetensors.header(r.ckpt_path)
+    r.info = stored and stored.checkpoint and stored.checkpoint.info or {}
+    if not opts.export then opts.teacher = r.info.teacher or opts.teacher end
+    r.student = models.FadaModel(stored.model)
+  end
+  if not opts.export then
+    r.teacher, r.teacher_digest = load_teacher(opts, r.info, r.ckpt_path, fail)
+    if not r.student and opts.init ~= '' then
+      r.student = init_student(opts, r.teacher_digest, fail)
+      r.info.init = opts.init
+    end
+    r.student = r.student or models.student_from(r.teacher, {token_dim = opts.token_dim,
+      time_control = opts.time_control, branch_tokens = opts.balanced_share > 0 or nil})
+  end
+  if opts.balanced_share > 0 and not r.student.config.student.branch_tokens then
+    fail(('--balanced-share %g: %s holds a student without branch tokens (started with --balanced-share 0); '
+      .. 'start a new run with another --out'):format(opts.balanced_share, r.ckpt_path))
+  end
+end
+
+-- The clip loaders: r.hq always, r.moderate when that tier is drawn from.
+local function open_data(r, opts)
+  local c = r.student.config
+  local function open(dir, seed)
+    return loader.open(dir, {frames = c.clip_frames, motion = c.motion_frames, batch = opts.batch, seed = seed,
+                             size = c.image_size, audio = run.audio_windows(r.student),
+                             sample_rate = c.audio.sample_rate, prefetch = opts.prefetch})
+  end
+  r.hq = open(opts.data, opts.seed)
+  if r.use_moderate then r.moderate = open(opts.data_moderate, opts.seed + 1) end
+end
+
+-- The generators a checkpoint holds: the noise, and the data order of each open tier.
+local function generators(r)
+  local gens = {noise = r.noise_gen}
+  if r.hq then gens.data = r.hq.generator end
+  if r.moderate then gens.data_moderate = r.moderate.generator end
+  return gens
+end
+
+-- open(opts, fail) -> the run r: {student, teacher, opt, ema, mixer, grid,
+-- hq, moderate, step, seconds_before, resuming, ckpt_path, info, ...}, at the
+-- checkpoint's step when resuming. opts.export opens no teacher and no data.
+function M.open(opts, fail)
+  local r = {ckpt_path = opts.out .. '/checkpoint.safetensors', step = 0, seconds_before = 0, info = {}}
+  r.resuming = run.file_exists(r.ckpt_path)
+  if opts.export and not r.resuming then fail('--export: no checkpoint at ' .. r.ckpt_path) end
+  open_models(r, opts, fail)
+  r.student:train()
+  r.params = r.student:named_parameters()
+  r.opt = optim.AdamW(r.params, {lr = opts.lr, weight_decay = opts.weight_decay})
+  r.ema = optim.EMA(r.params, opts.ema)
+  r.lr_at = optim.warmup_cosine(opts.lr, opts.warmup, opts.steps, 0.1)
+  r.noise_gen = fada.Generator(opts.seed * 1000 + 11)
+  r.mixer = distill.LossMixer{share = opts.gt_share, fixed = opts.mixer == 'fixed'}
+  r.sched = schedule.for_model(r.student.config)
+  r.grid = r.sched:timesteps(opts.student_steps, 'trailing')
+  r.use_moderate = opts.data_moderate ~= 'none' and opts.p_moderate > 0
+  if not opts.export then open_data(r, opts) end
+  if r.resuming then
+    local st = checkpoint.load(r.ckpt_path, {model = r.student, optimizer = r.opt, ema = r.ema,
+                                             generators = generators(r)})
+    r.step = st.step
+    r.seconds_before = tonumber(st.info.train_seconds) or 0 -- training wall time of the earlier parts
+    r.mixer:load_state(st.info.mixer)
+  end
+  return r
+end
+
+-- Writes the weights of the last checkpoint (the EMA ones unless
+-- opts.export_raw) as f16 to opts.export; command goes into its metadata.
+function M.export(r, opts, command)
+  if not opts.export_raw then r.student:load_state_dict(r.ema:state_dict()) end
+  models.save(r.student, opts.export, {trained_steps = tostring(r.step), student_steps = tostring(opts.student_steps),
+                                       weights = opts.export_raw and 'raw' or ('EMA %g'):format(opts.ema),
+                                       train_hours = ('%.2f'):format(r.seconds_before / 3600),
+                                       teacher = r.info.teacher, teacher_digest = r.info.teacher_digest,
+                                       command = command},
+              {dtype = 'f16'})
+end
+
+-- Per frame: the student's denoiser, plus the reference net and audio per clip (models.flops).
+function M.flops(r) return models.flops(r.student) end
+
+-- The scales of a step for B clips of Fr frames: numbers, or with
+-- opts.scales_per == 'clip' one per clip (lists) and their [B·F, 1, 1, 1]
+-- columns; returns w_ref, w_audio and what guidance_mix takes for each.
+local function draw_scales(opts, uniform, B, Fr)
+  local wr, wa = opts.w_ref, opts.w_audio
+  if opts.scales_per ~= 'clip' then
+    local w_ref, w_audio = uniform(wr[1], wr[2]), uniform(wa[1], wa[2])
+    return w_ref, w_audio, w_ref, w_audio
+  end
+  local w_ref, w_audio, rr, ra = {}, {}, {}, {}
+  for i = 1, B do
+    w_ref[i], w_audio[i] = uniform(wr[1], wr[2]), uniform(wa[1], wa[2])
+    for _ = 1, Fr do rr[#rr + 1], ra[#ra + 1] = w_ref[i], w_audio[i] end
+  end
+  return w_ref, w_audio, fada.tensor(rr):view(B * Fr, 1, 1, 1), fada.tensor(ra):view(B * Fr, 1, 1, 1)
+end
+
+-- The teacher's target: multi-CFG over its three branches in one batched call
+-- per substep (in --teacher-dtype: its passes are inference only, the student
+-- trains in f32).
+local function teacher_target(r, opts, lat, xt, t, t_next, wr_rows, wa_rows)
+  local teacher = r.teacher
+  fada.set_compute_dtype(opts.teacher_dtype)
+  local ok, target = pcall(A.no_grad, function()
+    local ctx = teacher:reference(lat.ref, lat.motion)
+    local atok = teacher:audio_tokens(lat.audio)
+    local function guided(x, tt)
+      local out = teacher:denoise(fada.cat({x, x, x}, 1), tt, {'base', 'ref', 'audio'}, nil, ctx, atok)
+      local n = x:size(1)
+      return guidance_mix(out:narrow(1, 1, n), out:narrow(1, n + 1, n), out:narrow(1, 2 * n + 1, n), wr_rows, wa_rows)
+    end
+    return distill.teacher_target(guided, r.sched, xt, t, t_next, opts.substeps)
+  end)
+  fada.set_compute_dtype('f32')
+  if not ok then error(target, 0) end
+  return target
+end
+
+-- One optimiser step s: returns {loss, distill, gt (nil on a moderate batch),
+-- w (the mixer's weights), gnorm, frames}.
+local function train_step(r, opts, s)
+  local student, Fr = r.student, r.student.config.clip_frames
+  local function uniform(lo, hi) return lo + (hi - lo) * fada.rand(1, 'f64', r.noise_gen):item() end
+  local from_moderate = r.use_moderate and fada.rand(1, 'f64', r.noise_gen):item() < opts.p_moderate
+  local b = (from_moderate and r.moderate or r.hq):batch()
+  local B = b.frames:size(1)
+  local x0, ref_lat, motion_lat = run.encode_batch(student, b)      -- [B·F, Cl, h, w], [B, ...], [B, M, ...]
+  r.wmap = r.wmap or run.mouth_weights(x0:size(3), x0:size(4), opts.lip_weight)
+  local w_ref, w_audio, wr_rows, wa_rows = draw_scales(opts, uniform, B, Fr)
+  local k = math.floor(uniform(0, opts.student_steps)) + 1                     -- 1..S
+  k = math.min(k, opts.student_steps)
+  local t, t_next = r.grid[k], r.grid[k + 1] or -1
+  local eps = fada.randn(x0:size(), r.noise_gen)                               -- [B·F, Cl, h, w]
+  local xt = r.sched:add_noise(x0, eps, t)
+  local lat = {ref = ref_lat, motion = motion_lat,
+               audio = b.audio:reshape(B * Fr, b.audio:size(3), b.audio:size(4))}  -- audio [B·F, n_mels, W]
+  local target = teacher_target(r, opts, lat, xt, t, t_next, wr_rows, wa_rows)
+
+  -- the student: one pass with the token mix for the same scales (FADA-Fast), or on
+  -- --balanced-share of the steps its own three branches mixed as the teacher's are
+  local balanced = opts.balanced_share > 0 and fada.rand(1, 'f64', r.noise_gen):item() < opts.balanced_share
+  local ctx = student:reference(ref_lat, motion_lat)
+  local atok = student:audio_tokens(lat.audio)
+  local out
+  if balanced then
+    local n = xt:size(1)
+    local out3 = student:denoise(fada.cat({xt, xt, xt}, 1), t, {'base', 'ref', 'audio'}, nil, ctx, atok) -- [3·B·F, ...]
+    out = guidance_mix(out3:narrow(1, 1, n), out3:narrow(1, n + 1, n), out3:narrow(1, 2 * n + 1, n), wr_rows, wa_rows)
+  else
+    out = student:denoise(xt, t, {'tokens'}, {w_ref = w_ref, w_audio = w_audio}, ctx, atok)   -- [B·F, ...]
+  end
+  local l_distill = F.mse(out, target, r.wmap)
+  local l_gt = not from_moderate and F.mse(out, r.sched:target(x0, eps, t), r.wmap) or nil
+  local loss, weights = r.mixer:mix(l_distill, l_gt)
+  local gnorm = run.update(loss, r.opt, r.ema, r.params, opts.clip_grad, r.lr_at(s))
+  return {loss = loss:item(), distill = l_distill:item(), gt = l_gt and l_gt:item(), w = weights, gnorm = gnorm,
+          frames = B * Fr}
+end
+
+-- Distils from r.step to opts.steps (or opts.stop_at / opts.max_minutes),
+-- logging loss.csv and loss.png in opts.out and checkpointing on the way.
+-- Returns the last step, the minutes it ran and the CSV's path.
+function M.train(r, opts)
+  r.hq:preload()
+  if r.moderate then r.moderate:preload() end
+  local csv_path = opts.out .. '/loss.csv'
+  local log_line = run.csv(csv_path, 'step,loss,distill,gt,w_distill,w_gt,grad_norm,lr,frames_per_s,elapsed_s',
+                           r.resuming and r.step)
+  local t_start = fada.clock()
+  local function elapsed() return r.seconds_before + fada.clock() - t_start end
+  local function save()
+    checkpoint.save(r.ckpt_path, {model = r.student, optimizer = r.opt, ema = r.ema, config = r.student.config,
+                                  generators = generators(r), step = r.step,
+                                  info = {teacher = opts.teacher, teacher_digest = r.teacher_digest, data = opts.data,
+                                          data_moderate = opts.data_moderate, init = r.info.init,
+                                          mixer = r.mixer:state(), student_steps = tostring(opts.student_steps),
+                                          train_seconds = elapsed()}})
+    run.plot(opts.out .. '/loss.png', csv_path, 'mouth-weighted MSE', {{3, 'teacher matching'}, {4, 'ground truth'}})
+  end
+  local win = {loss = 0, distill = 0, gt = 0, n = 0, n_gt = 0, frames = 0, t = fada.clock()}
+  local last_step
+  local last, minutes = run.loop(opts, r.step, 'distilling', {
+    step = function(s)
+      local st = train_step(r, opts, s)
+      r.step, last_step = s, st
+      win.loss, win.distill, win.n = win.loss + st.loss, win.distill + st.distill, win.n + 1
+      if st.gt then win.gt, win.n_gt = win.gt + st.gt, win.n_gt + 1 end
+      win.frames = win.frames + st.frames
+    end,
+    log = function(s)
+      local dt = fada.clock() - win.t
+      local gt = win.n_gt > 0 and ('%.6f'):format(win.gt / win.n_gt) or ''
+      local st = last_step
+      log_line(('%d,%.6f,%.6f,%s,%.4f,%.4f,%.4f,%.6g,%.2f,%.1f'):format(s, win.loss / win.n, win.distill / win.n, gt,
+        st.w.distill, st.w.gt, st.gnorm, r.opt.lr, win.frames / dt, elapsed()))
+      local fields = {loss = win.loss / win.n, ['frames/s'] = win.frames / dt}
+      win = {loss = 0, distill = 0, gt = 0, n = 0, n_gt = 0, frames = 0, t = fada.clock()}
+      return fields
+    end,
+    save = save,
+  })
+  return last, minutes, csv_path
+end
+
+return M
