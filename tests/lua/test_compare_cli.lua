@@ -148,4 +148,21 @@ test('cfg_control: the fresh student is flat over the scales, the teacher is not
   sh.contains(out, 'is a teacher; --student needs a distilled student', 'a teacher as student')
 end)
 
+test('report: each ablation against the full recipe, paired clip by clip (closed form)', function()
+  local report = require 'fada.metrics.report'
+  local function rows(corr, id)
+    local r = {}
+    for i = 1, #corr do r[i] = {corr = corr[i], identity = id[i]} end
+    return r
+  end
+  local res = {ablation_full = rows({0.9, 0.9, 0.9}, {0.05, 0.05, 0.05}),
+               ablation_x = rows({0.8, 0.9, 0.7}, {0.06, 0.07, 0.08}), fast = rows({1, 1, 1}, {0, 0, 0})}
+  -- diffs: lip-sync -0.1, 0, -0.2 (mean -0.1, sample sd 0.1, se 0.1/sqrt 3); identity +0.01, +0.02, +0.03
+  local lines = report.ablation_lines(res)
+  assert_eq(#lines, 1, 'one line per ablation other than full; Fast is no ablation')
+  assert_eq(lines[1], ('- ablation x − full, paired: lip-sync %+.3f ± %.3f (lower in 2 of 3 clips), identity error '
+    .. '%+.4f ± %.4f (higher in 3 of 3)'):format(-0.1, 0.1 / math.sqrt(3), 0.02, 0.01 / math.sqrt(3)))
+  assert_eq(#report.ablation_lines({ablation_x = res.ablation_x}), 0, 'nothing without a full row')
+end)
+
 test('cleanup', function() os.execute(('rm -rf %q'):format(dir)) end)

@@ -100,6 +100,31 @@ local function speed(t, need)
   return ('speed-up %.1f× ≥ %g: %s'):format(t.speedup, need, verdict(t.speedup >= need))
 end
 
+-- Each ablation against the recipe run as long (the ablation named 'full'), paired
+-- clip by clip: the mean difference and its standard error, and in how many clips
+-- the ablation is worse. Lines of Markdown; none without a 'full' row.
+function M.ablation_lines(res)
+  local full, lines = res.ablation_full, {}
+  if not full then return lines end
+  local ids = {}
+  for id in pairs(res) do if id:match('^ablation_') and id ~= 'ablation_full' then ids[#ids + 1] = id end end
+  table.sort(ids)
+  local n = #full
+  for _, id in ipairs(ids) do
+    local dc, di = M.paired(res[id], full, 'corr'), M.paired(res[id], full, 'identity')
+    local worse_c, worse_i = 0, 0
+    for i = 1, n do
+      if dc[i] < 0 then worse_c = worse_c + 1 end
+      if di[i] > 0 then worse_i = worse_i + 1 end
+    end
+    local se = function(d) return stats.std(d) / math.sqrt(#d - 1) end -- the sample sd over sqrt(n)
+    lines[#lines + 1] = ('- ablation %s − full, paired: lip-sync %+.3f ± %.3f (lower in %d of %d clips), '
+      .. 'identity error %+.4f ± %.4f (higher in %d of %d)'):format(id:sub(#'ablation_' + 1), stats.mean(dc), se(dc),
+      worse_c, n, stats.mean(di), se(di), worse_i, n)
+  end
+  return lines
+end
+
 -- The checks of the student's issue, on one tier's results; lines of Markdown.
 local function checks(tier, timing, ref_id)
   local res, lines = tier.results, {}
@@ -125,6 +150,7 @@ local function checks(tier, timing, ref_id)
       verdict(stats.mean(dc) >= -R.corr_sd), fmt_list(di, '%+.4f'), stats.mean(di), R.identity_sd,
       verdict(stats.mean(di) <= R.identity_sd)))
   end
+  for _, l in ipairs(M.ablation_lines(res)) do lines[#lines + 1] = l end
   for _, pair in ipairs{{'fast', 'teacher_1pass'}, {'fast', 'teacher_short'}, {'balanced', 'teacher_cut'}} do
     local a, b = pair[1], pair[2]
     if res[a] and res[b] then
