@@ -9,10 +9,8 @@ local cli = require 'fada.cli'
 local models = require 'fada.models'
 local pipeline = require 'fada.pipeline'
 local cfg = require 'fada.diffusion.cfg'
-local metrics = require 'fada.metrics'
 local heldout = require 'fada.metrics.heldout'
-local stats = require 'fada.metrics.stats'
-local progress = require 'fada.progress'
+local report = require 'fada.metrics.report'
 
 local opts = cli.parse(arg, {
   usage = 'usage: fadalua scripts/eval.lua [--model PATH] [--clips N] [--steps LIST] [--grid LIST] [flags]',
@@ -57,103 +55,33 @@ for _, item in ipairs(opts.grid or {('%g:%g'):format(pipeline.defaults.cfg_ref, 
 end
 
 local model = models.load(opts.model)
-
--- The resume journal (CSV.partial): one line per finished (setting, clip), keyed by
--- everything that decides its numbers, the model's bytes included (exports of one
--- architecture all have the same size), so a rerun of the same command skips them.
-local journal = heldout.journal(opts.csv and opts.csv .. '.partial', heldout.FIELDS)
-local digest = journal.path and models.digest(opts.model)
-local function row_key(label, steps, w_ref, w_audio, clip)
-  return table.concat({digest, opts.mode, label, steps, w_ref, w_audio, opts.sampler, opts.cfg_schedule, opts.seed,
-                       opts.seconds, opts.noise_share, clip}, '|')
-end
-local ev = metrics.evaluator()
-
--- the held-out clips, cut to --seconds
-local held = heldout.clips{first = opts.first, count = opts.clips, seconds = opts.seconds,
-                           size = model.config.image_size}
-local measure = function(frames, c) return heldout.measure(frames, c, ev) end
-
-local KEYS = heldout.METRICS
-local rows = {}
-local csv = {}
-
-local function summarise(label, per_clip, extra)
-  local row = {label = label}
-  for _, k in ipairs(KEYS) do
-    local v = {}
-    for _, m in ipairs(per_clip) do v[#v + 1] = m[k] end
-    row[k], row[k .. '_sd'] = stats.mean(v), stats.std(v)
-  end
-  local n0 = 0 -- clips whose best offset is 0 +- 1 frame
-  for _, m in ipairs(per_clip) do if math.abs(m.offset) <= 1 then n0 = n0 + 1 end end
-  row.offset_ok = n0
-  for k, v in pairs(extra or {}) do row[k] = v end
-  rows[#rows + 1] = row
-  return row
-end
-
-if opts.ceiling then
-  local per = {}
-  for i, c in ipairs(held) do
-    per[i] = measure(c.frames, c)
-    csv[#csv + 1] = {'ground truth', 0, '', '', 0, opts.first + i - 1, per[i]}
-  end
-  summarise('ground truth (ceiling)', per, {steps = '-', nfe = '-', spf = '-'})
-end
-
 local settings = {}
 for _, s in ipairs(steps_list) do
   for _, g in ipairs(grid) do settings[#settings + 1] = {steps = s, w_ref = g[1], w_audio = g[2]} end
 end
-
--- One setting on one held-out clip: the metrics, the NFE and seconds spent.
-local function sample_clip(s, c)
-  local ok, m = pcall(heldout.sample, model, c, {mode = opts.mode, steps = s.steps, sampler = opts.sampler,
-    w_ref = s.w_ref, w_audio = s.w_audio, cfg_schedule = opts.cfg_schedule, seed = opts.seed,
-    noise_share = opts.noise_share}, ev)
-  if not ok then cli.fail(m) end
-  return m
+local res = heldout.sweep(model, {model_path = opts.model, mode = opts.mode, sampler = opts.sampler,
+  cfg_schedule = opts.cfg_schedule, seed = opts.seed, seconds = opts.seconds, noise_share = opts.noise_share,
+  first = opts.first, count = opts.clips, settings = settings, ceiling = opts.ceiling,
+  journal = opts.csv and opts.csv .. '.partial', max_minutes = opts.max_minutes, fail = cli.fail})
+local held, journal, t_all = res.held, res.journal, res.t0
+if res.stopped then
+  print(('stopped after %.1f min (--max-minutes): the finished clips are in %s; run the same command to continue')
+    :format(res.stopped, journal.path))
+  os.exit(0)
 end
-
-local total_frames = 0
-for _, c in ipairs(held) do total_frames = total_frames + c.frames:size(1) end
-local bar = progress.new(#settings * total_frames, {label = 'evaluating', unit = 'frame'})
-local done = 0
-local pairs_left = #settings * #held -- (setting, clip) pairs not yet visited
-local t_all = fada.clock()
-for _, s in ipairs(settings) do
-  local per, nfe, n_videos, seconds, frames_made = {}, 0, 0, 0, 0
-  for i, c in ipairs(held) do
-    local n = c.frames:size(1)
-    local key = journal.path and row_key('sample', s.steps, s.w_ref, s.w_audio, opts.first + i - 1)
-    local m = key and journal:get(key)
-    pairs_left = pairs_left - 1
-    if not m then
-      m = sample_clip(s, c)
-      if key then journal:add(key, m) end
-      if opts.max_minutes and pairs_left > 0 and (fada.clock() - t_all) / 60 >= opts.max_minutes then
-        bar:stop()
-        print(('stopped after %.1f min (--max-minutes): the finished clips are in %s; run the same command to continue')
-          :format((fada.clock() - t_all) / 60, journal.path))
-        os.exit(0)
-      end
-    end
-    per[i] = m
-    nfe, n_videos = nfe + m.nfe, n_videos + m.videos
-    seconds, frames_made = seconds + m.seconds, frames_made + n
-    csv[#csv + 1] = {opts.mode, s.steps, s.w_ref, s.w_audio, m.nfe / m.videos, opts.first + i - 1, per[i]}
-    done = done + n
-    bar:update(done)
-  end
-  summarise(('%s, w_ref %g, w_audio %g'):format(opts.mode, s.w_ref, s.w_audio), per,
-            {steps = s.steps, nfe = ('%.0f'):format(nfe / n_videos), spf = ('%.2f'):format(seconds / frames_made)})
-end
-bar:finish()
 if journal.reused > 0 then
   print(('resumed: %d of %d (setting, clip) results read from %s'):format(journal.reused, #settings * #held,
     journal.path))
 end
+local rows = {}
+local function summarise(label, per, extra)
+  local row = report.summary(per)
+  row.label = label
+  for k, v in pairs(extra) do row[k] = v end
+  rows[#rows + 1] = row
+end
+if res.ceiling then summarise('ground truth (ceiling)', res.ceiling, {steps = '-', nfe = '-', spf = '-'}) end
+for _, r in ipairs(res.runs) do summarise(r.label, r.per, {steps = r.setting.steps, nfe = r.nfe, spf = r.spf}) end
 
 -- ---- the table ---------------------------------------------------------------------------------------
 local clip_s = opts.seconds > 0 and ('%.1f s'):format(opts.seconds) or 'whole sentences'
@@ -169,17 +97,7 @@ for _, r in ipairs(rows) do
 end
 
 if opts.csv then
-  fada.mkdir_parent(opts.csv)
-  local tmp = opts.csv .. '.tmp'
-  local out = assert(io.open(tmp, 'w'))
-  out:write('mode,steps,w_ref,w_audio,nfe_per_clip,clip,' .. table.concat(KEYS, ',') .. '\n')
-  for _, r in ipairs(csv) do
-    local m = r[7]
-    out:write(('%s,%s,%s,%s,%s,%d,%.5f,%d,%.5f,%.5f,%.5f,%.5f,%.5f\n'):format(r[1], r[2], r[3], r[4], r[5], r[6],
-      m.corr, m.offset, m.dist, m.conf, m.identity, m.flicker, m.sharpness))
-  end
-  out:close()
-  os.rename(tmp, opts.csv)
+  heldout.write_csv(opts.csv, res.csv)
   journal:close(true)
   print('rows written to ' .. opts.csv)
 end

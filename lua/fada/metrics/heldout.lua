@@ -1,6 +1,7 @@
 -- Held-out evaluation shared by the evaluation scripts (eval.lua, compare.lua,
 -- cfg_control.lua): the held-out clips cut to a length, one setting sampled on
--- one clip and read by the evaluator, and a resume journal of finished results.
+-- one clip and read by the evaluator, a resume journal of finished results, and
+-- eval.lua's sweep of settings over the clips with its CSV.
 --
 --   local heldout = require 'fada.metrics.heldout'
 --   local set = heldout.clips{first = 0, count = 8, seconds = 2.4, size = 64, tier = 'hq'}
@@ -134,6 +135,92 @@ end
 function Journal:close(remove)
   if self.fh then self.fh:close() ; self.fh = nil end
   if remove and self.path then os.remove(self.path) end
+end
+
+-- ---- a sweep of settings (scripts/eval.lua) ----------------------------------------------------
+
+-- Every setting on every held-out clip, the ground truth first (o.ceiling). model: the
+-- loaded model; o: model_path (keys the journal), mode, sampler, cfg_schedule, seed,
+-- seconds, noise_share, first, count (clips), settings ({steps, w_ref, w_audio} each),
+-- ceiling, journal (CSV.partial or nil), max_minutes, fail (a bad setting's message).
+-- Returns {held, ceiling = per clip, runs = {{setting, label, per, nfe, spf}}, csv =
+-- rows for M.write_csv, journal, t0}; with stopped = minutes when --max-minutes ran out.
+function M.sweep(model, o)
+  local progress = require 'fada.progress'
+  -- The resume journal: one line per finished (setting, clip), keyed by everything
+  -- that decides its numbers, the model's bytes included (exports of one
+  -- architecture all have the same size), so a rerun of the same command skips them.
+  local journal = M.journal(o.journal, M.FIELDS)
+  local digest = journal.path and require('fada.models').digest(o.model_path)
+  local function row_key(label, steps, w_ref, w_audio, clip)
+    return table.concat({digest, o.mode, label, steps, w_ref, w_audio, o.sampler, o.cfg_schedule, o.seed,
+                         o.seconds, o.noise_share, clip}, '|')
+  end
+  local ev = metrics.evaluator()
+  local held = M.clips{first = o.first, count = o.count, seconds = o.seconds, size = model.config.image_size}
+  local res = {held = held, runs = {}, csv = {}, journal = journal}
+  local csv = res.csv
+  if o.ceiling then
+    local per = {}
+    for i, c in ipairs(held) do
+      per[i] = M.measure(c.frames, c, ev)
+      csv[#csv + 1] = {'ground truth', 0, '', '', 0, o.first + i - 1, per[i]}
+    end
+    res.ceiling = per
+  end
+  local total_frames = 0
+  for _, c in ipairs(held) do total_frames = total_frames + c.frames:size(1) end
+  local bar = progress.new(#o.settings * total_frames, {label = 'evaluating', unit = 'frame'})
+  local done = 0
+  local pairs_left = #o.settings * #held -- (setting, clip) pairs not yet visited
+  res.t0 = fada.clock()
+  for _, s in ipairs(o.settings) do
+    local per, nfe, n_videos, seconds, frames_made = {}, 0, 0, 0, 0
+    for i, c in ipairs(held) do
+      local n = c.frames:size(1)
+      local key = journal.path and row_key('sample', s.steps, s.w_ref, s.w_audio, o.first + i - 1)
+      local m = key and journal:get(key)
+      pairs_left = pairs_left - 1
+      if not m then
+        local ok
+        ok, m = pcall(M.sample, model, c, {mode = o.mode, steps = s.steps, sampler = o.sampler, w_ref = s.w_ref,
+          w_audio = s.w_audio, cfg_schedule = o.cfg_schedule, seed = o.seed, noise_share = o.noise_share}, ev)
+        if not ok then o.fail(m) end
+        if key then journal:add(key, m) end
+        if o.max_minutes and pairs_left > 0 and (fada.clock() - res.t0) / 60 >= o.max_minutes then
+          bar:stop()
+          res.stopped = (fada.clock() - res.t0) / 60
+          return res
+        end
+      end
+      per[i] = m
+      nfe, n_videos = nfe + m.nfe, n_videos + m.videos
+      seconds, frames_made = seconds + m.seconds, frames_made + n
+      csv[#csv + 1] = {o.mode, s.steps, s.w_ref, s.w_audio, m.nfe / m.videos, o.first + i - 1, per[i]}
+      done = done + n
+      bar:update(done)
+    end
+    res.runs[#res.runs + 1] = {setting = s, per = per, label = ('%s, w_ref %g, w_audio %g'):format(o.mode, s.w_ref,
+      s.w_audio), nfe = ('%.0f'):format(nfe / n_videos), spf = ('%.2f'):format(seconds / frames_made)}
+  end
+  bar:finish()
+  return res
+end
+
+-- The sweep's rows (M.sweep's csv: mode, steps, w_ref, w_audio, NFE per clip, clip,
+-- the metrics) to path, written beside it and renamed into place.
+function M.write_csv(path, rows)
+  fada.mkdir_parent(path)
+  local tmp = path .. '.tmp'
+  local out = assert(io.open(tmp, 'w'))
+  out:write('mode,steps,w_ref,w_audio,nfe_per_clip,clip,' .. table.concat(M.METRICS, ',') .. '\n')
+  for _, r in ipairs(rows) do
+    local m = r[7]
+    out:write(('%s,%s,%s,%s,%s,%d,%.5f,%d,%.5f,%.5f,%.5f,%.5f,%.5f\n'):format(r[1], r[2], r[3], r[4], r[5], r[6],
+      m.corr, m.offset, m.dist, m.conf, m.identity, m.flicker, m.sharpness))
+  end
+  out:close()
+  os.rename(tmp, path)
 end
 
 return M
