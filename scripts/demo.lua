@@ -48,46 +48,24 @@ local function score(frames, samples, sr)
     sheet_path))
 end
 
--- Teacher, Balanced and Fast on the example's first --seconds: their frames in
--- rows (the same frames of each), and what each cost.
-local function modes_sheet()
-  local pipeline = require 'fada.pipeline'
-  local figures = require 'fada.figures'
-  local sr = 16000
-  local samples = fada.audio.load('examples/speech.wav', {sample_rate = sr})
-  samples = samples:narrow(1, 1, math.min(samples:size(1), math.floor(opts.seconds * sr)))   -- f32 [L]
-  local runs = {{label = 'teacher 25 x 3', model = opts.weights, mode = 'teacher'},
-                {label = 'FADA-Balanced 6 x 3', model = opts.student, mode = 'balanced'},
-                {label = 'FADA-Fast 6 x 1', model = opts.student, mode = 'fast'}}
-  local rows, tiles = {}, {}
-  local count = 8
-  local stride
-  for _, r in ipairs(runs) do
-    local frames = {}
-    local res = pipeline.sample{model = r.model, mode = r.mode, audio = {samples = samples, sample_rate = sr},
-                                out = false, on_clip = function(_, f) frames[#frames + 1] = f end}
-    local video = fada.cat(frames, 1):narrow(1, 1, res.frames)                -- [T, 3, S, S]
-    stride = stride or math.max(1, res.frames // count)
-    for k = 1, count do tiles[#tiles + 1] = video:select(1, math.min(res.frames, 1 + (k - 1) * stride)) end
-    rows[#rows + 1] = {label = r.label, steps = res.steps, nfe_per_step = res.nfe_per_step,
-                       seconds_per_frame = res.seconds_per_frame, realtime_factor = res.realtime_factor}
-  end
-  return {image = figures.grid(tiles, count), rows = rows, stride = stride,
-          order = 'teacher 25 x 3, FADA-Balanced 6 x 3, FADA-Fast 6 x 1'}
-end
-
 if opts.sheet then
   if not exists(opts.weights) or not exists(opts.student) then
     cli.fail(('--sheet needs the teacher (%s) and the student (%s)'):format(opts.weights, opts.student))
   end
-  local sheet = modes_sheet()
+  local sr = 16000
+  local samples = fada.audio.load('examples/speech.wav', {sample_rate = sr})
+  samples = samples:narrow(1, 1, math.min(samples:size(1), math.floor(opts.seconds * sr)))   -- f32 [L]
+  local sheet = require('fada.figures').modes_sheet({{label = 'teacher 25 x 3', model = opts.weights, mode = 'teacher'},
+    {label = 'FADA-Balanced 6 x 3', model = opts.student, mode = 'balanced'},
+    {label = 'FADA-Fast 6 x 1', model = opts.student, mode = 'fast'}}, {samples = samples, sample_rate = sr}, 8)
   fada.mkdir_parent(opts.sheet)
   fada.image.save(opts.sheet, sheet.image)
   for _, r in ipairs(sheet.rows) do
     print(('demo: %-24s %2d steps x %d NFE, %.3f s per frame (real-time factor %.2f)'):format(r.label, r.steps,
       r.nfe_per_step, r.seconds_per_frame, r.realtime_factor))
   end
-  print(('demo: wrote %s (rows top to bottom: %s; every %d-th frame)'):format(opts.sheet, sheet.order, sheet.stride))
+  print(('demo: wrote %s (rows top to bottom: %s; every %d-th frame)'):format(opts.sheet,
+    'teacher 25 x 3, FADA-Balanced 6 x 3, FADA-Fast 6 x 1', sheet.stride))
   return
 end
 
@@ -115,33 +93,12 @@ if exists(model) then
   return
 end
 
-local face = require 'fada.data.face'
-local speech = require 'fada.data.speech'
-local motion = require 'fada.data.motion'
-local progress = require 'fada.progress'
-
 print(('demo: no trained teacher at %s yet; rendering the ground-truth synthetic avatar instead'):format(opts.weights))
 local fps, size, sr = 25, 128, 16000
 local samples = fada.audio.load('examples/speech.wav', {sample_rate = sr})
-local mouth = speech.mouth_track(samples, sr, fps)
-local n = math.ceil(samples:size(1) / sr * fps)
-local id = face.identity(900005) -- the identity of examples/portrait.png (scripts/make_examples.lua)
-local tr = motion.track(900005, n, fps)
-fada.mkdir_parent(opts.out)
-local writer = fada.video.writer(opts.out, {fps = fps, width = size, height = size, audio = samples, sample_rate = sr})
-local frames = {}
-local bar = progress.new(n, {label = 'rendering', unit = 'frame'})
-for i = 1, n do
-  local m = motion.frame(tr, i)
-  m.open, m.round = mouth.open[math.min(i, mouth.frames)], mouth.round[math.min(i, mouth.frames)]
-  local img = face.render(id, m, size)          -- [3, S, S] in [0, 1]
-  writer:write(img)
-  frames[i] = img
-  bar:update(i)
-end
-bar:finish()
-writer:close()
+-- 900005: the identity of examples/portrait.png (scripts/make_examples.lua)
+local frames = require('fada.data.avatars').speaking_video(900005, samples, sr, opts.out, {fps = fps, size = size})
 print(('demo: wrote %s: %d frames at %d fps, %dx%d, with examples/speech.wav as its sound'):format(
-  opts.out, n, fps, size, size))
+  opts.out, frames:size(1), fps, size, size))
 
-score(fada.stack(frames, 1), samples, sr)
+score(frames, samples, sr)

@@ -104,4 +104,26 @@ function M.lipsync_sheet(frames, lipsync, samples, sample_rate, fps)
   }, bars = speech.band_energies(samples, sample_rate, fps or 25)})
 end
 
+-- Models side by side on one speech: each run's frames in a row (the same
+-- `count` frames of each, every stride-th), and what each cost. runs: {{label,
+-- model (path), mode}}; audio: {samples, sample_rate}. Returns {image, rows =
+-- {{label, steps, nfe_per_step, seconds_per_frame, realtime_factor}}, stride}.
+function M.modes_sheet(runs, audio, count)
+  local pipeline = require 'fada.pipeline'
+  count = count or 8
+  local rows, tiles = {}, {}
+  local stride
+  for _, r in ipairs(runs) do
+    local frames = {}
+    local res = pipeline.sample{model = r.model, mode = r.mode, audio = audio,
+                                out = false, on_clip = function(_, f) frames[#frames + 1] = f end}
+    local video = fada.cat(frames, 1):narrow(1, 1, res.frames)                -- [T, 3, S, S]
+    stride = stride or math.max(1, res.frames // count)
+    for k = 1, count do tiles[#tiles + 1] = video:select(1, math.min(res.frames, 1 + (k - 1) * stride)) end
+    rows[#rows + 1] = {label = r.label, steps = res.steps, nfe_per_step = res.nfe_per_step,
+                       seconds_per_frame = res.seconds_per_frame, realtime_factor = res.realtime_factor}
+  end
+  return {image = M.grid(tiles, count), rows = rows, stride = stride}
+end
+
 return M

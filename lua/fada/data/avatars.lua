@@ -285,4 +285,37 @@ function M.make_clip(spec, opts)
   return row
 end
 
+-- ---- a speech's ground truth ---------------------------------------------------
+
+-- The synthetic avatar of identity seed `seed` (its head motion from the same
+-- seed) driven by samples (f32 [L] at sample_rate) through the fixed audio ->
+-- mouth mapping the models learn to follow, written to the MP4 `out` with the
+-- speech as its sound (scripts/demo.lua without a model). opts: size (128), fps
+-- (25). Returns the frames [T, 3, S, S] in [0, 1].
+function M.speaking_video(seed, samples, sample_rate, out, opts)
+  local progress = require 'fada.progress'
+  opts = opts or {}
+  local fps, size = opts.fps or M.FPS, opts.size or 128
+  local mouth = speech.mouth_track(samples, sample_rate, fps)
+  local n = math.ceil(samples:size(1) / sample_rate * fps)
+  local id = face.identity(seed)
+  local tr = motion.track(seed, n, fps)
+  fada.mkdir_parent(out)
+  local writer = fada.video.writer(out, {fps = fps, width = size, height = size, audio = samples,
+                                         sample_rate = sample_rate})
+  local frames = {}
+  local bar = progress.new(n, {label = 'rendering', unit = 'frame'})
+  for i = 1, n do
+    local m = motion.frame(tr, i)
+    m.open, m.round = mouth.open[math.min(i, mouth.frames)], mouth.round[math.min(i, mouth.frames)]
+    local img = face.render(id, m, size)          -- [3, S, S] in [0, 1]
+    writer:write(img)
+    frames[i] = img
+    bar:update(i)
+  end
+  bar:finish()
+  writer:close()
+  return fada.stack(frames, 1)
+end
+
 return M
