@@ -1,8 +1,8 @@
 -- Synthetic talking-avatar clips: what a clip is (from a seed), how it is
 -- rendered (the high-quality tier and the degraded "moderate" tier), and how
 -- it is written (MP4 through fada.video, or PNG frames + WAV where fada.video
--- is missing) with its ground-truth sidecar. scripts/make_dataset.lua drives
--- this over many clips and processes.
+-- is missing) with its ground-truth sidecar; a dataset of many clips made over
+-- several processes with its manifest (scripts/make_dataset.lua).
 --
 --   local A = require 'fada.data.avatars'
 --   local spec = A.clip_spec{seed = 1, tier = 'hq', split = 'train', index = 7}
@@ -316,6 +316,148 @@ function M.speaking_video(seed, samples, sample_rate, out, opts)
   bar:finish()
   writer:close()
   return fada.stack(frames, 1)
+end
+
+-- ---- a dataset over processes (scripts/make_dataset.lua) -------------------------
+
+local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+-- The dataset options o: out, clips, size, tier, split, identities, seed, first,
+-- format, crf, preset (make_dataset.lua's flags); quiet: no progress bar.
+
+-- One shard: clips first + k - 1, first + k - 1 + J, ... made one after the
+-- other, each noted in DIR/.progress-K as it is done, the rows in
+-- DIR/.manifest-K.jsonl at the end. on_clip(row) after each clip.
+function M.make_shard(o, k, J, on_clip)
+  local jsonl = require 'fada.data.jsonl'
+  fada.set_num_threads(1) -- J processes, one core each; small ops do not gain from threads
+  local rows, parts = {}, ('%s/.manifest-%d.jsonl'):format(o.out, k)
+  local progress = assert(io.open(('%s/.progress-%d'):format(o.out, k), 'w'))
+  for i = o.first + k - 1, o.first + o.clips - 1, J do
+    local spec = M.clip_spec{seed = o.seed, tier = o.tier, split = o.split, index = i,
+                             identities = o.identities}
+    local row = M.make_clip(spec, {size = o.size, dir = o.out, format = o.format, crf = o.crf,
+                                   preset = o.preset})
+    rows[#rows + 1] = row
+    progress:write(('%s %d\n'):format(row.clip, row.frames))
+    progress:flush()
+    if on_clip then on_clip(row) end
+  end
+  local f = assert(io.open(parts, 'w'))
+  for _, row in ipairs(rows) do f:write(jsonl.encode(row, {'clip', 'video', 'sidecar'}), '\n') end
+  f:close()
+  progress:write(('cpu %.3f\n'):format(os.clock()))
+  progress:write('done\n')
+  progress:close()
+end
+
+-- The whole dataset: shard 1 in this process, shards 2..J as child processes
+-- (`exe script --shard K/J` with o's flags: script is the one that calls
+-- M.make_shard for --shard), their progress drawn as they go, then the rows merged
+-- into DIR/manifest.jsonl in clip order (replacing rows of the same clip from an
+-- earlier run). A failed child: fail('shard K/J failed:\n' .. its log). Returns
+-- {clips, frames, cpu (seconds over the processes), processes, seconds (wall),
+-- mb (on disk), manifest (path), rows}.
+function M.make_dataset(o, exe, script, fail)
+  local jsonl = require 'fada.data.jsonl'
+  local progress = require 'fada.progress'
+  fada.mkdir(o.out)
+  local t0 = fada.clock()
+  local J = math.min(o.jobs, o.clips)
+  local children = {}
+  for k = 2, J do
+    os.remove(('%s/.progress-%d'):format(o.out, k))
+    local cmd = {shell_quote(exe), shell_quote(script)}
+    for _, key in ipairs{'out', 'clips', 'size', 'tier', 'split', 'seed', 'first', 'format', 'crf', 'preset',
+                         'identities'} do
+      if o[key] ~= nil then cmd[#cmd + 1] = ('--%s %s'):format(key, shell_quote(o[key])) end
+    end
+    cmd[#cmd + 1] = ('--shard %d/%d'):format(k, J)
+    -- the shell notes the exit status in the progress file, so a child that
+    -- dies is noticed instead of waited for
+    local log, progress_file = ('%s/.log-%d'):format(o.out, k), ('%s/.progress-%d'):format(o.out, k)
+    children[k] = io.popen(('%s > %s 2>&1; echo "exited $?" >> %s'):format(table.concat(cmd, ' '), shell_quote(log),
+                                                                         shell_quote(progress_file)), 'r')
+  end
+
+  -- progress lines of shard k: clips done, frames done, cpu seconds, finished
+  local function shard_state(k)
+    local f = io.open(('%s/.progress-%d'):format(o.out, k), 'r')
+    if not f then return 0, 0, 0, false end
+    local clips, frames, cpu, done, failed = 0, 0, 0, false, false
+    for line in f:lines() do
+      local name, n = line:match('^(%S+) (%d+)$')
+      if name == 'cpu' then cpu = tonumber(n)
+      elseif line:match('^cpu ') then cpu = tonumber(line:match('^cpu (%S+)'))
+      elseif line == 'done' then done = (k == 1) -- a child is done when its shell says it exited
+      elseif line:match('^exited ') then done, failed = true, line ~= 'exited 0'
+      elseif name then clips, frames = clips + 1, frames + tonumber(n) end
+    end
+    f:close()
+    return clips, frames, cpu, done, failed
+  end
+  local function totals()
+    local clips, frames, cpu, all_done = 0, 0, 0, true
+    for k = 1, J do
+      local c, f, s, d = shard_state(k)
+      clips, frames, cpu, all_done = clips + c, frames + f, cpu + s, all_done and d
+    end
+    return clips, frames, cpu, all_done
+  end
+
+  local bar = progress.new(o.clips, {label = 'clips', unit = 'clip', enabled = not o.quiet})
+  local function draw()
+    local clips, frames = totals()
+    bar:update(clips, {frames = frames})
+  end
+  os.remove(('%s/.progress-1'):format(o.out))
+  draw()
+  M.make_shard(o, 1, J, draw)
+  while true do -- wait for the children, still drawing their progress
+    local _, _, _, done = totals()
+    if done then break end
+    draw()
+    os.execute('sleep 0.25')
+  end
+  for k = 2, J do
+    children[k]:close()
+    local log = ('%s/.log-%d'):format(o.out, k)
+    local _, _, _, _, failed = shard_state(k)
+    if failed then
+      local f = io.open(log, 'r')
+      fail(('shard %d/%d failed:\n%s'):format(k, J, f and f:read('a') or '(no log)'))
+    end
+    os.remove(log)
+  end
+  bar:finish({frames = select(2, totals())})
+
+  -- merge the shards' rows into the manifest (clip order), replacing rows of
+  -- the same clip from an earlier run
+  local rows, by_clip = {}, {}
+  local manifest = o.out .. '/manifest.jsonl'
+  local old = io.open(manifest, 'r')
+  if old then
+    old:close()
+    for _, r in ipairs(jsonl.read(manifest)) do by_clip[r.clip] = r end
+  end
+  for k = 1, J do
+    local part = ('%s/.manifest-%d.jsonl'):format(o.out, k)
+    for _, r in ipairs(jsonl.read(part)) do by_clip[r.clip] = r end
+    os.remove(part)
+  end
+  for _, r in pairs(by_clip) do rows[#rows + 1] = r end
+  table.sort(rows, function(a, b) return a.clip < b.clip end)
+  local f = assert(io.open(manifest .. '.tmp', 'w'))
+  for _, r in ipairs(rows) do f:write(jsonl.encode(r, {'clip', 'video', 'sidecar'}), '\n') end
+  f:close()
+  assert(os.rename(manifest .. '.tmp', manifest))
+
+  local clips, frames, cpu = totals()
+  for k = 1, J do os.remove(('%s/.progress-%d'):format(o.out, k)) end
+  local dt = fada.clock() - t0
+  local du = io.popen('du -sk ' .. shell_quote(o.out)):read('l')
+  return {clips = clips, frames = frames, cpu = cpu, processes = J, seconds = dt,
+          mb = (tonumber(du:match('^(%d+)')) or 0) / 1024, manifest = manifest, rows = #rows}
 end
 
 return M
