@@ -8,7 +8,6 @@ local cli = require 'fada.cli'
 local metrics = require 'fada.metrics'
 local clips = require 'fada.metrics.clips'
 local stats = require 'fada.metrics.stats'
-local progress = require 'fada.progress'
 
 local opts = cli.parse(arg, {
   usage = 'usage: fadalua scripts/metrics.lua (--ground-truth [--clips N] | --video PATH --ref PNG [--audio WAV])',
@@ -45,67 +44,10 @@ end
 
 local function ground_truth()
   local n = opts.clips
-  local acc = {}
-  local function add(k, v) acc[k] = acc[k] or {}; table.insert(acc[k], v) end
-  local even, odd, others = {}, {}, {}
-  local refs = {}
-  local t0 = fada.clock()
-  local bar = progress.new(n, {label = 'ground-truth clips', unit = 'clip'})
-  local total_frames = 0
-  for k = 0, n - 1 do
-    local c = clips.ground_truth(k, {size = opts.size})
-    local T = c.frames:size(1)
-    total_frames = total_frames + T
-    local m = metrics.evaluate(c.frames, c.samples, c.sample_rate, {ref = c.ref, evaluator = ev})
-    local r = m.reading
-    -- the evaluator against the truth it should read
-    local truth = {}
-    for _, key in ipairs{'open', 'round', 'blink', 'dx', 'dy', 'roll', 'yaw'} do
-      truth[key] = {}
-      for t = 1, T do truth[key][t] = c.motion[t][key] end
-    end
-    add('read_open_r', stats.pearson(r.open, truth.open))
-    add('read_open_mae', stats.mae(r.open, truth.open))
-    add('read_round_r', stats.pearson(r.round, truth.round))
-    add('read_yaw_r', stats.pearson(r.yaw, truth.yaw))
-    add('read_roll_r', stats.pearson(r.roll, truth.roll))
-    add('read_dx_r', stats.pearson(r.dx, truth.dx))
-    add('ls_corr', m.lipsync.corr)
-    add('ls_dist', m.lipsync.dist)
-    add('ls_offset', m.lipsync.offset)
-    add('ls_conf', m.lipsync.confidence)
-    add('id_err', m.identity.error)
-    for _, g in ipairs({'colour', 'geometry', 'style', 'accessories'}) do add('id_err_' .. g, m.identity[g]) end
-    refs[k + 1] = {ref = c.ref, reading = r}
-    for _, key in ipairs{'dx', 'dy', 'roll', 'yaw', 'open', 'blink'} do
-      add('std_' .. key, m.motion['std_' .. key])
-      add('std_' .. key .. '_true', stats.std(truth[key]))
-    end
-    add('flicker_pixel', m.flicker.pixel)
-    add('flicker_open', m.flicker.open)
-    add('flicker_pose', m.flicker.pose)
-    -- Fréchet sets: even vs odd frames of the same clips
-    for t = 1, T do
-      local f = r.features:narrow(1, t, 1)
-      if t % 2 == 0 then even[#even + 1] = f else odd[#odd + 1] = f end
-    end
-    bar:update(k + 1)
-  end
-  bar:finish()
-  -- identity error against a different identity (the scale it must stay far below)
-  for k = 1, n do
-    local other = refs[k % n + 1]
-    add('id_err_other', metrics.identity_error(refs[k].reading, other.ref, {evaluator = ev}).error)
-  end
-  -- a frame set of other identities for the Fréchet scale
-  local R = require 'fada.metrics.renders'
-  local ox = R.batch(5000, math.min(#odd, 512), 'heldout')
-  local fd_self = metrics.frechet(fada.cat(even, 1), fada.cat(odd, 1))
-  local fd_other = metrics.frechet(fada.cat(odd, 1), ev:read(ox).features)
-  local secs = fada.clock() - t0
-
+  local res = clips.ceiling(n, {size = opts.size, evaluator = ev})
+  local acc = res.acc
   print(('\nCeiling: %d held-out ground-truth clips (%d frames, %dx%d, identities 900000 + 37k, no model), ' ..
-         'evaluator %s\n'):format(n, total_frames, opts.size, opts.size, opts.weights or 'weights/evaluator.safetensors'))
+         'evaluator %s\n'):format(n, res.frames, opts.size, opts.size, opts.weights or 'weights/evaluator.safetensors'))
   print('| metric | mean | std | min | max | note |')
   print('|---|---|---|---|---|---|')
   row('lip-sync correlation (best offset)', acc.ls_corr, '%.3f', 'read opening vs speech.mouth_track')
@@ -131,43 +73,17 @@ local function ground_truth()
   row('flicker, pixels (mean abs 2nd difference)', acc.flicker_pixel, '%.4f', '[0, 1] pixel units')
   row('flicker, read opening', acc.flicker_open, '%.4f', '')
   row('flicker, read pose', acc.flicker_pose, '%.4f', 'normalised units')
-  print(('| Fréchet distance, even vs odd frames | %.4g | | | | same clips: the floor |'):format(fd_self))
+  print(('| Fréchet distance, even vs odd frames | %.4g | | | | same clips: the floor |'):format(res.fd_self))
   print(('| Fréchet distance, vs other identities | %.4g | | | | %d held-out renders: the scale |'):format(
-    fd_other, ox:size(1)))
+    res.fd_other, res.renders))
   print(('\n(%.0f s; command: fadalua scripts/metrics.lua --ground-truth --clips %d --size %d)'):format(
-    secs, n, opts.size))
+    res.seconds, n, opts.size))
 end
 
 -- ---- a generated video --------------------------------------------------------------------------
 
-local function is_dir(path)
-  local ok = os.execute(('test -d %q'):format(path))
-  return ok == true
-end
-
-local function load_video(path)
-  if is_dir(path) then
-    local names = {}
-    local p = io.popen(('ls -1 %q'):format(path))
-    for name in p:lines() do if name:lower():match('%.png$') then names[#names + 1] = name end end
-    p:close()
-    table.sort(names)
-    if #names == 0 then error(('metrics: no PNG frames in %s'):format(path), 0) end
-    local frames = {}
-    for i, name in ipairs(names) do frames[i] = fada.image.load(path .. '/' .. name, {channels = 3}) end
-    return fada.stack(frames, 1), opts.fps, nil
-  end
-  local r = fada.video.reader(path, {dtype = 'f32'})
-  local frames = r:read_all()
-  local info = r:info()
-  local samples, sr
-  if not opts.audio and info.has_audio then samples, sr = r:audio({sample_rate = 16000}) end
-  r:close()
-  return frames, info.fps, samples, sr
-end
-
 local function video()
-  local frames, fps, samples, sr = load_video(opts.video)
+  local frames, fps, samples, sr = metrics.load_video(opts.video, {fps = opts.fps, audio = opts.audio})
   if opts.audio then samples, sr = fada.audio.load(opts.audio, {sample_rate = 16000}) end
   local ref = opts.ref and fada.image.load(opts.ref, {channels = 3}) or nil
   local m = metrics.evaluate(frames, samples, sr, {ref = ref, evaluator = ev, fps = fps})

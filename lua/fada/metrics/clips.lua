@@ -84,4 +84,76 @@ function M.ground_truth(k, opts)
           identity = id, motion = motion, track = track, text = text, voice = voice, tier = tier, degrade = degrade}
 end
 
+-- The evaluator's ceiling (scripts/metrics.lua --ground-truth): clips 0 .. n-1
+-- measured as a generated video would be, plus what the evaluator reads against
+-- the truth it should read, the identity error against another identity, and
+-- the Fréchet distances even vs odd frames (the floor) and vs other identities'
+-- renders (the scale). opts: size (64), evaluator. Returns {acc = {[name] = per
+-- clip values}, frames, fd_self, fd_other, renders (frames in fd_other), seconds}.
+function M.ceiling(n, opts)
+  local metrics = require 'fada.metrics'
+  local stats = require 'fada.metrics.stats'
+  local progress = require 'fada.progress'
+  local ev = opts.evaluator
+  local acc = {}
+  local function add(k, v) acc[k] = acc[k] or {}; table.insert(acc[k], v) end
+  local even, odd = {}, {}
+  local refs = {}
+  local t0 = fada.clock()
+  local bar = progress.new(n, {label = 'ground-truth clips', unit = 'clip'})
+  local total_frames = 0
+  for k = 0, n - 1 do
+    local c = M.ground_truth(k, {size = opts.size})
+    local T = c.frames:size(1)
+    total_frames = total_frames + T
+    local m = metrics.evaluate(c.frames, c.samples, c.sample_rate, {ref = c.ref, evaluator = ev})
+    local r = m.reading
+    -- the evaluator against the truth it should read
+    local truth = {}
+    for _, key in ipairs{'open', 'round', 'blink', 'dx', 'dy', 'roll', 'yaw'} do
+      truth[key] = {}
+      for t = 1, T do truth[key][t] = c.motion[t][key] end
+    end
+    add('read_open_r', stats.pearson(r.open, truth.open))
+    add('read_open_mae', stats.mae(r.open, truth.open))
+    add('read_round_r', stats.pearson(r.round, truth.round))
+    add('read_yaw_r', stats.pearson(r.yaw, truth.yaw))
+    add('read_roll_r', stats.pearson(r.roll, truth.roll))
+    add('read_dx_r', stats.pearson(r.dx, truth.dx))
+    add('ls_corr', m.lipsync.corr)
+    add('ls_dist', m.lipsync.dist)
+    add('ls_offset', m.lipsync.offset)
+    add('ls_conf', m.lipsync.confidence)
+    add('id_err', m.identity.error)
+    for _, g in ipairs({'colour', 'geometry', 'style', 'accessories'}) do add('id_err_' .. g, m.identity[g]) end
+    refs[k + 1] = {ref = c.ref, reading = r}
+    for _, key in ipairs{'dx', 'dy', 'roll', 'yaw', 'open', 'blink'} do
+      add('std_' .. key, m.motion['std_' .. key])
+      add('std_' .. key .. '_true', stats.std(truth[key]))
+    end
+    add('flicker_pixel', m.flicker.pixel)
+    add('flicker_open', m.flicker.open)
+    add('flicker_pose', m.flicker.pose)
+    -- Fréchet sets: even vs odd frames of the same clips
+    for t = 1, T do
+      local f = r.features:narrow(1, t, 1)
+      if t % 2 == 0 then even[#even + 1] = f else odd[#odd + 1] = f end
+    end
+    bar:update(k + 1)
+  end
+  bar:finish()
+  -- identity error against a different identity (the scale it must stay far below)
+  for k = 1, n do
+    local other = refs[k % n + 1]
+    add('id_err_other', metrics.identity_error(refs[k].reading, other.ref, {evaluator = ev}).error)
+  end
+  -- a frame set of other identities for the Fréchet scale
+  local R = require 'fada.metrics.renders'
+  local ox = R.batch(5000, math.min(#odd, 512), 'heldout')
+  local fd_self = metrics.frechet(fada.cat(even, 1), fada.cat(odd, 1))
+  local fd_other = metrics.frechet(fada.cat(odd, 1), ev:read(ox).features)
+  return {acc = acc, frames = total_frames, fd_self = fd_self, fd_other = fd_other, renders = ox:size(1),
+          seconds = fada.clock() - t0}
+end
+
 return M

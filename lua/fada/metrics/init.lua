@@ -243,4 +243,29 @@ function M.evaluate(frames, samples, sample_rate, opts)
   return out
 end
 
+-- A video to measure: an MP4 (its own audio unless opts.audio, i.e. the caller
+-- reads the speech elsewhere) or a folder of PNG frames sorted by name (at
+-- opts.fps, 25; no audio). Returns frames, fps, samples, sample_rate (16 kHz).
+function M.load_video(path, opts)
+  opts = opts or {}
+  if os.execute(('test -d %q'):format(path)) == true then
+    local names = {}
+    local p = io.popen(('ls -1 %q'):format(path))
+    for name in p:lines() do if name:lower():match('%.png$') then names[#names + 1] = name end end
+    p:close()
+    table.sort(names)
+    if #names == 0 then error(('metrics: no PNG frames in %s'):format(path), 0) end
+    local frames = {}
+    for i, name in ipairs(names) do frames[i] = fada.image.load(path .. '/' .. name, {channels = 3}) end
+    return fada.stack(frames, 1), opts.fps or 25, nil
+  end
+  local r = fada.video.reader(path, {dtype = 'f32'})
+  local frames = r:read_all()
+  local info = r:info()
+  local samples, sr
+  if not opts.audio and info.has_audio then samples, sr = r:audio({sample_rate = 16000}) end
+  r:close()
+  return frames, info.fps, samples, sr
+end
+
 return M
