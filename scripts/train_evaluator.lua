@@ -4,14 +4,9 @@
 --   fadalua scripts/train_evaluator.lua --steps 2000 --out weights/evaluator.safetensors
 --   fadalua scripts/train_evaluator.lua --evaluate weights/evaluator.safetensors --frames 1000
 local fada = require 'fada'
-local F = require 'fada.F'
-local A = require 'fada.autograd'
-local optim = require 'fada.optim'
 local progress = require 'fada.progress'
-local checkpoint = require 'fada.train.checkpoint'
 local E = require 'fada.metrics.evaluator'
-local R = require 'fada.metrics.renders'
-local stats = require 'fada.metrics.stats'
+local T = require 'fada.metrics.evaluator_train'
 
 local HELP = [[
 usage: fadalua scripts/train_evaluator.lua [options]
@@ -66,56 +61,6 @@ local function parse(argv)
   return o
 end
 
--- ---- held-out measurement ---------------------------------------------------------------
-
--- Reads `n` held-out frames with `net`; returns per-output rows
--- {name, corr, mae (renderer units)} plus hair-style and accessory accuracy.
-local function measure(net, n, first)
-  first = first or 0
-  local truth, preds = {}, {}
-  local ev = E.wrap(net)
-  for s = 0, n - 1, 64 do
-    local m = math.min(64, n - s)
-    local x, y = R.batch(first + s, m, 'heldout')
-    local raw = ev:forward(x)
-    local tr, pr = y:totable(), raw:totable()
-    for i = 1, m do truth[#truth + 1], preds[#preds + 1] = tr[i], pr[i] end
-  end
-  local rows = {}
-  for j, o in ipairs(E.OUTPUTS) do
-    local a, b = {}, {}
-    for i = 1, #truth do
-      a[i] = o.lo + truth[i][j] * (o.hi - o.lo)
-      b[i] = o.lo + preds[i][j] * (o.hi - o.lo)
-    end
-    rows[#rows + 1] = {name = o.name, corr = stats.pearson(b, a), mae = stats.mae(b, a), range = o.hi - o.lo}
-  end
-  -- classification views
-  local s0 = E.INDEX['style_bald']
-  local ok_style, acc = 0, {glasses = 0, earrings = 0, hat = 0}
-  for i = 1, #truth do
-    local bt, bp, it, ip = -1, -math.huge, 0, 0
-    for k = 0, 5 do
-      if truth[i][s0 + k] > bt then bt, it = truth[i][s0 + k], k end
-      if preds[i][s0 + k] > bp then bp, ip = preds[i][s0 + k], k end
-    end
-    if it == ip then ok_style = ok_style + 1 end
-    for key in pairs(acc) do
-      local j = E.INDEX[key]
-      if (truth[i][j] > 0.5) == (preds[i][j] > 0.5) then acc[key] = acc[key] + 1 end
-    end
-  end
-  local cls = {hair_style = ok_style / #truth}
-  for key, c in pairs(acc) do cls[key] = c / #truth end
-  return rows, cls
-end
-
-local function by_name(rows)
-  local t = {}
-  for _, r in ipairs(rows) do t[r.name] = r end
-  return t
-end
-
 local function print_table(rows, cls, n, out)
   out = out or io.stdout
   out:write(('Held-out renders: %d frames, identity seeds 900000-999999 (never trained on)\n\n'):format(n))
@@ -129,66 +74,6 @@ local function print_table(rows, cls, n, out)
              '| earrings | %.3f |\n| hat | %.3f |\n'):format(cls.hair_style, cls.glasses, cls.earrings, cls.hat))
 end
 
--- ---- weights out ---------------------------------------------------------------------
-
-local function export(path, sd, info)
-  local t = {}
-  for k, v in pairs(sd) do t[k] = v:to('f16') end
-  fada.mkdir_parent(path)
-  local meta = {format = 'fada-evaluator', outputs = {}}
-  for i, o in ipairs(E.OUTPUTS) do meta.outputs[i] = o.name end
-  for k, v in pairs(info) do meta[k] = v end
-  fada.safetensors.save(path, t, {config = meta})
-end
-
-local function plot(dir)
-  local csv, png = dir .. '/loss.csv', dir .. '/loss.png'
-  local script = ([[
-set terminal pngcairo size 900,500 noenhanced
-set output '%s'
-set datafile separator ','
-set key autotitle columnhead
-set xlabel 'step'
-set ylabel 'weighted MSE (log)'
-set logscale y
-set y2label 'held-out open correlation'
-set y2range [0:1]
-set y2tics
-set grid
-plot '%s' using 1:2 with lines lc rgb '#3060c0' title 'train loss (EMA of batches)', \
-     '%s' using 1:($5 > -1 ? $5 : 1/0) axes x1y2 with linespoints lc rgb '#c03030' title 'held-out open corr'
-]]):format(png, csv, csv)
-  local p = io.popen('gnuplot 2>&1', 'w')
-  if p then p:write(script) p:close() end
-end
-
--- Weighted held-out MSE of a state dict on selection frames (held-out
--- indices 20000+, apart from the frames the tables report).
-local sel_x, sel_y
-local function selection_loss(sd)
-  if not sel_x then sel_x, sel_y = R.batch(20000, 256, 'heldout') end
-  local probe = E.Net()
-  probe:load_state_dict(sd)
-  local raw = E.wrap(probe):forward(sel_x)
-  return F.mse(raw, sel_y, E.loss_weights()):item()
-end
-
--- Writes the final weights: the EMA of the weights or the last weights,
--- whichever reads the selection frames better (an EMA started at the
--- initialisation still carries some of it after a short run).
-local function finish(net, ema, out, info)
-  local ema_sd = {}
-  for k, v in pairs(ema:state_dict()) do ema_sd[k] = v end
-  local l_ema, l_raw = selection_loss(ema_sd), selection_loss(net:state_dict())
-  local final = E.Net()
-  final:load_state_dict(l_ema <= l_raw and ema_sd or net:state_dict())
-  info.weights = l_ema <= l_raw and 'ema' or 'last'
-  export(out, final:state_dict(), info)
-  io.stderr:write(('selection loss: EMA %.5f, last %.5f -> shipping the %s weights\n'):format(l_ema, l_raw,
-    info.weights == 'ema' and 'EMA' or 'last'))
-  return final
-end
-
 -- ---- main ------------------------------------------------------------------------------
 
 local o = parse(arg)
@@ -197,160 +82,25 @@ fada.set_num_threads(o.threads)
 if o.evaluate then
   local ev = E.load(o.evaluate)
   local t0 = fada.clock()
-  local rows, cls = measure(ev.net, o.frames)
+  local rows, cls = T.measure(ev.net, o.frames)
   print_table(rows, cls, o.frames)
   io.stderr:write(('(measured in %.0f s)\n'):format(fada.clock() - t0))
   os.exit(0)
 end
 
-fada.mkdir(o.dir)
-local ckpt_path = o.dir .. '/checkpoint.safetensors'
-local net = E.Net({seed = o.seed})
-local opt = optim.AdamW(net:named_parameters(), {lr = o.lr, weight_decay = 1e-4})
-local ema = optim.EMA(net:named_parameters(), 0.998)
-local lr_at = optim.warmup_cosine(o.lr, 200, o.steps, 0.05)
-local weights = E.loss_weights()
-local start, elapsed0 = 0, 0
-local f = io.open(ckpt_path, 'rb')
-if f and not o.fresh then
-  f:close()
-  local st = checkpoint.load(ckpt_path, {model = net, optimizer = opt, ema = ema})
-  start, elapsed0 = st.step, tonumber(st.info.elapsed) or 0
-  io.stderr:write(('resuming from %s at step %d (%.0f s trained)\n'):format(ckpt_path, start, elapsed0))
-  -- drop log rows written after the checkpoint (they will be redone)
-  local keep = {}
-  for line in io.lines(o.dir .. '/loss.csv') do
-    local s = tonumber(line:match('^(%d+),'))
-    if not s or s <= start then keep[#keep + 1] = line end
-  end
-  local csv = io.open(o.dir .. '/loss.csv', 'w')
-  csv:write(table.concat(keep, '\n'), '\n')
-  csv:close()
-else
-  if f then f:close() end
-  local csv = io.open(o.dir .. '/loss.csv', 'w')
-  csv:write('step,loss,lr,elapsed_s,heldout_open_corr,heldout_open_mae,heldout_round_corr,heldout_blink_corr\n')
-  csv:close()
-end
+local run = T.open(o)
+local start, elapsed0, ckpt_path = run.start, run.elapsed0, run.ckpt_path
 if o.export then
   if start == 0 then error('train_evaluator: --export needs a checkpoint in ' .. o.dir, 0) end
-  finish(net, ema, o.out, {steps = start, batch = o.batch, wall_seconds = math.floor(elapsed0), seed = o.seed})
+  T.finish(run.net, run.ema, o.out, {steps = start, batch = o.batch, wall_seconds = math.floor(elapsed0), seed = o.seed})
   print(('wrote %s from %s (step %d)'):format(o.out, ckpt_path, start))
   os.exit(0)
 end
-io.stderr:write(('evaluator: %d parameters, %d outputs, batch %d, pool %d (+%d/step), %d threads\n'):format(
-  net:num_parameters(), E.N_OUT, o.batch, o.pool, o.refresh, o.threads))
-
--- The pool: slot j (0-based) holds the newest frame index k ≡ j (mod pool)
--- with k < pool + step·refresh, so the pool after any step is known.
-local P, RF = o.pool, o.refresh
-local pool_x = fada.empty(P, 3, E.SIZE, E.SIZE)
-local pool_y = fada.empty(P, E.N_OUT)
-local function put(slot, k)
-  local img, row = R.frame(k, 'train')
-  pool_x:select(1, slot + 1):copy(img)
-  pool_y:select(1, slot + 1):copy(fada.tensor(row))
-end
-do
-  local t0 = fada.clock()
-  local bar = progress.new(P, {label = 'render pool', unit = 'frame'})
-  local limit = P + start * RF
-  for j = 0, P - 1 do
-    put(j, j + P * ((limit - 1 - j) // P))
-    bar:update(j + 1)
-  end
-  bar:finish()
-  io.stderr:write(('pool rendered in %.0f s\n'):format(fada.clock() - t0))
-end
-
--- held-out frames for the periodic check, rendered once
-local hx, hy = R.batch(0, o['eval-frames'], 'heldout')
-local function quick_eval(model_sd)
-  local probe = E.Net()
-  probe:load_state_dict(model_sd)
-  local ev = E.wrap(probe)
-  local raw = ev:forward(hx)
-  local p, t = raw:totable(), hy:totable()
-  local res = {}
-  for _, name in ipairs{'open', 'round', 'blink'} do
-    local j = E.INDEX[name]
-    local a, b = {}, {}
-    for i = 1, #p do a[i], b[i] = p[i][j], t[i][j] end
-    res[name] = {corr = stats.pearson(a, b), mae = stats.mae(a, b)}
-  end
-  return res
-end
-
-local t_start = fada.clock()
-local loss_avg
-local last_eval = {open = {corr = -2, mae = -1}, round = {corr = -2}, blink = {corr = -2}}
-local bar = progress.new(o.steps - start, {label = 'train evaluator', unit = 'step'})
-local t_render, t_step = 0, 0
-for step = start + 1, o.steps do
-  local t0 = fada.clock()
-  for i = 0, RF - 1 do
-    local n = (step - 1) * RF + i
-    put(n % P, P + n)
-  end
-  local t1 = fada.clock()
-  -- the batch: pool indices from a per-step generator (exact resume)
-  local g = fada.Generator(o.seed * 1000003 + step)
-  local idx = fada.randint(1, P + 1, o.batch, g) -- 1-based rows
-  local x = pool_x:index_select(1, idx)
-  local y = pool_y:index_select(1, idx)
-  -- augmentation: an eighth blurred (down to 32 and back), a half with
-  -- pixel noise of a random strength up to 0.04
-  local nb = o.batch // 8
-  local blurred = fada.ops.resize_bilinear(fada.ops.avg_pool2d(x:narrow(1, 1, nb), 2, 2), E.SIZE, E.SIZE)
-  x:narrow(1, 1, nb):copy(blurred)
-  local nn_ = o.batch // 2
-  local sigma = fada.rand(nn_, 1, 1, 1, g) * 0.04
-  local noisy = x:narrow(1, o.batch - nn_ + 1, nn_)
-  noisy:copy((noisy + fada.randn(nn_, 3, E.SIZE, E.SIZE, g) * sigma):clamp(0, 1))
-
-  opt.lr = lr_at(step)
-  opt:zero_grad()
-  local out = net(x)
-  local loss = F.mse(out, y, weights)
-  A.backward(loss)
-  optim.clip_grad_norm(net:named_parameters(), 1.0)
-  opt:step()
-  ema:update()
-  local lv = loss:item()
-  loss_avg = loss_avg and 0.98 * loss_avg + 0.02 * lv or lv
-  local t2 = fada.clock()
-  t_render, t_step = t_render + (t1 - t0), t_step + (t2 - t1)
-
-  local elapsed = elapsed0 + fada.clock() - t_start
-  local evaluated = false
-  if step % o['eval-every'] == 0 or step == o.steps then
-    last_eval = quick_eval(ema:state_dict())
-    evaluated = true
-  end
-  if step % 25 == 0 or evaluated then
-    local csv = io.open(o.dir .. '/loss.csv', 'a')
-    csv:write(('%d,%.6g,%.4g,%.1f,%s,%s,%s,%s\n'):format(step, loss_avg, opt.lr, elapsed,
-      evaluated and ('%.4f'):format(last_eval.open.corr) or '-2',
-      evaluated and ('%.4f'):format(last_eval.open.mae) or '-1',
-      evaluated and ('%.4f'):format(last_eval.round.corr) or '-2',
-      evaluated and ('%.4f'):format(last_eval.blink.corr) or '-2'))
-    csv:close()
-  end
-  if evaluated then plot(o.dir) end
-  if step % o['ckpt-every'] == 0 or step == o.steps then
-    checkpoint.save(ckpt_path, {model = net, optimizer = opt, ema = ema, step = step,
-                                info = {elapsed = ('%.1f'):format(elapsed)}})
-  end
-  bar:update(step - start, {loss = loss_avg, open_r = last_eval.open.corr,
-                            ['render%'] = 100 * t_render / math.max(t_render + t_step, 1e-9)})
-end
-bar:finish()
-
-local elapsed = elapsed0 + fada.clock() - t_start
-local final = finish(net, ema, o.out, {steps = o.steps, batch = o.batch, wall_seconds = math.floor(elapsed),
-                                      seed = o.seed})
-local rows, cls = measure(final, o['eval-frames'])
-local rb = by_name(rows)
+local elapsed, t_render, t_step = T.train(run, o)
+local final = T.finish(run.net, run.ema, o.out, {steps = o.steps, batch = o.batch,
+                                                 wall_seconds = math.floor(elapsed), seed = o.seed})
+local rows, cls = T.measure(final, o['eval-frames'])
+local rb = T.by_name(rows)
 print(('\nevaluator trained: %d steps x %d frames in %s (this run: render %.0f%% of the time)'):format(
   o.steps, o.batch, progress.format_time(elapsed), 100 * t_render / math.max(t_render + t_step, 1e-9)))
 print(('weights: %s; loss CSV and plot: %s/loss.csv, %s/loss.png'):format(o.out, o.dir, o.dir))
