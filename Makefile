@@ -59,17 +59,23 @@ teacher: build
 # (1000 steps: the shipped run was started at 1200 and resumed at step 200 with --steps 1000, the
 # cosine shortened while the learning rate was still at its peak, so the run fits one session)
 STUDENT_STEPS = 1000
+BALANCED_STEPS = 200
 student: build
 	@[ -f data/avatars/hq-train/manifest.jsonl ] || $(BUILD)/fadalua scripts/make_dataset.lua --clips 300 --size 64 --jobs 2
 	@[ -f data/avatars/moderate-train/manifest.jsonl ] || $(BUILD)/fadalua scripts/make_dataset.lua --clips 300 --size 64 --jobs 2 --tier moderate
 	@$(TRAIN_ENV) $(BUILD)/fadalua scripts/distill_student.lua --teacher weights/fada-teacher.safetensors --out runs/student --steps $(STUDENT_STEPS)
-	@$(BUILD)/fadalua scripts/distill_student.lua --out runs/student --export weights/fada-student.safetensors
+	@$(BUILD)/fadalua scripts/distill_student.lua --out runs/student --export runs/student-stage1.safetensors
+	@# stage 2: half the steps train FADA-Balanced's three branches (their own tokens), half token mode
+	@$(TRAIN_ENV) $(BUILD)/fadalua scripts/distill_student.lua --teacher weights/fada-teacher.safetensors \
+	  --init runs/student-stage1.safetensors --out runs/student-balanced --balanced-share 0.5 --steps $(BALANCED_STEPS) \
+	  --lr 5e-5 --warmup 20 --ema 0.99 --teacher-dtype bf16 --ckpt-every 25
+	@$(BUILD)/fadalua scripts/distill_student.lua --out runs/student-balanced --export weights/fada-student.safetensors
 
 # The ablations of the student's card: the shipped recipe with one part changed, each cut at
 # step ABLATION_STEPS of the same STUDENT_STEPS schedule (--stop-at), beside the recipe itself cut there
 # (runs/ablation-full: the recipe unchanged, on the same schedule). Exports go to
 # runs/ablations/NAME.safetensors for scripts/compare.lua --ablations.
-ABLATION_STEPS ?= 300
+ABLATION_STEPS ?= 150
 # the teacher's passes in bf16 where the CPU has AVX512-BF16 (1.23-1.27x faster steps; f32 elsewhere)
 ABLATION_FLAGS ?= --teacher-dtype bf16
 ABLATIONS = full: no-gt:--gt-share=0 no-moderate:--data-moderate=none fixed-mixer:--mixer=fixed \
