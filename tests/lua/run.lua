@@ -75,6 +75,16 @@ function env.assert_eq(actual, expected, what)
   end
 end
 
+-- assert_lines(lines, wants): each text of wants is found (plain) in the list of
+-- messages, and there are no others (as many lines as wants).
+function env.assert_lines(lines, wants)
+  local text = table.concat(lines, '\n')
+  for _, want in ipairs(wants) do
+    if not text:find(want, 1, true) then error(('expected %q among:\n%s'):format(want, text), 2) end
+  end
+  if #lines ~= #wants then error(('%d messages, expected %d:\n%s'):format(#lines, #wants, text), 2) end
+end
+
 -- checkerror(fn, pattern): fn must raise an error whose message contains
 -- pattern (plain text, not a Lua pattern). Returns the message.
 function env.checkerror(fn, pattern, ...)
