@@ -15,7 +15,7 @@ local LAYERS = {
   {'diffusion', {'fada.diffusion.*'}},
   {'pipeline, training', {'fada.pipeline', 'fada.train.*'}},
   {'evaluation, tools', {'fada.metrics', 'fada.metrics.*', 'fada.sweep', 'fada.plot', 'fada.figures',
-                         'fada.profile'}},
+                         'fada.profile', 'fada.bench.*'}},
   {'REPL', {'fada.help', 'fada.docs_core', 'fada.docs_math', 'fada.complete'}},
 }
 

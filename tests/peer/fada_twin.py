@@ -12,6 +12,13 @@ number.
   fada_twin.py bench MODEL.safetensors BRANCHES REPS THREADS
       prints one line "median_ms <m> min_ms <m>" for one denoiser call on one
       clip (x of n*F rows, B = 1), after a warm-up call.
+  fada_twin.py serve MODEL.safetensors THREADS IN_FIFO OUT_FIFO [BACKEND]
+      scripts/bench_model.lua's peer: per line "BRANCHES" on IN_FIFO, one timed
+      denoiser call on one clip, its milliseconds on OUT_FIFO ("quit" ends; a
+      failure answers "error ..."). BACKEND: torch (eager, the default), or
+      onnxruntime / openvino running the same call exported with
+      torch.onnx.export (once per branch set, its output checked against
+      torch's on the same inputs; the max abs diff goes to stderr).
 
 The safetensors reader/writer is minimal and local (the `safetensors`
 package is not installed for /usr/bin/python3).
@@ -96,7 +103,7 @@ class Twin:
     def conv(self, x, pre, stride=1, padding=None):
         w = self.p(pre + '.weight')
         if padding is None:
-            padding = w.shape[-1] // 2
+            padding = int(w.shape[-1]) // 2     # a Python int also while torch.onnx.export traces
         return F.conv2d(x, w, self.W.get(pre + '.bias'), stride=stride, padding=padding)
 
     def gn(self, x, pre, eps=1e-5):
@@ -319,6 +326,119 @@ def load_model(path):
     return Twin(W, json.loads(meta['config']))
 
 
+# ---- serve: the benchmark's peer, eager or exported ------------------------------------------------------
+
+BACKENDS = ('torch', 'onnxruntime', 'openvino')
+TOLERANCE = 1e-3    # an exported graph's max |out - torch's| over max |torch's|
+
+
+class DenoiseGraph(torch.nn.Module):
+    """Twin.denoise for one branch list, for torch.onnx.export: x, the audio
+    tokens, the reference latent and the reference net's tokens are the graph's
+    inputs (as they are the torch call's); t, the branches and the guidance
+    scales are fixed; the weights become the graph's constants."""
+
+    def __init__(self, m, branches, extra, ctx):
+        super().__init__()
+        self.m, self.branches, self.extra = m, branches, extra
+        self.B, self.levels = ctx['B'], sorted(ctx['tokens'])
+
+    def forward(self, x, atok, ref_lat, *tokens):
+        ctx = {'B': self.B, 'ref_lat': ref_lat, 'tokens': dict(zip(self.levels, tokens))}
+        return self.m.denoise(x, 500, self.branches, self.extra, ctx, atok)
+
+
+def export_onnx(m, branches, extra, ctx, atok, x, path):
+    """Writes the graph of one denoiser call to path; returns its inputs by name (numpy)."""
+    import warnings
+    graph = DenoiseGraph(m, branches, extra, ctx)
+    names = ['x', 'atok', 'ref_lat'] + ['tokens%d' % l for l in graph.levels]
+    args = (x, atok, ctx['ref_lat']) + tuple(ctx['tokens'][l] for l in graph.levels)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')     # the tracer's notes on Python numbers taken from shapes
+        torch.onnx.export(graph, args, path, input_names=names, output_names=['out'], opset_version=17,
+                          do_constant_folding=True)
+    return {n: a.detach().contiguous().numpy() for n, a in zip(names, args)}
+
+
+def runtime_call(backend, path, feeds, threads):
+    """The exported graph in ONNX Runtime or OpenVINO on `threads` threads:
+    returns a call that runs it once and gives its output (numpy)."""
+    if backend == 'onnxruntime':
+        import onnxruntime as ort
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        sess = ort.InferenceSession(path, so, providers=['CPUExecutionProvider'])
+        used = {i.name for i in sess.get_inputs()}
+        feeds = {k: v for k, v in feeds.items() if k in used}    # the exporter drops unused inputs
+        return lambda: sess.run(None, feeds)[0]
+    if backend == 'openvino':
+        import openvino as ov
+        compiled = ov.Core().compile_model(path, 'CPU', {'INFERENCE_NUM_THREADS': threads,
+                                                          'PERFORMANCE_HINT': 'LATENCY',
+                                                          # f32 like the others (bf16 is its default on some CPUs)
+                                                          'INFERENCE_PRECISION_HINT': 'f32'})
+        used = {n for p in compiled.inputs for n in p.get_names()}
+        feeds = {k: v for k, v in feeds.items() if k in used}
+        req = compiled.create_infer_request()
+
+        def call():
+            req.infer(feeds)
+            return req.get_output_tensor(0).data
+        return call
+    raise ValueError('unknown backend %r (%s)' % (backend, ' | '.join(BACKENDS)))
+
+
+def serve(m, threads, fin, fout, backend, workdir):
+    """Answers the benchmark: per line "BRANCHES" on fin, one timed denoiser
+    call on one clip, its milliseconds written to fout; "quit" ends. Each branch
+    set's first line builds its call (for onnxruntime/openvino: the export and
+    the output check, untimed); the time is that of the call alone."""
+    if backend not in BACKENDS:
+        raise ValueError('unknown backend %r (%s)' % (backend, ' | '.join(BACKENDS)))
+    torch.set_num_threads(threads)
+    cfg = m.cfg
+    Cl, Fr, hw = cfg['latent']['channels'], cfg['clip_frames'], cfg['image_size'] // cfg['latent']['factor']
+    g = torch.Generator().manual_seed(1)
+    ctx = m.reference(torch.randn(1, Cl, hw, hw, generator=g))
+    per = cfg['audio']['sample_rate'] // cfg['audio']['hop'] // cfg['fps']
+    atok = m.audio_tokens(torch.randn(Fr, cfg['audio']['n_mels'], per * (2 * cfg['audio']['context'] + 1),
+                                      generator=g))
+    extra = {'w_ref': 2.0, 'w_audio': 3.0}
+    calls = {}
+    for line in fin:
+        line = line.strip()
+        if line == 'quit' or not line:
+            break
+        if line not in calls:
+            branches = line.split(',')
+            x = torch.randn(len(branches) * Fr, Cl, hw, hw, generator=g)
+            if backend == 'torch':
+                calls[line] = (lambda x=x, branches=branches: m.denoise(x, 500, branches, extra, ctx, atok))
+            else:
+                path = '%s/denoise-%d.onnx' % (workdir, len(calls))
+                feeds = export_onnx(m, branches, extra, ctx, atok, x, path)
+                call = runtime_call(backend, path, feeds, threads)
+                want = m.denoise(x, 500, branches, extra, ctx, atok).numpy()
+                got = np.asarray(call())
+                diff = float(np.abs(got.astype(np.float64) - want).max()) if got.shape == want.shape else math.inf
+                rel = diff / max(float(np.abs(want).max()), 1e-30)
+                print('fada_twin: %s (%s, %d threads) vs torch on the same inputs, branches %s: max abs diff %.3g '
+                      '(relative %.2e, tolerance %g)' % (backend, 'exported to ONNX', threads, line, diff, rel,
+                                                          TOLERANCE), file=sys.stderr, flush=True)
+                if not rel <= TOLERANCE:
+                    raise ValueError('%s output differs from torch\'s: relative %.3g > %g (shape %s vs %s)'
+                                     % (backend, rel, TOLERANCE, got.shape, want.shape))
+                calls[line] = call
+        t0 = time.perf_counter()
+        calls[line]()
+        fout.write('%.3f\n' % ((time.perf_counter() - t0) * 1000))
+        fout.flush()
+
+
 def main():
     torch.set_grad_enabled(False)
     mode = sys.argv[1]
@@ -354,32 +474,23 @@ def main():
         times.sort()
         print('median_ms %.3f min_ms %.3f threads %d' % (times[len(times) // 2], times[0], torch.get_num_threads()))
     elif mode == 'serve':
-        # serve MODEL THREADS IN_FIFO OUT_FIFO: per line "BRANCHES" on IN, one timed
-        # denoiser call on one clip, its milliseconds written to OUT ("quit" ends).
-        # Lets the benchmark alternate fadalua and PyTorch calls under the same load.
-        m = load_model(sys.argv[2])
-        torch.set_num_threads(int(sys.argv[3]))
-        cfg = m.cfg
-        Cl, Fr, hw = cfg['latent']['channels'], cfg['clip_frames'], cfg['image_size'] // cfg['latent']['factor']
-        g = torch.Generator().manual_seed(1)
-        ctx = m.reference(torch.randn(1, Cl, hw, hw, generator=g))
-        per = cfg['audio']['sample_rate'] // cfg['audio']['hop'] // cfg['fps']
-        atok = m.audio_tokens(torch.randn(Fr, cfg['audio']['n_mels'], per * (2 * cfg['audio']['context'] + 1),
-                                          generator=g))
-        extra = {'w_ref': 2.0, 'w_audio': 3.0}
-        xs = {}
+        # serve MODEL THREADS IN_FIFO OUT_FIFO [BACKEND]: per line "BRANCHES" on IN, one
+        # timed denoiser call on one clip, its milliseconds written to OUT ("quit" ends).
+        # Lets the benchmark alternate fadalua's calls and the peer's under the same load.
+        # The FIFOs open first, so that a failure reaches the benchmark as a line "error ...".
+        import shutil
+        import tempfile
         with open(sys.argv[4]) as fin, open(sys.argv[5], 'w') as fout:
-            for line in fin:
-                line = line.strip()
-                if line == 'quit' or not line:
-                    break
-                branches = line.split(',')
-                if line not in xs:
-                    xs[line] = torch.randn(len(branches) * Fr, Cl, hw, hw, generator=g)
-                t0 = time.perf_counter()
-                m.denoise(xs[line], 500, branches, extra, ctx, atok)
-                fout.write('%.3f\n' % ((time.perf_counter() - t0) * 1000))
+            workdir = tempfile.mkdtemp(prefix='fada_twin.')
+            try:
+                serve(load_model(sys.argv[2]), int(sys.argv[3]), fin, fout,
+                      sys.argv[6] if len(sys.argv) > 6 else 'torch', workdir)
+            except Exception as e:      # noqa: BLE001 (any failure goes back as one line)
+                fout.write('error %s: %s\n' % (type(e).__name__, str(e).replace('\n', ' ')))
                 fout.flush()
+                raise
+            finally:
+                shutil.rmtree(workdir, ignore_errors=True)
     else:
         raise SystemExit('usage: fada_twin.py run|bench|serve ...')
 
