@@ -34,6 +34,9 @@ local opts = cli.parse(arg, run.flags({
                          .. 'optimiser and schedule; --token-dim and --time-control come from it)'},
   {'balanced_share', 'number', 0, "share of steps that train FADA-Balanced: the student's 3-branch multi-CFG output "
                                   .. 'at the scales, against the same targets; > 0 gives the branches tokens of their own'},
+  {'train_only', 'strings', nil, 'train only the parameters whose names match one of these Lua patterns (e.g. '
+                                .. "'cfg_branch_tokens' with --balanced-share 1: Balanced changes, token mode stays); "
+                                .. 'the rest are frozen. Default: all'},
   {'mixer', 'string', 'adaptive', "how the two losses combine: 'adaptive' (each over its running mean) or 'fixed' "
                                   .. '((1 - share)·distill + share·gt)'},
 }, {steps = 1200, lr = 1e-4, warmup = 100, ema = 0.995, ckpt_every = 50}))

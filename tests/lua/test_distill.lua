@@ -263,6 +263,51 @@ test('--init + --balanced-share: a second stage from a student trains its branch
   sh.contains(out, 'without branch tokens', 'a token-only run cannot switch to Balanced steps')
 end)
 
+test('--train-only cfg_branch_tokens: only the branch tokens move, token mode stays bit for bit; bad patterns refused',
+  function()
+  local base = dir .. '/stage1.safetensors' -- the previous test's export
+  local st = dir .. '/tokens-only'
+  local flags = (' --init %q --balanced-share 1 --train-only cfg_branch_tokens --lr 1e-2 --warmup 1 --ema 0.5'):format(base)
+  local out, code = sh.script('distill_student', common .. flags .. (' --out %q --steps 2'):format(st))
+  assert_eq(code, 0, out)
+  local exported = dir .. '/tokens-only.safetensors'
+  out, code = sh.script('distill_student', common .. (' --out %q --export %q'):format(st, exported))
+  assert_eq(code, 0, out)
+  local s1, s2 = models.load(base), models.load(exported)
+  local before = {}
+  for _, p in ipairs(s1:named_parameters()) do before[p.name] = p.tensor end
+  local n = 0
+  for _, p in ipairs(s2:named_parameters()) do
+    if p.name ~= 'cfg_branch_tokens' then
+      assert_close(p.tensor, before[p.name], 0, 0, p.name .. ' frozen')
+      n = n + 1
+    end
+  end
+  assert(n > 50, 'every other parameter compared: ' .. n)
+  assert((s2.cfg_branch_tokens - s1.cfg_tokens):abs():max():item() > 1e-3, 'the branch tokens train')
+  -- a resume keeps the set; another set on the same run, a pattern that matches nothing,
+  -- and branch tokens alone with token-mode steps are refused
+  out, code = sh.script('distill_student', common .. flags .. (' --out %q --steps 3'):format(st))
+  assert_eq(code, 0, out)
+  sh.contains(out, 'resuming', 'resumes with the same --train-only')
+  out, code = sh.script('distill_student', common .. (' --out %q --init %q --balanced-share 1 --train-only %s --steps 4')
+    :format(st, base, 'cfg_.*'))
+  assert_eq(code, 2, out)
+  sh.contains(out, "trains 'cfg_branch_tokens'; resume it with the same --train-only", 'another set on a run')
+  out, code = sh.script('distill_student', common .. (' --out %q --init %q --balanced-share 1 --train-only %s')
+    :format(dir .. '/z', base, 'no_such'))
+  assert_eq(code, 2, out)
+  sh.contains(out, "--train-only: 'no_such' matches no parameter", 'a pattern that matches nothing')
+  out, code = sh.script('distill_student', common .. (' --out %q --init %q --balanced-share 1 --train-only %q')
+    :format(dir .. '/z', base, 'cfg_[x'))
+  assert_eq(code, 2, out)
+  sh.contains(out, "--train-only: 'cfg_[x' is not a Lua pattern", 'a malformed pattern')
+  out, code = sh.script('distill_student', common .. (' --out %q --init %q --balanced-share 0.5 --train-only %s')
+    :format(dir .. '/z', base, 'cfg_branch_tokens'))
+  assert_eq(code, 2, out)
+  sh.contains(out, 'token-mode steps do not use: give --balanced-share 1 (got 0.5)', 'branch tokens need Balanced steps')
+end)
+
 test('a teacher file replaced under a run stops its resume and leaves the checkpoint as it was', function()
   local swapped = dir .. '/swapped-teacher.safetensors'
   local m = models.load(teacher_path)

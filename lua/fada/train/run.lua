@@ -82,6 +82,36 @@ function M.encode_batch(model, b)
   end)
 end
 
+-- The parameters a run trains: all of model's, or with patterns (Lua
+-- patterns, anchored to the whole name) only those whose names match one; the
+-- rest are frozen (no gradient, so backward skips their weight gradients).
+-- Returns the {name =, tensor =} list, or nil and a message naming a pattern
+-- that matches nothing.
+function M.trained_parameters(model, patterns)
+  local all = model:named_parameters()
+  if not patterns or #patterns == 0 then return all end
+  local hits, keep = {}, {}
+  for _, p in ipairs(all) do
+    for i, pat in ipairs(patterns) do
+      local ok, m = pcall(string.match, p.name, '^' .. pat .. '$')
+      if not ok then return nil, ("'%s' is not a Lua pattern: %s"):format(pat, tostring(m):gsub('^.-: ', '')) end
+      if m then keep[p], hits[i] = true, true end
+    end
+  end
+  local list = {}
+  for _, p in ipairs(all) do
+    if keep[p] then list[#list + 1] = p else A.requires_grad(p.tensor, false) end
+  end
+  for i, pat in ipairs(patterns) do
+    if not hits[i] then
+      local names = {}
+      for j = 1, math.min(#all, 4) do names[j] = all[j].name end
+      return nil, ("'%s' matches no parameter (names look like %s, ...)"):format(pat, table.concat(names, ', '))
+    end
+  end
+  return list
+end
+
 -- One optimiser update from loss: gradients, clipping, the scheduled learning
 -- rate, the step and the EMA of the weights. Returns the gradient norm before clipping.
 function M.update(loss, opt, ema, params, clip_grad, lr)

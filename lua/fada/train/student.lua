@@ -101,6 +101,12 @@ local function generators(r)
   return gens
 end
 
+local function comma_list(text)
+  local list = {}
+  for item in text:gmatch('[^,]+') do list[#list + 1] = item end
+  return list
+end
+
 -- open(opts, fail) -> the run r: {student, teacher, opt, ema, mixer, grid,
 -- hq, moderate, step, seconds_before, resuming, ckpt_path, info, ...}, at the
 -- checkpoint's step when resuming. opts.export opens no teacher and no data.
@@ -110,7 +116,23 @@ function M.open(opts, fail)
   if opts.export and not r.resuming then fail('--export: no checkpoint at ' .. r.ckpt_path) end
   open_models(r, opts, fail)
   r.student:train()
-  r.params = r.student:named_parameters()
+  -- a resumed run keeps the parameter set it started with
+  local stored = r.info.train_only and r.info.train_only ~= '' and r.info.train_only or nil
+  local given = opts.train_only and table.concat(opts.train_only, ',') or nil
+  if r.resuming and given ~= stored and not (opts.export and not given) then
+    fail(('--train-only: %s trains %s; resume it with the same --train-only, or start a new run with another --out')
+      :format(r.ckpt_path, stored and ("'" .. stored .. "'") or 'all parameters'))
+  end
+  r.train_only = given or stored
+  local why
+  r.params, why = run.trained_parameters(r.student, r.train_only and comma_list(r.train_only))
+  if not r.params then fail('--train-only: ' .. why) end
+  local branch_only = true -- branch tokens take part in Balanced steps only
+  for _, p in ipairs(r.params) do branch_only = branch_only and p.name == 'cfg_branch_tokens' end
+  if r.train_only and branch_only and opts.balanced_share < 1 and not opts.export then
+    fail(("--train-only %s trains only the branch tokens, which token-mode steps do not use: give --balanced-share 1 "
+      .. '(got %g)'):format(r.train_only, opts.balanced_share))
+  end
   r.opt = optim.AdamW(r.params, {lr = opts.lr, weight_decay = opts.weight_decay})
   r.ema = optim.EMA(r.params, opts.ema)
   r.lr_at = optim.warmup_cosine(opts.lr, opts.warmup, opts.steps, 0.1)
@@ -133,7 +155,8 @@ end
 -- Writes the weights of the last checkpoint (the EMA ones unless
 -- opts.export_raw) as f16 to opts.export; command goes into its metadata.
 function M.export(r, opts, command)
-  if not opts.export_raw then r.student:load_state_dict(r.ema:state_dict()) end
+  -- (a --train-only run's EMA holds only the trained parameters; the others are as they were)
+  if not opts.export_raw then r.student:load_state_dict(r.ema:state_dict(), {strict = r.train_only == nil}) end
   models.save(r.student, opts.export, {trained_steps = tostring(r.step), student_steps = tostring(opts.student_steps),
                                        weights = opts.export_raw and 'raw' or ('EMA %g'):format(opts.ema),
                                        train_hours = ('%.2f'):format(r.seconds_before / 3600),
@@ -219,6 +242,11 @@ local function train_step(r, opts, s)
   local l_distill = F.mse(out, target, r.wmap)
   local l_gt = not from_moderate and F.mse(out, r.sched:target(x0, eps, t), r.wmap) or nil
   local loss, weights = r.mixer:mix(l_distill, l_gt)
+  if not A.tracked(loss) then
+    error(("--train-only %s: no parameter it selects takes part in a %s step; train those steps' parameters too, "
+      .. 'or give --balanced-share %s'):format(r.train_only, balanced and 'Balanced' or 'token-mode',
+      balanced and '0' or '1'), 0)
+  end
   local gnorm = run.update(loss, r.opt, r.ema, r.params, opts.clip_grad, r.lr_at(s))
   return {loss = loss:item(), distill = l_distill:item(), gt = l_gt and l_gt:item(), w = weights, gnorm = gnorm,
           frames = B * Fr}
@@ -240,6 +268,7 @@ function M.train(r, opts)
                                   generators = generators(r), step = r.step,
                                   info = {teacher = opts.teacher, teacher_digest = r.teacher_digest, data = opts.data,
                                           data_moderate = opts.data_moderate, init = r.info.init,
+                                          train_only = r.train_only,
                                           mixer = r.mixer:state(), student_steps = tostring(opts.student_steps),
                                           train_seconds = elapsed()}})
     run.plot(opts.out .. '/loss.png', csv_path, 'mouth-weighted MSE', {{3, 'teacher matching'}, {4, 'ground truth'}})
