@@ -65,10 +65,12 @@ student: build
 	@[ -f data/avatars/moderate-train/manifest.jsonl ] || $(BUILD)/fadalua scripts/make_dataset.lua --clips 300 --size 64 --jobs 2 --tier moderate
 	@$(TRAIN_ENV) $(BUILD)/fadalua scripts/distill_student.lua --teacher weights/fada-teacher.safetensors --out runs/student --steps $(STUDENT_STEPS)
 	@$(BUILD)/fadalua scripts/distill_student.lua --out runs/student --export runs/student-stage1.safetensors
-	@# stage 2: half the steps train FADA-Balanced's three branches (their own tokens), half token mode
+	@# stage 2: half the steps train FADA-Balanced's three branches (their own tokens), half token mode;
+	@# the backbone frozen, only the branch tokens and the CFG control layers train (weights/fada-student.md)
 	@$(TRAIN_ENV) $(BUILD)/fadalua scripts/distill_student.lua --teacher weights/fada-teacher.safetensors \
 	  --init runs/student-stage1.safetensors --out runs/student-balanced --balanced-share 0.5 --steps $(BALANCED_STEPS) \
-	  --lr 5e-5 --warmup 20 --ema 0.99 --teacher-dtype bf16 --ckpt-every 25
+	  --train-only 'cfg_branch_tokens,unet%.cfg_ctrl%..+' --lr 1e-4 --warmup 20 --ema 0.99 --teacher-dtype bf16 \
+	  --ckpt-every 25
 	@$(BUILD)/fadalua scripts/distill_student.lua --out runs/student-balanced --export weights/fada-student.safetensors
 
 # The ablations of the student's card: the shipped recipe with one part changed, each cut at
