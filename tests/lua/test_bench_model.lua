@@ -1,8 +1,9 @@
 -- scripts/bench_model.lua, the yardstick, on the tiny config: its flags, a
 -- line per peer or a loud skip line per absent one, the closing line last;
--- and, when scripts/setup-bench.sh's environment exists (this test never
--- makes it: that needs PyPI), the exported twin's output check in ONNX
--- Runtime (and OpenVINO) against torch. No timing is asserted.
+-- and the exported twin's output check in ONNX Runtime (and OpenVINO) against
+-- torch, in scripts/setup-bench.sh's environment, which this test makes first
+-- when it can (PyPI; as test_sampler_peers.lua makes its own), else skips
+-- loudly. No timing is asserted.
 -- labels: nosan;peer
 local sh = dofile(debug.getinfo(1, 'S').source:match('^@(.-)[^/]*$') .. 'shell_helpers.lua')
 
@@ -14,6 +15,11 @@ local function lines_of(s)
   for l in s:gmatch('[^\n]+') do t[#t + 1] = l end
   return t
 end
+
+-- The bench environment, made before the shared run so that run has every peer.
+local bench_env = io.popen('sh scripts/setup-bench.sh 2>&1')
+local bench_why = bench_env:read('a'):gsub('%s+$', '')
+local have_bench_env = bench_env:close()
 
 -- One run of the whole yardstick on the tiny config, shared by the tests below.
 local run
@@ -63,10 +69,8 @@ end)
 
 test('the exported twin computes what torch computes (ONNX Runtime; OpenVINO too when there)', function()
   need_torch()
-  local p = io.popen('sh scripts/setup-bench.sh --check 2>&1')
-  local why = p:read('a'):gsub('%s+$', '')
-  if not p:close() then
-    skip('no bench environment, so no ONNX Runtime peer to check (' .. why .. ')')
+  if not have_bench_env then
+    skip('the bench environment could not be made, so no ONNX Runtime peer to check (' .. bench_why .. ')')
   end
   local r = tiny_run()
   local checked = {}
