@@ -2,7 +2,8 @@
 # Installs the Debian 12 packages fadalua needs, only those missing.
 # Usage: scripts/setup-deps.sh [runtime|test]
 #   runtime  what building and running needs (make demo)
-#   test     that plus the test-only peers: PyTorch, torchaudio, clang's fuzzer runtime (make test)
+#   test     that plus the test-only peers: PyTorch, torchaudio, clang's fuzzer runtime, and GNU parallel
+#            (the sweep test shards through it; docs/sweeps.md) (make test)
 set -eu
 
 runtime_pkgs="cmake make gcc pkg-config
@@ -11,7 +12,7 @@ runtime_pkgs="cmake make gcc pkg-config
  libpng-dev libsndfile1-dev libcjson-dev
  libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev ffmpeg
  espeak-ng gnuplot-nox"
-test_pkgs="clang libclang-rt-14-dev python3-torch python3-torchaudio python3-numpy"
+test_pkgs="clang libclang-rt-14-dev python3-torch python3-torchaudio python3-numpy parallel"
 
 want=$runtime_pkgs
 [ "${1:-runtime}" = test ] && want="$runtime_pkgs $test_pkgs"

@@ -18,13 +18,15 @@ local opts = cli.parse(arg, {
   about = 'Runs every combination of the axes (the first listed outermost) as one job each: the setting on\n' ..
           'held-out clips 0 .. clips-1, read by the evaluator. VALUES: a comma list (quote a value that has a\n' ..
           "comma: cfg_schedule='interval:200,800'), numeric ranges lo:hi:step (w_audio=1:6:0.5); a sweep file\n" ..
-          'returns {axis = values, ...}. Each job writes DIR/jobs/job-N.csv and is skipped once there;\n' ..
-          '--list prints one command per shard for GNU parallel or xargs, --index N (or SLURM_ARRAY_TASK_ID)\n' ..
-          "runs shard N of --shards (jobs with id mod shards = N), and 'merge' combines the jobs into\n" ..
-          'DIR/sweep.csv, DIR/sweep.md and PNG plots. Without --index the whole sweep runs, then merges.\n\n' ..
+          'returns {axis = values, ...}, or a list of such tables (the union of their products, e.g. the\n' ..
+          'teacher over steps beside the student over modes). Each job writes DIR/jobs/job-N.csv and is\n' ..
+          'skipped once there; --list prints one command per shard for GNU parallel or xargs, --index N (or\n' ..
+          "SLURM_ARRAY_TASK_ID) runs shard N of --shards (jobs with id mod shards = N), and 'merge' combines\n" ..
+          'the jobs into DIR/sweep.csv, DIR/sweep.md and PNG plots. Without --index the whole sweep runs, then\n' ..
+          'merges.\n\n' ..
           'axes:\n' .. table.concat(axes_help, '\n'),
   positional = true,
-  {'file', 'string', nil, 'a sweep file (a Lua table of axes); AXIS=VALUES words override it'},
+  {'file', 'string', nil, 'a sweep file (a Lua table of axes, or a list of them); AXIS=VALUES words override it'},
   {'out', 'string', 'runs/sweep', 'output folder'},
   {'list', 'bool', false, 'print one self-contained command per shard and exit'},
   {'index', 'int', nil, 'run shard N only (0-based; default: SLURM_ARRAY_TASK_ID when set)'},
@@ -40,9 +42,11 @@ for _, a in ipairs(opts.args) do
   if a == 'merge' then merge_only = true else words[#words + 1] = a end
 end
 local ok, axes = pcall(function()
-  local ax = opts.file and sweep.from_file(opts.file) or {}
-  for k, v in pairs(sweep.parse_args(words)) do ax[k] = v end
-  return ax
+  local parts = opts.file and sweep.from_file(opts.file) or {{}}
+  for _, part in ipairs(parts) do
+    for k, v in pairs(sweep.parse_args(words)) do part[k] = v end
+  end
+  return parts
 end)
 if not ok then cli.fail(axes) end
 local ok2, jobs = pcall(sweep.jobs, axes)

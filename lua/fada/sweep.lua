@@ -5,8 +5,8 @@
 -- (scripts/sweep.lua is the command; docs/sweeps.md the guide).
 --
 --   local sweep = require 'fada.sweep'
---   local axes = sweep.parse_args({'steps=6,12', 'w_audio=1:6:0.5'})   -- or sweep.from_file('s.lua')
---   local jobs = sweep.jobs(axes)            -- deterministic order, the first axis outermost
+--   local axes = sweep.parse_args({'steps=6,12', 'w_audio=1:6:0.5'})   -- or sweep.from_file('s.lua'): a list of axes
+--   local jobs = sweep.jobs(axes)            -- deterministic order, the first axis outermost (a list: part after part)
 --   sweep.run_job(jobs[1], dir, {progress = fn})    -- writes DIR/jobs/job-0000.csv (resumable per clip)
 --   local rows = sweep.merge(dir, jobs)      -- DIR/sweep.csv, DIR/sweep.md, plots
 local fada = require 'fada'
@@ -82,27 +82,51 @@ function M.parse_args(words)
   return axes
 end
 
--- Axes from a sweep file: a Lua file returning {key = values, ...}, each value
--- a list, a number or a text in the grammar above.
-function M.from_file(path)
-  local chunk, err = loadfile(path, 't', {})
-  if not chunk then fail("sweep: the sweep file '%s' does not load: %s", path, err) end
-  local ok, t = pcall(chunk)
-  if not ok then fail("sweep: the sweep file '%s' failed: %s", path, tostring(t)) end
-  if type(t) ~= 'table' then fail("sweep: the sweep file '%s' must return a table of axes, returned a %s", path, type(t)) end
+-- One sweep-file table's axes: {key = values, ...}, each value a list, a number
+-- or a text in the grammar above.
+local function file_axes(path, t, where)
   local axes = {}
   for key, v in pairs(t) do
-    if type(key) ~= 'string' then fail("sweep: the sweep file '%s' has a key that is not an axis name", path) end
+    if type(key) ~= 'string' then fail("sweep: the sweep file '%s'%s has a key that is not an axis name", path, where) end
     axes[key] = M.parse_values(key, type(v) == 'table' and v or tostring(v))
   end
   return axes
 end
 
+-- The sweep from a sweep file: a Lua file returning {key = values, ...} (one
+-- product), or a list of such tables, a sweep that is the union of their
+-- products (e.g. the teacher over steps beside the student over modes), jobs
+-- numbered part after part. Returns the parts, a list of axes tables.
+function M.from_file(path)
+  -- (the file may compute its table, with Lua's pure functions; it sees nothing else)
+  local env = {pairs = pairs, ipairs = ipairs, tostring = tostring, tonumber = tonumber, type = type,
+               math = math, string = string, table = table}
+  local chunk, err = loadfile(path, 't', env)
+  if not chunk then fail("sweep: the sweep file '%s' does not load: %s", path, err) end
+  local ok, t = pcall(chunk)
+  if not ok then fail("sweep: the sweep file '%s' failed: %s", path, tostring(t)) end
+  if type(t) ~= 'table' then fail("sweep: the sweep file '%s' must return a table of axes, returned a %s", path, type(t)) end
+  if t[1] == nil then return {file_axes(path, t, '')} end
+  local parts = {}
+  for i, part in ipairs(t) do
+    if type(part) ~= 'table' then
+      fail("sweep: the sweep file '%s': part %d of its list is a %s, not a table of axes", path, i, type(part))
+    end
+    parts[i] = file_axes(path, part, (' (part %d)'):format(i))
+  end
+  for key in pairs(t) do
+    if math.type(key) ~= 'integer' then
+      fail("sweep: the sweep file '%s' mixes a list of parts with axes of its own (%s): put every axis inside a part",
+        path, tostring(key))
+    end
+  end
+  return parts
+end
+
 -- ---- jobs ----------------------------------------------------------------------------------------------
 
--- Every combination, the first axis of M.AXES outermost; a job is {id (0-based),
--- [axis] = value ..., key = 'model=...|mode=...|...'}.
-function M.jobs(axes)
+-- The product of one axes table, the first axis of M.AXES outermost.
+local function product(axes)
   for k in pairs(axes) do if not AXIS[k] then fail("sweep: unknown axis '%s' (axes: %s)", k, M.axis_names()) end end
   local jobs = {{}}
   for _, a in ipairs(M.AXES) do
@@ -118,12 +142,28 @@ function M.jobs(axes)
     end
     jobs = nxt
   end
-  for i, j in ipairs(jobs) do
-    j.id = i - 1
-    if j.steps == 0 then j.steps = pipeline.default_steps[j.mode] or 25 end
-    local parts = {}
-    for _, a in ipairs(M.AXES) do parts[#parts + 1] = ('%s=%s'):format(a[1], tostring(j[a[1]])) end
-    j.key = table.concat(parts, '|')
+  return jobs
+end
+
+-- Every combination of axes (a table of axes, or a list of them: the union of
+-- their products, part after part) in a deterministic order; a job is {id
+-- (0-based), [axis] = value ..., key = 'model=...|mode=...|...'}. The same
+-- setting twice (parts that overlap) is one job.
+function M.jobs(axes)
+  local parts = axes[1] and axes or {axes}
+  local jobs, seen = {}, {}
+  for _, part in ipairs(parts) do
+    for _, j in ipairs(product(part)) do
+      if j.steps == 0 then j.steps = pipeline.default_steps[j.mode] or 25 end
+      local keys = {}
+      for _, a in ipairs(M.AXES) do keys[#keys + 1] = ('%s=%s'):format(a[1], tostring(j[a[1]])) end
+      j.key = table.concat(keys, '|')
+      if not seen[j.key] then
+        seen[j.key] = true
+        j.id = #jobs
+        jobs[#jobs + 1] = j
+      end
+    end
   end
   return jobs
 end

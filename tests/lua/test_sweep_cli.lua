@@ -1,7 +1,8 @@
 -- fada.sweep and scripts/sweep.lua on a tiny model: the grammar (ranges,
 -- quotes, errors naming the axis), the deterministic job order, a 12-job sweep
 -- run as 3 shards from --list then merged equal to one process row for row, an
--- interrupted shard that resumes without redoing finished jobs, sweep files.
+-- interrupted shard that resumes without redoing finished jobs, the same through
+-- GNU parallel as docs/sweeps.md shows it, sweep files.
 local models = require 'fada.models'
 local sweep = require 'fada.sweep'
 
@@ -38,6 +39,25 @@ test('grammar: lists, inclusive ranges, quoted values, defaults; errors name the
   assert_eq(jobs[1].mode, 'teacher')
   -- steps=0 (the default) takes the mode's default
   assert_eq(sweep.jobs(sweep.parse_args({'mode=fast,teacher'}))[1].steps, 6)
+  -- a sweep file of parts: the union of their products, part after part, a shared setting once
+  local union = sh.write_file(dir .. '/union.lua', "return {{steps = {6, 12}, w_audio = '1,3.5'}, "
+    .. "{model = 'student.safetensors', mode = {'balanced', 'fast'}, w_audio = 3.5}, {steps = 6, w_audio = 1}}")
+  jobs = sweep.jobs(sweep.from_file(union))
+  assert_eq(#jobs, 6, 'four teacher jobs, two student jobs, the third part already in the first')
+  local seen = {}
+  for i, j in ipairs(jobs) do
+    assert_eq(j.id, i - 1)
+    seen[#seen + 1] = ('%s/%s/%d/%g'):format(j.model:match('[^/]*$'), j.mode, j.steps, j.w_audio)
+  end
+  assert_eq(table.concat(seen, ' '), 'fada-teacher.safetensors/teacher/6/1 fada-teacher.safetensors/teacher/6/3.5 '
+    .. 'fada-teacher.safetensors/teacher/12/1 fada-teacher.safetensors/teacher/12/3.5 '
+    .. 'student.safetensors/balanced/6/3.5 student.safetensors/fast/6/3.5')
+  checkerror(function() sweep.from_file(sh.write_file(dir .. '/p.lua', 'return {{steps = 6}, 7}')) end,
+    'part 2 of its list is a number, not a table of axes')
+  checkerror(function() sweep.from_file(sh.write_file(dir .. '/m.lua', 'return {{steps = 6}, seed = 1}')) end,
+    'mixes a list of parts with axes of its own')
+  checkerror(function() sweep.from_file(sh.write_file(dir .. '/k.lua', 'return {{stepz = 6}}')) end,
+    "unknown axis 'stepz'")
 end)
 
 local args = ('model=%s steps=1,2 w_ref=1,2 w_audio=1,3.5,6 clips=2 --seconds 0.4 --threads 1'):format(model)
@@ -89,6 +109,22 @@ test('12 jobs as 3 shards from --list, then merge == one process, row for row; a
     assert(sh.exists(sharded .. '/' .. png) or out:find('no plots', 1, true), png)
   end
   sh.contains(sh.slurp(sharded .. '/sweep.md'), '| 11 | steps=2 w_ref=2 w_audio=6 |', 'the summary')
+end)
+
+test("the docs' recipe: --list piped to GNU parallel -j 2, then merge == one process", function()
+  if not os.execute('command -v parallel >/dev/null 2>&1') then
+    skip('GNU parallel is not installed (scripts/setup-deps.sh test installs it)')
+  end
+  local out_dir = dir .. '/parallel'
+  local list = sh.script('sweep', args .. (' --out %q --shards 2 --list'):format(out_dir))
+  local p = io.popen(('parallel -j 2 --will-cite 2>&1 <<\'EOF\'\n%sEOF'):format(list))
+  local o = p:read('a')
+  assert(p:close(), o)
+  sh.contains(o, 'shard 0 of 2: 6 jobs run', 'shard 0 under parallel')
+  sh.contains(o, 'shard 1 of 2: 6 jobs run', 'shard 1 under parallel')
+  local out, code = sh.script('sweep', args .. (' --out %q --no-plots merge'):format(out_dir))
+  assert_eq(code, 0, out)
+  same_rows(sweep.read_csv(out_dir .. '/sweep.csv'), sweep.read_csv(dir .. '/one/sweep.csv'), 'parallel vs one process')
 end)
 
 test('a sweep file, SLURM_ARRAY_TASK_ID, and what is refused', function()
