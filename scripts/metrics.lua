@@ -28,8 +28,40 @@ A video is an MP4 (audio read from it unless --audio is given) or a folder of PN
   {'sheet', 'string', nil, 'with --video: also write a contact sheet PNG (frames over read vs audio mouth)'},
   {'threads', 'int', 1, 'compute threads'},
 })
+
+-- ---- the flags' checks: a message naming the flag and exit 2, before any work -------------------
+
+-- f(...) or a one-line message: "what: why" (a library's file position dropped), exit 2.
+local function try(what, f, ...)
+  local r = table.pack(pcall(f, ...))
+  if not r[1] then
+    local why = tostring(r[2]):gsub('^[^:\n]*%.lua:%d+: ', ''):gsub('^metrics: ', '')
+    cli.fail(what and ('%s: %s'):format(what, why) or why)
+  end
+  return table.unpack(r, 2, r.n)
+end
+local function readable(path)
+  local f = io.open(path, 'rb')
+  if f then f:close() end
+  return f ~= nil
+end
+
+if opts.ground_truth and opts.video then cli.fail('give --ground-truth or --video, not both') end
+if opts.clips < 1 then cli.fail(('--clips must be at least 1, got %d'):format(opts.clips)) end
+if opts.size < 16 then cli.fail(('--size must be at least 16, got %d'):format(opts.size)) end
+if not (opts.fps > 0) then cli.fail(('--fps must be a number > 0, got %s'):format(opts.fps)) end
+if opts.threads < 1 then cli.fail(('--threads must be at least 1, got %d'):format(opts.threads)) end
+if opts.weights and not readable(opts.weights) then cli.fail(("--weights: cannot read '%s'"):format(opts.weights)) end
+if opts.video then
+  if not readable(opts.video) then cli.fail(("--video: cannot read '%s'"):format(opts.video)) end
+  if metrics.is_folder(opts.video) and not opts.audio then
+    cli.fail(("--video '%s' is a folder of PNG frames: give its speech with --audio"):format(opts.video))
+  end
+  if opts.audio and not readable(opts.audio) then cli.fail(("--audio: cannot read '%s'"):format(opts.audio)) end
+  if opts.ref and not readable(opts.ref) then cli.fail(("--ref: cannot read '%s'"):format(opts.ref)) end
+end
 fada.set_num_threads(opts.threads)
-local ev = metrics.evaluator(opts.weights)
+local ev = try(opts.weights and '--weights ' .. opts.weights, metrics.evaluator, opts.weights)
 
 local function row(name, values, fmt, note)
   fmt = fmt or '%.3f'
@@ -83,9 +115,15 @@ end
 -- ---- a generated video --------------------------------------------------------------------------
 
 local function video()
-  local frames, fps, samples, sr = metrics.load_video(opts.video, {fps = opts.fps, audio = opts.audio})
-  if opts.audio then samples, sr = fada.audio.load(opts.audio, {sample_rate = 16000}) end
-  local ref = opts.ref and fada.image.load(opts.ref, {channels = 3}) or nil
+  local ref = opts.ref and try('--ref ' .. opts.ref, fada.image.load, opts.ref, {channels = 3}) or nil
+  local samples, sr
+  if opts.audio then samples, sr = try('--audio ' .. opts.audio, fada.audio.load, opts.audio, {sample_rate = 16000}) end
+  local frames, fps, own, own_sr = try('--video ' .. opts.video, metrics.load_video, opts.video,
+                                       {fps = opts.fps, audio = opts.audio})
+  if not opts.audio then samples, sr = own, own_sr end
+  if opts.sheet and not samples then
+    cli.fail(("--sheet draws the mouth against the speech: '%s' has no audio (give --audio)"):format(opts.video))
+  end
   local m = metrics.evaluate(frames, samples, sr, {ref = ref, evaluator = ev, fps = fps})
   print(('\n%s: %d frames %dx%d at %g fps%s\n'):format(opts.video, frames:size(1), frames:size(3), frames:size(4),
     fps, samples and (', %.2f s of audio'):format(samples:size(1) / sr) or ', no audio'))

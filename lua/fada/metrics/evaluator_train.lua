@@ -4,10 +4,11 @@
 -- loss.csv, loss.png and checkpoints) and the export of the shipped weights.
 --
 --   local T = require 'fada.metrics.evaluator_train'
---   local run = T.open(o)                       -- o: the script's options
+--   local run = T.open(o)                       -- o: the script's options (cli.parse keys)
 --   local elapsed, t_render, t_step = T.train(run, o)
 --   local final = T.finish(run.net, run.ema, o.out, {steps = o.steps, ...})
 --   local rows, cls = T.measure(final, 256)     -- per output corr / MAE; class accuracies
+--   io.write(T.table(rows, cls, 256))           -- the Markdown tables of --evaluate
 local fada = require 'fada'
 local F = require 'fada.F'
 local A = require 'fada.autograd'
@@ -70,6 +71,21 @@ function M.by_name(rows)
   return t
 end
 
+-- The Markdown tables of M.measure's rows and class accuracies on n frames
+-- (the style one-hot and the accessories as their accuracies only).
+function M.table(rows, cls, n)
+  local out = {('Held-out renders: %d frames, identity seeds 900000-999999 (never trained on)\n\n'):format(n),
+               '| output | correlation | mean abs error | range |\n|---|---|---|---|\n'}
+  for _, r in ipairs(rows) do
+    if not r.name:find('^style_') and r.name ~= 'glasses' and r.name ~= 'earrings' and r.name ~= 'hat' then
+      out[#out + 1] = ('| %s | %.4f | %.4f | %.3g |\n'):format(r.name, r.corr, r.mae, r.range)
+    end
+  end
+  out[#out + 1] = ('\n| class | accuracy |\n|---|---|\n| hair style (6-way) | %.3f |\n| glasses | %.3f |\n' ..
+                   '| earrings | %.3f |\n| hat | %.3f |\n'):format(cls.hair_style, cls.glasses, cls.earrings, cls.hat)
+  return table.concat(out)
+end
+
 -- ---- weights out ---------------------------------------------------------------------
 
 -- Writes a state dict as the shipped f16 weights with their metadata (info added).
@@ -101,7 +117,7 @@ set grid
 plot '%s' using 1:2 with lines lc rgb '#3060c0' title 'train loss (EMA of batches)', \
      '%s' using 1:($5 > -1 ? $5 : 1/0) axes x1y2 with linespoints lc rgb '#c03030' title 'held-out open corr'
 ]]):format(png, csv, csv)
-  local p = io.popen('gnuplot 2>&1', 'w')
+  local p = io.popen('gnuplot >/dev/null 2>&1', 'w')   -- its warnings (a one-point range) are no output of ours
   if p then p:write(script) p:close() end
 end
 
@@ -138,7 +154,8 @@ end
 -- fresh, ...): the net, AdamW, the EMA and the learning-rate schedule, resumed
 -- from DIR/checkpoint.safetensors unless o.fresh (loss.csv cut back to the
 -- checkpoint's step), or a fresh loss.csv. Returns the run: net, opt, ema, lr_at,
--- ckpt_path, start (step), elapsed0 (seconds trained before).
+-- ckpt_path, start (step), elapsed0 (seconds trained before), loss_avg (the
+-- running loss at the checkpoint, so a resumed loss.csv goes on as if never stopped).
 function M.open(o)
   fada.mkdir(o.dir)
   local ckpt_path = o.dir .. '/checkpoint.safetensors'
@@ -147,12 +164,12 @@ function M.open(o)
   local ema = optim.EMA(net:named_parameters(), 0.998)
   local lr_at = optim.warmup_cosine(o.lr, 200, o.steps, 0.05)
   local weights = E.loss_weights()
-  local start, elapsed0 = 0, 0
+  local start, elapsed0, loss_avg = 0, 0, nil
   local f = io.open(ckpt_path, 'rb')
   if f and not o.fresh then
     f:close()
     local st = checkpoint.load(ckpt_path, {model = net, optimizer = opt, ema = ema})
-    start, elapsed0 = st.step, tonumber(st.info.elapsed) or 0
+    start, elapsed0, loss_avg = st.step, tonumber(st.info.elapsed) or 0, tonumber(st.info.loss_avg)
     io.stderr:write(('resuming from %s at step %d (%.0f s trained)\n'):format(ckpt_path, start, elapsed0))
     -- drop log rows written after the checkpoint (they will be redone)
     local keep = {}
@@ -170,13 +187,15 @@ function M.open(o)
     csv:close()
   end
   return {net = net, opt = opt, ema = ema, lr_at = lr_at, weights = weights, ckpt_path = ckpt_path, start = start,
-          elapsed0 = elapsed0}
+          elapsed0 = elapsed0, loss_avg = loss_avg}
 end
 
 -- Trains the run from its step to o.steps: the render pool (slot j holds the
 -- newest frame k = j mod pool), a batch per step from a per-step generator
 -- (exact resume) with blur and noise augmentation, AdamW with the EMA, the
--- held-out check every o['eval-every'] steps (loss.csv, loss.png), checkpoints.
+-- held-out check every o.eval_every steps and at the end, a loss.csv line
+-- every o.log_every (25) steps and at each check, loss.png, a checkpoint every
+-- o.ckpt_every steps and at the end.
 -- Returns elapsed (seconds trained in all), t_render, t_step (this run's seconds).
 function M.train(run, o)
   local net, opt, ema, lr_at, weights = run.net, run.opt, run.ema, run.lr_at, run.weights
@@ -207,7 +226,7 @@ function M.train(run, o)
   end
 
   -- held-out frames for the periodic check, rendered once
-  local hx, hy = R.batch(0, o['eval-frames'], 'heldout')
+  local hx, hy = R.batch(0, o.eval_frames, 'heldout')
   local function quick_eval(model_sd)
     local probe = E.Net()
     probe:load_state_dict(model_sd)
@@ -225,7 +244,8 @@ function M.train(run, o)
   end
 
   local t_start = fada.clock()
-  local loss_avg
+  local loss_avg = run.loss_avg
+  local log_every = o.log_every or 25
   local last_eval = {open = {corr = -2, mae = -1}, round = {corr = -2}, blink = {corr = -2}}
   local bar = progress.new(o.steps - start, {label = 'train evaluator', unit = 'step'})
   local t_render, t_step = 0, 0
@@ -242,14 +262,18 @@ function M.train(run, o)
     local x = pool_x:index_select(1, idx)
     local y = pool_y:index_select(1, idx)
     -- augmentation: an eighth blurred (down to 32 and back), a half with
-    -- pixel noise of a random strength up to 0.04
+    -- pixel noise of a random strength up to 0.04 (none of either in batches too small for them)
     local nb = o.batch // 8
-    local blurred = fada.ops.resize_bilinear(fada.ops.avg_pool2d(x:narrow(1, 1, nb), 2, 2), E.SIZE, E.SIZE)
-    x:narrow(1, 1, nb):copy(blurred)
+    if nb > 0 then
+      local blurred = fada.ops.resize_bilinear(fada.ops.avg_pool2d(x:narrow(1, 1, nb), 2, 2), E.SIZE, E.SIZE)
+      x:narrow(1, 1, nb):copy(blurred)
+    end
     local nn_ = o.batch // 2
-    local sigma = fada.rand(nn_, 1, 1, 1, g) * 0.04
-    local noisy = x:narrow(1, o.batch - nn_ + 1, nn_)
-    noisy:copy((noisy + fada.randn(nn_, 3, E.SIZE, E.SIZE, g) * sigma):clamp(0, 1))
+    if nn_ > 0 then
+      local sigma = fada.rand(nn_, 1, 1, 1, g) * 0.04
+      local noisy = x:narrow(1, o.batch - nn_ + 1, nn_)
+      noisy:copy((noisy + fada.randn(nn_, 3, E.SIZE, E.SIZE, g) * sigma):clamp(0, 1))
+    end
 
     opt.lr = lr_at(step)
     opt:zero_grad()
@@ -266,11 +290,11 @@ function M.train(run, o)
 
     local elapsed = elapsed0 + fada.clock() - t_start
     local evaluated = false
-    if step % o['eval-every'] == 0 or step == o.steps then
+    if step % o.eval_every == 0 or step == o.steps then
       last_eval = quick_eval(ema:state_dict())
       evaluated = true
     end
-    if step % 25 == 0 or evaluated then
+    if step % log_every == 0 or evaluated then
       local csv = io.open(o.dir .. '/loss.csv', 'a')
       csv:write(('%d,%.6g,%.4g,%.1f,%s,%s,%s,%s\n'):format(step, loss_avg, opt.lr, elapsed,
         evaluated and ('%.4f'):format(last_eval.open.corr) or '-2',
@@ -280,9 +304,9 @@ function M.train(run, o)
       csv:close()
     end
     if evaluated then M.plot(o.dir) end
-    if step % o['ckpt-every'] == 0 or step == o.steps then
+    if step % o.ckpt_every == 0 or step == o.steps then
       checkpoint.save(ckpt_path, {model = net, optimizer = opt, ema = ema, step = step,
-                                  info = {elapsed = ('%.1f'):format(elapsed)}})
+                                  info = {elapsed = ('%.1f'):format(elapsed), loss_avg = ('%.17g'):format(loss_avg)}})
     end
     bar:update(step - start, {loss = loss_avg, open_r = last_eval.open.corr,
                               ['render%'] = 100 * t_render / math.max(t_render + t_step, 1e-9)})

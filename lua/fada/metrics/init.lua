@@ -243,12 +243,17 @@ function M.evaluate(frames, samples, sample_rate, opts)
   return out
 end
 
+-- Whether path is a folder (of PNG frames, for load_video).
+function M.is_folder(path)
+  return os.execute(('test -d %q'):format(path)) == true
+end
+
 -- A video to measure: an MP4 (its own audio unless opts.audio, i.e. the caller
 -- reads the speech elsewhere) or a folder of PNG frames sorted by name (at
 -- opts.fps, 25; no audio). Returns frames, fps, samples, sample_rate (16 kHz).
 function M.load_video(path, opts)
   opts = opts or {}
-  if os.execute(('test -d %q'):format(path)) == true then
+  if M.is_folder(path) then
     local names = {}
     local p = io.popen(('ls -1 %q'):format(path))
     for name in p:lines() do if name:lower():match('%.png$') then names[#names + 1] = name end end
