@@ -344,6 +344,17 @@ function M.markdown(jobs, sums, title)
   return table.concat(out, '\n') .. '\n'
 end
 
+-- true when some setting of the other axes ran at two or more step counts
+function M.has_lines(jobs, others)
+  local seen = {}
+  for _, j in ipairs(jobs) do
+    local key = label(j, others)
+    if seen[key] and seen[key] ~= j.steps then return true end
+    seen[key] = j.steps
+  end
+  return false
+end
+
 -- The chart specs (fada.plot) this sweep supports: each metric against steps, one
 -- line per other setting; the w_ref x w_audio maps; quality against seconds per frame.
 function M.charts(jobs, sums, dir)
@@ -352,17 +363,42 @@ function M.charts(jobs, sums, dir)
   local metrics = {{'corr', 'lip-sync correlation'}, {'identity', 'identity error'}, {'flicker', 'flicker'}}
   local others = {}
   for _, k in ipairs(vary) do if k ~= 'steps' then others[#others + 1] = k end end
-  if is.steps then
+  if is.steps and M.has_lines(jobs, others) then
+    -- a line per other setting that ran at two or more step counts (a setting at one
+    -- count, e.g. a student at its grid in a sweep beside the teacher, has no line to draw),
+    -- named by the axes that vary among those lines
+    local groups, order = {}, {}
+    for _, s in ipairs(sums) do
+      local key = label(s.job, others)
+      if not groups[key] then groups[key] = {} ; order[#order + 1] = key end
+      table.insert(groups[key], s)
+    end
+    local kept, kept_jobs = {}, {}
+    for _, key in ipairs(order) do
+      if #groups[key] > 1 then
+        kept[#kept + 1] = groups[key]
+        for _, s in ipairs(groups[key]) do kept_jobs[#kept_jobs + 1] = s.job end
+      end
+    end
+    local names = {}
+    for _, k in ipairs(varying(kept_jobs)) do if k ~= 'steps' then names[#names + 1] = k end end
+    local function line_name(j)
+      local parts = {}
+      for _, k in ipairs(names) do
+        local v = k == 'model' and (tostring(j.model):match('([^/]+)%.safetensors$') or j.model) or j[k]
+        parts[#parts + 1] = ('%s=%s'):format(k, tostring(v))
+      end
+      return #parts > 0 and table.concat(parts, ' ') or 'all'
+    end
     local panels = {}
     for _, m in ipairs(metrics) do
-      local series, order = {}, {}
-      for _, s in ipairs(sums) do
-        local name = label(s.job, others)
-        if not series[name] then series[name] = {name = name, points = {}} ; order[#order + 1] = name end
-        table.insert(series[name].points, {s.job.steps, s[m[1]]})
-      end
       local list = {}
-      for _, n in ipairs(order) do table.sort(series[n].points, function(a, b) return a[1] < b[1] end) ; list[#list + 1] = series[n] end
+      for _, g in ipairs(kept) do
+        local points = {}
+        for _, s in ipairs(g) do points[#points + 1] = {s.job.steps, s[m[1]]} end
+        table.sort(points, function(a, b) return a[1] < b[1] end)
+        list[#list + 1] = {name = line_name(g[1].job), points = points}
+      end
       panels[#panels + 1] = {title = m[2], xlabel = 'steps', ylabel = m[2], logx = true, series = list}
     end
     charts[#charts + 1] = {png = dir .. '/sweep-steps.png', width = 1600, height = 560, panels = panels, key = 'below',
