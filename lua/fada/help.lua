@@ -1,5 +1,5 @@
--- Documentation for functions and modules: a registry that any module fills
--- next to its definitions,
+-- Documentation for functions and modules: the registry (fada.doc, the
+-- core's) that any module fills next to its definitions,
 --
 --   fada.doc(fada.zeros, 'fada.zeros(size..., [dtype]) -> Tensor', 'Zeros ...')
 --   fada.doc('Tensor:size', 'Tensor:size([dim]) -> table | integer', '...')
@@ -12,30 +12,14 @@
 -- asked for, so that `require 'fada'` does not read them.
 local fada = require 'fada'
 
+local registry = require 'fada.doc'
+
 local M = {}
 
-local entries = {}                               -- name -> {name, signature, text}
-local by_value = setmetatable({}, {__mode = 'k'}) -- documented value -> entry
+local entries, by_value = registry.entries, registry.by_value
 local texts_loaded = false
 
--- doc(target, signature, text) -> target
--- target: the function or table itself, or its name ("fada.zeros", "Tensor:size").
-function M.doc(target, signature, text)
-  if type(signature) ~= 'string' then
-    error(('doc: signature must be a string, got %s'):format(type(signature)), 2)
-  end
-  if text ~= nil and type(text) ~= 'string' then
-    error(('doc: text must be a string or nil, got %s'):format(type(text)), 2)
-  end
-  local name = type(target) == 'string' and target or signature:match('^[%w_%.:]+')
-  if not name or name == '' then
-    error(('doc: cannot take a name from the signature %q'):format(signature), 2)
-  end
-  local entry = {name = name, signature = signature, text = text or ''}
-  entries[name] = entry
-  if type(target) ~= 'string' then by_value[target] = entry end
-  return target
-end
+M.doc = registry.doc
 
 -- The texts of the C functions. docs_math was read with the module, before
 -- any user code, so a name documented since keeps its own text.
@@ -235,7 +219,6 @@ function M.names()
   return out
 end
 
-fada.doc = M.doc
 fada.help = M.help
 
 return M

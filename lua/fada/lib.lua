@@ -3,7 +3,7 @@
 -- `require 'fada'` returns.
 local fada = require 'fada'
 
-require 'fada.help' -- fada.doc, fada.help: documentation next to definitions
+require 'fada.doc' -- fada.doc: documentation next to definitions (fada.help, the REPL's, prints it)
 require 'fada.show' -- tostring(tensor), torch style
 fada.autograd = require 'fada.autograd'
 fada.F = require 'fada.F' -- also routes fada.* / methods / operators of tracked tensors through the tape

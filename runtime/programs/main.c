@@ -288,7 +288,9 @@ static void print_versions(lua_State *L)
     lua_pop(L, 2);
 }
 
-/* require 'fada' into the global fada; help = fada.help */
+/* require 'fada' into the global fada; then the REPL's layer, fada.help (it
+ * sets fada.help; the core's registry, fada.doc, loads with fada), as the
+ * global help */
 static int open_fada(lua_State *L)
 {
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
@@ -299,9 +301,14 @@ static int open_fada(lua_State *L)
     lua_pushliteral(L, "fada");
     int status = fd_main_docall(L, 1, 1);
     if (status != LUA_OK) return fd_main_report(L, status);
+    lua_setglobal(L, "fada");
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "fada.help");
+    status = fd_main_docall(L, 1, 1);
+    if (status != LUA_OK) return fd_main_report(L, status);
     lua_getfield(L, -1, "help");
     lua_setglobal(L, "help");
-    lua_setglobal(L, "fada");
+    lua_pop(L, 1);
     return LUA_OK;
 }
 
