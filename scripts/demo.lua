@@ -31,14 +31,13 @@ if opts.mode ~= 'fast' and opts.mode ~= 'balanced' and opts.mode ~= 'teacher' th
 end
 if opts.seconds <= 0 then cli.fail('--seconds must be > 0') end
 
-local function exists(p) local f = io.open(p, 'rb'); if f then f:close() end; return f ~= nil end
 
 local sheet_path = opts.out:gsub('%.mp4$', '') .. '-sheet.png'
 
 -- The evaluator's reading of the video and a contact sheet: frames over the
 -- mouth opening read from them (red) and asked by the speech (blue).
 local function score(frames, samples, sr)
-  if not exists('weights/evaluator.safetensors') then return end
+  if not fada.readable('weights/evaluator.safetensors') then return end
   local metrics = require 'fada.metrics'
   local m = metrics.evaluate(frames, samples, sr, {ref = fada.image.load('examples/portrait.png', {channels = 3})})
   print(('demo: evaluator on the video: lip-sync correlation %.3f at offset %d, identity error %.3f'):format(
@@ -49,7 +48,7 @@ local function score(frames, samples, sr)
 end
 
 if opts.sheet then
-  if not exists(opts.weights) or not exists(opts.student) then
+  if not fada.readable(opts.weights) or not fada.readable(opts.student) then
     cli.fail(('--sheet needs the teacher (%s) and the student (%s)'):format(opts.weights, opts.student))
   end
   local sr = 16000
@@ -70,12 +69,12 @@ if opts.sheet then
 end
 
 local model = opts.mode == 'teacher' and opts.weights or opts.student
-if opts.mode == 'fast' and not exists(opts.student) and exists(opts.weights) then
+if opts.mode == 'fast' and not fada.readable(opts.student) and fada.readable(opts.weights) then
   print(('demo: no distilled student at %s yet (make student); running the teacher'):format(opts.student))
   model, opts.mode = opts.weights, 'teacher'
 end
-if opts.mode == 'balanced' and not exists(opts.student) then cli.fail(('no distilled student at %s (make student)'):format(opts.student)) end
-if exists(model) then
+if opts.mode == 'balanced' and not fada.readable(opts.student) then cli.fail(('no distilled student at %s (make student)'):format(opts.student)) end
+if fada.readable(model) then
   local pipeline = require 'fada.pipeline'
   local frames = {}
   local res = pipeline.sample{model = model, mode = opts.mode, out = opts.out,

@@ -40,25 +40,20 @@ local function try(what, f, ...)
   end
   return table.unpack(r, 2, r.n)
 end
-local function readable(path)
-  local f = io.open(path, 'rb')
-  if f then f:close() end
-  return f ~= nil
-end
 
 if opts.ground_truth and opts.video then cli.fail('give --ground-truth or --video, not both') end
 if opts.clips < 1 then cli.fail(('--clips must be at least 1, got %d'):format(opts.clips)) end
 if opts.size < 16 then cli.fail(('--size must be at least 16, got %d'):format(opts.size)) end
 if not (opts.fps > 0) then cli.fail(('--fps must be a number > 0, got %s'):format(opts.fps)) end
 if opts.threads < 1 then cli.fail(('--threads must be at least 1, got %d'):format(opts.threads)) end
-if opts.weights and not readable(opts.weights) then cli.fail(("--weights: cannot read '%s'"):format(opts.weights)) end
+if opts.weights and not fada.readable(opts.weights) then cli.fail(("--weights: cannot read '%s'"):format(opts.weights)) end
 if opts.video then
-  if not readable(opts.video) then cli.fail(("--video: cannot read '%s'"):format(opts.video)) end
+  if not fada.readable(opts.video) then cli.fail(("--video: cannot read '%s'"):format(opts.video)) end
   if metrics.is_folder(opts.video) and not opts.audio then
     cli.fail(("--video '%s' is a folder of PNG frames: give its speech with --audio"):format(opts.video))
   end
-  if opts.audio and not readable(opts.audio) then cli.fail(("--audio: cannot read '%s'"):format(opts.audio)) end
-  if opts.ref and not readable(opts.ref) then cli.fail(("--ref: cannot read '%s'"):format(opts.ref)) end
+  if opts.audio and not fada.readable(opts.audio) then cli.fail(("--audio: cannot read '%s'"):format(opts.audio)) end
+  if opts.ref and not fada.readable(opts.ref) then cli.fail(("--ref: cannot read '%s'"):format(opts.ref)) end
 end
 fada.set_num_threads(opts.threads)
 local ev = try(opts.weights and '--weights ' .. opts.weights, metrics.evaluator, opts.weights)

@@ -55,7 +55,7 @@ local shards = opts.shards or #jobs
 if shards < 1 then cli.fail('--shards must be at least 1') end
 
 if opts.list then
-  local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+  local q = fada.shell_quote
   local base = {q(arg[-1] or 'fadalua'), q(arg[0])}
   for _, w in ipairs(words) do base[#base + 1] = q(w) end
   if opts.file then base[#base + 1] = '--file ' .. q(opts.file) end

@@ -43,15 +43,10 @@ at_least('refresh', 0)
 at_least('eval-frames', 2)   -- a correlation needs two frames
 at_least('frames', 2)
 if not (o.lr > 0) then cli.fail(('--lr must be a number > 0, got %s'):format(o.lr)) end
-local function readable(path)
-  local f = io.open(path, 'rb')
-  if f then f:close() end
-  return f ~= nil
-end
 fada.set_num_threads(o.threads)
 
 if o.evaluate then
-  if not readable(o.evaluate) then cli.fail(("--evaluate: cannot read '%s'"):format(o.evaluate)) end
+  if not fada.readable(o.evaluate) then cli.fail(("--evaluate: cannot read '%s'"):format(o.evaluate)) end
   local ok, ev = pcall(E.load, o.evaluate)
   if not ok then cli.fail(('--evaluate %s: %s'):format(o.evaluate, tostring(ev):gsub('^[^:\n]*%.lua:%d+: ', ''))) end
   local t0 = fada.clock()
@@ -62,7 +57,7 @@ if o.evaluate then
 end
 
 if o.export and o.fresh then cli.fail('--export writes out the checkpoint in --dir, which --fresh would ignore') end
-if o.export and not readable(o.dir .. '/checkpoint.safetensors') then
+if o.export and not fada.readable(o.dir .. '/checkpoint.safetensors') then
   cli.fail(('--export needs a checkpoint: none at %s/checkpoint.safetensors'):format(o.dir))
 end
 local run = T.open(o)

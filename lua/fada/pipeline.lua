@@ -52,12 +52,6 @@ M.SAMPLING_FLAGS = {
 
 local function fail(msg, ...) error(setmetatable({msg = msg:format(...)}, {__tostring = function(e) return e.msg end}), 0) end
 
-local function file_readable(path)
-  local f = io.open(path, 'rb')
-  if not f then return false end
-  f:close()
-  return true
-end
 
 -- A guidance scale w under the --cfg-schedule spec (the grammar of
 -- fada.diffusion.cfg.schedule.parse): a number or f(i, n, t).
@@ -135,13 +129,13 @@ function M.check_options(o)
   if opts.dtype ~= 'f32' and opts.dtype ~= 'bf16' then
     fail("sample: --dtype must be f32 or bf16, got '%s'", tostring(opts.dtype))
   end
-  if type(opts.ref) == 'string' and not file_readable(opts.ref) then
+  if type(opts.ref) == 'string' and not fada.readable(opts.ref) then
     fail("sample: cannot read the reference image '%s' (give --ref a PNG/JPEG portrait)", opts.ref)
   end
-  if type(opts.audio) == 'string' and not file_readable(opts.audio) then
+  if type(opts.audio) == 'string' and not fada.readable(opts.audio) then
     fail("sample: cannot read the audio '%s' (give --audio a WAV/MP3/FLAC/... file)", opts.audio)
   end
-  if type(opts.model) == 'string' and not file_readable(opts.model) then
+  if type(opts.model) == 'string' and not fada.readable(opts.model) then
     fail("sample: cannot read the model '%s' (give --model a fadalua checkpoint; see weights/)", opts.model)
   end
   return opts

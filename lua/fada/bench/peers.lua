@@ -10,6 +10,7 @@
 --   local ms = s:call{'base', 'ref', 'audio'}    -- the peer's milliseconds for one call
 --   s:stop()
 local fada = require 'fada'
+local stats = require 'fada.metrics.stats'
 
 local M = {}
 
@@ -18,7 +19,7 @@ M.LABELS = {torch = 'PyTorch eager', onnxruntime = 'ONNX Runtime (torch.onnx.exp
             openvino = 'OpenVINO (torch.onnx.export)'}
 M.SYSTEM_PYTHON = '/usr/bin/python3'        -- Debian's, with python3-torch
 
-local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local quote = fada.shell_quote
 
 -- The repository: the folder above build*/lua (else the current folder).
 function M.repo_dir()
@@ -35,15 +36,8 @@ end
 
 local function last_line(s) return s:match('([^\n]*)$') end
 
--- The median of a list of numbers (the mean of the middle two for an even
--- count) and its minimum; the list is left as it was.
-function M.median(list)
-  local s = table.move(list, 1, #list, 1, {})
-  table.sort(s)
-  local n = #s
-  if n == 0 then return nil end
-  return n % 2 == 1 and s[(n + 1) // 2] or (s[n // 2] + s[n // 2 + 1]) / 2, s[1]
-end
+-- The median of a list of numbers (fada.metrics.stats.median) and its minimum.
+function M.median(list) return stats.median(list), math.min(table.unpack(list)) end
 
 -- The median of a[r] / b[r] over the rounds r, and the ratios.
 function M.paired(a, b)

@@ -26,17 +26,10 @@ Loader.__index = Loader
 
 M.TRUTH = {'open', 'round', 'dx', 'dy', 'roll', 'yaw', 'blink'}
 
-local function exists(path)
-  local f = io.open(path, 'r')
-  if f then f:close() return true end
-  return false
-end
-
-local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
 local function list_files(dir, pattern)
   local out = {}
-  local p = io.popen(('ls -1 %s 2>/dev/null'):format(shell_quote(dir)))
+  local p = io.popen(('ls -1 %s 2>/dev/null'):format(fada.shell_quote(dir)))
   for name in p:lines() do
     if name:match(pattern) then out[#out + 1] = name end
   end
@@ -98,7 +91,7 @@ end
 -- Adds the clips of one folder: a manifest's rows, or every .mp4 in it.
 function Loader:add_folder(dir, opts)
   local manifest = dir .. '/manifest.jsonl'
-  if exists(manifest) then
+  if fada.readable(manifest) then
     for _, row in ipairs(jsonl.read(manifest)) do
       if (not opts.split or row.split == opts.split) and (not opts.tier or row.tier == opts.tier) then
         self.clips[#self.clips + 1] = {name = row.clip, row = row, video = dir .. '/' .. row.video,
@@ -166,7 +159,7 @@ function Loader:decode(i)
   c.fps = c.fps or 25
   if not c.audio then c.audio = fada.zeros(1) end
   c.n = c.frames:size(1)
-  if c.sidecar and exists(c.sidecar) then
+  if c.sidecar and fada.readable(c.sidecar) then
     local t = fada.safetensors.load(c.sidecar)
     c.truth = {}
     for _, k in ipairs(M.TRUTH) do c.truth[k] = t[k]:contiguous() end                -- f32 [F]

@@ -245,7 +245,7 @@ end
 
 -- Whether path is a folder (of PNG frames, for load_video).
 function M.is_folder(path)
-  return os.execute(('test -d %q'):format(path)) == true
+  return os.execute('test -d ' .. fada.shell_quote(path)) == true
 end
 
 -- A video to measure: an MP4 (its own audio unless opts.audio, i.e. the caller
@@ -255,7 +255,7 @@ function M.load_video(path, opts)
   opts = opts or {}
   if M.is_folder(path) then
     local names = {}
-    local p = io.popen(('ls -1 %q'):format(path))
+    local p = io.popen('ls -1 ' .. fada.shell_quote(path))
     for name in p:lines() do if name:lower():match('%.png$') then names[#names + 1] = name end end
     p:close()
     table.sort(names)

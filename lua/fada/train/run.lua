@@ -10,12 +10,6 @@ local progress = require 'fada.progress'
 
 local M = {}
 
-function M.file_exists(p)
-  local f = io.open(p, 'rb')
-  if f then f:close() end
-  return f ~= nil
-end
-
 -- M.flags(spec, defaults): appends the flags every run has to a cli.parse
 -- spec; defaults = {steps =, lr =, warmup =, ema =, ckpt_every =} per script.
 function M.flags(spec, d)
@@ -156,7 +150,7 @@ end
 -- (those a resumed run does not repeat). Returns append(line).
 function M.csv(path, header, keep_step)
   local kept = {header}
-  if keep_step and M.file_exists(path) then
+  if keep_step and fada.readable(path) then
     for line in io.lines(path) do
       local s = tonumber(line:match('^(%d+),'))
       if s and s <= keep_step then kept[#kept + 1] = line end

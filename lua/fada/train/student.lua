@@ -24,7 +24,7 @@ local M = {}
 
 -- The teacher at opts.teacher, checked against the run's (info.teacher_digest).
 local function load_teacher(opts, info, ckpt_path, fail)
-  if not run.file_exists(opts.teacher) then
+  if not fada.readable(opts.teacher) then
     fail(("no teacher at '%s': train one (scripts/train_teacher.lua, then --export) or give --teacher PATH"):format(
       opts.teacher))
   end
@@ -112,7 +112,7 @@ end
 -- checkpoint's step when resuming. opts.export opens no teacher and no data.
 function M.open(opts, fail)
   local r = {ckpt_path = opts.out .. '/checkpoint.safetensors', step = 0, seconds_before = 0, info = {}}
-  r.resuming = run.file_exists(r.ckpt_path)
+  r.resuming = fada.readable(r.ckpt_path)
   if opts.export and not r.resuming then fail('--export: no checkpoint at ' .. r.ckpt_path) end
   open_models(r, opts, fail)
   r.student:train()

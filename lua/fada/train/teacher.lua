@@ -33,7 +33,7 @@ end
 -- seconds_before, resuming, ckpt_path, ...}, at the checkpoint's step when resuming.
 function M.open(opts)
   local r = {ckpt_path = opts.out .. '/checkpoint.safetensors', step = 0, seconds_before = 0}
-  r.resuming = run.file_exists(r.ckpt_path)
+  r.resuming = fada.readable(r.ckpt_path)
   r.config = config_of(opts, r.ckpt_path, r.resuming)
   r.model = models.FadaModel(r.config)
   r.model:train()
