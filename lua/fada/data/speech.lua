@@ -46,14 +46,12 @@ end
 M.VOICES = {'en', 'en-us', 'en-gb-scotland', 'en+f2', 'en+f3', 'en+f4', 'en+m2', 'en+m3', 'en+m5',
             'en-us+f3', 'en-us+m4', 'en+klatt', 'en+Annie', 'en+Andy', 'en+Mike', 'en+Alicia'}
 
-local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
 -- Speaks `text` with espeak-ng into `wav_path`; returns samples f32 [N] at
 -- `sample_rate` (16000). opts: voice, rate (words/min), pitch (0-99).
 function M.synthesize(text, wav_path, opts)
   opts = opts or {}
-  local cmd = ('espeak-ng -v %s -s %d -p %d -w %s %s 2>&1'):format(shell_quote(opts.voice or 'en'),
-    opts.rate or 160, opts.pitch or 50, shell_quote(wav_path), shell_quote(text))
+  local cmd = ('espeak-ng -v %s -s %d -p %d -w %s %s 2>&1'):format(fada.shell_quote(opts.voice or 'en'),
+    opts.rate or 160, opts.pitch or 50, fada.shell_quote(wav_path), fada.shell_quote(text))
   local p = io.popen(cmd)
   local out = p:read('a')
   local ok = p:close()

@@ -47,8 +47,7 @@ end
 -- motion {per-frame tables}, track (speech.mouth_track), tier, degrade}.
 -- opts: size (64), identity (seed, default 900000 + 37·k; moderate 950000 + 37·k),
 -- tier ('hq' | 'moderate': darker, blurred, noisy, partly occluded frames and
--- portrait, identities of the moderate held-out range, never seen in training),
--- tmpdir ('/tmp').
+-- portrait, identities of the moderate held-out range, never seen in training).
 function M.ground_truth(k, opts)
   opts = opts or {}
   local size = opts.size or 64
@@ -60,10 +59,14 @@ function M.ground_truth(k, opts)
   local id = face.identity(opts.identity or (avatars.ID_BASE[tier].heldout + 37 * k))
   local text = avatars.sentence(r, 'heldout')
   local voice = speech.VOICES[math.floor(r() * #speech.VOICES) + 1]
-  local wav = ('%s/fada_metrics_%d_%d.wav'):format(opts.tmpdir or '/tmp', k, math.random(1, 1 << 30))
-  local samples, sr = speech.synthesize(text, wav, {voice = voice, rate = 140 + math.floor(40 * r()),
-                                                    pitch = 30 + math.floor(40 * r()), sample_rate = M.SAMPLE_RATE})
+  -- os.tmpname creates the file (mkstemp): shards started in the same second
+  -- must not share a name, as a random number seeded at start-up can
+  local wav = os.tmpname()
+  local ok, samples, sr = pcall(speech.synthesize, text, wav, {voice = voice, rate = 140 + math.floor(40 * r()),
+                                                               pitch = 30 + math.floor(40 * r()),
+                                                               sample_rate = M.SAMPLE_RATE})
   os.remove(wav)
+  if not ok then error(samples, 0) end
   sr = sr or M.SAMPLE_RATE
   local track = speech.mouth_track(samples, sr, M.FPS)
   local n = track.frames
