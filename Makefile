@@ -44,9 +44,10 @@ demo: build
 # The shipped weights from a clean clone, as they were made (hours on 2 cores;
 # rerunning resumes from runs/<name>/checkpoint.safetensors). Data first when
 # missing (data/ is not in git; scripts/make_dataset.lua rebuilds it by seed).
-# OpenMP workers sleep between parallel regions: spinning ones (ACTIVE, or the default spin)
-# made training 1.3-1.4x slower on the 2-core machine (8 steps: 42-46 s against 32-33 s).
-TRAIN_ENV = OMP_WAIT_POLICY=PASSIVE
+# TRAIN_ENV: environment for the training runs. It was OMP_WAIT_POLICY=PASSIVE while OpenBLAS
+# kept a thread pool of its own, whose spinning fought OpenMP's; OpenBLAS now runs inside
+# the OpenMP pool and the default spin is the faster (docs/performance.md, session 11).
+TRAIN_ENV =
 teacher: build
 	@[ -f data/avatars/hq-train/manifest.jsonl ] || $(BUILD)/fadalua scripts/make_dataset.lua --clips 300 --size 64 --jobs 2
 	@$(TRAIN_ENV) $(BUILD)/fadalua scripts/train_teacher.lua --data data/avatars/hq-train --out runs/teacher --steps 4000 --batch 4 --ckpt-every 50

@@ -6,6 +6,8 @@
 #include <cblas.h>
 #include <string.h>
 
+#include "runtime/core/fd_runtime.h"
+
 #include "ops/matmul/fd_matmul_blas.h"
 
 /* Row-major layout of a matrix view [rows, cols] for BLAS: NoTrans with
@@ -76,8 +78,22 @@ int fd_blas_mm(fd_tensor *out, const fd_tensor *A, const fd_tensor *B, const fd_
             for (int64_t j = 0; j < n; j++) y[r * n + j] = bd[j * bias->stride[0]];
         beta = 1.0f;
     }
-    for (int64_t t = 0; t < nbatch; t++)
-        cblas_sgemm(CblasRowMajor, ta, tb, (int)m, (int)n, (int)k, 1.0f, a0 + batch_offset(t, nb, shape, A), (int)lda,
-                    b0 + batch_offset(t, nb, shape, B), (int)ldb, beta, y + t * m * n, (int)n);
+    /* OpenBLAS runs single-threaded (fd_set_num_threads): its own worker
+     * threads spin in sched_yield after every call and take the cores from
+     * the OpenMP pool that oneDNN and our kernels share. The work is split
+     * here instead, over batch entries, or else over row blocks of one
+     * product (a row block of y is that row block of A times B). */
+    int nt = fd_get_num_threads();
+    int64_t parts = nbatch >= nt ? nbatch : nbatch * (m >= nt * 16 ? nt : 1);
+    int64_t per = parts / nbatch, rows = (m + per - 1) / per;
+#pragma omp parallel for schedule(static) num_threads(nt) if (parts > 1)
+    for (int64_t p = 0; p < parts; p++) {
+        int64_t t = p / per, r0 = (p % per) * rows, mr = m - r0 < rows ? m - r0 : rows;
+        if (mr <= 0) continue;
+        /* row r of A starts r * lda in (NoTrans) or r elements in (Trans) */
+        int64_t a_off = batch_offset(t, nb, shape, A) + r0 * (ta == CblasNoTrans ? lda : 1);
+        cblas_sgemm(CblasRowMajor, ta, tb, (int)mr, (int)n, (int)k, 1.0f, a0 + a_off, (int)lda,
+                    b0 + batch_offset(t, nb, shape, B), (int)ldb, beta, y + t * m * n + r0 * n, (int)n);
+    }
     return FD_OK;
 }

@@ -48,7 +48,11 @@ void fd_set_num_threads(int n)
     if (n < 1) n = 1;
     num_threads = n;
     omp_set_num_threads(n);
-    openblas_set_num_threads(n);
+    /* OpenBLAS keeps to the calling thread: with a pool of its own its
+     * workers spin in sched_yield between calls against the OpenMP threads
+     * (a quarter of the CPU time in the kernel); fd_blas_mm splits the work
+     * over the OpenMP pool instead. */
+    openblas_set_num_threads(1);
 }
 
 int fd_get_num_threads(void)

@@ -57,6 +57,13 @@ test('compare: every row on both tiers; a fresh student is the teacher without g
     assert_eq(of('teacher')[1].nfe_per_frame, 9)
     assert_eq(of('teacher_short')[1].nfe_per_frame, 3)
     assert_eq(of('teacher')[1].speedup, 1)
+    -- the calibration line counts, from the CSV, the clips where the reference beats the cut teacher on both
+    local ref, cut, wins = of('teacher'), of('teacher_cut'), 0
+    for i = 1, #ref do
+      if ref[i].corr > cut[i].corr and ref[i].identity < cut[i].identity then wins = wins + 1 end
+    end
+    sh.contains(out, ('calibration: the reference itself (NFE 9) beats teacher_cut (NFE 6) on both in %d of %d clips')
+      :format(wins, #ref), tier .. ' calibration')
   end
   -- the ground truth of the moderate tier is another picture than the hq one (darker)
   local gt_hq = pick(rows, function(r) return r.tier == 'hq' and r.row == 'gt' end)[1]
@@ -128,6 +135,7 @@ test('cfg_control: the fresh student is flat over the scales, the teacher is not
   sh.contains(out, 'resumed: 8 results', "the teacher's 4 points x 2 clips reused")
   sh.contains(out, 'w_audio sweep', 'report')
   sh.contains(out, 'Checks (student, token mode)', 'report')
+  sh.contains(out, '- calibration, teacher 1 × 3: lip distance', "the teacher's curve under the same test")
   local rows = read_csv(out_dir .. '/cfg_control.csv')
   assert_eq(#rows, 2 * 4 * 2, '2 models x 4 scale points (the default once) x 2 clips')
   local function at(model, wr, wa)

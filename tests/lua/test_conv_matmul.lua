@@ -299,6 +299,17 @@ test('matmul forward/backward: torch.matmul shapes, broadcasting, transposes', f
   for _, be in ipairs{'dnnl', 'blas', 'auto', 'auto', 'auto', 'auto', 'auto', 'auto', 'auto', 'auto', 'auto', 'auto', 'auto'} do
     assert_close(ops.matmul(big_a, big_b, {backend = be}), big_ref, 1e-3, 1e-4, '67x129 @ 129x45 ' .. be)
   end
+  -- OpenBLAS's share is split over the threads by row blocks of A: a transposed A (its rows are
+  -- columns in memory), a bias, and a batch smaller than the thread count each place the blocks
+  local ta = randn(129, 67):t()                                            -- [67, 129], column-major
+  assert_close(ops.matmul(ta, big_b, {backend = 'blas'}), ops.matmul(ta, big_b, {ref = true}), 1e-3, 1e-4,
+    '67x129 (transposed view) @ 129x45 blas')
+  local lw, lb = randn(45, 129), randn(45)
+  assert_close(ops.linear(big_a, lw, lb, {backend = 'blas'}), ops.linear(big_a, lw, lb, {ref = true}), 1e-3, 1e-4,
+    'linear 67 rows, bias, blas')
+  local one_a = randn(1, 67, 129)
+  assert_close(ops.matmul(one_a, big_b, {backend = 'blas'}), ops.matmul(one_a, big_b, {ref = true}), 1e-3, 1e-4,
+    'batch of 1, 67 rows, blas')
   local bt_a, bt_b = randn(3, 1, 17, 9), randn(4, 9, 11):transpose(2, 3):contiguous():transpose(2, 3)
   local bt_ref = ops.matmul(bt_a, bt_b, {ref = true})
   for _, be in ipairs{'dnnl', 'blas'} do

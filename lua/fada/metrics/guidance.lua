@@ -131,15 +131,27 @@ function M.report(res)
   else
     add(('- (the default scales %g:%g are not among the sweep points: no paired checks)'):format(d.cfg_ref, d.cfg_audio))
   end
-  local ups = {}
-  for j = 2, #wa_list do
-    local diff = report.paired(per_at(res, 1, d.cfg_ref, wa_list[j]), per_at(res, 1, d.cfg_ref, wa_list[j - 1]), 'dist')
-    local se = stats.std(diff) / math.sqrt(n)
-    if stats.mean(diff) > 2 * se then ups[#ups + 1] = ('%g→%g: %+.4f (2·se %.4f)'):format(wa_list[j - 1], wa_list[j],
-      stats.mean(diff), 2 * se) end
+  -- where lip distance steps up beyond 2 standard errors of the paired differences, for run ri
+  local function steps_up(ri)
+    local ups = {}
+    for j = 2, #wa_list do
+      local diff = report.paired(per_at(res, ri, d.cfg_ref, wa_list[j]), per_at(res, ri, d.cfg_ref, wa_list[j - 1]), 'dist')
+      local se = stats.std(diff) / math.sqrt(n)
+      if stats.mean(diff) > 2 * se then ups[#ups + 1] = ('%g→%g: %+.4f (2·se %.4f)'):format(wa_list[j - 1], wa_list[j],
+        stats.mean(diff), 2 * se) end
+    end
+    return ups
   end
+  local ups = steps_up(1)
   add(('- lip distance over the w_audio sweep falls monotonically within noise: %s%s'):format(verdict(#ups == 0),
     #ups > 0 and (' (steps up: ' .. table.concat(ups, '; ') .. ')') or ''))
+  for ri = 2, #runs do
+    -- the same test on the other curves calibrates it: does the model the student copies pass it?
+    local u = steps_up(ri)
+    add(('- calibration, %s %d × %d: lip distance %s'):format(runs[ri].name, runs[ri].steps,
+      runs[ri].mode == 'fast' and 1 or 3, #u == 0 and 'falls monotonically within noise'
+      or ('steps up too (' .. table.concat(u, '; ') .. ')')))
+  end
   return table.concat(out, '\n') .. '\n', table.concat(csv, '\n') .. '\n'
 end
 

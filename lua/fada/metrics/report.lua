@@ -159,6 +159,11 @@ local function checks(tier, timing, ref_id)
         timing[a].nfe, timing[b].nfe, w, n, need, verdict(w >= need)))
     end
   end
+  if res.balanced and res.teacher_cut then
+    -- the check's own calibration: a student that matched the reference exactly would score this
+    add(('- calibration: the reference itself (NFE %d) beats teacher_cut (NFE %d) on both in %d of %d clips'):format(
+      timing[ref_id].nfe, timing.teacher_cut.nfe, M.wins(ref, res.teacher_cut), n))
+  end
   return lines
 end
 
