@@ -7,7 +7,7 @@ local fada = require 'fada'
 local cli = require 'fada.cli'
 local metrics = require 'fada.metrics'
 local clips = require 'fada.metrics.clips'
-local stats = require 'fada.metrics.stats'
+local tables = require 'fada.metrics.tables'
 
 local opts = cli.parse(arg, {
   usage = 'usage: fadalua scripts/metrics.lua (--ground-truth [--clips N] | --video PATH --ref PNG [--audio WAV])',
@@ -58,56 +58,12 @@ end
 fada.set_num_threads(opts.threads)
 local ev = try(opts.weights and '--weights ' .. opts.weights, metrics.evaluator, opts.weights)
 
-local function row(name, values, fmt, note)
-  fmt = fmt or '%.3f'
-  local m, s = stats.mean(values), stats.std(values)
-  local lo, hi = math.huge, -math.huge
-  for _, v in ipairs(values) do lo, hi = math.min(lo, v), math.max(hi, v) end
-  print(('| %s | ' .. fmt .. ' | ' .. fmt .. ' | ' .. fmt .. ' | ' .. fmt .. ' | %s |'):format(
-    name, m, s, lo, hi, note or ''))
-end
-
--- ---- the ceiling on ground-truth clips ----------------------------------------------------------
+-- ---- the ceiling on ground-truth clips, or a generated video --------------------------------------
 
 local function ground_truth()
-  local n = opts.clips
-  local res = clips.ceiling(n, {size = opts.size, evaluator = ev})
-  local acc = res.acc
-  print(('\nCeiling: %d held-out ground-truth clips (%d frames, %dx%d, identities 900000 + 37k, no model), ' ..
-         'evaluator %s\n'):format(n, res.frames, opts.size, opts.size, opts.weights or 'weights/evaluator.safetensors'))
-  print('| metric | mean | std | min | max | note |')
-  print('|---|---|---|---|---|---|')
-  row('lip-sync correlation (best offset)', acc.ls_corr, '%.3f', 'read opening vs speech.mouth_track')
-  row('lip-sync distance (mean abs, opening units)', acc.ls_dist, '%.3f', 'like LSE-D, lower is better')
-  row('lip-sync best offset (frames)', acc.ls_offset, '%.2f', '0 = in sync; >0 audio lags')
-  row('lip-sync confidence (peak - median corr)', acc.ls_conf, '%.3f', 'like LSE-C')
-  row('identity error vs own reference', acc.id_err, '%.4f', 'mean abs, normalised attributes')
-  row('identity error (colours only)', acc.id_err_colour, '%.4f', 'RGB units')
-  row('identity error (geometry only)', acc.id_err_geometry, '%.4f', 'face and feature sizes, positions')
-  row('identity error (style only)', acc.id_err_style, '%.4f', 'hair style one-hot')
-  row('identity error (accessories only)', acc.id_err_accessories, '%.4f', 'glasses, earrings, hat (0/1)')
-  row('identity error vs another identity', acc.id_err_other, '%.4f', 'scale: a wrong identity')
-  row('evaluator: opening r vs truth', acc.read_open_r, '%.4f', 'per clip')
-  row('evaluator: opening MAE vs truth', acc.read_open_mae, '%.4f', 'opening units')
-  row('evaluator: rounding r vs truth', acc.read_round_r, '%.3f', '')
-  row('evaluator: yaw r vs truth', acc.read_yaw_r, '%.3f', '')
-  row('evaluator: roll r vs truth', acc.read_roll_r, '%.3f', '')
-  row('evaluator: dx r vs truth', acc.read_dx_r, '%.3f', '')
-  for _, key in ipairs{'dx', 'dy', 'roll', 'yaw', 'open', 'blink'} do
-    row(('motion std %s (read / true %.4f)'):format(key, stats.mean(acc['std_' .. key .. '_true'])),
-        acc['std_' .. key], '%.4f', '')
-  end
-  row('flicker, pixels (mean abs 2nd difference)', acc.flicker_pixel, '%.4f', '[0, 1] pixel units')
-  row('flicker, read opening', acc.flicker_open, '%.4f', '')
-  row('flicker, read pose', acc.flicker_pose, '%.4f', 'normalised units')
-  print(('| Fréchet distance, even vs odd frames | %.4g | | | | same clips: the floor |'):format(res.fd_self))
-  print(('| Fréchet distance, vs other identities | %.4g | | | | %d held-out renders: the scale |'):format(
-    res.fd_other, res.renders))
-  print(('\n(%.0f s; command: fadalua scripts/metrics.lua --ground-truth --clips %d --size %d)'):format(
-    res.seconds, n, opts.size))
+  local res = clips.ceiling(opts.clips, {size = opts.size, evaluator = ev})
+  print(tables.ceiling(res, {size = opts.size, weights = opts.weights}))
 end
-
--- ---- a generated video --------------------------------------------------------------------------
 
 local function video()
   local ref = opts.ref and try('--ref ' .. opts.ref, fada.image.load, opts.ref, {channels = 3}) or nil
@@ -120,30 +76,9 @@ local function video()
     cli.fail(("--sheet draws the mouth against the speech: '%s' has no audio (give --audio)"):format(opts.video))
   end
   local m = metrics.evaluate(frames, samples, sr, {ref = ref, evaluator = ev, fps = fps})
-  print(('\n%s: %d frames %dx%d at %g fps%s\n'):format(opts.video, frames:size(1), frames:size(3), frames:size(4),
-    fps, samples and (', %.2f s of audio'):format(samples:size(1) / sr) or ', no audio'))
-  print('| metric | value |\n|---|---|')
-  if m.lipsync then
-    print(('| lip-sync correlation | %.3f |'):format(m.lipsync.corr))
-    print(('| lip-sync distance | %.3f |'):format(m.lipsync.dist))
-    print(('| lip-sync best offset (frames, >0 audio lags) | %d |'):format(m.lipsync.offset))
-    print(('| lip-sync confidence | %.3f |'):format(m.lipsync.confidence))
-  end
-  if m.identity then
-    print(('| identity error vs reference | %.4f |'):format(m.identity.error))
-    for _, g in ipairs({'colour', 'geometry', 'style', 'accessories'}) do
-      print(('| identity error, %s | %.4f |'):format(g, m.identity[g]))
-    end
-  end
-  for _, key in ipairs{'dx', 'dy', 'roll', 'yaw', 'open', 'round', 'blink'} do
-    print(('| motion std %s | %.4f |'):format(key, m.motion['std_' .. key]))
-  end
-  print(('| flicker, pixels | %.4f |'):format(m.flicker.pixel))
-  print(('| flicker, read opening | %.4f |'):format(m.flicker.open))
-  print(('| flicker, read pose | %.4f |'):format(m.flicker.pose))
+  print(tables.video(m, {name = opts.video, frames = frames, fps = fps, samples = samples, sample_rate = sr}))
   if opts.sheet and m.lipsync then
-    local img = require('fada.figures').lipsync_sheet(frames, m.lipsync, samples, sr, fps)
-    fada.image.save(opts.sheet, img)
+    fada.image.save(opts.sheet, require('fada.figures').lipsync_sheet(frames, m.lipsync, samples, sr, fps))
     print(('\nwrote %s: frames over the mouth opening read from them (red), asked by the speech (blue), ' ..
            'speech energy (grey)'):format(opts.sheet))
   end
