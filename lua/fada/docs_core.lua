@@ -98,7 +98,8 @@ FFmpeg, libpng and libsndfile, the CPU features and the kernels chosen.]])
 
 doc('fada.cpu', 'fada.cpu() -> table', [[
 CPU features found at start-up: {avx2, fma, f16c, avx512f, avx512bw,
-avx512vl, avx512bf16 (booleans), cores (integer)}.]])
+avx512vl, avx512bf16, amx_bf16 (booleans), cores (integer), brand (the
+processor's name from CPUID, '' when it has none)}.]])
 
 doc('fada.mkdir', 'fada.mkdir(dir)', [[
 Makes the folder dir and any missing folders above it, as mkdir -p (no

@@ -10,6 +10,7 @@
 #include <png.h>
 #include <sndfile.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 /* OpenBLAS's own controls (declared in its cblas.h on Debian, repeated here
@@ -34,6 +35,15 @@ void fd_runtime_init(void)
     cpu.avx512bw = __builtin_cpu_supports("avx512bw");
     cpu.avx512vl = __builtin_cpu_supports("avx512vl");
     cpu.avx512bf16 = __builtin_cpu_supports("avx512bf16");
+    /* AMX-BF16 and AMX-TILE: CPUID.(7,0):EDX bits 22 and 24 (oneDNN uses the tiles when both are there) */
+    cpu.amx_bf16 = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (d & (1u << 22)) && (d & (1u << 24));
+    unsigned *w = (unsigned *)cpu.brand; /* brand string: leaves 0x80000002..4, 16 bytes each */
+    if (__get_cpuid_max(0x80000000, NULL) >= 0x80000004)
+        for (unsigned leaf = 0; leaf < 3; leaf++) __get_cpuid(0x80000002 + leaf, &w[4 * leaf], &w[4 * leaf + 1],
+                                                               &w[4 * leaf + 2], &w[4 * leaf + 3]);
+    cpu.brand[48] = '\0';
+    size_t lead = strspn(cpu.brand, " ");
+    memmove(cpu.brand, cpu.brand + lead, sizeof cpu.brand - lead);
     fd_set_num_threads(fd_num_cores());
 }
 
@@ -79,7 +89,8 @@ void fd_versions(char *buf, size_t n)
              "OpenBLAS %s\n"
              "FFmpeg libavcodec %u.%u.%u, libavformat %u.%u.%u (%s)\n"
              "libpng %s, %s\n"
-             "CPU: %d cores, threads %d; avx2 %s fma %s f16c %s avx512f %s avx512bw %s avx512vl %s avx512bf16 %s\n"
+             "CPU: %d cores, threads %d; avx2 %s fma %s f16c %s avx512f %s avx512bw %s avx512vl %s avx512bf16 %s amx-bf16 %s\n"
+             "processor: %s\n"
              "kernels: %s\n"
              "Lua library: %s\n",
              FADA_VERSION, dv->major, dv->minor, dv->patch, dv->hash, openblas_get_config(), av >> 16,
@@ -87,6 +98,6 @@ void fd_versions(char *buf, size_t n)
              avformat_version() & 0xff, av_version_info(), png_get_libpng_ver(NULL), sf_version_string(),
              fd_num_cores(), fd_get_num_threads(), c->avx2 ? "yes" : "no", c->fma ? "yes" : "no",
              c->f16c ? "yes" : "no", c->avx512f ? "yes" : "no", c->avx512bw ? "yes" : "no",
-             c->avx512vl ? "yes" : "no", c->avx512bf16 ? "yes" : "no",
-             c->avx512bf16 ? "AVX-512 with BF16" : c->avx512f ? "AVX-512" : c->avx2 ? "AVX2" : "portable C", dir);
+             c->avx512vl ? "yes" : "no", c->avx512bf16 ? "yes" : "no", c->amx_bf16 ? "yes" : "no",
+             c->brand[0] ? c->brand : "(no brand string)", c->avx512bf16 ? "AVX-512 with BF16" : c->avx512f ? "AVX-512" : c->avx2 ? "AVX2" : "portable C", dir);
 }

@@ -15,7 +15,8 @@ int fd_get_num_threads(void);
 int fd_num_cores(void);
 
 typedef struct fd_cpu_features {
-    bool avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512bf16;
+    bool avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512bf16, amx_bf16;
+    char brand[49]; /* the processor's name (CPUID brand string), "" when it has none */
 } fd_cpu_features;
 const fd_cpu_features *fd_cpu(void);
 

@@ -76,6 +76,8 @@ static int f_cpu(lua_State *L)
     lua_pushboolean(L, c->avx512bw), lua_setfield(L, -2, "avx512bw");
     lua_pushboolean(L, c->avx512vl), lua_setfield(L, -2, "avx512vl");
     lua_pushboolean(L, c->avx512bf16), lua_setfield(L, -2, "avx512bf16");
+    lua_pushboolean(L, c->amx_bf16), lua_setfield(L, -2, "amx_bf16");
+    lua_pushstring(L, c->brand), lua_setfield(L, -2, "brand");
     lua_pushinteger(L, fd_num_cores()), lua_setfield(L, -2, "cores");
     return 1;
 }

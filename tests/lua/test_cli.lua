@@ -117,6 +117,20 @@ test('-v prints the versions block', function()
   local cpu = fada.cpu()
   contains(out, 'avx2 ' .. (cpu.avx2 and 'yes' or 'no'))
   contains(out, 'avx512f ' .. (cpu.avx512f and 'yes' or 'no'))
+  -- AMX and the processor's name, against the kernel's own reading of CPUID (/proc/cpuinfo)
+  local f = io.open('/proc/cpuinfo', 'r')
+  if f then
+    local info = f:read('a')
+    f:close()
+    local flags = ' ' .. (info:match('\nflags%s*:%s*([^\n]*)') or '') .. ' '
+    local amx = flags:find(' amx_bf16 ', 1, true) ~= nil and flags:find(' amx_tile ', 1, true) ~= nil
+    assert_eq(cpu.amx_bf16, amx, 'amx_bf16 against /proc/cpuinfo')
+    contains(out, 'amx-bf16 ' .. (amx and 'yes' or 'no'))
+    local model = info:match('model name%s*:%s*([^\n]-)%s*\n')
+    if model then assert_eq(cpu.brand, model, 'brand against /proc/cpuinfo') end
+  else
+    print('    skipped: no /proc/cpuinfo to check AMX and the processor name against')
+  end
   -- -v with a script runs the script too
   out = run('-v -e "print(123)"')
   contains(out, '\n123\n')

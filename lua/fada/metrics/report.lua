@@ -18,13 +18,9 @@ function M.host()
   local v = fada.versions()
   local cores = v:match('CPU: (%d+) cores') or '?'
   local kernels = v:match('kernels: ([^\n]+)') or '?'
-  local model = '?'
-  local f = io.open('/proc/cpuinfo', 'r')
-  if f then
-    model = (f:read('a'):match('model name%s*:%s*([^\n]+)') or '?')
-    f:close()
-  end
-  return ('%s, %s cores, kernels %s'):format(model, cores, kernels)
+  local cpu = fada.cpu()
+  local model = cpu.brand ~= '' and cpu.brand or '?'
+  return ('%s, %s cores, kernels %s%s'):format(model, cores, kernels, cpu.amx_bf16 and ', AMX-BF16' or '')
 end
 
 -- Mean and sd of every metric over the clips, the clips whose best offset is
