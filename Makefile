@@ -44,10 +44,11 @@ demo: build
 # The shipped weights from a clean clone, as they were made (hours on 2 cores;
 # rerunning resumes from runs/<name>/checkpoint.safetensors). Data first when
 # missing (data/ is not in git; scripts/make_dataset.lua rebuilds it by seed).
-# TRAIN_ENV: environment for the training runs. It was OMP_WAIT_POLICY=PASSIVE while OpenBLAS
-# kept a thread pool of its own, whose spinning fought OpenMP's; OpenBLAS now runs inside
-# the OpenMP pool and the default spin is the faster (docs/performance.md, session 11).
-TRAIN_ENV =
+# TRAIN_ENV: OpenMP workers sleep between parallel regions. Alone, the default spin is now ~7 %
+# faster (OpenBLAS runs inside the OpenMP pool since session 11); but a long run shares the
+# machine with whatever else runs, and two spinning processes on 2 cores slow each other
+# several-fold, where sleeping ones share (docs/performance.md, session 11).
+TRAIN_ENV = OMP_WAIT_POLICY=PASSIVE
 teacher: build
 	@[ -f data/avatars/hq-train/manifest.jsonl ] || $(BUILD)/fadalua scripts/make_dataset.lua --clips 300 --size 64 --jobs 2
 	@$(TRAIN_ENV) $(BUILD)/fadalua scripts/train_teacher.lua --data data/avatars/hq-train --out runs/teacher --steps 4000 --batch 4 --ckpt-every 50
