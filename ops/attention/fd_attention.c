@@ -76,12 +76,67 @@ FD_AVX2 static void online_update_avx2(const att *a, float *S, int64_t nr, int64
     }
 }
 
+/* exp for 16 scores minus their row max (x <= 0, or -inf for masked keys):
+ * nn_exp256's polynomial on 16 lanes; 0 below -86, as there. */
+FD_AVX512 static inline __m512 exp512_nonpos(__m512 x)
+{
+    const __m512 shifter = _mm512_set1_ps(12582912.0f), lo = _mm512_set1_ps(-86.0f);
+    __mmask16 keep = _mm512_cmp_ps_mask(x, lo, _CMP_GE_OQ);
+    x = _mm512_max_ps(x, lo);
+    __m512 t = _mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), shifter);
+    __m512 n = _mm512_sub_ps(t, shifter);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500E-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507E-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073E-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894E-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459E-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201E-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    __m512i e = _mm512_slli_epi32(_mm512_sub_epi32(_mm512_castps_si512(t), _mm512_castps_si512(shifter)), 23);
+    return _mm512_maskz_mov_ps(keep, _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(p), e)));
+}
+
+/* online_update_avx2 on 16 lanes (ncp and dp are multiples of NR = 16). */
+FD_AVX512 static void online_update_avx512(const att *a, float *S, int64_t nr, int64_t nrp, int64_t ncp, float *m,
+                                           float *l, float *O)
+{
+    for (int64_t r = 0; r < nrp; r++) {
+        float *s = S + r * BC;
+        if (r >= nr) {
+            memset(s, 0, sizeof(float) * ncp);
+            continue;
+        }
+        __m512 vm = _mm512_loadu_ps(s);
+        for (int64_t j = 16; j < ncp; j += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(s + j));
+        float mx = _mm512_reduce_max_ps(vm), mnew = mx > m[r] ? mx : m[r];
+        if (mnew == -INFINITY) {
+            memset(s, 0, sizeof(float) * ncp);
+            continue;
+        }
+        __m512 vs = _mm512_set1_ps(mnew), sum = _mm512_setzero_ps();
+        for (int64_t j = 0; j < ncp; j += 16) {
+            __m512 e = exp512_nonpos(_mm512_sub_ps(_mm512_loadu_ps(s + j), vs));
+            _mm512_storeu_ps(s + j, e);
+            sum = _mm512_add_ps(sum, e);
+        }
+        float alpha = expf(m[r] - mnew);
+        l[r] = l[r] * alpha + _mm512_reduce_add_ps(sum);
+        m[r] = mnew;
+        if (alpha != 1.0f) {
+            __m512 va = _mm512_set1_ps(alpha);
+            float *o = O + r * a->dp;
+            for (int64_t t = 0; t < a->dp; t += 16) _mm512_storeu_ps(o + t, _mm512_mul_ps(_mm512_loadu_ps(o + t), va));
+        }
+    }
+}
+
 static void forward_tile(const att *a, const packs *p, int64_t b, int64_t h, int64_t i0, float *ws, float *o,
                          float *lse)
 {
     const int64_t dp = a->dp, nr = a->Nq - i0 < BR ? a->Nq - i0 : BR, nrp = round_up(nr, MR), bh = b * a->H + h;
     float *Q = ws, *S = Q + BR * dp, *O = S + BR * BC, *m = O + BR * dp, *l = m + BR;
-    microkernel mk = a->simd ? fd_att_mk_avx2 : fd_att_mk_c;
     fd_att_pack_rows(a, a->q, a->Nq, b, h, i0, nr, a->scale, Q);
     memset(O, 0, sizeof(float) * BR * dp);
     for (int64_t r = 0; r < BR; r++) m[r] = -INFINITY, l[r] = 0;
@@ -89,10 +144,10 @@ static void forward_tile(const att *a, const packs *p, int64_t b, int64_t h, int
         /* the last tiles are cut to whole micro-tiles: no work on padding beyond them */
         int64_t j0 = kb * BC, nc = a->Nkt - j0 < BC ? a->Nkt - j0 : BC, ncp = round_up(nc, NR);
         size_t at = key_pack_at(a, p, bh, kb);
-        fd_att_tile_gemm(mk, nrp, ncp, dp, Q, dp, p->kt + at, BC, S, BC, 0);
+        fd_att_gemm(a, nrp, ncp, dp, Q, dp, p->kt + at, BC, S, BC, 0);
         fd_att_mask_scores(a, S, b, h, i0, nr, j0, nc, ncp);
-        (a->simd ? online_update_avx2 : online_update_c)(a, S, nr, nrp, ncp, m, l, O);
-        fd_att_tile_gemm(mk, nrp, dp, ncp, S, BC, p->vp + at, dp, O, dp, 1);
+        (a->avx512 ? online_update_avx512 : a->simd ? online_update_avx2 : online_update_c)(a, S, nr, nrp, ncp, m, l, O);
+        fd_att_gemm(a, nrp, dp, ncp, S, BC, p->vp + at, dp, O, dp, 1);
     }
     for (int64_t r = 0; r < nr; r++) {
         float inv = l[r] > 0 ? 1.0f / l[r] : 0.0f;
@@ -167,7 +222,9 @@ int fd_attention(fd_tensor *o, fd_tensor *lse, const fd_tensor *q, const fd_tens
     packs p = {0};
     p.nkb = (a.Nkt + BC - 1) / BC;
     size_t per = (size_t)(BR * a.dp * 2 + BR * BC + 2 * BR) + 16, kpack = (size_t)(a.B * a.H * p.nkb * BC * a.dp);
-    float *ws = calloc(per * (size_t)nthr + 2 * kpack, sizeof(float)); /* zeroed: padded key rows of the packs are read */
+    /* not zeroed: pack_keys clears each key tile before filling it, and forward_tile
+     * writes every row and column of its scratch that it reads (test_uninit.lua) */
+    float *ws = malloc((per * (size_t)nthr + 2 * kpack) * sizeof(float));
     if (!ws || fd_tensor_empty_as(o, q, FD_F32) || fd_tensor_empty(lse, FD_F32, 3, shl)) {
         free(ws);
         fd_att_release_staged(&st);

@@ -42,22 +42,21 @@ static void backward_kv(const att *a, const packs *p, int64_t b, int64_t h, int6
     const int64_t dp = a->dp, j0 = kb * BC, nc = a->Nkt - j0 < BC ? a->Nkt - j0 : BC, ncp = round_up(nc, 3 * NR);
     const int64_t bh = b * a->H + h;
     float *S = ws, *dP = S + BR * BC, *T = dP + BR * BC, *dK = T + BR * BC, *dV = dK + BC * dp;
-    microkernel mk = a->simd ? fd_att_mk_avx2 : fd_att_mk_c;
     const float *Kt = p->kt + key_pack_at(a, p, bh, kb), *Vt = p->vt + key_pack_at(a, p, bh, kb);
     memset(dK, 0, sizeof(float) * BC * dp);
     memset(dV, 0, sizeof(float) * BC * dp);
     for (int64_t qt = 0; qt < p->nqt; qt++) {
         int64_t i0 = qt * BR, nr = a->Nq - i0 < BR ? a->Nq - i0 : BR, nrp = round_up(nr, MR);
         const float *Q = p->qp + query_pack_at(a, p, bh, qt), *G = p->gp + query_pack_at(a, p, bh, qt);
-        fd_att_tile_gemm(mk, nrp, ncp, dp, Q, dp, Kt, BC, S, BC, 0);
+        fd_att_gemm(a, nrp, ncp, dp, Q, dp, Kt, BC, S, BC, 0);
         fd_att_mask_scores(a, S, b, h, i0, nr, j0, nc, ncp);
-        fd_att_tile_gemm(mk, nrp, ncp, dp, G, dp, Vt, BC, dP, BC, 0);
+        fd_att_gemm(a, nrp, ncp, dp, G, dp, Vt, BC, dP, BC, 0);
         const int64_t row = bh * a->Nq + i0;
         probs_and_dscores(a, S, dP, lse + row, Dv + row, nr, nrp, ncp);
         transpose_tile(S, T, nrp, ncp);
-        fd_att_tile_gemm(mk, ncp, dp, nrp, T, BR, G, dp, dV, dp, 1);
+        fd_att_gemm(a, ncp, dp, nrp, T, BR, G, dp, dV, dp, 1);
         transpose_tile(dP, T, nrp, ncp);
-        fd_att_tile_gemm(mk, ncp, dp, nrp, T, BR, Q, dp, dK, dp, 1);
+        fd_att_gemm(a, ncp, dp, nrp, T, BR, Q, dp, dK, dp, 1);
     }
     for (int64_t j = 0; j < nc; j++)
         for (int64_t t = 0; t < a->d; t++) {
@@ -74,18 +73,17 @@ static void backward_q(const att *a, const packs *p, int64_t b, int64_t h, int64
     const int64_t dp = a->dp, i0 = qt * BR, nr = a->Nq - i0 < BR ? a->Nq - i0 : BR, nrp = round_up(nr, MR);
     const int64_t bh = b * a->H + h;
     float *S = ws, *dP = S + BR * BC, *dQ = dP + BR * BC;
-    microkernel mk = a->simd ? fd_att_mk_avx2 : fd_att_mk_c;
     const int64_t row = bh * a->Nq + i0;
     const float *Q = p->qp + query_pack_at(a, p, bh, qt), *G = p->gp + query_pack_at(a, p, bh, qt);
     memset(dQ, 0, sizeof(float) * BR * dp);
     for (int64_t kb = 0; kb < p->nkb; kb++) {
         int64_t j0 = kb * BC, nc = a->Nkt - j0 < BC ? a->Nkt - j0 : BC, ncp = round_up(nc, NR);
         size_t at = key_pack_at(a, p, bh, kb);
-        fd_att_tile_gemm(mk, nrp, ncp, dp, Q, dp, p->kt + at, BC, S, BC, 0);
+        fd_att_gemm(a, nrp, ncp, dp, Q, dp, p->kt + at, BC, S, BC, 0);
         fd_att_mask_scores(a, S, b, h, i0, nr, j0, nc, ncp);
-        fd_att_tile_gemm(mk, nrp, ncp, dp, G, dp, p->vt + at, BC, dP, BC, 0);
+        fd_att_gemm(a, nrp, ncp, dp, G, dp, p->vt + at, BC, dP, BC, 0);
         probs_and_dscores(a, S, dP, lse + row, Dv + row, nr, nrp, ncp);
-        fd_att_tile_gemm(mk, nrp, dp, ncp, dP, BC, p->kp + at, dp, dQ, dp, 1);
+        fd_att_gemm(a, nrp, dp, ncp, dP, BC, p->kp + at, dp, dQ, dp, 1);
     }
     for (int64_t r = 0; r < nr; r++)
         for (int64_t t = 0; t < a->d; t++)

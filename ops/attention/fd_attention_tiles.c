@@ -63,6 +63,57 @@ void fd_att_tile_gemm(microkernel mk, int64_t M, int64_t N, int64_t K, const flo
         for (int64_t j = 0; j < N; j += NR) mk(K, A + i * lda, lda, B + j, ldb, C + i * ldc + j, ldc, acc);
 }
 
+/* The AVX-512 tile: C[6 x 32] (+)= A[6 x K] B[K x 32], twelve 16-lane accumulators
+ * (two FMA ports x four cycles of latency want eight or more in flight; the
+ * AVX2 kernel's 6 x 16 holds twelve 8-lane ones). */
+FD_AVX512 static void mk_avx512_6x32(int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
+                                     int64_t ldc, int acc)
+{
+    __m512 c[MR][2];
+    for (int r = 0; r < MR; r++)
+        for (int h = 0; h < 2; h++) c[r][h] = acc ? _mm512_loadu_ps(C + r * ldc + 16 * h) : _mm512_setzero_ps();
+    for (int64_t k = 0; k < K; k++) {
+        __m512 b0 = _mm512_loadu_ps(B + k * ldb), b1 = _mm512_loadu_ps(B + k * ldb + 16);
+        for (int r = 0; r < MR; r++) {
+            __m512 a = _mm512_set1_ps(A[r * lda + k]);
+            c[r][0] = _mm512_fmadd_ps(a, b0, c[r][0]);
+            c[r][1] = _mm512_fmadd_ps(a, b1, c[r][1]);
+        }
+    }
+    for (int r = 0; r < MR; r++)
+        for (int h = 0; h < 2; h++) _mm512_storeu_ps(C + r * ldc + 16 * h, c[r][h]);
+}
+
+/* The last 16 columns when N is an odd multiple of NR: C[6 x 16]. */
+FD_AVX512 static void mk_avx512_6x16(int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
+                                     int64_t ldc, int acc)
+{
+    __m512 c[MR];
+    for (int r = 0; r < MR; r++) c[r] = acc ? _mm512_loadu_ps(C + r * ldc) : _mm512_setzero_ps();
+    for (int64_t k = 0; k < K; k++) {
+        __m512 b0 = _mm512_loadu_ps(B + k * ldb);
+        for (int r = 0; r < MR; r++) c[r] = _mm512_fmadd_ps(_mm512_set1_ps(A[r * lda + k]), b0, c[r]);
+    }
+    for (int r = 0; r < MR; r++) _mm512_storeu_ps(C + r * ldc, c[r]);
+}
+
+FD_AVX512 static void tile_gemm_avx512(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
+                                       int64_t ldb, float *C, int64_t ldc, int acc)
+{
+    for (int64_t i = 0; i < M; i += MR) {
+        int64_t j = 0;
+        for (; j + 2 * NR <= N; j += 2 * NR) mk_avx512_6x32(K, A + i * lda, lda, B + j, ldb, C + i * ldc + j, ldc, acc);
+        if (j < N) mk_avx512_6x16(K, A + i * lda, lda, B + j, ldb, C + i * ldc + j, ldc, acc);
+    }
+}
+
+void fd_att_gemm(const att *a, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
+                 int64_t ldb, float *C, int64_t ldc, int acc)
+{
+    if (a->avx512) tile_gemm_avx512(M, N, K, A, lda, B, ldb, C, ldc, acc);
+    else fd_att_tile_gemm(a->simd ? fd_att_mk_avx2 : fd_att_mk_c, M, N, K, A, lda, B, ldb, C, ldc, acc);
+}
+
 /* s[j] = exp(s[j] - sub) for n (a multiple of 8) values; returns their sum. */
 float fd_att_exp_row_c(float *s, int64_t n, float sub)
 {
@@ -161,6 +212,7 @@ int fd_att_setup(const char *op, att *a, staged *st, const fd_tensor *q, const f
     a->B = dm.B, a->Nq = dm.Nq, a->Nk = dm.Nk, a->Ne = dm.Ne, a->Nkt = dm.Nkt, a->C = dm.C, a->H = dm.H, a->d = dm.d;
     a->Be = dm.Be, a->dp = (a->d + NR - 1) / NR * NR, a->scale = (float)dm.scale;
     a->simd = fd_nn_simd_enabled();
+    a->avx512 = fd_nn_avx512_enabled();
     if (!(a->q = fd_nn_stage_f32(&st->q, q)) || !(a->k = fd_nn_stage_f32(&st->k, k)) || !(a->v = fd_nn_stage_f32(&st->v, v)) ||
         (args->extra_k &&
          (!(a->ek = fd_nn_stage_f32(&st->ek, args->extra_k)) || !(a->ev = fd_nn_stage_f32(&st->ev, args->extra_v)))))

@@ -28,7 +28,7 @@ typedef struct att {
     float scale;
     const float *q, *k, *v, *ek, *ev, *mask;
     int64_t ms[4]; /* mask strides over [B, H, Nq, Nkt] (0 = broadcast) */
-    bool simd;
+    bool simd, avx512; /* AVX2 kernels; AVX-512 tile products (fd_att_gemm) */
 } att;
 
 typedef void (*microkernel)(int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
@@ -46,6 +46,11 @@ static inline int64_t round_up(int64_t n, int64_t m)
 /* C[M x N] (+)= A[M x K] B[K x N]; M a multiple of MR, N of NR. */
 void fd_att_tile_gemm(microkernel mk, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
                       int64_t ldb, float *C, int64_t ldc, int acc);
+
+/* C[M x N] (+)= A[M x K] B[K x N] with the best kernel `a` allows: AVX-512
+ * (6 x 32 register tiles), AVX2 or plain C (6 x 16); M a multiple of MR, N of NR. */
+void fd_att_gemm(const att *a, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
+                 int64_t ldb, float *C, int64_t ldc, int acc);
 
 /* s[j] = exp(s[j] - sub) for n (a multiple of 8) values; returns their sum. */
 float fd_att_exp_row_c(float *s, int64_t n, float sub);

@@ -17,6 +17,15 @@ bool fd_nn_simd_enabled(void)
 
 void fd_nn_set_simd(bool on) { simd_off = !on; }
 
+static int avx512_off; /* set by tests to exercise the AVX2 kernels on an AVX-512 CPU */
+
+bool fd_nn_avx512_enabled(void)
+{
+    return fd_nn_simd_enabled() && !avx512_off && fd_cpu()->avx512f;
+}
+
+void fd_nn_set_avx512(bool on) { avx512_off = !on; }
+
 int fd_nn_check_float(const char *op, const char *arg, const fd_tensor *t)
 {
     if (!fd_dtype_is_float(t->dtype))

@@ -29,12 +29,18 @@
 #include "runtime/core/fd_tensor.h"
 
 #define FD_AVX2 __attribute__((target("avx2,fma")))
+#define FD_AVX512 __attribute__((target("avx512f,avx2,fma")))
 
 /* ---- SIMD selection --------------------------------------------------- */
 /* True when the AVX2+FMA kernels run (CPU has them and they are not disabled). */
 bool fd_nn_simd_enabled(void);
 /* Turns the AVX2 kernels off (false) or back on where the CPU allows; for tests. */
 void fd_nn_set_simd(bool on);
+/* True when the AVX-512 kernels run (the SIMD kernels are on, the CPU has AVX-512F, and
+ * they are not disabled); the kernels that have none use their AVX2 form. */
+bool fd_nn_avx512_enabled(void);
+/* Turns the AVX-512 kernels off (the AVX2 ones run instead) or back on; for tests. */
+void fd_nn_set_avx512(bool on);
 
 /* t must be a float dtype: f32 and f64 compute as such, bf16/f16 compute in f32. */
 int fd_nn_check_float(const char *op, const char *arg, const fd_tensor *t);

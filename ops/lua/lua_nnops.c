@@ -441,6 +441,17 @@ static int l_set_simd(lua_State *L)
     fd_nn_set_simd(lua_toboolean(L, 1));
     return 0;
 }
+/* ops.nn_set_avx512(bool): the AVX-512 kernels off (AVX2 instead) or back on; ops.nn_avx512_enabled() -> bool */
+static int l_set_avx512(lua_State *L)
+{
+    fd_nn_set_avx512(lua_toboolean(L, 1));
+    return 0;
+}
+static int l_avx512_enabled(lua_State *L)
+{
+    lua_pushboolean(L, fd_nn_avx512_enabled());
+    return 1;
+}
 static int l_simd_enabled(lua_State *L)
 {
     lua_pushboolean(L, fd_nn_simd_enabled());
@@ -530,6 +541,7 @@ void fd_open_nnops(lua_State *L, const fd_lua_tables *t)
     lua_pop(L, 1);
     static const luaL_Reg util[] = {
         {"nn_set_simd", l_set_simd}, {"nn_simd_enabled", l_simd_enabled},
+        {"nn_set_avx512", l_set_avx512}, {"nn_avx512_enabled", l_avx512_enabled},
         {"nn_copy_gbs", l_copy_gbs},         {NULL, NULL},
     };
     fd_lua_setfuncs(L, ops, util);

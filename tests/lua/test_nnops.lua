@@ -34,16 +34,18 @@ local function strided(x)
   return v
 end
 
--- Runs fn with the AVX2 kernels on, then off (when the CPU has them at all).
+-- Runs fn with the best kernels the CPU has, then with each lesser set: AVX-512, AVX2, plain C.
 local function both_isa(fn)
-  local had = ops.nn_simd_enabled()
-  fn('simd=' .. tostring(had))
-  if had then
-    ops.nn_set_simd(false)
-    local ok, err = pcall(fn, 'simd=false')
-    ops.nn_set_simd(true)
+  local had, had512 = ops.nn_simd_enabled(), ops.nn_avx512_enabled()
+  fn(had512 and 'avx512' or 'simd=' .. tostring(had))
+  local function lesser(what, off, on)
+    off()
+    local ok, err = pcall(fn, what)
+    on()
     if not ok then error(err, 0) end
   end
+  if had512 then lesser('avx2', function() ops.nn_set_avx512(false) end, function() ops.nn_set_avx512(true) end) end
+  if had then lesser('simd=false', function() ops.nn_set_simd(false) end, function() ops.nn_set_simd(true) end) end
 end
 
 -- ---- finite differences ------------------------------------------------------

@@ -33,12 +33,14 @@ test('spectrogram and log-mel are the same with perturbed scratch memory', funct
   assert_close(tonumber(m), fada.audio.log_mel(x, {sample_rate = 16000, n_fft = 400, hop = 160, n_mels = 40}):sum():item(), 0, 1e-6, 'log-mel')
 end)
 
-test('attention forward and backward with few keys match the reference under perturbed memory', function()
-  local out = run_perturbed([[
+-- few keys take the untiled path; 101 + 30 keys the tiled one, whose scratch is not zeroed
+for _, keys in ipairs{{4, 3, 'few keys'}, {101, 30, 'tiles'}} do
+test(('attention forward and backward (%s) match the reference under perturbed memory'):format(keys[3]), function()
+  local out = run_perturbed(([[
     local fada = require 'fada'
     local g = fada.Generator(4)
-    local q, k, v = fada.randn({2, 37, 64}, g), fada.randn({2, 4, 64}, g), fada.randn({2, 4, 64}, g)
-    local ek, ev = fada.randn({2, 3, 64}, g), fada.randn({2, 3, 64}, g)
+    local q, k, v = fada.randn({2, 37, 64}, g), fada.randn({2, %d, 64}, g), fada.randn({2, %d, 64}, g)
+    local ek, ev = fada.randn({2, %d, 64}, g), fada.randn({2, %d, 64}, g)
     local o, lse = fada.ops.attention(q, k, v, {heads = 2, extra_k = ek, extra_v = ev})
     local dout = fada.randn({2, 37, 64}, g)
     local dq, dk, dv = fada.ops.attention_backward(dout, q, k, v, o, lse, {heads = 2, extra_k = ek, extra_v = ev})
@@ -48,9 +50,10 @@ test('attention forward and backward with few keys match the reference under per
     for _, pair in ipairs{{o, ro}, {dq, rq}, {dk, rk}, {dv, rv}} do
       worst = math.max(worst, (pair[1] - pair[2]):abs():max():item())
     end
-    io.write(('%.9g'):format(worst))
-  ]])
+    io.write(('%%.9g'):format(worst))
+  ]]):format(keys[1], keys[1], keys[2], keys[2]))
   local worst = tonumber(out:match('^(%S+)$'))
   assert(worst, 'child failed: ' .. out)
   assert(worst < 1e-4, ('attention differs from the reference by %g'):format(worst))
 end)
+end
