@@ -25,7 +25,7 @@ local spec = {
   {'seed', 'int', d.seed, 'noise seed'},
   {'noise_share', 'number', d.noise_share, 'part of the starting noise shared by a clip\'s frames, 0..1 (0 = independent)'},
   {'threads', 'int', nil, 'threads (default: all cores)'},
-  {'dtype', 'string', d.dtype, 'f32 | bf16 compute'},
+  {'dtype', 'string', d.dtype, 'f32 | bf16 | auto: bf16 where the CPU has AVX512-BF16 or AMX, else f32'},
   {'fps', 'int', nil, 'frames per second (default: the model\'s)'},
   {'clip_frames', 'int', nil, 'frames per clip (default: the model\'s)'},
   {'motion_frames', 'int', nil, 'motion frames carried between clips (default: the model\'s)'},
@@ -51,8 +51,8 @@ if not ok then
   os.exit(1)
 end
 for _, note in ipairs(res.notes) do print('note: ' .. note) end
-print(('wrote %s: %d frames in %d clips, mode %s, %d steps x %.0f NFE per step = %d NFE; ' ..
+print(('wrote %s: %d frames in %d clips, mode %s, %s, %d steps x %.0f NFE per step = %d NFE; ' ..
        '%.1f s total, %.3f s per frame, real-time factor %.2f (%s)'):format(
-  res.out or '(no video)', res.frames, res.clips, res.mode, res.steps, res.nfe_per_step, res.nfe,
+  res.out or '(no video)', res.frames, res.clips, res.mode, res.dtype, res.steps, res.nfe_per_step, res.nfe,
   res.seconds, res.seconds_per_frame, res.realtime_factor,
   res.realtime_factor <= 1 and 'faster than real time' or 'slower than real time'))

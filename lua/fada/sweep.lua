@@ -31,7 +31,8 @@ M.AXES = {
   {'w_audio', 'number', d.cfg_audio, 'audio guidance scale'},
   {'cfg_schedule', 'string', d.cfg_schedule, cfg.schedule.GRAMMAR},
   {'seed', 'int', 42, 'noise seed'},
-  {'dtype', 'string', d.dtype, 'f32 | bf16'},
+  -- the default is resolved here, so the job list and the CSV name the dtype that ran
+  {'dtype', 'string', pipeline.resolve_dtype(d.dtype), 'f32 | bf16 | auto (the default here: this CPU\'s)'},
   {'noise_share', 'number', d.noise_share, "part of a clip's starting noise shared by its frames"},
   {'clips', 'int', 4, 'held-out clips per job: 0 .. N-1'},
 }

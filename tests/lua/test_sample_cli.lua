@@ -26,6 +26,18 @@ test('a tiny teacher makes an MP4 with one video and one audio stream', function
   assert(probe:find('video') and probe:find('audio'), 'ffprobe: ' .. probe)
 end)
 
+test('--dtype: auto (the default) is bf16 where the CPU has AVX512-BF16 or AMX, else f32; the summary names it', function()
+  local cpu = fada.cpu()
+  local want = (cpu.avx512bf16 or cpu.amx_bf16) and 'bf16' or 'f32'
+  for _, flag in ipairs{'', ' --dtype auto', ' --dtype f32', ' --dtype bf16'} do
+    local out, code = run(('--model %q --audio %q --out %q --steps 1%s'):format(model, wav, dir .. '/dt.mp4', flag))
+    assert_eq(code, 0, out)
+    local named = flag:match('(%w+)$')
+    local expect = (named == nil or named == 'auto') and want or named
+    assert(out:find(', ' .. expect .. ', 1 steps', 1, true), ('%q: expected %s in: %s'):format(flag, expect, out))
+  end
+end)
+
 test('--mode unguided: one pass per step, any model', function()
   local out_path = dir .. '/unguided.mp4'
   local out, code = run(('--model %q --audio %q --out %q --steps 3 --mode unguided'):format(model, wav, out_path))
@@ -74,6 +86,7 @@ test('bad input: a clear message, exit code 1 or 2, no video left behind', funct
     {('--model %q --audio %q --noise-share 1.5'):format(model, wav), '--noise-share must be a number in [0, 1]'},
     {('--model %q --audio %q --stepz 3'):format(model, wav), 'unknown flag --stepz'},
     {('--model %q --audio %q --mode slow'):format(model, wav), '--mode must be teacher, balanced, fast or unguided'},
+    {('--model %q --audio %q --dtype f16'):format(model, wav), "--dtype must be f32, bf16 or auto, got 'f16'"},
     {('--model %q --audio %q'):format(wav, wav), wav},
     {('--model %q --audio %q'):format(ckpt, wav), 'is a training checkpoint (step 12'},
   }

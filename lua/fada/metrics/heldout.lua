@@ -55,7 +55,9 @@ function M.sample(model, c, s, ev)
   local o = {
     model = model, ref = c.ref, audio = {samples = c.samples, sample_rate = c.sample_rate}, out = false,
     mode = s.mode, steps = s.steps, sampler = s.sampler, cfg_ref = s.w_ref, cfg_audio = s.w_audio,
-    cfg_schedule = s.cfg_schedule, seed = s.seed, noise_share = s.noise_share, dtype = s.dtype, progress = false,
+    cfg_schedule = s.cfg_schedule, seed = s.seed, noise_share = s.noise_share, progress = false,
+    -- f32 unless the setting names a dtype: the evaluation scripts' committed figures are f32
+    dtype = s.dtype or 'f32',
     on_clip = function(_, frames) made[#made + 1] = frames end}
   for _, f in ipairs(pipeline.SAMPLING_FLAGS) do o[f[1]] = s[f[1]] end
   local summary = pipeline.sample(o)
