@@ -28,6 +28,8 @@ function M.flags(spec, d)
     {'threads', 'int', nil, 'threads (default: all cores)'},
     {'max_minutes', 'number', nil, 'stop (with a checkpoint) after this many minutes'},
     {'stop_at', 'int', nil, 'stop (with a checkpoint) after this step; the schedule stays that of --steps'},
+    {'dtype', 'string', 'f32', "the model passes' compute dtype: f32 | bf16 (mixed precision: weights, gradients and " ..
+     'optimiser state stay f32) | auto (bf16 where the CPU has AVX512-BF16 or AMX)'},
     {'tune', 'string', '1', 'kernel variants: 0 (oneDNN), 1 (OpenBLAS matmul, conv on the layout as it lies) or auto (timed; not bit-repeatable)'},
     {'prefetch', 'bool', true, 'decode the next batch\'s clips on background threads'},
     {'export', 'string', nil, 'write the EMA weights of the last checkpoint to this path (f16) and exit'},
@@ -43,6 +45,11 @@ function M.setup(opts)
   io.stdout:setvbuf('line') -- a run's log file gets each line when it is printed, not at exit (runs are often killed)
   if opts.threads then fada.set_num_threads(opts.threads) end
   fada.ops.tune(opts.tune == 'auto' and 'auto' or math.tointeger(tonumber(opts.tune)))
+  if opts.dtype ~= 'f32' and opts.dtype ~= 'bf16' and opts.dtype ~= 'auto' then
+    require('fada.cli').fail(("--dtype must be f32, bf16 or auto, got '%s'"):format(tostring(opts.dtype)))
+  end
+  opts.dtype = require('fada.pipeline').resolve_dtype(opts.dtype)
+  fada.set_compute_dtype(opts.dtype)
   fada.mkdir(opts.out)
 end
 

@@ -186,8 +186,8 @@ local function draw_scales(opts, uniform, B, Fr)
 end
 
 -- The teacher's target: multi-CFG over its three branches in one batched call
--- per substep (in --teacher-dtype: its passes are inference only, the student
--- trains in f32).
+-- per substep (in --teacher-dtype: its passes are inference only; the student
+-- trains in --dtype).
 local function teacher_target(r, opts, lat, xt, t, t_next, wr_rows, wa_rows)
   local teacher = r.teacher
   fada.set_compute_dtype(opts.teacher_dtype)
@@ -201,7 +201,7 @@ local function teacher_target(r, opts, lat, xt, t, t_next, wr_rows, wa_rows)
     end
     return distill.teacher_target(guided, r.sched, xt, t, t_next, opts.substeps)
   end)
-  fada.set_compute_dtype('f32')
+  fada.set_compute_dtype(opts.dtype)
   if not ok then error(target, 0) end
   return target
 end
