@@ -76,28 +76,6 @@ FD_AVX2 static void online_update_avx2(const att *a, float *S, int64_t nr, int64
     }
 }
 
-/* exp for 16 scores minus their row max (x <= 0, or -inf for masked keys):
- * nn_exp256's polynomial on 16 lanes; 0 below -86, as there. */
-FD_AVX512 static inline __m512 exp512_nonpos(__m512 x)
-{
-    const __m512 shifter = _mm512_set1_ps(12582912.0f), lo = _mm512_set1_ps(-86.0f);
-    __mmask16 keep = _mm512_cmp_ps_mask(x, lo, _CMP_GE_OQ);
-    x = _mm512_max_ps(x, lo);
-    __m512 t = _mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), shifter);
-    __m512 n = _mm512_sub_ps(t, shifter);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500E-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507E-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073E-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894E-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459E-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201E-1f));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    __m512i e = _mm512_slli_epi32(_mm512_sub_epi32(_mm512_castps_si512(t), _mm512_castps_si512(shifter)), 23);
-    return _mm512_maskz_mov_ps(keep, _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(p), e)));
-}
-
 /* online_update_avx2 on 16 lanes (ncp and dp are multiples of NR = 16). */
 FD_AVX512 static void online_update_avx512(const att *a, float *S, int64_t nr, int64_t nrp, int64_t ncp, float *m,
                                            float *l, float *O)
@@ -117,7 +95,7 @@ FD_AVX512 static void online_update_avx512(const att *a, float *S, int64_t nr, i
         }
         __m512 vs = _mm512_set1_ps(mnew), sum = _mm512_setzero_ps();
         for (int64_t j = 0; j < ncp; j += 16) {
-            __m512 e = exp512_nonpos(_mm512_sub_ps(_mm512_loadu_ps(s + j), vs));
+            __m512 e = nn_exp512_nonpos(_mm512_sub_ps(_mm512_loadu_ps(s + j), vs));
             _mm512_storeu_ps(s + j, e);
             sum = _mm512_add_ps(sum, e);
         }

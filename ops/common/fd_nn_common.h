@@ -1,7 +1,8 @@
 /* What the nn op files share: argument checks, f32/f64 staging of inputs,
  * the SIMD switch, and the AVX2+FMA building blocks (fast exp, horizontal
  * sums). Kernels marked FD_AVX2 are compiled for AVX2+FMA whatever the global
- * flags, and only called when fd_nn_simd_enabled() says the CPU has them.
+ * flags, and only called when fd_nn_simd_enabled() says the CPU has them; those
+ * marked FD_AVX512 (and nn_exp512_nonpos) only when fd_nn_avx512_enabled() does.
  *
  * The nn ops (ops/norm, ops/attention, ops/elementwise/fd_activation*,
  * ops/resample, ops/index/fd_embedding*, ops/reduce/fd_loss*) each have a
@@ -122,6 +123,28 @@ FD_AVX2 static inline __m256 nn_silu256(__m256 z)
     __m256 d = _mm256_add_ps(_mm256_set1_ps(1.0f), e), r = _mm256_rcp_ps(d);
     r = _mm256_mul_ps(r, _mm256_fnmadd_ps(d, r, _mm256_set1_ps(2.0f)));
     return _mm256_mul_ps(z, r);
+}
+
+/* exp for 16 values x <= 0 (or -inf), as nn_exp256: the same polynomial and
+ * integer scaling on 16 lanes, exactly 0 below -86 (scores minus their row max). */
+FD_AVX512 static inline __m512 nn_exp512_nonpos(__m512 x)
+{
+    const __m512 shifter = _mm512_set1_ps(12582912.0f), lo = _mm512_set1_ps(-86.0f);
+    __mmask16 keep = _mm512_cmp_ps_mask(x, lo, _CMP_GE_OQ);
+    x = _mm512_max_ps(x, lo);
+    __m512 t = _mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), shifter);
+    __m512 n = _mm512_sub_ps(t, shifter);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500E-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507E-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073E-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894E-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459E-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201E-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    __m512i e = _mm512_slli_epi32(_mm512_sub_epi32(_mm512_castps_si512(t), _mm512_castps_si512(shifter)), 23);
+    return _mm512_maskz_mov_ps(keep, _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(p), e)));
 }
 
 FD_AVX2 static inline float nn_hsum256(__m256 v)
