@@ -356,6 +356,18 @@ function M.has_lines(jobs, others)
   return false
 end
 
+-- The summaries grouped by their values on `keys`: {[label] = {summary, ...}}, and the
+-- labels in first-seen order.
+local function group_by(sums, keys)
+  local groups, order = {}, {}
+  for _, s in ipairs(sums) do
+    local key = label(s.job, keys)
+    if not groups[key] then groups[key] = {} ; order[#order + 1] = key end
+    table.insert(groups[key], s)
+  end
+  return groups, order
+end
+
 -- The chart specs (fada.plot) this sweep supports: each metric against steps, one
 -- line per other setting; the w_ref x w_audio maps; quality against seconds per frame.
 function M.charts(jobs, sums, dir)
@@ -368,12 +380,7 @@ function M.charts(jobs, sums, dir)
     -- a line per other setting that ran at two or more step counts (a setting at one
     -- count, e.g. a student at its grid in a sweep beside the teacher, has no line to draw),
     -- named by the axes that vary among those lines
-    local groups, order = {}, {}
-    for _, s in ipairs(sums) do
-      local key = label(s.job, others)
-      if not groups[key] then groups[key] = {} ; order[#order + 1] = key end
-      table.insert(groups[key], s)
-    end
+    local groups, order = group_by(sums, others)
     local kept, kept_jobs = {}, {}
     for _, key in ipairs(order) do
       if #groups[key] > 1 then
@@ -408,12 +415,7 @@ function M.charts(jobs, sums, dir)
   if is.w_ref and is.w_audio then
     local rest = {}
     for _, k in ipairs(vary) do if k ~= 'w_ref' and k ~= 'w_audio' then rest[#rest + 1] = k end end
-    local groups, order = {}, {}
-    for _, s in ipairs(sums) do
-      local g = label(s.job, rest)
-      if not groups[g] then groups[g] = {} ; order[#order + 1] = g end
-      table.insert(groups[g], s)
-    end
+    local groups, order = group_by(sums, rest)
     for gi, g in ipairs(order) do
       local panels = {}
       for _, m in ipairs{{'corr', 'lip-sync correlation'}, {'identity', 'identity error'}} do

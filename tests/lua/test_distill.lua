@@ -294,18 +294,16 @@ test('--train-only cfg_branch_tokens: only the branch tokens move, token mode st
     :format(st, base, 'cfg_.*'))
   assert_eq(code, 2, out)
   sh.contains(out, "trains 'cfg_branch_tokens'; resume it with the same --train-only", 'another set on a run')
-  out, code = sh.script('distill_student', common .. (' --out %q --init %q --balanced-share 1 --train-only %s')
-    :format(dir .. '/z', base, 'no_such'))
-  assert_eq(code, 2, out)
-  sh.contains(out, "--train-only: 'no_such' matches no parameter", 'a pattern that matches nothing')
-  out, code = sh.script('distill_student', common .. (' --out %q --init %q --balanced-share 1 --train-only %q')
-    :format(dir .. '/z', base, 'cfg_[x'))
-  assert_eq(code, 2, out)
-  sh.contains(out, "--train-only: 'cfg_[x' is not a Lua pattern", 'a malformed pattern')
-  out, code = sh.script('distill_student', common .. (' --out %q --init %q --balanced-share 0.5 --train-only %s')
-    :format(dir .. '/z', base, 'cfg_branch_tokens'))
-  assert_eq(code, 2, out)
-  sh.contains(out, 'token-mode steps do not use: give --balanced-share 1 (got 0.5)', 'branch tokens need Balanced steps')
+  for _, c in ipairs{
+    {'1', 'no_such', "--train-only: 'no_such' matches no parameter"},
+    {'1', 'cfg_[x', "--train-only: 'cfg_[x' is not a Lua pattern"},
+    {'0.5', 'cfg_branch_tokens', 'token-mode steps do not use: give --balanced-share 1 (got 0.5)'},
+  } do
+    out, code = sh.script('distill_student', common .. (' --out %q --init %q --balanced-share %s --train-only %q')
+      :format(dir .. '/z', base, c[1], c[2]))
+    assert_eq(code, 2, out)
+    sh.contains(out, c[3], c[2])
+  end
 end)
 
 test('a teacher file replaced under a run stops its resume and leaves the checkpoint as it was', function()
