@@ -367,15 +367,21 @@ function F.log_softmax(x, dim)
   return record('log_softmax', y, {x}, function(g) return fada.ops.log_softmax_backward(g, y, dim) end, {y})
 end
 
--- F.attention(q [B, Nq, C], k [B, Nk, C], v [B, Nk, C], {heads, scale, extra_k, extra_v, mask})
+-- F.attention(q [B, Nq, C], k [B, Nk, C], v [B, Nk, C], {heads, scale, extra_k, extra_v, mask, bf16})
 -- Multi-head scaled dot-product attention; extra_k/extra_v [B or 1, Ne, C] are
 -- more keys/values (reference tokens) attended together with k/v.
 function F.attention(q, k, v, opts)
   opts = opts or {}
-  local o, lse = fada.ops.attention(q, k, v, opts)
   local ek, ev = opts.extra_k, opts.extra_v
+  local grad = needs(q, k, v, ek, ev)
+  if grad and opts.bf16 == nil then
+    -- f32 products when a backward follows: it recomputes the probabilities in
+    -- f32 from this logsumexp, which must come from the same scores
+    opts = {heads = opts.heads, scale = opts.scale, extra_k = ek, extra_v = ev, mask = opts.mask, bf16 = false}
+  end
+  local o, lse = fada.ops.attention(q, k, v, opts)
   count_attention(q, k, ek)
-  if not needs(q, k, v, ek, ev) then return o end
+  if not grad then return o end
   return record('attention', o, {q, k, v, ek, ev}, function(g)
     return fada.ops.attention_backward(g, q, k, v, o, lse, opts)
   end, {q, k, v, o})

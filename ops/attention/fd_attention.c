@@ -76,46 +76,12 @@ FD_AVX2 static void online_update_avx2(const att *a, float *S, int64_t nr, int64
     }
 }
 
-/* online_update_avx2 on 16 lanes (ncp and dp are multiples of NR = 16). */
-FD_AVX512 static void online_update_avx512(const att *a, float *S, int64_t nr, int64_t nrp, int64_t ncp, float *m,
-                                           float *l, float *O)
-{
-    for (int64_t r = 0; r < nrp; r++) {
-        float *s = S + r * BC;
-        if (r >= nr) {
-            memset(s, 0, sizeof(float) * ncp);
-            continue;
-        }
-        __m512 vm = _mm512_loadu_ps(s);
-        for (int64_t j = 16; j < ncp; j += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(s + j));
-        float mx = _mm512_reduce_max_ps(vm), mnew = mx > m[r] ? mx : m[r];
-        if (mnew == -INFINITY) {
-            memset(s, 0, sizeof(float) * ncp);
-            continue;
-        }
-        __m512 vs = _mm512_set1_ps(mnew), sum = _mm512_setzero_ps();
-        for (int64_t j = 0; j < ncp; j += 16) {
-            __m512 e = nn_exp512_nonpos(_mm512_sub_ps(_mm512_loadu_ps(s + j), vs));
-            _mm512_storeu_ps(s + j, e);
-            sum = _mm512_add_ps(sum, e);
-        }
-        float alpha = expf(m[r] - mnew);
-        l[r] = l[r] * alpha + _mm512_reduce_add_ps(sum);
-        m[r] = mnew;
-        if (alpha != 1.0f) {
-            __m512 va = _mm512_set1_ps(alpha);
-            float *o = O + r * a->dp;
-            for (int64_t t = 0; t < a->dp; t += 16) _mm512_storeu_ps(o + t, _mm512_mul_ps(_mm512_loadu_ps(o + t), va));
-        }
-    }
-}
-
 static void forward_tile(const att *a, const packs *p, int64_t b, int64_t h, int64_t i0, float *ws, float *o,
                          float *lse)
 {
     const int64_t dp = a->dp, nr = a->Nq - i0 < BR ? a->Nq - i0 : BR, nrp = round_up(nr, MR), bh = b * a->H + h;
     float *Q = ws, *S = Q + BR * dp, *O = S + BR * BC, *m = O + BR * dp, *l = m + BR;
-    fd_att_pack_rows(a, a->q, a->Nq, b, h, i0, nr, a->scale, Q);
+    fd_att_pack_rows(a, &a->q, b, h, i0, nr, a->scale, Q);
     memset(O, 0, sizeof(float) * BR * dp);
     for (int64_t r = 0; r < BR; r++) m[r] = -INFINITY, l[r] = 0;
     for (int64_t kb = 0; kb < p->nkb; kb++) {
@@ -124,7 +90,7 @@ static void forward_tile(const att *a, const packs *p, int64_t b, int64_t h, int
         size_t at = key_pack_at(a, p, bh, kb);
         fd_att_gemm(a, nrp, ncp, dp, Q, dp, p->kt + at, BC, S, BC, 0);
         fd_att_mask_scores(a, S, b, h, i0, nr, j0, nc, ncp);
-        (a->avx512 ? online_update_avx512 : a->simd ? online_update_avx2 : online_update_c)(a, S, nr, nrp, ncp, m, l, O);
+        (a->avx512 ? fd_att_online_update_avx512 : a->simd ? online_update_avx2 : online_update_c)(a, S, nr, nrp, ncp, m, l, O);
         fd_att_gemm(a, nrp, dp, ncp, S, BC, p->vp + at, dp, O, dp, 1);
     }
     for (int64_t r = 0; r < nr; r++) {
@@ -144,10 +110,10 @@ static void forward_small(const att *a, int64_t b, int64_t h, float *o, float *l
     float s[SMALL];
     const int64_t d = a->d;
     for (int64_t i = 0; i < a->Nq; i++) {
-        const float *qi = a->q + (b * a->Nq + i) * a->C + h * d;
+        const float *qi = att_row(&a->q, b, i) + h * d;
         float mx = -INFINITY;
         for (int64_t j = 0; j < a->Nkt; j++) {
-            const float *kj = tok(a, a->k, a->ek, b, j, h);
+            const float *kj = tok(a, &a->k, &a->ek, b, j, h);
             float acc = 0;
 #pragma omp simd reduction(+ : acc)
             for (int64_t t = 0; t < d; t++) acc += qi[t] * kj[t];
@@ -167,7 +133,7 @@ static void forward_small(const att *a, int64_t b, int64_t h, float *o, float *l
         for (int64_t j = 0; j < a->Nkt; j++) sum += (s[j] = expf(s[j] - mx));
         float inv = 1.0f / sum;
         for (int64_t j = 0; j < a->Nkt; j++) {
-            const float *vj = tok(a, a->v, a->ev, b, j, h), w = s[j] * inv;
+            const float *vj = tok(a, &a->v, &a->ev, b, j, h), w = s[j] * inv;
 #pragma omp simd
             for (int64_t t = 0; t < d; t++) dst[t] += w * vj[t];
         }
@@ -195,6 +161,13 @@ int fd_attention(fd_tensor *o, fd_tensor *lse, const fd_tensor *q, const fd_tens
         for (int64_t it = 0; it < items; it++) forward_small(&a, it / a.H, it % a.H, so, sl);
         fd_att_release_staged(&st);
         return FD_OK;
+    }
+    if (a.amx) { /* bf16 products on AMX tiles */
+        int rc = fd_tensor_empty_as(o, q, FD_F32) || fd_tensor_empty(lse, FD_F32, 3, shl) ||
+                 fd_att_amx_forward(&a, fd_tensor_data(o), fd_tensor_data(lse));
+        fd_att_release_staged(&st);
+        if (rc) fd_nn_release(o, lse, NULL, NULL, NULL, NULL);
+        return rc ? FD_ERR : FD_OK;
     }
     int nthr = omp_get_max_threads();
     packs p = {0};

@@ -15,11 +15,14 @@
  * appended to the keys/values (reference tokens); mask broadcastable to
  * [B, heads, Nq, Nk + Ne]: bool/u8 (true = attend) or float (added to the
  * scaled scores). scale 0 means 1/sqrt(C / heads). A query row that attends
- * to nothing gives 0 (torch gives NaN). */
+ * to nothing gives 0 (torch gives NaN). bf16: the forward's two products may
+ * round their operands to bf16 (AMX tiles, fd_attention_amx.c) where the CPU
+ * has them; the softmax and every sum stay f32. */
 typedef struct fd_attention_args {
     int64_t heads;
     double scale;
     const fd_tensor *extra_k, *extra_v, *mask;
+    bool bf16;
 } fd_attention_args;
 /* o [B, Nq, C]; lse [B, heads, Nq] f32: the row logsumexp the backward needs. */
 int fd_attention(fd_tensor *o, fd_tensor *lse, const fd_tensor *q, const fd_tensor *k, const fd_tensor *v,

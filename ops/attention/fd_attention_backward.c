@@ -103,13 +103,13 @@ static void backward_small(const att *a, int64_t b, int64_t h, const float *dO, 
         for (int64_t t = 0; t < d; t++) gk[t] = 0, gv[t] = 0;
     }
     for (int64_t i = 0; i < a->Nq; i++) {
-        const float *qi = a->q + (b * a->Nq + i) * a->C + h * d, *gi = dO + (b * a->Nq + i) * a->C + h * d;
+        const float *qi = att_row(&a->q, b, i) + h * d, *gi = dO + (b * a->Nq + i) * a->C + h * d;
         float *dqi = dq + (b * a->Nq + i) * a->C + h * d;
         for (int64_t t = 0; t < d; t++) dqi[t] = 0;
         const float l = lse[bh * a->Nq + i], D = Dv[bh * a->Nq + i];
         if (l == -INFINITY) continue; /* every key masked: no gradient */
         for (int64_t j = 0; j < a->Nkt; j++) {
-            const float *kj = tok(a, a->k, a->ek, b, j, h), *vj = tok(a, a->v, a->ev, b, j, h);
+            const float *kj = tok(a, &a->k, &a->ek, b, j, h), *vj = tok(a, &a->v, &a->ev, b, j, h);
             float s = 0, dp = 0;
 #pragma omp simd reduction(+ : s, dp)
             for (int64_t t = 0; t < d; t++) s += qi[t] * kj[t], dp += gi[t] * vj[t];
@@ -119,7 +119,7 @@ static void backward_small(const att *a, int64_t b, int64_t h, const float *dO, 
             ds[j] = p[j] * (dp - D);
         }
         for (int64_t j = 0; j < a->Nkt; j++) {
-            const float *kj = tok(a, a->k, a->ek, b, j, h);
+            const float *kj = tok(a, &a->k, &a->ek, b, j, h);
             float *gk = dkf + (b * a->Nkt + j) * a->C + h * d, *gv = dvf + (b * a->Nkt + j) * a->C + h * d;
             const float wq = ds[j] * a->scale, pj = p[j];
 #pragma omp simd

@@ -133,19 +133,57 @@ FD_AVX2 float fd_att_exp_row_avx2(float *s, int64_t n, float sub)
     return nn_hsum256(t);
 }
 
+/* The online softmax step of a flash forward on 16 lanes (fd_attention.c has its
+ * AVX2 and C forms): over the first nrp rows and ncp columns of the score tile S
+ * (row stride BC), rows < nr real, S becomes P = exp(S - m_new), l and m are
+ * updated and the O rows (stride a->dp) rescaled by exp(m_old - m_new); padded
+ * rows are zeroed. ncp and dp are multiples of 16. */
+FD_AVX512 void fd_att_online_update_avx512(const att *a, float *S, int64_t nr, int64_t nrp, int64_t ncp, float *m,
+                                          float *l, float *O)
+{
+    for (int64_t r = 0; r < nrp; r++) {
+        float *s = S + r * BC;
+        if (r >= nr) {
+            memset(s, 0, sizeof(float) * ncp);
+            continue;
+        }
+        __m512 vm = _mm512_loadu_ps(s);
+        for (int64_t j = 16; j < ncp; j += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(s + j));
+        float mx = _mm512_reduce_max_ps(vm), mnew = mx > m[r] ? mx : m[r];
+        if (mnew == -INFINITY) {
+            memset(s, 0, sizeof(float) * ncp);
+            continue;
+        }
+        __m512 vs = _mm512_set1_ps(mnew), sum = _mm512_setzero_ps();
+        for (int64_t j = 0; j < ncp; j += 16) {
+            __m512 e = nn_exp512_nonpos(_mm512_sub_ps(_mm512_loadu_ps(s + j), vs));
+            _mm512_storeu_ps(s + j, e);
+            sum = _mm512_add_ps(sum, e);
+        }
+        float alpha = expf(m[r] - mnew);
+        l[r] = l[r] * alpha + _mm512_reduce_add_ps(sum);
+        m[r] = mnew;
+        if (alpha != 1.0f) {
+            __m512 va = _mm512_set1_ps(alpha);
+            float *o = O + r * a->dp;
+            for (int64_t t = 0; t < a->dp; t += 16) _mm512_storeu_ps(o + t, _mm512_mul_ps(_mm512_loadu_ps(o + t), va));
+        }
+    }
+}
+
 /* out[r][t] = mul * src[b, i0 + r, h*d + t] for r < n, zero padded to BR x dp. */
-void fd_att_pack_rows(const att *a, const float *src, int64_t N, int64_t b, int64_t h, int64_t i0, int64_t n,
-                      float mul, float *out)
+void fd_att_pack_rows(const att *a, const att_rows *src, int64_t b, int64_t h, int64_t i0, int64_t n, float mul,
+                      float *out)
 {
     memset(out, 0, sizeof(float) * BR * a->dp);
     for (int64_t r = 0; r < n; r++) {
-        const float *p = src + (b * N + i0 + r) * a->C + h * a->d;
+        const float *p = att_row(src, b, i0 + r) + h * a->d;
         for (int64_t t = 0; t < a->d; t++) out[r * a->dp + t] = mul * p[t];
     }
 }
 
 /* Keys (or values) j0 .. j0+n-1 as Kt[dp][BC] (transposed) and/or Kp[BC][dp]. */
-static void pack_keys(const att *a, const float *main, const float *extra, int64_t b, int64_t h, int64_t j0, int64_t n,
+static void pack_keys(const att *a, const att_rows *main, const att_rows *extra, int64_t b, int64_t h, int64_t j0, int64_t n,
                       float *Kt, float *Kp)
 {
     if (Kt) memset(Kt, 0, sizeof(float) * BC * a->dp);
@@ -181,9 +219,9 @@ void fd_att_pack_all(const att *a, packs *p, const float *dO)
     for (int64_t it = 0; it < BH * p->nkb; it++) {
         int64_t bh = it / p->nkb, kb = it % p->nkb, j0 = kb * BC, nc = a->Nkt - j0 < BC ? a->Nkt - j0 : BC;
         size_t at = key_pack_at(a, p, bh, kb);
-        if (p->kt || p->kp) pack_keys(a, a->k, a->ek, bh / a->H, bh % a->H, j0, nc, p->kt ? p->kt + at : NULL,
+        if (p->kt || p->kp) pack_keys(a, &a->k, &a->ek, bh / a->H, bh % a->H, j0, nc, p->kt ? p->kt + at : NULL,
                                       p->kp ? p->kp + at : NULL);
-        if (p->vt || p->vp) pack_keys(a, a->v, a->ev, bh / a->H, bh % a->H, j0, nc, p->vt ? p->vt + at : NULL,
+        if (p->vt || p->vp) pack_keys(a, &a->v, &a->ev, bh / a->H, bh % a->H, j0, nc, p->vt ? p->vt + at : NULL,
                                       p->vp ? p->vp + at : NULL);
     }
     if (!p->qp) return;
@@ -191,8 +229,9 @@ void fd_att_pack_all(const att *a, packs *p, const float *dO)
     for (int64_t it = 0; it < BH * p->nqt; it++) {
         int64_t bh = it / p->nqt, i0 = (it % p->nqt) * BR, nr = a->Nq - i0 < BR ? a->Nq - i0 : BR;
         size_t at = query_pack_at(a, p, bh, it % p->nqt);
-        fd_att_pack_rows(a, a->q, a->Nq, bh / a->H, bh % a->H, i0, nr, a->scale, p->qp + at);
-        fd_att_pack_rows(a, dO, a->Nq, bh / a->H, bh % a->H, i0, nr, 1.0f, p->gp + at);
+        const att_rows g = {dO, a->Nq * a->C, a->C};
+        fd_att_pack_rows(a, &a->q, bh / a->H, bh % a->H, i0, nr, a->scale, p->qp + at);
+        fd_att_pack_rows(a, &g, bh / a->H, bh % a->H, i0, nr, 1.0f, p->gp + at);
     }
 }
 
@@ -201,7 +240,21 @@ void fd_att_release_staged(staged *s)
     fd_nn_release(&s->q, &s->k, &s->v, &s->ek, &s->ev, &s->mask);
 }
 
-/* Checks the arguments, fills `a` and stages the inputs as contiguous f32. */
+/* t [B, N, C] as rows: in place when it is f32 with unit stride along C, else a
+ * contiguous f32 copy in *tmp. */
+static int stage_rows(att_rows *r, fd_tensor *tmp, const fd_tensor *t)
+{
+    if (t->dtype == FD_F32 && t->block == 0 && (t->stride[2] == 1 || t->shape[2] == 1)) {
+        *r = (att_rows){fd_tensor_data(t), t->shape[0] == 1 ? 0 : t->stride[0], t->stride[1]};
+        return FD_OK;
+    }
+    const float *p = fd_nn_stage_f32(tmp, t);
+    if (!p) return FD_ERR;
+    *r = (att_rows){p, t->shape[0] == 1 ? 0 : t->shape[1] * t->shape[2], t->shape[2]};
+    return FD_OK;
+}
+
+/* Checks the arguments, fills `a` and stages the inputs as f32 rows (att_rows). */
 int fd_att_setup(const char *op, att *a, staged *st, const fd_tensor *q, const fd_tensor *k, const fd_tensor *v,
                  const fd_attention_args *args)
 {
@@ -213,9 +266,9 @@ int fd_att_setup(const char *op, att *a, staged *st, const fd_tensor *q, const f
     a->Be = dm.Be, a->dp = (a->d + NR - 1) / NR * NR, a->scale = (float)dm.scale;
     a->simd = fd_nn_simd_enabled();
     a->avx512 = fd_nn_avx512_enabled();
-    if (!(a->q = fd_nn_stage_f32(&st->q, q)) || !(a->k = fd_nn_stage_f32(&st->k, k)) || !(a->v = fd_nn_stage_f32(&st->v, v)) ||
-        (args->extra_k &&
-         (!(a->ek = fd_nn_stage_f32(&st->ek, args->extra_k)) || !(a->ev = fd_nn_stage_f32(&st->ev, args->extra_v)))))
+    a->amx = args->bf16 && fd_nn_amx_enabled();
+    if (stage_rows(&a->q, &st->q, q) || stage_rows(&a->k, &st->k, k) || stage_rows(&a->v, &st->v, v) ||
+        (args->extra_k && (stage_rows(&a->ek, &st->ek, args->extra_k) || stage_rows(&a->ev, &st->ev, args->extra_v))))
         goto fail;
     if (args->mask) {
         const fd_tensor *mk = args->mask;

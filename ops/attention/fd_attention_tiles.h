@@ -23,12 +23,27 @@
 #define NR 16
 _Static_assert(BC % (3 * NR) == 0 && (3 * NR) % MR == 0, "key tiles cut to 3 * NR must stay whole micro-tiles");
 
+/* An input [B, N, C] as rows of C floats: row (b, i) starts at p + b*sb + i*sn.
+ * The layers pass q, k and v as column slices of one projection ([B, N, 3C]):
+ * read in place, not copied (fd_att_setup copies only other dtypes and strided columns). */
+typedef struct att_rows {
+    const float *p;
+    int64_t sb, sn; /* sb = 0 when B = 1 (broadcast extra tokens) */
+} att_rows;
+
+static inline const float *att_row(const att_rows *r, int64_t b, int64_t i)
+{
+    return r->p + b * r->sb + i * r->sn;
+}
+
 typedef struct att {
     int64_t B, Nq, Nk, Ne, Nkt, C, H, d, dp, Be;
     float scale;
-    const float *q, *k, *v, *ek, *ev, *mask;
+    att_rows q, k, v, ek, ev; /* ek.p, ev.p NULL without extra tokens */
+    const float *mask;
     int64_t ms[4]; /* mask strides over [B, H, Nq, Nkt] (0 = broadcast) */
     bool simd, avx512; /* AVX2 kernels; AVX-512 tile products (fd_att_gemm) */
+    bool amx;          /* the forward on AMX tiles with bf16 products (fd_attention_amx.c) */
 } att;
 
 typedef void (*microkernel)(int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
@@ -52,21 +67,30 @@ void fd_att_tile_gemm(microkernel mk, int64_t M, int64_t N, int64_t K, const flo
 void fd_att_gemm(const att *a, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
                  int64_t ldb, float *C, int64_t ldc, int acc);
 
+/* The online softmax step on a score tile S (row stride BC), AVX-512: S becomes
+ * P = exp(S - m_new) over nrp rows (< nr real) and ncp columns (a multiple of 16),
+ * l and m updated, the O rows (stride a->dp) rescaled; padded rows zeroed. */
+FD_AVX512 void fd_att_online_update_avx512(const att *a, float *S, int64_t nr, int64_t nrp, int64_t ncp, float *m,
+                                          float *l, float *O);
+
+/* The forward of fd_attention on AMX tiles (a->amx; more than SMALL keys): o [B, Nq, C]
+ * and lse [B, H, Nq] as forward_tile writes them, products in bf16. FD_ERR when out of memory. */
+int fd_att_amx_forward(const att *a, float *o, float *lse);
+
 /* s[j] = exp(s[j] - sub) for n (a multiple of 8) values; returns their sum. */
 float fd_att_exp_row_c(float *s, int64_t n, float sub);
 FD_AVX2 float fd_att_exp_row_avx2(float *s, int64_t n, float sub);
 
 /* The C-vector of key j of batch b (a key or an extra token), at head h. */
-static inline const float *tok(const att *a, const float *main, const float *extra, int64_t b, int64_t j, int64_t h)
+static inline const float *tok(const att *a, const att_rows *main, const att_rows *extra, int64_t b, int64_t j,
+                               int64_t h)
 {
-    if (j < a->Nk) return main + (b * a->Nk + j) * a->C + h * a->d;
-    int64_t be = a->Be == 1 ? 0 : b;
-    return extra + (be * a->Ne + (j - a->Nk)) * a->C + h * a->d;
+    return (j < a->Nk ? att_row(main, b, j) : att_row(extra, b, j - a->Nk)) + h * a->d;
 }
 
 /* out[r][t] = mul * src[b, i0 + r, h*d + t] for r < n, zero padded to BR x dp. */
-void fd_att_pack_rows(const att *a, const float *src, int64_t N, int64_t b, int64_t h, int64_t i0, int64_t n,
-                      float mul, float *out);
+void fd_att_pack_rows(const att *a, const att_rows *src, int64_t b, int64_t h, int64_t i0, int64_t n, float mul,
+                      float *out);
 
 /* Adds the mask to the score tile and sends padded keys nc..ncp-1 to -inf. */
 void fd_att_mask_scores(const att *a, float *S, int64_t b, int64_t h, int64_t i0, int64_t nr, int64_t j0, int64_t nc,

@@ -1,8 +1,12 @@
 /* Shared checks and staging for the nn ops, the SIMD switch, and the
  * machine probes (peak FMA rate, copy bandwidth) the benchmark compares to. */
 
+#define _DEFAULT_SOURCE /* syscall */
 #include <omp.h>
+#include <pthread.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ops/common/fd_nn_common.h"
 #include "runtime/core/fd_runtime.h"
@@ -25,6 +29,29 @@ bool fd_nn_avx512_enabled(void)
 }
 
 void fd_nn_set_avx512(bool on) { avx512_off = !on; }
+
+static int amx_off;              /* set by tests to exercise the f32 kernels on an AMX CPU */
+static pthread_once_t amx_once = PTHREAD_ONCE_INIT;
+static bool amx_granted;
+
+/* Linux hands out the AMX tile state (8 KiB per thread) only to a process that asks. */
+static void request_amx(void)
+{
+#if defined(__linux__) && defined(SYS_arch_prctl)
+    enum { ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
+    amx_granted = syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+#endif
+}
+
+bool fd_nn_amx_enabled(void)
+{
+    const fd_cpu_features *c = fd_cpu();
+    if (amx_off || !fd_nn_avx512_enabled() || !c->amx_bf16 || !c->avx512bf16) return false;
+    pthread_once(&amx_once, request_amx);
+    return amx_granted;
+}
+
+void fd_nn_set_amx(bool on) { amx_off = !on; }
 
 int fd_nn_check_float(const char *op, const char *arg, const fd_tensor *t)
 {

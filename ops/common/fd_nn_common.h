@@ -31,6 +31,8 @@
 
 #define FD_AVX2 __attribute__((target("avx2,fma")))
 #define FD_AVX512 __attribute__((target("avx512f,avx2,fma")))
+/* AMX tiles with bf16 products, and the AVX-512 (BF16) code around them. */
+#define FD_AMX __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512bf16,avx2,fma")))
 
 /* ---- SIMD selection --------------------------------------------------- */
 /* True when the AVX2+FMA kernels run (CPU has them and they are not disabled). */
@@ -42,6 +44,11 @@ void fd_nn_set_simd(bool on);
 bool fd_nn_avx512_enabled(void);
 /* Turns the AVX-512 kernels off (the AVX2 ones run instead) or back on; for tests. */
 void fd_nn_set_avx512(bool on);
+/* True when the AMX kernels may run: the AVX-512 kernels are on, the CPU has AMX-BF16 and
+ * AVX512-BF16, the kernel granted this process the tile state, and they are not disabled. */
+bool fd_nn_amx_enabled(void);
+/* Turns the AMX kernels off (the AVX-512 f32 ones run instead) or back on; for tests. */
+void fd_nn_set_amx(bool on);
 
 /* t must be a float dtype: f32 and f64 compute as such, bf16/f16 compute in f32. */
 int fd_nn_check_float(const char *op, const char *arg, const fd_tensor *t);

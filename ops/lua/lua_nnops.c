@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "ops/attention/fd_attention.h"
+#include "ops/backend/fd_dnnl.h"
 #include "ops/common/fd_nn_common.h"
 #include "ops/elementwise/fd_activation.h"
 #include "ops/elementwise/fd_activation_check.h"
@@ -163,10 +164,19 @@ static void attention_opts(lua_State *L, int arg, fd_attention_args *a)
     a->extra_k = fd_lua_opt_tensor(L, arg, "extra_k");
     a->extra_v = fd_lua_opt_tensor(L, arg, "extra_v");
     a->mask = fd_lua_opt_tensor(L, arg, "mask");
+    /* bf16 products: as asked, else when the compute dtype is bf16 */
+    bool bf16 = fd_compute_dtype() == FD_BF16;
+    if (lua_istable(L, arg)) {
+        lua_getfield(L, arg, "bf16");
+        if (!lua_isnil(L, -1)) bf16 = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    }
+    a->bf16 = bf16;
 }
 
 /* ops.attention(q [B, Nq, C], k [B, Nk, C], v [B, Nk, C],
- *               {heads = 1, scale = 1/sqrt(C/heads), extra_k = [B|1, Ne, C], extra_v = ..., mask = ...})
+ *               {heads = 1, scale = 1/sqrt(C/heads), extra_k = [B|1, Ne, C], extra_v = ..., mask = ...,
+ *                bf16 = (compute dtype is bf16)})
  *   -> o [B, Nq, C], lse [B, heads, Nq]
  * mask broadcasts to [B, heads, Nq, Nk + Ne]: bool/u8 (true = attend) or float (added to the scores). */
 static int l_attention(lua_State *L)
@@ -452,6 +462,17 @@ static int l_avx512_enabled(lua_State *L)
     lua_pushboolean(L, fd_nn_avx512_enabled());
     return 1;
 }
+/* ops.nn_set_amx(bool): the AMX kernels off (f32 AVX-512 instead) or back on; ops.nn_amx_enabled() -> bool */
+static int l_set_amx(lua_State *L)
+{
+    fd_nn_set_amx(lua_toboolean(L, 1));
+    return 0;
+}
+static int l_amx_enabled(lua_State *L)
+{
+    lua_pushboolean(L, fd_nn_amx_enabled());
+    return 1;
+}
 static int l_simd_enabled(lua_State *L)
 {
     lua_pushboolean(L, fd_nn_simd_enabled());
@@ -542,6 +563,7 @@ void fd_open_nnops(lua_State *L, const fd_lua_tables *t)
     static const luaL_Reg util[] = {
         {"nn_set_simd", l_set_simd}, {"nn_simd_enabled", l_simd_enabled},
         {"nn_set_avx512", l_set_avx512}, {"nn_avx512_enabled", l_avx512_enabled},
+        {"nn_set_amx", l_set_amx}, {"nn_amx_enabled", l_amx_enabled},
         {"nn_copy_gbs", l_copy_gbs},         {NULL, NULL},
     };
     fd_lua_setfuncs(L, ops, util);

@@ -115,3 +115,24 @@ test('gradcheck: norms, softmax, attention, activations, resampling, losses (f64
   check('embedding', function(w) return F.embedding(w, fada.tensor({{0, 2}, {2, 1}}, 'i64')) end, {r(3, 4)})
   check('mse/l1 weighted', function(a, b) return F.mse(a, b, fada.tensor({1, 2, 3}, 'f64')) + F.l1(a, b) end, {r(2, 3), r(2, 3)})
 end)
+
+-- In the bf16 compute mode the attention's products may run in bf16 (AMX), but
+-- not when a backward follows: it recomputes the probabilities in f32 from the
+-- forward's logsumexp, which must come from the same f32 scores.
+test('attention under bf16 compute: f32 products when a gradient is needed', function()
+  local q, k, v = rnd(1, 2, 40, 32):to('f32'), rnd(2, 2, 50, 32):to('f32'), rnd(3, 2, 50, 32):to('f32')
+  local exact = fada.ops.attention(q, k, v, {heads = 2, bf16 = false})
+  local before = fada.get_compute_dtype()
+  fada.set_compute_dtype('bf16')
+  local ok, err = pcall(function()
+    local tracked = F.attention(A.requires_grad(q:clone()), k, v, {heads = 2})
+    assert_close(tracked, exact, 0, 0, 'with a gradient: the f32 kernel')
+    if fada.ops.nn_amx_enabled() then
+      local untracked = F.attention(q, k, v, {heads = 2})
+      local moved = ((untracked - exact):abs():max()):item()
+      assert(moved > 1e-5, 'without one: bf16 products on AMX (moved ' .. moved .. ')')
+    end
+  end)
+  fada.set_compute_dtype(before)
+  if not ok then error(err, 0) end
+end)

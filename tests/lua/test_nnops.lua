@@ -222,19 +222,26 @@ end)
 local function attention_cases()
   return {
     {B = 1, Nq = 5, Nk = 7, C = 8, heads = 1},
-    {B = 2, Nq = 50, Nk = 97, C = 24, heads = 3, Ne = 5, Be = 1},
-    {B = 2, Nq = 49, Nk = 100, C = 64, heads = 2, Ne = 13, Be = 2, mask = 'float'},
+    {B = 2, Nq = 50, Nk = 97, C = 24, heads = 3, Ne = 5, Be = 1, sliced = true},
+    {B = 2, Nq = 49, Nk = 100, C = 64, heads = 2, Ne = 13, Be = 2, mask = 'float', sliced = true},
     {B = 1, Nq = 130, Nk = 96, C = 40, heads = 1, mask = 'bool'},
     {B = 3, Nq = 17, Nk = 193, C = 16, heads = 4, Ne = 3, Be = 3, mask = 'bool', scale = 0.3},
     -- few keys (<= 32): the untiled path, forward and backward (temporal and audio attention)
-    {B = 6, Nq = 8, Nk = 8, C = 32, heads = 2},
+    {B = 6, Nq = 8, Nk = 8, C = 32, heads = 2, sliced = true},
     {B = 2, Nq = 40, Nk = 4, C = 24, heads = 3, Ne = 3, Be = 1, mask = 'bool'},
     {B = 3, Nq = 9, Nk = 20, C = 16, heads = 2, Ne = 12, Be = 3, mask = 'float', scale = 0.7},
   }
 end
 
+-- sliced: q, k and v as column slices of one [B, N, 3C] projection, as the layers
+-- pass them (read in place, row stride 3C).
 local function attention_inputs(c)
   local q, k, v = randn(c.B, c.Nq, c.C), randn(c.B, c.Nk, c.C), randn(c.B, c.Nk, c.C)
+  if c.sliced then
+    local qkv = randn(c.B, c.Nk, 3 * c.C)
+    q, k, v = randn(c.B, c.Nq, 2 * c.C):narrow(3, c.C + 1, c.C), qkv:narrow(3, 1, c.C), qkv:narrow(3, 2 * c.C + 1, c.C)
+    assert(not q:is_contiguous() and not k:is_contiguous())
+  end
   local opt = {heads = c.heads, scale = c.scale}
   local Nkt = c.Nk + (c.Ne or 0)
   if c.Ne then opt.extra_k, opt.extra_v = randn(c.Be, c.Ne, c.C), randn(c.Be, c.Ne, c.C) end
@@ -270,6 +277,32 @@ test('attention fast vs reference (heads, extra tokens, masks, odd sizes)', func
       end
     end
   end)
+end)
+
+-- bf16 products on AMX tiles (inference in bf16): the operands round to bf16
+-- (8 significant bits), so the outputs (|o| <= max |v|, about 4 here) may move
+-- by a few 1e-3; a layout or padding mistake moves them by O(1).
+test('attention with bf16 products (AMX) vs reference', function()
+  if not ops.nn_amx_enabled() then
+    skip('this CPU has no AMX-BF16 (or the kernel refused the tile state): the AMX attention is untested here')
+  end
+  for ci, c in ipairs(attention_cases()) do
+    local q, k, v, opt = attention_inputs(c)
+    local what = ('amx case %d'):format(ci)
+    opt.bf16 = true
+    local o, lse = ops.attention(q, k, v, opt)
+    local eo, else_ = ref.attention(q, k, v, opt)
+    assert_close(o, eo, 2e-2, 1e-2, what .. ' o')
+    assert_close(lse:clamp(-1e30, 1e30), else_:clamp(-1e30, 1e30), 2e-2, 1e-2, what .. ' lse')
+    opt.bf16 = false
+    local exact = ops.attention(q, k, v, opt)
+    local moved = (o - exact):abs():max():item()
+    if c.Nk + (c.Ne or 0) > 32 then  -- the tiled path: bf16 rounding must show
+      assert(moved > 1e-5, what .. ': bf16 products gave the f32 result (the AMX path did not run?)')
+    else                              -- few keys: always the f32 path
+      assert_eq(moved, 0, what .. ' (few keys stay f32)')
+    end
+  end
 end)
 
 test('attention: a fully masked row gives zeros', function()
