@@ -175,12 +175,13 @@ int fd_attention(fd_tensor *o, fd_tensor *lse, const fd_tensor *q, const fd_tens
     size_t per = (size_t)(BR * a.dp * 2 + BR * BC + 2 * BR) + 16, kpack = (size_t)(a.B * a.H * p.nkb * BC * a.dp);
     /* not zeroed: pack_keys clears each key tile before filling it, and forward_tile
      * writes every row and column of its scratch that it reads (test_uninit.lua) */
-    float *ws = malloc((per * (size_t)nthr + 2 * kpack) * sizeof(float));
+    fd_tensor scratch = {0};
+    float *ws = fd_att_scratch(&scratch, per * (size_t)nthr + 2 * kpack);
     if (!ws || fd_tensor_empty_as(o, q, FD_F32) || fd_tensor_empty(lse, FD_F32, 3, shl)) {
-        free(ws);
+        fd_tensor_release(&scratch);
         fd_att_release_staged(&st);
         fd_nn_release(o, lse, NULL, NULL, NULL, NULL);
-        return ws ? FD_ERR : fd_fail("attention: out of memory");
+        return FD_ERR;
     }
     p.kt = ws + per * (size_t)nthr, p.vp = p.kt + kpack;
     fd_att_pack_all(&a, &p, NULL);
@@ -191,7 +192,7 @@ int fd_attention(fd_tensor *o, fd_tensor *lse, const fd_tensor *q, const fd_tens
         int64_t bh = it / tiles, b = bh / a.H, h = bh % a.H;
         forward_tile(&a, &p, b, h, (it % tiles) * BR, ws + per * (size_t)omp_get_thread_num(), po, pl);
     }
-    free(ws);
+    fd_tensor_release(&scratch);
     fd_att_release_staged(&st);
     return FD_OK;
 }

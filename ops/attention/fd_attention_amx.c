@@ -138,13 +138,13 @@ FD_AMX static void accumulate(int64_t dpa, int64_t ncp, const uint16_t *Pb, cons
 }
 
 /* Per-thread scratch of one query tile. */
-typedef struct scratch {
+typedef struct tile_scratch {
     uint16_t *Qb, *Pb; /* [BA][dpa], [BA][BC] */
     float *S, *O, *m, *l; /* [BA][BC], [BA][dpa], [BA], [BA] */
-} scratch;
+} tile_scratch;
 
 FD_AMX static void forward_tile(const att *a, const uint16_t *kpack, const uint16_t *vpack, int64_t nkb, int64_t b,
-                                int64_t h, int64_t i0, const scratch *w, float *o, float *lse)
+                                int64_t h, int64_t i0, const tile_scratch *w, float *o, float *lse)
 {
     /* a->dp is the head dim padded to whole tile rows (fd_att_amx_forward) */
     const int64_t dpa = a->dp, nr = a->Nq - i0 < BA ? a->Nq - i0 : BA, bh = b * a->H + h;
@@ -174,7 +174,7 @@ FD_AMX static void forward_tile(const att *a, const uint16_t *kpack, const uint1
 /* One thread's share of the query tiles (called inside the parallel region: the
  * tile configuration is per thread). */
 FD_AMX static void thread_tiles(const att *a, const uint16_t *kpack, const uint16_t *vpack, int64_t nkb,
-                                const scratch *w, float *o, float *lse)
+                                const tile_scratch *w, float *o, float *lse)
 {
     const int64_t tiles = (a->Nq + BA - 1) / BA;
     load_tile_config();
@@ -194,14 +194,13 @@ int fd_att_amx_forward(const att *a0, float *o, float *lse)
     const int nthr = omp_get_max_threads();
     const size_t kv = (size_t)(BH * nkb * BC * dpa), per_f = (size_t)(BA * BC + BA * dpa + 2 * BA),
                  per_h = (size_t)(BA * dpa + BA * BC);
-    uint16_t *packs = aligned_alloc(64, round_up((int64_t)(2 * kv * sizeof(uint16_t)), 64)),
-             *wh = aligned_alloc(64, round_up((int64_t)(nthr * per_h * sizeof(uint16_t)), 64));
-    float *wf = aligned_alloc(64, round_up((int64_t)(nthr * per_f * sizeof(float)), 64));
-    if (!packs || !wh || !wf) {
-        free(packs), free(wh), free(wf);
-        return fd_fail("attention: out of memory for the AMX packs (%lld keys, head dim %lld)", (long long)a.Nkt,
-                       (long long)a.d);
-    }
+    /* one scratch buffer from the pool: the bf16 packs of K and V, then per thread its
+     * bf16 tiles (Qb, Pb) and f32 ones (S, O, m, l); all multiples of 16 floats, so aligned */
+    fd_tensor scratch = {0};
+    uint16_t *packs = fd_att_scratch(&scratch, kv + (size_t)nthr * (per_h / 2 + per_f));
+    if (!packs) return FD_ERR;
+    uint16_t *wh = packs + 2 * kv;
+    float *wf = (float *)(wh + (size_t)nthr * per_h);
     uint16_t *kpack = packs, *vpack = packs + kv;
 #pragma omp parallel for schedule(static)
     for (int64_t it = 0; it < BH * nkb; it++) {
@@ -212,10 +211,10 @@ int fd_att_amx_forward(const att *a0, float *o, float *lse)
 #pragma omp parallel
     {
         int t = omp_get_thread_num();
-        scratch w = {wh + t * per_h, wh + t * per_h + BA * dpa, wf + t * per_f, NULL, NULL, NULL};
+        tile_scratch w = {wh + t * per_h, wh + t * per_h + BA * dpa, wf + t * per_f, NULL, NULL, NULL};
         w.O = w.S + BA * BC, w.m = w.O + BA * dpa, w.l = w.m + BA;
         thread_tiles(&a, kpack, vpack, nkb, &w, o, lse);
     }
-    free(packs), free(wh), free(wf);
+    fd_tensor_release(&scratch);
     return FD_OK;
 }

@@ -157,14 +157,16 @@ int fd_attention_backward(fd_tensor *dq, fd_tensor *dk, fd_tensor *dv, fd_tensor
     size_t per = small ? 0 : (size_t)(BC * a.dp * 2 + BR * a.dp + BR * BC * 3) + 16;
     size_t kpack = small ? 0 : (size_t)(a.B * a.H * p.nkb * BC * a.dp);
     size_t qpack = small ? 0 : (size_t)(a.B * a.H * p.nqt * BR * a.dp);
+    /* not zeroed: the packs clear each tile they fill, backward_kv and backward_q clear their
+     * accumulators, and every score tile is written before it is read (test_uninit.lua) */
+    fd_tensor scratch = {0};
     float *ws = rc ? NULL
-                   : calloc(per * (size_t)nthr + (size_t)(a.B * a.H * a.Nq) + 3 * kpack + 2 * qpack, sizeof(float));
+                   : fd_att_scratch(&scratch, per * (size_t)nthr + (size_t)(a.B * a.H * a.Nq) + 3 * kpack + 2 * qpack);
     if (rc || !ws || fd_tensor_empty(&dkf, FD_F32, 3, shf) || fd_tensor_empty(&dvf, FD_F32, 3, shf) ||
         fd_tensor_empty_as(dq, q, FD_F32) || fd_tensor_empty_as(dk, k, FD_F32) || fd_tensor_empty_as(dv, v, FD_F32) ||
         (a.Ne && (fd_tensor_zeros(dek, FD_F32, 3, args->extra_k->shape) ||
                   fd_tensor_zeros(dev, FD_F32, 3, args->extra_v->shape)))) {
-        if (!rc && !ws) fd_fail("%s: out of memory", op);
-        free(ws);
+        fd_tensor_release(&scratch);
         fd_att_release_staged(&st);
         fd_nn_release(&gs, &os, &ls, &dkf, &dvf, NULL);
         fd_nn_release(dq, dk, dv, dek, dev, NULL);
@@ -211,8 +213,7 @@ int fd_attention_backward(fd_tensor *dq, fd_tensor *dk, fd_tensor *dv, fd_tensor
             for (int64_t i = 0; i < a.Ne * a.C; i++) pek[i] += sk[i], pev[i] += sv[i];
         }
     }
-    free(ws);
     fd_att_release_staged(&st);
-    fd_nn_release(&gs, &os, &ls, &dkf, &dvf, NULL);
+    fd_nn_release(&gs, &os, &ls, &dkf, &dvf, &scratch);
     return FD_OK;
 }

@@ -235,6 +235,12 @@ void fd_att_pack_all(const att *a, packs *p, const float *dO)
     }
 }
 
+void *fd_att_scratch(fd_tensor *t, size_t n)
+{
+    int64_t shape[1] = {(int64_t)(n ? n : 1)};
+    return fd_tensor_empty(t, FD_F32, 1, shape) ? NULL : fd_tensor_data(t);
+}
+
 void fd_att_release_staged(staged *s)
 {
     fd_nn_release(&s->q, &s->k, &s->v, &s->ek, &s->ev, &s->mask);

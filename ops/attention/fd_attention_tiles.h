@@ -126,6 +126,11 @@ typedef struct staged {
 
 void fd_att_release_staged(staged *s);
 
+/* n floats of scratch, 64-byte aligned, from the runtime's buffer pool (a call's packs
+ * run to tens of MB in training; fresh pages for them every call cost more than the
+ * products): held by *t until fd_tensor_release(t). Not zeroed. NULL when out of memory. */
+void *fd_att_scratch(fd_tensor *t, size_t n);
+
 /* Checks the arguments, fills `a` and stages the inputs as contiguous f32. */
 int fd_att_setup(const char *op, att *a, staged *st, const fd_tensor *q, const fd_tensor *k, const fd_tensor *v,
                  const fd_attention_args *args);
