@@ -1,6 +1,8 @@
 /* The backward of flash attention (see fd_attention.c): the probabilities
- * recomputed tile by tile from the forward's logsumexp, in two race-free
- * passes (threads own key blocks for dK, dV, then query tiles for dQ). */
+ * recomputed tile by tile from the forward's logsumexp, in one pass over key
+ * blocks: a thread owns a key block's dK and dV, and adds the block's share of
+ * dQ to dQ tiles of its own, summed over the threads at the end (two threads'
+ * copies of dQ cost less than computing the scores a second time). */
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,15 +36,17 @@ static void transpose_tile(const float *src, float *dst, int64_t nrp, int64_t nc
         for (int64_t j = 0; j < ncp; j++) dst[j * BR + r] = src[r * BC + j];
 }
 
-/* dK, dV for the key block kb of (b, h), into dkf/dvf [B, Nkt, C]. */
+/* dK, dV for the key block kb of (b, h), into dkf/dvf [B, Nkt, C]; the block's
+ * share of dQ (unscaled) added to dqt, laid out as the query packs. */
 static void backward_kv(const att *a, const packs *p, int64_t b, int64_t h, int64_t kb, const float *lse,
-                        const float *Dv, float *ws, float *dkf, float *dvf)
+                        const float *Dv, float *ws, float *dkf, float *dvf, float *dqt)
 {
     /* keys are the rows of the dK, dV products here: a multiple of MR and NR (BC is one) */
     const int64_t dp = a->dp, j0 = kb * BC, nc = a->Nkt - j0 < BC ? a->Nkt - j0 : BC, ncp = round_up(nc, 3 * NR);
     const int64_t bh = b * a->H + h;
     float *S = ws, *dP = S + BR * BC, *T = dP + BR * BC, *dK = T + BR * BC, *dV = dK + BC * dp;
-    const float *Kt = p->kt + key_pack_at(a, p, bh, kb), *Vt = p->vt + key_pack_at(a, p, bh, kb);
+    const float *Kt = p->kt + key_pack_at(a, p, bh, kb), *Vt = p->vt + key_pack_at(a, p, bh, kb),
+                *Kp = p->kp + key_pack_at(a, p, bh, kb);
     memset(dK, 0, sizeof(float) * BC * dp);
     memset(dV, 0, sizeof(float) * BC * dp);
     for (int64_t qt = 0; qt < p->nqt; qt++) {
@@ -57,6 +61,7 @@ static void backward_kv(const att *a, const packs *p, int64_t b, int64_t h, int6
         fd_att_gemm(a, ncp, dp, nrp, T, BR, G, dp, dV, dp, 1);
         transpose_tile(dP, T, nrp, ncp);
         fd_att_gemm(a, ncp, dp, nrp, T, BR, Q, dp, dK, dp, 1);
+        fd_att_gemm(a, nrp, dp, ncp, dP, BC, Kp, dp, dqt + query_pack_at(a, p, bh, qt), dp, 1);
     }
     for (int64_t j = 0; j < nc; j++)
         for (int64_t t = 0; t < a->d; t++) {
@@ -64,30 +69,6 @@ static void backward_kv(const att *a, const packs *p, int64_t b, int64_t h, int6
             dkf[at] = dK[j * dp + t];
             dvf[at] = dV[j * dp + t];
         }
-}
-
-/* dQ for the query tile qt of (b, h). */
-static void backward_q(const att *a, const packs *p, int64_t b, int64_t h, int64_t qt, const float *lse,
-                       const float *Dv, float *ws, float *dq)
-{
-    const int64_t dp = a->dp, i0 = qt * BR, nr = a->Nq - i0 < BR ? a->Nq - i0 : BR, nrp = round_up(nr, MR);
-    const int64_t bh = b * a->H + h;
-    float *S = ws, *dP = S + BR * BC, *dQ = dP + BR * BC;
-    const int64_t row = bh * a->Nq + i0;
-    const float *Q = p->qp + query_pack_at(a, p, bh, qt), *G = p->gp + query_pack_at(a, p, bh, qt);
-    memset(dQ, 0, sizeof(float) * BR * dp);
-    for (int64_t kb = 0; kb < p->nkb; kb++) {
-        int64_t j0 = kb * BC, nc = a->Nkt - j0 < BC ? a->Nkt - j0 : BC, ncp = round_up(nc, NR);
-        size_t at = key_pack_at(a, p, bh, kb);
-        fd_att_gemm(a, nrp, ncp, dp, Q, dp, p->kt + at, BC, S, BC, 0);
-        fd_att_mask_scores(a, S, b, h, i0, nr, j0, nc, ncp);
-        fd_att_gemm(a, nrp, ncp, dp, G, dp, p->vt + at, BC, dP, BC, 0);
-        probs_and_dscores(a, S, dP, lse + row, Dv + row, nr, nrp, ncp);
-        fd_att_gemm(a, nrp, dp, ncp, dP, BC, p->kp + at, dp, dQ, dp, 1);
-    }
-    for (int64_t r = 0; r < nr; r++)
-        for (int64_t t = 0; t < a->d; t++)
-            dq[(b * a->Nq + i0 + r) * a->C + h * a->d + t] = a->scale * dQ[r * dp + t];
 }
 
 /* The backward of forward_small: per (b, h), one query row at a time, the
@@ -161,7 +142,8 @@ int fd_attention_backward(fd_tensor *dq, fd_tensor *dk, fd_tensor *dv, fd_tensor
      * accumulators, and every score tile is written before it is read (test_uninit.lua) */
     fd_tensor scratch = {0};
     float *ws = rc ? NULL
-                   : fd_att_scratch(&scratch, per * (size_t)nthr + (size_t)(a.B * a.H * a.Nq) + 3 * kpack + 2 * qpack);
+                   : fd_att_scratch(&scratch, per * (size_t)nthr + (size_t)(a.B * a.H * a.Nq) + 3 * kpack +
+                                                  (2 + (size_t)nthr) * qpack);
     if (rc || !ws || fd_tensor_empty(&dkf, FD_F32, 3, shf) || fd_tensor_empty(&dvf, FD_F32, 3, shf) ||
         fd_tensor_empty_as(dq, q, FD_F32) || fd_tensor_empty_as(dk, k, FD_F32) || fd_tensor_empty_as(dv, v, FD_F32) ||
         (a.Ne && (fd_tensor_zeros(dek, FD_F32, 3, args->extra_k->shape) ||
@@ -188,17 +170,33 @@ int fd_attention_backward(fd_tensor *dq, fd_tensor *dk, fd_tensor *dv, fd_tensor
         for (int64_t it = 0; it < a.B * a.H; it++) backward_small(&a, it / a.H, it % a.H, pg, pl, Dv, pdq, pkf, pvf);
     } else {
         p.kt = Dv + a.B * a.H * a.Nq, p.kp = p.kt + kpack, p.vt = p.kp + kpack, p.qp = p.vt + kpack, p.gp = p.qp + qpack;
+        float *dqt = p.gp + qpack; /* a copy of dQ per thread, in the query packs' layout */
+        int team = 1;                /* the threads that ran (at most nthr): the copies to sum */
         fd_att_pack_all(&a, &p, pg);
-#pragma omp parallel for schedule(dynamic, 1)
-        for (int64_t it = 0; it < a.B * a.H * p.nkb; it++) {
-            int64_t bh = it / p.nkb;
-            backward_kv(&a, &p, bh / a.H, bh % a.H, it % p.nkb, pl, Dv, ws + per * (size_t)omp_get_thread_num(), pkf,
-                        pvf);
+#pragma omp parallel
+        {
+            const int t = omp_get_thread_num();
+#pragma omp single
+            team = omp_get_num_threads();
+            float *mine = dqt + (size_t)t * qpack;
+            memset(mine, 0, sizeof(float) * qpack);
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t it = 0; it < a.B * a.H * p.nkb; it++) {
+                int64_t bh = it / p.nkb;
+                backward_kv(&a, &p, bh / a.H, bh % a.H, it % p.nkb, pl, Dv, ws + per * (size_t)t, pkf, pvf, mine);
+            }
         }
-#pragma omp parallel for schedule(dynamic, 1)
-        for (int64_t it = 0; it < a.B * a.H * p.nqt; it++) {
-            int64_t bh = it / p.nqt;
-            backward_q(&a, &p, bh / a.H, bh % a.H, it % p.nqt, pl, Dv, ws + per * (size_t)omp_get_thread_num(), pdq);
+        /* dq = scale * (the threads' dQ tiles summed), back to [B, Nq, C] */
+#pragma omp parallel for schedule(static)
+        for (int64_t row = 0; row < a.B * a.H * a.Nq; row++) {
+            int64_t bh = row / a.Nq, i = row % a.Nq, b = bh / a.H, h = bh % a.H;
+            size_t at = query_pack_at(&a, &p, bh, i / BR) + (size_t)((i % BR) * a.dp);
+            float *dst = pdq + (b * a.Nq + i) * a.C + h * a.d;
+            for (int64_t t = 0; t < a.d; t++) {
+                float sum = 0;
+                for (int th = 0; th < team; th++) sum += dqt[(size_t)th * qpack + at + t];
+                dst[t] = a.scale * sum;
+            }
         }
     }
     /* split the key gradients into keys and extra tokens (summing over batch for shared extras) */
