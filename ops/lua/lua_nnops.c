@@ -8,12 +8,14 @@
  * nil; options come in a trailing table. bf16/f16 inputs compute in f32 and
  * their results come back in the input's dtype (mean, rstd, lse stay f32). Each binding makes its empty output
  * userdata first, then calls the core, which frees what it holds on failure. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "ops/attention/fd_attention.h"
 #include "ops/backend/fd_dnnl.h"
 #include "ops/common/fd_nn_common.h"
+#include "ops/elementwise/fd_adamw.h"
 #include "ops/elementwise/fd_activation.h"
 #include "ops/elementwise/fd_activation_check.h"
 #include "ops/index/fd_embedding.h"
@@ -151,6 +153,25 @@ static int l_softmax_backward(lua_State *L)
     fd_tensor *dx = fd_lua_newtensor(L);
     int rc = REF() ? fd_ref_softmax_backward(dx, dy, y, dim, lg) : fd_softmax_backward(dx, dy, y, dim, lg);
     return done(L, rc, y->dtype, 1, 1);
+}
+
+/* ---- optimiser ----------------------------------------------------------------- */
+
+/* ops.adamw_step_(param, grad, exp_avg, exp_avg_sq, {lr, beta1 = 0.9, beta2 = 0.999, eps = 1e-8,
+ *                 weight_decay = 0, step}) -> param: one fused AdamW update in place (fd_adamw.h) */
+static int l_adamw_step(lua_State *L)
+{
+    fd_tensor *p = fd_lua_checktensor(L, 1), *m = fd_lua_checktensor(L, 3), *v = fd_lua_checktensor(L, 4);
+    const fd_tensor *g = fd_lua_checktensor(L, 2);
+    luaL_checktype(L, 5, LUA_TTABLE);
+    fd_adamw_args a = {fd_lua_opt_num(L, 5, "lr", NAN), fd_lua_opt_num(L, 5, "beta1", 0.9),
+                       fd_lua_opt_num(L, 5, "beta2", 0.999), fd_lua_opt_num(L, 5, "eps", 1e-8),
+                       fd_lua_opt_num(L, 5, "weight_decay", 0), (int64_t)fd_lua_opt_int(L, 5, "step", 0)};
+    if (isnan(a.lr)) return luaL_error(L, "adamw_step_: give the options table an lr");
+    int rc = REF() ? fd_ref_adamw_step(p, g, m, v, &a) : fd_adamw_step(p, g, m, v, &a);
+    if (rc) return fd_lua_error(L);
+    lua_settop(L, 1);
+    return 1;
 }
 
 /* ---- attention ----------------------------------------------------------------- */
@@ -495,6 +516,7 @@ typedef struct entry {
 } entry;
 
 static const entry entries[] = {
+    {"adamw_step_", l_adamw_step, 0, 0},
     {"group_norm", l_group_norm, 0, 0},
     {"group_norm_backward", l_group_norm_backward, 0, 0},
     {"layer_norm", l_layer_norm, 0, 0},

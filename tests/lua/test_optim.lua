@@ -39,6 +39,47 @@ test('AdamW matches its update rule', function()
   assert_eq(opt2.step_count, 5)
 end)
 
+test('AdamW on f32 parameters (the fused C step) matches its update rule', function()
+  local p = A.requires_grad(fada.tensor({1, 2, -3}, 'f32'))
+  local opt = optim.AdamW({{name = 'w', tensor = p}}, {lr = 0.1, weight_decay = 0.05})
+  local ref, m, v = {1, 2, -3}, {0, 0, 0}, {0, 0, 0}
+  for t = 1, 5 do
+    opt:zero_grad()
+    A.backward(F.sum(p * p * fada.tensor(C, 'f32')))
+    opt:step()
+    local g = quad_grad(ref)
+    for i = 1, 3 do
+      m[i] = 0.9 * m[i] + 0.1 * g[i]
+      v[i] = 0.999 * v[i] + 0.001 * g[i] ^ 2
+      local mhat, vhat = m[i] / (1 - 0.9 ^ t), v[i] / (1 - 0.999 ^ t)
+      ref[i] = ref[i] * (1 - 0.1 * 0.05) - 0.1 * mhat / (math.sqrt(vhat) + 1e-8)
+    end
+  end
+  assert_close(p, ref, 1e-5, 1e-5)
+end)
+
+test('fused AdamW step (fada.ops.adamw_step_) against its double-precision reference', function()
+  local g = fada.Generator(11)
+  local n = 100003 -- odd, and large enough for the threaded loop
+  local p0, m0 = fada.randn(n, g), fada.randn(n, g) * 0.1
+  local v0 = (fada.randn(n, g) * 0.01):abs()
+  local grad = fada.randn({n, 2}, g):select(2, 1) -- a strided gradient view
+  local opts = {lr = 3e-3, beta1 = 0.8, beta2 = 0.99, eps = 1e-6, weight_decay = 0.1, step = 3}
+  local p, m, v = p0:clone(), m0:clone(), v0:clone()
+  local rp, rm, rv = p0:clone(), m0:clone(), v0:clone()
+  assert_eq(fada.ops.adamw_step_(p, grad, m, v, opts), p)
+  fada.ops.ref.adamw_step_(rp, grad, rm, rv, opts)
+  assert_close(m, rm, 1e-7, 1e-6, 'exp_avg')
+  assert_close(v, rv, 1e-9, 1e-6, 'exp_avg_sq')
+  assert_close(p, rp, 1e-7, 1e-6, 'param')
+  assert((p - p0):abs():max():item() > 1e-4, 'the step moved the parameters')
+  checkerror(function() fada.ops.adamw_step_(p:to('f64'), grad, m, v, opts) end, 'param [100003] f64 must be f32')
+  checkerror(function() fada.ops.adamw_step_(p, grad, m:narrow(1, 1, 10), v, opts) end,
+    'exp_avg [10] has 10 elements, param [100003] has 100003')
+  checkerror(function() fada.ops.adamw_step_(p, grad, m, v, {lr = 1, step = 0}) end, 'step must be >= 1')
+  checkerror(function() fada.ops.adamw_step_(p, grad, m, v, {step = 1}) end, 'give the options table an lr')
+end)
+
 test('SGD with momentum matches its update rule', function()
   local p = A.requires_grad(fada.tensor({1, 2, -3}, 'f64'))
   local opt = optim.SGD({p}, {lr = 0.05, momentum = 0.9})
