@@ -100,21 +100,50 @@ FD_AMX static void pack_queries(const att *a, int64_t dpa, int64_t b, int64_t h,
     }
 }
 
+/* The four accumulators (tiles 0-3: rows 0-15 and 16-31 x two 16-column groups)
+ * += one k-step of 32: A rows 0-15 and 16-31 from a (row stride lda bytes), the two
+ * column groups' B tiles at b0 and b1 (pair layout, 64-byte rows). */
+FD_AMX static inline void four_products(const uint16_t *a, int64_t lda, const uint16_t *b0, const uint16_t *b1)
+{
+    _tile_loadd(4, a, lda);
+    _tile_loadd(5, (const char *)a + 16 * lda, lda);
+    _tile_loadd(6, b0, 64);
+    _tile_loadd(7, b1, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+}
+
+/* The four accumulators to or from c (f32, row stride ldc bytes): 32 rows x 32 columns. */
+FD_AMX static inline void store_four(float *c, int64_t ldc)
+{
+    _tile_stored(0, c, ldc);
+    _tile_stored(1, c + 16, ldc);
+    _tile_stored(2, (char *)c + 16 * ldc, ldc);
+    _tile_stored(3, (char *)c + 16 * ldc + 64, ldc);
+}
+
+FD_AMX static inline void load_four(const float *c, int64_t ldc)
+{
+    _tile_loadd(0, c, ldc);
+    _tile_loadd(1, c + 16, ldc);
+    _tile_loadd(2, (const char *)c + 16 * ldc, ldc);
+    _tile_loadd(3, (const char *)c + 16 * ldc + 64, ldc);
+}
+
 /* S[BA x ncp] = Qb Kb^T over the key groups of one block (ncp a multiple of 32). */
 FD_AMX static void scores(int64_t dpa, int64_t ncp, const uint16_t *Qb, const uint16_t *Kb, float *S)
 {
     const int64_t groups = BC / 16;
     for (int64_t g = 0; g < ncp / 16; g += 2) {
-        _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
-        for (int64_t c = 0; c < dpa / KB; c++) {
-            _tile_loadd(4, Qb + c * KB, dpa * 2);
-            _tile_loadd(5, Qb + 16 * dpa + c * KB, dpa * 2);
-            _tile_loadd(6, Kb + (c * groups + g) * 16 * KB, 64);
-            _tile_loadd(7, Kb + (c * groups + g + 1) * 16 * KB, 64);
-            _tile_dpbf16ps(0, 4, 6); _tile_dpbf16ps(1, 4, 7); _tile_dpbf16ps(2, 5, 6); _tile_dpbf16ps(3, 5, 7);
-        }
-        _tile_stored(0, S + g * 16, BC * 4); _tile_stored(1, S + g * 16 + 16, BC * 4);
-        _tile_stored(2, S + 16 * BC + g * 16, BC * 4); _tile_stored(3, S + 16 * BC + g * 16 + 16, BC * 4);
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+        for (int64_t c = 0; c < dpa / KB; c++)
+            four_products(Qb + c * KB, dpa * 2, Kb + (c * groups + g) * 16 * KB, Kb + (c * groups + g + 1) * 16 * KB);
+        store_four(S + g * 16, BC * 4);
     }
 }
 
@@ -123,17 +152,10 @@ FD_AMX static void accumulate(int64_t dpa, int64_t ncp, const uint16_t *Pb, cons
 {
     const int64_t cgroups = dpa / 16;
     for (int64_t g = 0; g < cgroups; g += 2) {
-        _tile_loadd(0, O + g * 16, dpa * 4); _tile_loadd(1, O + g * 16 + 16, dpa * 4);
-        _tile_loadd(2, O + 16 * dpa + g * 16, dpa * 4); _tile_loadd(3, O + 16 * dpa + g * 16 + 16, dpa * 4);
-        for (int64_t kc = 0; kc < ncp / KB; kc++) {
-            _tile_loadd(4, Pb + kc * KB, BC * 2);
-            _tile_loadd(5, Pb + 16 * BC + kc * KB, BC * 2);
-            _tile_loadd(6, Vb + (kc * cgroups + g) * 16 * KB, 64);
-            _tile_loadd(7, Vb + (kc * cgroups + g + 1) * 16 * KB, 64);
-            _tile_dpbf16ps(0, 4, 6); _tile_dpbf16ps(1, 4, 7); _tile_dpbf16ps(2, 5, 6); _tile_dpbf16ps(3, 5, 7);
-        }
-        _tile_stored(0, O + g * 16, dpa * 4); _tile_stored(1, O + g * 16 + 16, dpa * 4);
-        _tile_stored(2, O + 16 * dpa + g * 16, dpa * 4); _tile_stored(3, O + 16 * dpa + g * 16 + 16, dpa * 4);
+        load_four(O + g * 16, dpa * 4);
+        for (int64_t kc = 0; kc < ncp / KB; kc++)
+            four_products(Pb + kc * KB, BC * 2, Vb + (kc * cgroups + g) * 16 * KB, Vb + (kc * cgroups + g + 1) * 16 * KB);
+        store_four(O + g * 16, dpa * 4);
     }
 }
 
