@@ -5,15 +5,15 @@
  * sum l per row), so only a BR x BC score tile ever exists; the output keeps
  * O / l and the row logsumexp m + log l for the backward.
  * Backward (fd_attention_backward.c) recomputes the probabilities tile by
- * tile from the logsumexp, in two race-free passes: threads own key blocks
- * for dK, dV, then query tiles for dQ (one extra score recompute instead of
- * atomics or per-thread dQ).
+ * tile from the logsumexp, in one pass: threads own key blocks for dK, dV and
+ * add each block's share of dQ to a copy of dQ of their own.
  *
- * Every tile product is C[6 x 16] += A[6 x K] B[K x 16] (a register-blocked
- * AVX2 micro-kernel, plain C when AVX2 is off) on packed, zero-padded tiles:
- * BR = 48 rows, BC = 96 keys, head dim padded to a multiple of 16. No BLAS in
- * the OpenMP regions. Extra (reference) tokens are simply keys Nk..Nk+Ne-1.
- * The kernels, packing, masking and setup both passes use: fd_attention_tiles.c. */
+ * Every tile product is C[6 x 32] (AVX-512), C[6 x 16] (AVX2) or plain C
+ * += A[6 x K] B[K x N] on packed, zero-padded tiles: BR = 48 rows, BC = 96 keys,
+ * head dim padded to a multiple of 16. No BLAS in the OpenMP regions. Extra
+ * (reference) tokens are simply keys Nk..Nk+Ne-1. The kernels, packing, masking
+ * and setup both directions use: fd_attention_tiles.c. With bf16 products asked
+ * for and AMX present, the forward runs on tiles instead (fd_attention_amx.c). */
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,7 +90,8 @@ static void forward_tile(const att *a, const packs *p, int64_t b, int64_t h, int
         size_t at = key_pack_at(a, p, bh, kb);
         fd_att_gemm(a, nrp, ncp, dp, Q, dp, p->kt + at, BC, S, BC, 0);
         fd_att_mask_scores(a, S, b, h, i0, nr, j0, nc, ncp);
-        (a->avx512 ? fd_att_online_update_avx512 : a->simd ? online_update_avx2 : online_update_c)(a, S, nr, nrp, ncp, m, l, O);
+        (a->avx512 ? fd_att_online_update_avx512 : a->simd ? online_update_avx2 : online_update_c)(a, S, nr, nrp, ncp,
+                                                                                                 m, l, O);
         fd_att_gemm(a, nrp, dp, ncp, S, BC, p->vp + at, dp, O, dp, 1);
     }
     for (int64_t r = 0; r < nr; r++) {
