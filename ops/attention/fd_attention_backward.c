@@ -74,8 +74,10 @@ static void backward_kv(const att *a, const packs *p, int64_t b, int64_t h, int6
 /* The backward of forward_small: per (b, h), one query row at a time, the
  * probabilities again from the logsumexp; dK, dV accumulate into the
  * (b, h) slices of dkf, dvf, which no other item touches. */
-static void backward_small(const att *a, int64_t b, int64_t h, const float *dO, const float *lse, const float *Dv,
-                           float *dq, float *dkf, float *dvf)
+static inline __attribute__((always_inline)) void backward_small_body(const att *a, int64_t b, int64_t h,
+                                                                       const float *dO, const float *lse,
+                                                                       const float *Dv, float *dq, float *dkf,
+                                                                       float *dvf)
 {
     float p[SMALL], ds[SMALL];
     const int64_t d = a->d, bh = b * a->H + h;
@@ -111,6 +113,20 @@ static void backward_small(const att *a, int64_t b, int64_t h, const float *dO, 
             }
         }
     }
+}
+
+/* backward_small_body for AVX2+FMA and for the baseline ISA (as forward_small). */
+FD_AVX2 static void backward_small_avx2(const att *a, int64_t b, int64_t h, const float *dO, const float *lse,
+                                        const float *Dv, float *dq, float *dkf, float *dvf)
+{
+    backward_small_body(a, b, h, dO, lse, Dv, dq, dkf, dvf);
+}
+
+static void backward_small(const att *a, int64_t b, int64_t h, const float *dO, const float *lse, const float *Dv,
+                           float *dq, float *dkf, float *dvf)
+{
+    if (a->simd) backward_small_avx2(a, b, h, dO, lse, Dv, dq, dkf, dvf);
+    else backward_small_body(a, b, h, dO, lse, Dv, dq, dkf, dvf);
 }
 
 int fd_attention_backward(fd_tensor *dq, fd_tensor *dk, fd_tensor *dv, fd_tensor *dek, fd_tensor *dev,
