@@ -10,11 +10,10 @@
  *   O[32 x dpa] += P V            (P rounded to bf16; k runs over the keys)
  * Q is rounded once per query tile, K and V once per call into the pair layout
  * (pack_kv); O lives in memory between blocks because the softmax rescales it.
- * Rounding the operands to bf16 costs about 3 significant digits of each product
- * (2^-9 relative per operand), as the bf16 convolutions do; fd_attention routes
+ * Operands rounded to bf16 keep about 3 significant digits (2^-9 relative), as in
+ * the bf16 convolutions; outputs move by ~1e-3; fd_attention routes
  * here only when its caller asked for bf16 products (inference in bf16). */
 #include <omp.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "ops/attention/fd_attention_tiles.h"
