@@ -377,7 +377,9 @@ function F.attention(q, k, v, opts)
   if grad and opts.bf16 == nil then
     -- f32 products when a backward follows: it recomputes the probabilities in
     -- f32 from this logsumexp, which must come from the same scores
-    opts = {heads = opts.heads, scale = opts.scale, extra_k = ek, extra_v = ev, mask = opts.mask, bf16 = false}
+    local exact = {bf16 = false}
+    for key, value in pairs(opts) do exact[key] = value end
+    opts = exact
   end
   local o, lse = fada.ops.attention(q, k, v, opts)
   count_attention(q, k, ek)

@@ -126,9 +126,8 @@ function M.check_options(o)
     fail('sample: --noise-share must be a number in [0, 1] (0 = independent noise per frame), got %s',
       tostring(opts.noise_share))
   end
-  if opts.dtype ~= 'f32' and opts.dtype ~= 'bf16' and opts.dtype ~= 'auto' then
-    fail("sample: --dtype must be f32, bf16 or auto, got '%s'", tostring(opts.dtype))
-  end
+  local dtype_ok, dtype_err = M.resolve_dtype(opts.dtype)
+  if not dtype_ok then fail('sample: %s', dtype_err) end
   if type(opts.ref) == 'string' and not fada.readable(opts.ref) then
     fail("sample: cannot read the reference image '%s' (give --ref a PNG/JPEG portrait)", opts.ref)
   end
@@ -185,8 +184,12 @@ end
 
 -- The compute dtype that --dtype names: 'auto' is bf16 where the CPU computes it
 -- natively (AVX512-BF16 or AMX), f32 elsewhere. Held-out metrics at bf16 match
--- f32's clip by clip within 0.001 (docs/performance.md, session 11).
+-- f32's clip by clip within 0.001 (docs/performance.md, sessions 11 and 12).
+-- Any other value: nil and the message that says what to give.
 function M.resolve_dtype(dtype)
+  if dtype ~= 'f32' and dtype ~= 'bf16' and dtype ~= 'auto' then
+    return nil, ("--dtype must be f32, bf16 or auto, got '%s'"):format(tostring(dtype))
+  end
   if dtype ~= 'auto' then return dtype end
   local cpu = fada.cpu()
   return (cpu.avx512bf16 or cpu.amx_bf16) and 'bf16' or 'f32'

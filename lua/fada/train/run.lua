@@ -45,11 +45,10 @@ function M.setup(opts)
   io.stdout:setvbuf('line') -- a run's log file gets each line when it is printed, not at exit (runs are often killed)
   if opts.threads then fada.set_num_threads(opts.threads) end
   fada.ops.tune(opts.tune == 'auto' and 'auto' or math.tointeger(tonumber(opts.tune)))
-  if opts.dtype ~= 'f32' and opts.dtype ~= 'bf16' and opts.dtype ~= 'auto' then
-    require('fada.cli').fail(("--dtype must be f32, bf16 or auto, got '%s'"):format(tostring(opts.dtype)))
-  end
-  opts.dtype = require('fada.pipeline').resolve_dtype(opts.dtype)
-  fada.set_compute_dtype(opts.dtype)
+  local dtype, err = require('fada.pipeline').resolve_dtype(opts.dtype)
+  if not dtype then require('fada.cli').fail(err) end
+  opts.dtype = dtype
+  fada.set_compute_dtype(dtype)
   fada.mkdir(opts.out)
 end
 
