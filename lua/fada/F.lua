@@ -472,6 +472,7 @@ local function conv(kind, x, w, b, opts)
     return y
   end
   local geo = conv_geometry(opts)
+  geo.training = A.tracked(w) -- weights that train change every step: not worth caching in Winograd form
   local y = fwd(x, w, b, geo)
   count_weights(y, w)
   y = record(kind, y, {x, w, b}, function(g)

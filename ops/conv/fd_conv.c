@@ -4,10 +4,13 @@
  * (channels-last for brgconv on AVX-512, the blocked nChw8c of fd_tensor.block
  * for jit:avx2) are used in place, others are reordered around the call. A
  * blocked input gives a blocked output, so a chain of convolutions (and
- * group_norm, which reads and writes it too) reorders only at its ends. The forward also times a primitive on the
+ * group_norm, which reads and writes it too) reorders only at its ends.
+ * f32 3x3 stride-1 convolutions ask for Winograd first (AVX-512 in oneDNN 2.x;
+ * fd_conv_set_winograd, FADA_WINOGRAD=0 or opts.algorithm = 'direct' turn it off). The forward also times a primitive on the
  * activations as they lie and keeps it when faster (ops/backend/fd_tune.h). Weights are
  * packed once per storage version and cached (ops/backend/fd_dnnl.c). */
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ops/backend/fd_dnnl.h"
@@ -73,7 +76,42 @@ typedef struct conv_ctx {
     dnnl_dims_t strides, dil, pad_l, pad_r;
     dnnl_data_type_t cdt; /* bf16 or f32: what src/weights compute in */
     int plain_first;      /* try the user's activation layout before `any` */
+    int wino;             /* try Winograd before direct (see wants_winograd) */
+    int training;         /* the weights change between calls (fd_conv_params.training) */
 } conv_ctx;
+
+static int winograd_on = -1; /* -1: FADA_WINOGRAD not read yet */
+static long winograd_calls;
+
+void fd_conv_set_winograd(bool on) { winograd_on = on; }
+
+bool fd_conv_winograd_enabled(void)
+{
+    if (winograd_on < 0) {
+        const char *env = getenv("FADA_WINOGRAD"); /* FADA_WINOGRAD=0: direct only, for A/B runs */
+        winograd_on = !(env && strcmp(env, "0") == 0);
+    }
+    return winograd_on;
+}
+long fd_conv_winograd_calls(void) { return winograd_calls; }
+
+/* Winograd is worth asking for: f32 compute, a dense 3x3 kernel at stride 1
+ * (oneDNN 2.x has it on AVX-512 only and says unimplemented elsewhere, and
+ * then the direct kernel runs). */
+static int wants_winograd(const fd_conv_params *p, const fd_tensor *w, dnnl_data_type_t cdt)
+{
+    return fd_conv_winograd_enabled() && p->algorithm == FD_CONV_ALGO_AUTO && cdt == dnnl_f32 && p->groups == 1 &&
+           w->shape[2] == 3 && w->shape[3] == 3 && p->stride[0] == 1 && p->stride[1] == 1 && p->dilation[0] == 1 &&
+           p->dilation[1] == 1;
+}
+
+static void count_winograd(const fd_dnnl_prim *pr)
+{
+    const char *impl = NULL;
+    if (dnnl_primitive_desc_query(pr->pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success && impl &&
+        strstr(impl, "wino"))
+        winograd_calls++;
+}
 
 static void any_like(dnnl_memory_desc_t *md, const dnnl_memory_desc_t *like, dnnl_data_type_t dt)
 {
@@ -120,9 +158,14 @@ static dnnl_status_t conv_try(const conv_ctx *c, int plain, dnnl_data_type_t cdt
     dnnl_status_t st = make_attr(c, &attr);
     if (st != dnnl_success) return st;
     dnnl_convolution_desc_t cd;
+    dnnl_alg_kind_t alg = c->wino ? dnnl_convolution_winograd : dnnl_convolution_direct;
+    /* Winograd for inference caches its transformed weights (a slow reorder);
+     * for training, whose weights change every step, the kernel transforms
+     * them itself */
+    dnnl_prop_kind_t fwd_prop = c->wino && c->training ? dnnl_forward_training : dnnl_forward_inference;
     *pd = NULL;
     if (c->kind == CONV_FWD) {
-        st = dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &src,
+        st = dnnl_dilated_convolution_forward_desc_init(&cd, fwd_prop, alg, &src,
                                                         &wei, bp, &dst, c->strides, c->dil, c->pad_l, c->pad_r);
         if (st == dnnl_success) st = dnnl_primitive_desc_create(pd, &cd, attr, fd_dnnl_engine(), NULL);
     } else {
@@ -132,7 +175,7 @@ static dnnl_status_t conv_try(const conv_ctx *c, int plain, dnnl_data_type_t cdt
         dnnl_convolution_desc_t fd;
         dnnl_primitive_desc_t hint = NULL;
         dnnl_memory_desc_t out32;
-        st = dnnl_dilated_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_direct, &src,
+        st = dnnl_dilated_convolution_forward_desc_init(&fd, dnnl_forward_training, alg, &src,
                                                         &wei, bp, &dst, c->strides, c->dil, c->pad_l, c->pad_r);
         if (st == dnnl_success) st = dnnl_primitive_desc_create(&hint, &fd, NULL, fd_dnnl_engine(), NULL);
         if (st == dnnl_success && c->kind == CONV_BWD_DATA) {
@@ -140,14 +183,14 @@ static dnnl_status_t conv_try(const conv_ctx *c, int plain, dnnl_data_type_t cdt
                 out32 = src;
             else
                 any_like(&out32, &c->src, dnnl_f32);
-            st = dnnl_dilated_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &out32, &wei, &dst,
+            st = dnnl_dilated_convolution_backward_data_desc_init(&cd, alg, &out32, &wei, &dst,
                                                                   c->strides, c->dil, c->pad_l, c->pad_r);
         } else if (st == dnnl_success) {
             if (cdt == dnnl_f32)
                 out32 = wei;
             else
                 any_like(&out32, &c->wei, dnnl_f32);
-            st = dnnl_dilated_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct, &src, &out32, bp,
+            st = dnnl_dilated_convolution_backward_weights_desc_init(&cd, alg, &src, &out32, bp,
                                                                      &dst, c->strides, c->dil, c->pad_l, c->pad_r);
         }
         if (st == dnnl_success) st = dnnl_primitive_desc_create(pd, &cd, attr, fd_dnnl_engine(), hint);
@@ -167,8 +210,13 @@ static dnnl_status_t make_conv(void *vctx, dnnl_primitive_desc_t *pd, dnnl_primi
      * activations that lie differently. plain_first (the timed alternative,
      * see fd_conv2d) asks for the activations as they lie instead. */
     const conv_ctx *c = vctx;
-    if (c->plain_first && c->cdt == dnnl_f32 && conv_try(c, 1, dnnl_f32, pd, keep) == dnnl_success)
+    conv_ctx direct = *c;
+    direct.wino = 0;
+    if (c->plain_first && c->cdt == dnnl_f32 && conv_try(&direct, 1, dnnl_f32, pd, keep) == dnnl_success)
         return dnnl_success;
+    /* Winograd's kernels want their own blocked activations: `any` only */
+    if (c->wino && conv_try(c, 0, dnnl_f32, pd, keep) == dnnl_success) return dnnl_success;
+    c = &direct;
     dnnl_status_t st = conv_try(c, 0, c->cdt, pd, keep);
     if (st == dnnl_unimplemented && c->cdt != dnnl_f32) st = conv_try(c, 0, dnnl_f32, pd, keep); /* bf16 refused */
     if (st != dnnl_success) st = conv_try(c, 1, dnnl_f32, pd, keep);
@@ -204,7 +252,7 @@ static void conv_key(fd_dnnl_key *k, const char *what, const conv_ctx *c, const 
     fd_dnnl_key_bytes(k, &c->src, sizeof c->src);
     fd_dnnl_key_bytes(k, &c->wei, sizeof c->wei);
     fd_dnnl_key_bytes(k, &c->dst, sizeof c->dst);
-    int64_t v[] = {c->has_bias, c->sum, c->act, c->cdt, c->plain_first, p->stride[0], p->stride[1], p->padding[0], p->padding[1],
+    int64_t v[] = {c->has_bias, c->sum, c->act, c->cdt, c->plain_first, c->wino, c->training, p->stride[0], p->stride[1], p->padding[0], p->padding[1],
                    p->dilation[0], p->dilation[1], p->groups};
     fd_dnnl_key_bytes(k, v, sizeof v);
 }
@@ -231,6 +279,8 @@ static int conv_fwd_dnnl(fd_tensor *out, const fd_tensor *x_in, const fd_tensor 
     conv_ctx c = {.kind = CONV_FWD, .has_bias = b != NULL, .sum = residual != NULL, .act = p->act,
                   .cdt = fd_compute_resolve(p->compute) == FD_BF16 ? dnnl_bf16 : dnnl_f32,
                   .plain_first = plain_first};
+    c.wino = wants_winograd(p, w, c.cdt);
+    c.training = p->training;
     int rc = FD_ERR;
     if (usable(&x, x_in, &xl)) return FD_ERR;
     if (fd_tensor_empty_layout(out, FD_F32, os, ol)) goto done;
@@ -242,6 +292,7 @@ static int conv_fwd_dnnl(fd_tensor *out, const fd_tensor *x_in, const fd_tensor 
     const fd_dnnl_prim *pr;
     if (fd_dnnl_cached("conv2d", &k, make_conv, &c, &pr, NULL)) goto done;
     note_fallback("conv2d", &c, pr);
+    count_winograd(pr);
     const dnnl_memory_desc_t *want_w = dnnl_primitive_desc_query_md(pr->pd, dnnl_query_weights_md, 0);
     dnnl_memory_desc_t want = *want_w;
     void *wp;
@@ -329,7 +380,7 @@ static int conv_bwd_dnnl(fd_tensor *gx, fd_tensor *gw, fd_tensor *gb, const fd_t
     int rc = FD_ERR;
     if (usable(&x, x_in, &xl) || usable(&gy, gy_in, &yl)) goto done;
     if (gx) { /* grad_input = conv_transpose(gy, w) */
-        conv_ctx c = {.kind = CONV_BWD_DATA, .cdt = cdt};
+        conv_ctx c = {.kind = CONV_BWD_DATA, .cdt = cdt, .wino = wants_winograd(p, w, cdt)};
         if (fd_tensor_empty_layout(gx, FD_F32, x.shape, gl)) goto done;
         if (md_4d(&c.src, gx, gl, "conv2d_backward") || md_4d(&c.dst, &gy, yl, "conv2d_backward")) goto done;
         conv_geometry(&c, w, p);
@@ -338,6 +389,7 @@ static int conv_bwd_dnnl(fd_tensor *gx, fd_tensor *gw, fd_tensor *gb, const fd_t
         const fd_dnnl_prim *pr;
         if (fd_dnnl_cached("conv2d_backward", &k, make_conv, &c, &pr, NULL)) goto done;
         note_fallback("conv2d_backward", &c, pr);
+        count_winograd(pr);
         dnnl_memory_desc_t want = *dnnl_primitive_desc_query_md(pr->pd, dnnl_query_weights_md, 0);
         void *wp;
         if (fd_dnnl_weights("conv2d_backward", w, &c.wei, &want, &wp)) goto done;
@@ -352,7 +404,7 @@ static int conv_bwd_dnnl(fd_tensor *gx, fd_tensor *gw, fd_tensor *gb, const fd_t
         if (fd_dnnl_call_run(&call)) goto done;
     }
     if (gw || gb) { /* grad_weight = corr(x, gy), grad_bias = sum gy */
-        conv_ctx c = {.kind = CONV_BWD_WEIGHTS, .cdt = cdt, .has_bias = gb != NULL};
+        conv_ctx c = {.kind = CONV_BWD_WEIGHTS, .cdt = cdt, .has_bias = gb != NULL, .wino = wants_winograd(p, w, cdt)};
         fd_tensor *gwt = gw ? gw : &gw_tmp;
         int64_t bshape[1] = {w->shape[0]};
         if (fd_tensor_empty(gwt, FD_F32, 4, w->shape)) goto done;
@@ -364,6 +416,7 @@ static int conv_bwd_dnnl(fd_tensor *gx, fd_tensor *gw, fd_tensor *gb, const fd_t
         const fd_dnnl_prim *pr;
         if (fd_dnnl_cached("conv2d_backward", &k, make_conv, &c, &pr, NULL)) goto done;
         note_fallback("conv2d_backward", &c, pr);
+        count_winograd(pr);
         fd_dnnl_call call;
         fd_dnnl_call_init(&call, "conv2d_backward", pr);
         dnnl_memory_desc_t bmd;

@@ -13,6 +13,8 @@
 #ifndef FD_CONV_H
 #define FD_CONV_H
 
+#include <stdbool.h>
+
 #include "ops/common/fd_act.h"
 #include "runtime/core/fd_tensor.h"
 
@@ -37,7 +39,18 @@ typedef struct fd_conv_params {
      * the call when it differs); FD_CONV_PLAIN runs on the activations as
      * they lie (no reorder, but maybe a slower kernel). */
     int layout_policy;
+    /* FD_CONV_ALGO_AUTO: Winograd (F(4x4, 3x3) on AVX-512 in this oneDNN) for
+     * f32 3x3 stride-1 dense convolutions where oneDNN has it and
+     * fd_conv_set_winograd has not turned it off, direct elsewhere;
+     * FD_CONV_ALGO_DIRECT: direct always. */
+    int algorithm;
+    /* forward: the weights change between calls (a training step), so a
+     * Winograd kernel transforms them itself rather than caching a
+     * transformed copy that the next step throws away. */
+    int training;
 } fd_conv_params;
+
+enum { FD_CONV_ALGO_AUTO, FD_CONV_ALGO_DIRECT };
 
 /* stride 1, padding 0, dilation 1, groups 1, no activation, auto layout. */
 void fd_conv_params_default(fd_conv_params *p);
@@ -56,6 +69,14 @@ int fd_conv1d(fd_tensor *out, const fd_tensor *x, const fd_tensor *w, const fd_t
               const fd_tensor *residual, const fd_conv_params *p);
 int fd_conv1d_backward(fd_tensor *gx, fd_tensor *gw, fd_tensor *gb, const fd_tensor *gy, const fd_tensor *x,
                        const fd_tensor *w, const fd_conv_params *p);
+
+/* Winograd off (every convolution direct) or back on, for the whole
+ * process; it is on unless the environment has FADA_WINOGRAD=0. It trades about 2.25x fewer multiplies for
+ * a rounding error a few times the direct one's (tests/lua/test_conv_matmul.lua). */
+void fd_conv_set_winograd(bool on);
+bool fd_conv_winograd_enabled(void);
+/* How many oneDNN calls ran a Winograd kernel (forward and backward). */
+long fd_conv_winograd_calls(void);
 
 /* How many calls oneDNN refused and the reference loops answered. */
 int fd_conv_dnnl_fallbacks(void);

@@ -14,7 +14,11 @@
  *             ref (true: run the reference loops),
  *             layout_policy ('auto': time both per shape and keep the faster;
  *               'any': oneDNN's preferred activation layout, reordering around
- *               the call; 'plain': the activations as they lie, no reorder)
+ *               the call; 'plain': the activations as they lie, no reorder),
+ *             algorithm ('auto': Winograd for f32 3x3 stride-1 convolutions where
+ *               oneDNN has it, direct elsewhere; 'direct': direct always),
+ *             training (true: the weights change between calls, as in a training
+ *               step; Winograd then transforms them in the kernel instead of caching)
  *       y = act(conv(x, w) + b) + residual
  *   fada.ops.conv2d_backward(gy, x, w, [opts]) -> gx, gw, gb
  *       gradients of conv(x, w) + b (pre-activation); opts as above plus
@@ -35,7 +39,10 @@
  *   fada.ops.measure_peak_gflops([threads], [seconds]) -> GFLOP/s of an FMA loop
  *   fada.ops.dnnl_stats() -> table; fada.ops.dnnl_clear(); fada.ops.dnnl_cache_capacity(n)
  *   fada.ops.matmul_choices() -> {{m=, k=, n=, batch=, threads=, backend=}, ...} decided so far
- *   fada.ops.fallbacks() -> {bf16 =, conv =, matmul =} counts of calls that fell back */
+ *   fada.ops.fallbacks() -> {bf16 =, conv =, matmul =} counts of calls that fell back
+ *   fada.ops.conv_set_winograd(bool): Winograd off for every convolution (direct
+ *     instead) or back on; fada.ops.conv_winograd_enabled() -> bool;
+ *   fada.ops.conv_winograd_calls() -> how many convolution calls ran Winograd */
 #include <omp.h>
 #include <string.h>
 
@@ -155,6 +162,15 @@ static void conv_opts(lua_State *L, int opts, const char *op, int one_d, fd_conv
         else if (!s || strcmp(s, "auto") != 0)
             luaL_error(L, "%s: layout_policy must be 'auto', 'any' or 'plain', got %s", op,
                        s ? s : luaL_typename(L, -1));
+    }
+    lua_pop(L, 1);
+    p->training = fd_lua_opt_bool(L, opts, "training", 0);
+    if (opt_field(L, opts, "algorithm") != LUA_TNIL) {
+        const char *s = lua_tostring(L, -1);
+        if (s && strcmp(s, "direct") == 0)
+            p->algorithm = FD_CONV_ALGO_DIRECT;
+        else if (!s || strcmp(s, "auto") != 0)
+            luaL_error(L, "%s: algorithm must be 'auto' or 'direct', got %s", op, s ? s : luaL_typename(L, -1));
     }
     lua_pop(L, 1);
 }
@@ -392,6 +408,25 @@ static int l_fallbacks(lua_State *L)
     return 1;
 }
 
+static int l_conv_set_winograd(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    fd_conv_set_winograd(lua_toboolean(L, 1));
+    return 0;
+}
+
+static int l_conv_winograd_enabled(lua_State *L)
+{
+    lua_pushboolean(L, fd_conv_winograd_enabled());
+    return 1;
+}
+
+static int l_conv_winograd_calls(lua_State *L)
+{
+    lua_pushinteger(L, fd_conv_winograd_calls());
+    return 1;
+}
+
 void fd_open_dnn(lua_State *L, const fd_lua_tables *t)
 {
     static const luaL_Reg ops[] = {
@@ -408,6 +443,9 @@ void fd_open_dnn(lua_State *L, const fd_lua_tables *t)
         {"dnnl_clear", l_dnnl_clear},
         {"dnnl_cache_capacity", l_dnnl_capacity},
         {"fallbacks", l_fallbacks},
+        {"conv_set_winograd", l_conv_set_winograd},
+        {"conv_winograd_enabled", l_conv_winograd_enabled},
+        {"conv_winograd_calls", l_conv_winograd_calls},
         {"matmul_choices", l_matmul_choices},
         {"tune", l_tune},
         {NULL, NULL},

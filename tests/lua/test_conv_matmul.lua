@@ -184,6 +184,44 @@ test('conv2d backward: oneDNN vs reference (NCHW and channels-last)', function()
   end
 end)
 
+-- Winograd (on by default for f32 3x3 stride-1 convolutions where oneDNN has
+-- it): the f64 reference bounds its error as it bounds the direct kernel's,
+-- at the UNet's shapes, forward (with the fused epilogue) and backward.
+test('conv2d with Winograd vs reference, and algorithm = direct / conv_set_winograd(false) turn it off', function()
+  assert(ops.conv_winograd_enabled(), 'Winograd is on by default')
+  local ran = false
+  for _, c in ipairs{{2, 64, 16, 16, 64}, {1, 3, 7, 9, 5}, {2, 32, 12, 10, 48}} do
+    local N, C, H, W, O = table.unpack(c)
+    local x, w, b = randn(N, C, H, W), randn(O, C, 3, 3), randn(O)
+    local r = randn(N, O, H, W)
+    local opts = {padding = 1, act = 'silu', residual = r, layout_policy = 'any'}
+    local ref = ops.conv2d(x, w, b, with(opts, {ref = true}))
+    local tol = 2e-4 * math.sqrt(C * 9)
+    local before = ops.conv_winograd_calls()
+    assert_close(ops.conv2d(x, w, b, opts), ref, tol, 1e-4, describe{N, C, H, W, O, 3} .. ' forward')
+    assert_close(ops.conv2d(channels_last(x), w, b, opts), ref, tol, 1e-4, describe{N, C, H, W, O, 3} .. ' channels-last')
+    assert_close(ops.conv2d(x, w, b, with(opts, {training = true})), ref, tol, 1e-4,
+      describe{N, C, H, W, O, 3} .. ' training (weights transformed in the kernel)')
+    local gy = randn(N, O, H, W)
+    local rx, rw, rb = ops.conv2d_backward(gy, x, w, {padding = 1, ref = true})
+    local gx, gw, gb = ops.conv2d_backward(gy, x, w, {padding = 1})
+    local btol = 3e-4 * math.sqrt(N * H * W + C * 9)
+    assert_close(gx, rx, btol, 1e-4, describe{N, C, H, W, O, 3} .. ' grad_input')
+    assert_close(gw, rw, btol, 1e-4, describe{N, C, H, W, O, 3} .. ' grad_weight')
+    assert_close(gb, rb, btol, 1e-4, describe{N, C, H, W, O, 3} .. ' grad_bias')
+    ran = ran or ops.conv_winograd_calls() > before
+    -- asked for direct, per call or for the process: no Winograd call
+    local n = ops.conv_winograd_calls()
+    ops.conv2d(x, w, b, with(opts, {algorithm = 'direct'}))
+    ops.conv2d_backward(gy, x, w, {padding = 1, algorithm = 'direct'})
+    ops.conv_set_winograd(false)
+    assert_close(ops.conv2d(x, w, b, opts), ref, tol, 1e-4, describe{N, C, H, W, O, 3} .. ' Winograd off')
+    ops.conv_set_winograd(true)
+    assert_eq(ops.conv_winograd_calls(), n, 'direct calls ran no Winograd kernel')
+  end
+  if not ran then skip("this CPU's oneDNN has no Winograd kernel (AVX-512 only): the direct kernels ran") end
+end)
+
 -- ---------------------------------------------------------------- conv1d
 
 test('conv1d forward and backward: oneDNN vs reference, reference vs finite differences', function()
@@ -372,6 +410,7 @@ test('bad input gives clear errors, never a crash', function()
   checkerror(function() ops.conv2d(x, w, nil, {residual = randn(1, 4, 5, 5)}) end, 'residual [1, 4, 5, 5] vs output')
   checkerror(function() ops.conv2d(x, w, nil, {act = 'swish2'}) end, "act 'swish2'")
   checkerror(function() ops.conv2d(x, w, nil, {layout_policy = 'best'}) end, "layout_policy must be")
+  checkerror(function() ops.conv2d(x, w, nil, {algorithm = 'fft'}) end, "algorithm must be 'auto' or 'direct', got fft")
   checkerror(function() ops.conv2d_backward(randn(1, 4, 5, 5), x, w) end, 'grad_output [1, 4, 5, 5]')
   checkerror(function() ops.conv1d(x, w) end, 'must have 3 dims')
   checkerror(function() ops.linear(randn(3, 5), randn(4, 6)) end, 'in_features 5')
