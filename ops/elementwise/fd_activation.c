@@ -1,5 +1,6 @@
 /* Activations (silu, gelu erf/tanh, sigmoid, tanh, relu), forward and
- * backward, on contiguous f32 with OpenMP; SiLU uses the AVX2 exp. Backward
+ * backward, on contiguous f32 with OpenMP; SiLU and GELU (erf) use the AVX2
+ * exp. Backward
  * passes recompute from x rather than keep y. */
 #include <omp.h>
 #include <string.h>
@@ -73,6 +74,47 @@ FD_AVX2 static void silu_avx2(const float *x, float *y, int64_t n)
     for (; i < n; i++) y[i] = nn_silu(x[i]);
 }
 
+/* erf for 8 floats to about 2e-7 absolute (Abramowitz and Stegun 7.1.26:
+ * 1 - t(a1 + t(a2 + ...)) exp(-x^2), t = 1 / (1 + p|x|), on |x| with the
+ * sign put back) — libm's erff is scalar, and GELU ran at a third of the
+ * memory speed on it. */
+FD_AVX2 static inline __m256 erf256(__m256 x)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f);
+    __m256 ax = _mm256_andnot_ps(sign, x);
+    __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(_mm256_set1_ps(0.3275911f), ax, one));
+    __m256 p = _mm256_set1_ps(1.061405429f);
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.453152027f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.421413741f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.284496736f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.254829592f));
+    p = _mm256_mul_ps(p, t);
+    __m256 e = nn_exp256(_mm256_mul_ps(_mm256_xor_ps(ax, sign), ax)); /* exp(-x^2), 0 below -86 */
+    __m256 r = _mm256_fnmadd_ps(p, e, one);
+    return _mm256_or_ps(r, _mm256_and_ps(x, sign));
+}
+
+/* gelu(x) = x/2 (1 + erf(x / sqrt 2)); with grad, dy * gelu'(x) =
+ * dy ((1 + erf) / 2 + x phi(x)) instead. */
+FD_AVX2 static void gelu_avx2(const float *x, const float *dy, float *y, int64_t n)
+{
+    const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
+    const __m256 rs2 = _mm256_set1_ps(0.70710678118654752f), rs2pi = _mm256_set1_ps(0.3989422804014327f);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256 cdf = _mm256_mul_ps(half, _mm256_add_ps(one, erf256(_mm256_mul_ps(v, rs2))));
+        if (!dy) {
+            _mm256_storeu_ps(y + i, _mm256_mul_ps(v, cdf));
+            continue;
+        }
+        __m256 pdf = _mm256_mul_ps(rs2pi, nn_exp256(_mm256_mul_ps(_mm256_set1_ps(-0.5f), _mm256_mul_ps(v, v))));
+        _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_loadu_ps(dy + i), _mm256_fmadd_ps(v, pdf, cdf)));
+    }
+    for (; i < n; i++)
+        y[i] = dy ? dy[i] * act_df(FD_ACTIVATION_GELU, x[i]) : act_f(FD_ACTIVATION_GELU, x[i]);
+}
+
 #define CHUNK 16384
 
 int fd_activation(fd_tensor *y, const fd_tensor *x, fd_activation_kind k)
@@ -89,12 +131,14 @@ int fd_activation(fd_tensor *y, const fd_tensor *x, fd_activation_kind k)
     }
     float *py = fd_tensor_data(y);
     const int64_t n = fd_tensor_numel(x);
-    const bool simd = fd_nn_simd_enabled() && k == FD_ACTIVATION_SILU;
+    const bool simd = fd_nn_simd_enabled();
 #pragma omp parallel for schedule(static) if (n > CHUNK)
     for (int64_t c0 = 0; c0 < n; c0 += CHUNK) {
         int64_t c1 = c0 + CHUNK < n ? c0 + CHUNK : n;
-        if (simd)
+        if (simd && k == FD_ACTIVATION_SILU)
             silu_avx2(px + c0, py + c0, c1 - c0);
+        else if (simd && k == FD_ACTIVATION_GELU)
+            gelu_avx2(px + c0, NULL, py + c0, c1 - c0);
         else
             act_run(k, px + c0, py + c0, c1 - c0);
     }
@@ -118,8 +162,14 @@ int fd_activation_backward(fd_tensor *dx, const fd_tensor *dy, const fd_tensor *
     }
     float *pd = fd_tensor_data(dx);
     const int64_t n = fd_tensor_numel(x);
+    if (fd_nn_simd_enabled() && k == FD_ACTIVATION_GELU) {
 #pragma omp parallel for schedule(static) if (n > CHUNK)
-    for (int64_t i = 0; i < n; i++) pd[i] = pg[i] * act_df(k, px[i]);
+        for (int64_t c0 = 0; c0 < n; c0 += CHUNK)
+            gelu_avx2(px + c0, pg + c0, pd + c0, (c0 + CHUNK < n ? c0 + CHUNK : n) - c0);
+    } else {
+#pragma omp parallel for schedule(static) if (n > CHUNK)
+        for (int64_t i = 0; i < n; i++) pd[i] = pg[i] * act_df(k, px[i]);
+    }
     fd_nn_release(&xs, &gs, NULL, NULL, NULL, NULL);
     return FD_OK;
 }

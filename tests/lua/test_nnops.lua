@@ -359,6 +359,17 @@ test('fast exp: silu and softmax within 1e-6 relative over the whole f32 exp ran
   end
 end)
 
+test('fast erf: gelu and its gradient within 1e-6 of the f64 reference over [-30, 30]', function()
+  local x = fada.linspace(-30, 30, 60001)
+  local dy = fada.ones(60001)
+  both_isa(function(isa)
+    local ga, ge = ops.gelu(x):to('f64'), ref.gelu(x:to('f64'))
+    local gb, gf = ops.gelu_backward(dy, x):to('f64'), ref.gelu_backward(dy:to('f64'), x:to('f64'))
+    local ea, eb = (ga - ge):abs():max():item(), (gb - gf):abs():max():item()
+    if ea > 1e-6 or eb > 1e-6 then error(('%s gelu: max error %.3g forward, %.3g backward'):format(isa, ea, eb)) end
+  end)
+end)
+
 test('gradcheck activations', function()
   local x = f64(randn(17))
   for _, a in ipairs(acts) do
