@@ -143,6 +143,9 @@ function A.backward(output, grad_output)
     end
   end
   local grads = {[output] = grad_output}
+  -- grads[x] made here by a sum belongs to no one else: later sums go into it
+  -- in place (a gradient handed back by a backward may be shared, e.g. add's)
+  local summed = {}
   local was = enabled
   enabled = false -- backward formulas are not themselves recorded
   local ok, err = pcall(function()
@@ -163,7 +166,14 @@ function A.backward(output, grad_output)
                 node.name, k, finite(g) and 'finite' or 'already non-finite'), 0)
             end
             if x ~= nil and gx ~= nil and nodes[x] then
-              grads[x] = grads[x] and grads[x] + gx or gx
+              local have = grads[x]
+              if have == nil then
+                grads[x] = gx
+              elseif summed[x] and have:numel() == gx:numel() then
+                have:add_(gx)
+              else
+                grads[x], summed[x] = have + gx, true
+              end
             end
           end
         end
