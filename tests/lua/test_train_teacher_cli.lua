@@ -78,6 +78,9 @@ test('--dtype bf16 (mixed precision) tracks f32 over the same steps; a bad --dty
   out, code = run('train_teacher', common .. (' --out %q --dtype f16'):format(dir .. '/f16'))
   assert_eq(code, 2, out)
   sh.contains(out, "--dtype must be f32, bf16 or auto, got 'f16'", 'bad --dtype')
+  out, code = run('train_teacher', common .. (' --out %q --tune fast'):format(dir .. '/tune'))
+  assert_eq(code, 2, out)
+  sh.contains(out, "--tune must be 0, 1, host or auto, got 'fast'", 'bad --tune')
 end)
 
 test('--help and a bad flag', function()

@@ -30,7 +30,8 @@ function M.flags(spec, d)
     {'stop_at', 'int', nil, 'stop (with a checkpoint) after this step; the schedule stays that of --steps'},
     {'dtype', 'string', 'f32', "the model passes' compute dtype: f32 | bf16 (mixed precision: weights, gradients and " ..
      'optimiser state stay f32) | auto (bf16 where the CPU has AVX512-BF16 or AMX)'},
-    {'tune', 'string', '1', 'kernel variants: 0 (oneDNN), 1 (OpenBLAS matmul, conv on the layout as it lies) or auto (timed; not bit-repeatable)'},
+    {'tune', 'string', 'host', 'kernel variants: 0 (oneDNN), 1 (OpenBLAS matmul, conv on the layout as it lies), ' ..
+     'host (0 where the CPU has AVX-512, whose oneDNN matmuls train faster; 1 elsewhere) or auto (timed; not bit-repeatable)'},
     {'prefetch', 'bool', true, 'decode the next batch\'s clips on background threads'},
     {'export', 'string', nil, 'write the EMA weights of the last checkpoint to this path (f16) and exit'},
     {'export_raw', 'bool', false, 'with --export: the raw weights instead of the EMA (which lags early in a run)'},
@@ -44,6 +45,10 @@ end
 function M.setup(opts)
   io.stdout:setvbuf('line') -- a run's log file gets each line when it is printed, not at exit (runs are often killed)
   if opts.threads then fada.set_num_threads(opts.threads) end
+  if opts.tune == 'host' then opts.tune = fada.cpu().avx512f and '0' or '1' end
+  if opts.tune ~= 'auto' and opts.tune ~= '0' and opts.tune ~= '1' then
+    require('fada.cli').fail(("--tune must be 0, 1, host or auto, got '%s'"):format(opts.tune))
+  end
   fada.ops.tune(opts.tune == 'auto' and 'auto' or math.tointeger(tonumber(opts.tune)))
   local dtype, err = require('fada.pipeline').resolve_dtype(opts.dtype)
   if not dtype then require('fada.cli').fail(err) end
