@@ -268,7 +268,7 @@ typedef struct weight_entry {
     size_t nbytes;
 } weight_entry;
 
-#define WEIGHT_SLOTS 128
+#define WEIGHT_SLOTS 1024 /* a model in two dtypes (or a teacher beside its student) has several hundred; bytes are capped below */
 static struct {
     weight_entry e[WEIGHT_SLOTS];
     int n;

@@ -146,6 +146,19 @@ test('conv2d: weights are packed once and repacked after an in-place update', fu
     'after in-place update')
 end)
 
+test('conv2d: the packed-weight cache holds a model of 300 weights without re-packing', function()
+  local x, ws = randn(1, 16, 6, 6), {}
+  for i = 1, 300 do ws[i] = randn(16, 16, 3, 3) end
+  local function pass() for i = 1, #ws do ops.conv2d(x, ws[i], nil, {padding = 1, layout_policy = 'any'}) end end
+  ops.dnnl_clear()
+  pass()
+  local s1 = ops.dnnl_stats()
+  if s1.weight_reorders == 0 then skip('the weights needed no packing on this CPU: nothing to cache') end
+  pass()
+  local s2 = ops.dnnl_stats()
+  assert_eq(s2.weight_reorders, s1.weight_reorders, 'the second pass re-packs no weights')
+end)
+
 test('conv2d backward: reference vs f64 finite differences', function()
   for _, c in ipairs{conv_cases[1], conv_cases[2], conv_cases[3], conv_cases[4], conv_cases[6]} do
     local N, C, H, W, O, K, opts = table.unpack(c)
