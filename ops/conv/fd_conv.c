@@ -5,9 +5,10 @@
  * for jit:avx2) are used in place, others are reordered around the call. A
  * blocked input gives a blocked output, so a chain of convolutions (and
  * group_norm, which reads and writes it too) reorders only at its ends.
- * f32 3x3 stride-1 convolutions ask for Winograd first (AVX-512 in oneDNN 2.x;
- * fd_conv_set_winograd, FADA_WINOGRAD=0 or opts.algorithm = 'direct' turn it off). The forward also times a primitive on the
- * activations as they lie and keeps it when faster (ops/backend/fd_tune.h). Weights are
+ * The forward also times a primitive on the activations as they lie and
+ * keeps it when faster (ops/backend/fd_tune.h). f32 3x3 stride-1
+ * convolutions ask for Winograd first (AVX-512 in oneDNN 2.x; off with
+ * fd_conv_set_winograd, FADA_WINOGRAD=0 or the direct algorithm). Weights are
  * packed once per storage version and cached (ops/backend/fd_dnnl.c). */
 #include <omp.h>
 #include <stdlib.h>
@@ -165,8 +166,8 @@ static dnnl_status_t conv_try(const conv_ctx *c, int plain, dnnl_data_type_t cdt
     dnnl_prop_kind_t fwd_prop = c->wino && c->training ? dnnl_forward_training : dnnl_forward_inference;
     *pd = NULL;
     if (c->kind == CONV_FWD) {
-        st = dnnl_dilated_convolution_forward_desc_init(&cd, fwd_prop, alg, &src,
-                                                        &wei, bp, &dst, c->strides, c->dil, c->pad_l, c->pad_r);
+        st = dnnl_dilated_convolution_forward_desc_init(&cd, fwd_prop, alg, &src, &wei, bp, &dst, c->strides, c->dil,
+                                                        c->pad_l, c->pad_r);
         if (st == dnnl_success) st = dnnl_primitive_desc_create(pd, &cd, attr, fd_dnnl_engine(), NULL);
     } else {
         /* A backward primitive needs the forward one it mirrors as a hint.
@@ -252,8 +253,9 @@ static void conv_key(fd_dnnl_key *k, const char *what, const conv_ctx *c, const 
     fd_dnnl_key_bytes(k, &c->src, sizeof c->src);
     fd_dnnl_key_bytes(k, &c->wei, sizeof c->wei);
     fd_dnnl_key_bytes(k, &c->dst, sizeof c->dst);
-    int64_t v[] = {c->has_bias, c->sum, c->act, c->cdt, c->plain_first, c->wino, c->training, p->stride[0], p->stride[1], p->padding[0], p->padding[1],
-                   p->dilation[0], p->dilation[1], p->groups};
+    int64_t v[] = {c->has_bias,   c->sum,       c->act,       c->cdt,       c->plain_first, c->wino,
+                   c->training,   p->stride[0], p->stride[1], p->padding[0], p->padding[1], p->dilation[0],
+                   p->dilation[1], p->groups};
     fd_dnnl_key_bytes(k, v, sizeof v);
 }
 

@@ -71,8 +71,9 @@ int fd_conv1d_backward(fd_tensor *gx, fd_tensor *gw, fd_tensor *gb, const fd_ten
                        const fd_tensor *w, const fd_conv_params *p);
 
 /* Winograd off (every convolution direct) or back on, for the whole
- * process; it is on unless the environment has FADA_WINOGRAD=0. It trades about 2.25x fewer multiplies for
- * a rounding error a few times the direct one's (tests/lua/test_conv_matmul.lua). */
+ * process; it is on unless the environment has FADA_WINOGRAD=0. About 2.25x
+ * fewer multiplies, with a rounding error of the direct kernel's order
+ * (tests/lua/test_conv_matmul.lua bounds both alike). */
 void fd_conv_set_winograd(bool on);
 bool fd_conv_winograd_enabled(void);
 /* How many oneDNN calls ran a Winograd kernel (forward and backward). */
