@@ -50,6 +50,23 @@ test('gradients accumulate over uses and over backward calls', function()
   assert_eq(A.grad(x), nil)
 end)
 
+-- add's backward hands the same gradient tensor to both inputs; sums over
+-- several uses go in place only into tensors the sum itself made
+test('gradients summed over many uses, through shared gradient tensors', function()
+  local x = A.requires_grad(fada.tensor({1, 2, 3}, 'f64'))
+  local z = A.requires_grad(fada.tensor({-1, 0.5, 4}, 'f64'))
+  local a = x + z
+  local b = a + x
+  A.backward(F.sum(b * x + a + a * z))  -- 2x^2 + zx + x + z + xz + z^2
+  assert_close(A.grad(x), {4 * 1 + 2 * -1 + 1, 4 * 2 + 2 * 0.5 + 1, 4 * 3 + 2 * 4 + 1}, 1e-12, 0, 'd/dx = 4x + 2z + 1')
+  assert_close(A.grad(z), {2 * 1 + 2 * -1 + 1, 2 * 2 + 2 * 0.5 + 1, 2 * 3 + 2 * 4 + 1}, 1e-12, 0, 'd/dz = 2x + 2z + 1')
+  -- a and b get one gradient tensor from the last add; a's backward adds it to b's
+  local w = A.requires_grad(fada.tensor({1, 2}, 'f64'))
+  local bw = w * 3
+  A.backward(F.sum((bw + w) + bw))
+  assert_close(A.grad(w), {7, 7}, 0, 0, 'd/dw (3w + w + 3w) = 7')
+end)
+
 test('nothing is recorded under no_grad; untracked inputs are free', function()
   local x = A.requires_grad(fada.ones(3))
   local y = A.no_grad(function() return x * 2 end)
