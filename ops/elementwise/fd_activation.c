@@ -1,7 +1,7 @@
 /* Activations (silu, gelu erf/tanh, sigmoid, tanh, relu), forward and
- * backward, on contiguous f32 with OpenMP; SiLU and GELU (erf) use the AVX2
- * exp. Backward
- * passes recompute from x rather than keep y. */
+ * backward, on contiguous f32 with OpenMP; SiLU and GELU (erf), forward and
+ * backward, use the AVX2 exp. Backward passes recompute from x rather than
+ * keep y. */
 #include <omp.h>
 #include <string.h>
 
@@ -115,6 +115,26 @@ FD_AVX2 static void gelu_avx2(const float *x, const float *dy, float *y, int64_t
         y[i] = dy ? dy[i] * act_df(FD_ACTIVATION_GELU, x[i]) : act_f(FD_ACTIVATION_GELU, x[i]);
 }
 
+/* dx = dy * silu'(x) = dy * s (1 + x (1 - s)), s = sigmoid(x) = 1 / (1 + e),
+ * e = exp(-x), computed as in nn_silu256 (the exp argument capped, the
+ * reciprocal refined). */
+FD_AVX2 static void silu_grad_avx2(const float *x, const float *dy, float *dx, int64_t n)
+{
+    const __m256 one = _mm256_set1_ps(1.0f);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256 nz = _mm256_sub_ps(_mm256_setzero_ps(), v);
+        __m256 e = nn_exp256_inrange(_mm256_max_ps(_mm256_min_ps(nz, _mm256_set1_ps(88.0f)), _mm256_set1_ps(-86.0f)));
+        __m256 d = _mm256_add_ps(one, e), sg = _mm256_rcp_ps(d);
+        sg = _mm256_mul_ps(sg, _mm256_fnmadd_ps(d, sg, _mm256_set1_ps(2.0f)));
+        /* 1 - s as e s: no cancellation where s rounds to 1 */
+        __m256 g = _mm256_mul_ps(sg, _mm256_fmadd_ps(v, _mm256_mul_ps(e, sg), one));
+        _mm256_storeu_ps(dx + i, _mm256_mul_ps(_mm256_loadu_ps(dy + i), g));
+    }
+    for (; i < n; i++) dx[i] = dy[i] * act_df(FD_ACTIVATION_SILU, x[i]);
+}
+
 #define CHUNK 16384
 
 int fd_activation(fd_tensor *y, const fd_tensor *x, fd_activation_kind k)
@@ -162,10 +182,16 @@ int fd_activation_backward(fd_tensor *dx, const fd_tensor *dy, const fd_tensor *
     }
     float *pd = fd_tensor_data(dx);
     const int64_t n = fd_tensor_numel(x);
-    if (fd_nn_simd_enabled() && k == FD_ACTIVATION_GELU) {
+    const bool simd = fd_nn_simd_enabled() && (k == FD_ACTIVATION_GELU || k == FD_ACTIVATION_SILU);
+    if (simd) {
 #pragma omp parallel for schedule(static) if (n > CHUNK)
-        for (int64_t c0 = 0; c0 < n; c0 += CHUNK)
-            gelu_avx2(px + c0, pg + c0, pd + c0, (c0 + CHUNK < n ? c0 + CHUNK : n) - c0);
+        for (int64_t c0 = 0; c0 < n; c0 += CHUNK) {
+            int64_t m = (c0 + CHUNK < n ? c0 + CHUNK : n) - c0;
+            if (k == FD_ACTIVATION_GELU)
+                gelu_avx2(px + c0, pg + c0, pd + c0, m);
+            else
+                silu_grad_avx2(px + c0, pg + c0, pd + c0, m);
+        }
     } else {
 #pragma omp parallel for schedule(static) if (n > CHUNK)
         for (int64_t i = 0; i < n; i++) pd[i] = pg[i] * act_df(k, px[i]);

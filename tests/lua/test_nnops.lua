@@ -343,12 +343,19 @@ test('activations fast vs reference', function()
   end)
 end)
 
-test('fast exp: silu and softmax within 1e-6 relative over the whole f32 exp range', function()
+test('fast exp: silu, its gradient and softmax within 1e-6 over the whole f32 exp range', function()
   local x = fada.linspace(-87, 88, 20001)
   local a, e, xs = ops.silu(x):tolist(), ref.silu(x:to('f64')):tolist(), x:tolist()
   for i = 1, #a do
     local r = math.abs(a[i] - e[i]) / math.max(math.abs(e[i]), 1e-37)
     if r > 1e-6 then error(('silu(%.9g): %.9g vs %.9g, rel %.3g'):format(xs[i], a[i], e[i], r)) end
+  end
+  local ones = fada.ones(20001)
+  local ga, ge = ops.silu_backward(ones, x):tolist(), ref.silu_backward(ones:to('f64'), x:to('f64')):tolist()
+  for i = 1, #ga do
+    if math.abs(ga[i] - ge[i]) > 1e-6 * (1 + math.abs(ge[i])) then
+      error(("silu'(%.9g): %.9g vs %.9g"):format(xs[i], ga[i], ge[i]))
+    end
   end
   local z = fada.linspace(-87, 0, 4001):view(1, -1)
   local s, r = ops.softmax(z):tolist(), ref.softmax(z:to('f64')):tolist()
