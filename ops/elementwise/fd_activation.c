@@ -116,18 +116,14 @@ FD_AVX2 static void gelu_avx2(const float *x, const float *dy, float *y, int64_t
 }
 
 /* dx = dy * silu'(x) = dy * s (1 + x (1 - s)), s = sigmoid(x) = 1 / (1 + e),
- * e = exp(-x), computed as in nn_silu256 (the exp argument capped, the
- * reciprocal refined). */
+ * e = exp(-x). */
 FD_AVX2 static void silu_grad_avx2(const float *x, const float *dy, float *dx, int64_t n)
 {
     const __m256 one = _mm256_set1_ps(1.0f);
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        __m256 v = _mm256_loadu_ps(x + i);
-        __m256 nz = _mm256_sub_ps(_mm256_setzero_ps(), v);
-        __m256 e = nn_exp256_inrange(_mm256_max_ps(_mm256_min_ps(nz, _mm256_set1_ps(88.0f)), _mm256_set1_ps(-86.0f)));
-        __m256 d = _mm256_add_ps(one, e), sg = _mm256_rcp_ps(d);
-        sg = _mm256_mul_ps(sg, _mm256_fnmadd_ps(d, sg, _mm256_set1_ps(2.0f)));
+        __m256 v = _mm256_loadu_ps(x + i), e;
+        __m256 sg = nn_sigmoid256(v, &e);
         /* 1 - s as e s: no cancellation where s rounds to 1 */
         __m256 g = _mm256_mul_ps(sg, _mm256_fmadd_ps(v, _mm256_mul_ps(e, sg), one));
         _mm256_storeu_ps(dx + i, _mm256_mul_ps(_mm256_loadu_ps(dy + i), g));
