@@ -324,11 +324,17 @@ end
 
 -- ---- normalisation, softmax, attention -------------------------------------------
 
--- F.group_norm(x [N, C, ...], groups, [w [C]], [b [C]], {eps = 1e-5, silu = false, scale, shift})
+-- F.group_norm(x [N, C, ...], groups, [w [C]], [b [C]], {eps = 1e-5, silu = false, scale, shift, bf16_nhwc})
 -- scale, shift [N or 1, C, 1, 1]: a per-sample modulation (a ResBlock's time
 -- embedding), y = act((norm(x) * w + b) * (1 + scale) + shift), fused into
 -- the kernel unless gradients are being recorded (then it runs as its pieces).
+-- bf16_nhwc: y comes out bf16 and channels-last, the operand a bf16
+-- convolution reads without a reorder; only where no gradient is recorded
+-- (training keeps its activations f32) and x is 4-d f32, else ignored.
 function F.group_norm(x, groups, w, b, opts)
+  if opts and opts.bf16_nhwc and (needs(x, w, b, opts.scale, opts.shift) or x:dtype() ~= 'f32' or x:dim() ~= 4) then
+    opts = {eps = opts.eps, silu = opts.silu, scale = opts.scale, shift = opts.shift}
+  end
   if opts and (opts.scale or opts.shift) then
     if needs(x, w, b, opts.scale, opts.shift) or x:dtype() ~= 'f32' then
       local h = F.group_norm(x, groups, w, b, {eps = opts.eps})

@@ -365,7 +365,7 @@ int fd_conv2d(fd_tensor *out, const fd_tensor *x, const fd_tensor *w, const fd_t
     int64_t os[4];
     memset(out, 0, sizeof *out);
     if (fd_conv2d_check("conv2d", x, w, b, residual, p, os)) return FD_ERR;
-    if (x->dtype != FD_F32 || p->force_ref) return ref_conv2d(out, x, w, b, residual, p);
+    if ((x->dtype != FD_F32 && x->dtype != FD_BF16) || p->force_ref) return ref_conv2d(out, x, w, b, residual, p);
     if (conv_fwd_tuned(out, x, w, b, residual, p, os) == FD_OK) return FD_OK;
     dnnl_fallbacks++; /* oneDNN refused: the reference loops still answer */
     return ref_conv2d(out, x, w, b, residual, p);
@@ -464,6 +464,9 @@ int fd_conv2d_backward(fd_tensor *gx, fd_tensor *gw, fd_tensor *gb, const fd_ten
         fd_tensor_release(&xp), fd_tensor_release(&gp);
         return rc;
     }
+    if (x->dtype == FD_BF16)
+        return fd_fail("conv2d_backward: input dtype bf16; the backward takes the f32 activations (bf16 inputs are "
+                       "for inference)");
     if (fd_conv2d_check("conv2d_backward", x, w, NULL, NULL, p, os)) return FD_ERR;
     if (fd_conv_check_dtype("conv2d_backward", "grad_output", gy, x)) return FD_ERR;
     if (gy->ndim != 4 || memcmp(gy->shape, os, sizeof os) != 0)

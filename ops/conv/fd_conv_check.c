@@ -45,14 +45,16 @@ int fd_tensor_empty_layout(fd_tensor *out, fd_dtype dt, const int64_t shape[4], 
 
 /* ---- checks ------------------------------------------------------------- */
 
+fd_dtype fd_conv_out_dtype(const fd_tensor *x) { return x->dtype == FD_BF16 ? FD_F32 : x->dtype; }
+
 int fd_conv_check_dtype(const char *op, const char *what, const fd_tensor *t, const fd_tensor *x)
 {
     if (t->dtype != FD_F32 && t->dtype != FD_F64)
-        return fd_fail("%s: %s dtype %s; convolution takes f32 (f64 runs the reference loops)", op, what,
-                       fd_dtype_name(t->dtype));
-    if (x && t->dtype != x->dtype)
-        return fd_fail("%s: %s dtype %s vs input dtype %s", op, what, fd_dtype_name(t->dtype),
-                       fd_dtype_name(x->dtype));
+        return fd_fail("%s: %s dtype %s; convolution takes f32 (f64 runs the reference loops; a bf16 input "
+                       "takes f32 weights)", op, what, fd_dtype_name(t->dtype));
+    if (x && t->dtype != fd_conv_out_dtype(x))
+        return fd_fail("%s: %s dtype %s vs input dtype %s (wants %s)", op, what, fd_dtype_name(t->dtype),
+                       fd_dtype_name(x->dtype), fd_dtype_name(fd_conv_out_dtype(x)));
     return FD_OK;
 }
 
@@ -61,7 +63,8 @@ int fd_conv2d_check(const char *op, const fd_tensor *x, const fd_tensor *w, cons
 {
     if (x->ndim != 4) return fd_fail("%s: input %s must have 4 dims [N, C, H, W]", op, FD_SHAPE_STR(x));
     if (w->ndim != 4) return fd_fail("%s: weight %s must have 4 dims [O, C/groups, KH, KW]", op, FD_SHAPE_STR(w));
-    if (fd_conv_check_dtype(op, "input", x, NULL) || fd_conv_check_dtype(op, "weight", w, x)) return FD_ERR;
+    if ((x->dtype != FD_BF16 && fd_conv_check_dtype(op, "input", x, NULL)) || fd_conv_check_dtype(op, "weight", w, x))
+        return FD_ERR;
     for (int i = 0; i < 4; i++) {
         if (x->shape[i] == 0) return fd_fail("%s: input %s has a zero-size dim %d", op, FD_SHAPE_STR(x), i + 1);
         if (w->shape[i] == 0) return fd_fail("%s: weight %s has a zero-size dim %d", op, FD_SHAPE_STR(w), i + 1);

@@ -9,8 +9,12 @@
 /* Validates the operands (naming `op`) and writes the output shape [N, O, OH, OW]. */
 int fd_conv2d_check(const char *op, const fd_tensor *x, const fd_tensor *w, const fd_tensor *b,
                     const fd_tensor *residual, const fd_conv_params *p, int64_t out_shape[4]);
-/* t must be f32 or f64, and of x's dtype when x is given ("op: what dtype ..."). */
+/* t must be f32 or f64, and of fd_conv_out_dtype(x) when x is given ("op: what dtype ..."). */
 int fd_conv_check_dtype(const char *op, const char *what, const fd_tensor *t, const fd_tensor *x);
+/* The dtype of the weights, bias, residual and output for input x: x's own,
+ * and f32 for a bf16 input (activations stored bf16 for a bf16 convolution,
+ * as group_norm's bf16_nhwc writes them; forward only). */
+fd_dtype fd_conv_out_dtype(const fd_tensor *x);
 /* An empty 4-d tensor in the given layout (NHWC strides for FD_LAYOUT_NHWC,
  * fd_tensor.block for FD_LAYOUT_BLOCKED). */
 int fd_tensor_empty_layout(fd_tensor *out, fd_dtype dt, const int64_t shape[4], fd_layout layout);

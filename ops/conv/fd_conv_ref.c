@@ -66,7 +66,7 @@ int fd_ref_conv2d(fd_tensor *out, const fd_tensor *x, const fd_tensor *w, const 
                     yd[at] = fd_act_apply(p->act, acc) + (rd ? rd[at] : 0.0);
                 }
         }
-    if (fd_tensor_empty_layout(out, x->dtype, os, fd_conv_out_layout(x, p->layout))) goto done;
+    if (fd_tensor_empty_layout(out, fd_conv_out_dtype(x), os, fd_conv_out_layout(x, p->layout))) goto done;
     if (fd_tensor_copy_(out, &Y)) {
         fd_tensor_release(out);
         goto done;

@@ -64,9 +64,10 @@ static int done(lua_State *L, int rc, fd_dtype dt, int nret, int nconv)
 /* ---- group_norm ----------------------------------------------------------- */
 
 /* ops.group_norm(x [N, C, ...], groups, weight [C] | nil, bias [C] | nil, {eps = 1e-5, silu = false,
- *                scale = [N or 1, C(, 1, 1)], shift = same})
+ *                scale = [N or 1, C(, 1, 1)], shift = same, bf16_nhwc = false})
  *   -> y (like x; channels-last and blocked stay so), mean [N, G], rstd [N, G]
- *   y = act((norm(x) * weight + bias) * (1 + scale) + shift); scale / shift: forward only, f32 x */
+ *   y = act((norm(x) * weight + bias) * (1 + scale) + shift); scale / shift: forward only, f32 x;
+ *   bf16_nhwc: y bf16 stored channels-last, what a bf16 convolution reads in place (4-d f32 x) */
 static int l_group_norm(lua_State *L)
 {
     /* the fast kernel reads the blocked layout (fd_tensor.block) as it is */
@@ -74,7 +75,8 @@ static int l_group_norm(lua_State *L)
     const fd_tensor *w = opt_tensor(L, 3), *b = opt_tensor(L, 4);
     int64_t G = luaL_checkinteger(L, 2);
     double eps = fd_lua_opt_num(L, 5, "eps", 1e-5);
-    bool silu = fd_lua_opt_bool(L, 5, "silu", false);
+    bool silu = fd_lua_opt_bool(L, 5, "silu", false), bf16_nhwc = fd_lua_opt_bool(L, 5, "bf16_nhwc", false);
+    if (bf16_nhwc && REF()) return luaL_error(L, "group_norm: the reference kernel writes no bf16_nhwc output");
     const fd_tensor *scale = NULL, *shift = NULL; /* stay on the stack (alive) until we return */
     if (lua_istable(L, 5)) {
         lua_settop(L, 5);
@@ -83,8 +85,9 @@ static int l_group_norm(lua_State *L)
         if ((scale || shift) && REF()) return luaL_error(L, "group_norm: the reference kernel takes no scale / shift");
     }
     fd_tensor *y = fd_lua_newtensor(L), *m = fd_lua_newtensor(L), *r = fd_lua_newtensor(L);
-    int rc = REF() ? fd_ref_group_norm(y, m, r, x, G, w, b, eps, silu)
-                   : fd_group_norm_mod(y, m, r, x, G, w, b, scale, shift, eps, silu);
+    int rc = REF()       ? fd_ref_group_norm(y, m, r, x, G, w, b, eps, silu)
+             : bf16_nhwc ? fd_group_norm_bf16_nhwc(y, m, r, x, G, w, b, scale, shift, eps, silu)
+                         : fd_group_norm_mod(y, m, r, x, G, w, b, scale, shift, eps, silu);
     return done(L, rc, x->dtype, 3, 1);
 }
 

@@ -169,30 +169,27 @@ static void cl_coefs(const float *xn, const double *acc, int64_t HW, int64_t C, 
 
 /* ---- forward ------------------------------------------------------------ */
 
-/* scale / shift [N or 1, C] (or [N or 1, C, 1, 1]) staged as f32 rows. */
-static int stage_mod(const char *op, const fd_tensor *x, const fd_tensor *t, const char *what, fd_tensor *tmp,
-                     const float **p, int64_t *stride)
-{
-    if (!t) return FD_OK;
-    int64_t N = x->shape[0], C = x->shape[1], n = t->ndim >= 1 ? t->shape[0] : 0;
-    bool ok = (t->ndim == 2 || (t->ndim == 4 && t->shape[2] == 1 && t->shape[3] == 1)) && (n == N || n == 1) &&
-              t->shape[1] == C;
-    if (!ok)
-        return fd_fail("%s: %s %s must be [N or 1, C] or [N or 1, C, 1, 1] for x %s", op, what, FD_SHAPE_STR(t),
-                       FD_SHAPE_STR(x));
-    if (fd_nn_check_float(op, what, t) || !(*p = fd_nn_stage_f32(tmp, t))) return FD_ERR;
-    *stride = n == 1 ? 0 : C;
-    return FD_OK;
-}
-
 int fd_group_norm(fd_tensor *y, fd_tensor *mean, fd_tensor *rstd, const fd_tensor *x, int64_t G,
                   const fd_tensor *w, const fd_tensor *b, double eps, bool silu)
 {
     return fd_group_norm_mod(y, mean, rstd, x, G, w, b, NULL, NULL, eps, silu);
 }
 
+/* The NCHW and channels-last kernels; y = NULL: the statistics alone. */
 static int group_norm_plain(fd_tensor *y, fd_tensor *mean, fd_tensor *rstd, const fd_tensor *x, int64_t G,
                             const fd_tensor *w, const fd_tensor *b, const fd_gn_mod *mod, double eps, bool silu);
+
+int fd_group_norm_stats(fd_tensor *mean, fd_tensor *rstd, const fd_tensor *x, int64_t G, double eps)
+{
+    memset(mean, 0, sizeof *mean);
+    memset(rstd, 0, sizeof *rstd);
+    if (fd_gn_check_args("group_norm", x, G, NULL, NULL)) return FD_ERR;
+    if (x->dtype == FD_F64) return fd_fail("group_norm: statistics only take an f32 x, got f64");
+    /* the kernels below with y = NULL: the statistics pass alone */
+    if (fd_group_norm_blocked_fits(x, G))
+        return fd_group_norm_blocked(NULL, mean, rstd, x, G, NULL, NULL, NULL, eps, false);
+    return group_norm_plain(NULL, mean, rstd, x, G, NULL, NULL, NULL, eps, false);
+}
 
 int fd_group_norm_mod(fd_tensor *y, fd_tensor *mean, fd_tensor *rstd, const fd_tensor *x, int64_t G,
                       const fd_tensor *w, const fd_tensor *b, const fd_tensor *scale, const fd_tensor *shift,
@@ -209,8 +206,8 @@ int fd_group_norm_mod(fd_tensor *y, fd_tensor *mean, fd_tensor *rstd, const fd_t
     }
     fd_tensor ss = {0}, ts = {0};
     fd_gn_mod m = {0};
-    int rc = stage_mod(op, x, scale, "scale", &ss, &m.scale, &m.scale_stride);
-    if (rc == FD_OK) rc = stage_mod(op, x, shift, "shift", &ts, &m.shift, &m.shift_stride);
+    int rc = fd_gn_mod_stage(op, x, scale, "scale", &ss, &m.scale, &m.scale_stride);
+    if (rc == FD_OK) rc = fd_gn_mod_stage(op, x, shift, "shift", &ts, &m.shift, &m.shift_stride);
     const fd_gn_mod *mp = scale || shift ? &m : NULL;
     /* blocked in, blocked out; other group sizes run on an NCHW copy (fd_nn_stage_f32 unblocks) */
     if (rc == FD_OK)
@@ -233,13 +230,13 @@ static int group_norm_plain(fd_tensor *y, fd_tensor *mean, fd_tensor *rstd, cons
     int nthr = omp_get_max_threads();
     float *coef = calloc(2 * (size_t)(C * nthr), sizeof(float));
     double *acc = calloc(1, sizeof(double) * 2 * (size_t)(C * nthr) + sizeof(float) * 2 * (size_t)(C * nthr));
-    if (!px || (w && !pw) || (b && !pb) || !coef || !acc || fd_gn_alloc_like(y, x, cl) ||
+    if (!px || (w && !pw) || (b && !pb) || !coef || !acc || (y && fd_gn_alloc_like(y, x, cl)) ||
         fd_tensor_empty(mean, FD_F32, 2, sh) || fd_tensor_empty(rstd, FD_F32, 2, sh)) {
         free(coef), free(acc);
         fd_nn_release(&xs, &ws, &bs, y, mean, rstd);
         return coef && acc ? FD_ERR : fd_fail("%s: out of memory", op);
     }
-    float *py = fd_tensor_data(y), *pm = fd_tensor_data(mean), *pr = fd_tensor_data(rstd);
+    float *py = y ? fd_tensor_data(y) : NULL, *pm = fd_tensor_data(mean), *pr = fd_tensor_data(rstd);
 
     if (!cl) {
 #pragma omp parallel for schedule(dynamic, 1)
@@ -253,7 +250,7 @@ static int group_norm_plain(fd_tensor *y, fd_tensor *mean, fd_tensor *rstd, cons
             mu += p[0];
             pm[ng] = (float)mu;
             pr[ng] = (float)r;
-            for (int64_t c = 0; c < Cg; c++) {
+            for (int64_t c = 0; py && c < Cg; c++) {
                 int64_t ch = g * Cg + c;
                 double ad = r * (pw ? pw[ch] : 1.0);
                 float a = (float)ad, bb = (float)((pb ? pb[ch] : 0.0) - mu * ad);
@@ -273,14 +270,14 @@ static int group_norm_plain(fd_tensor *y, fd_tensor *mean, fd_tensor *rstd, cons
             cl_stats_range(xn, C, 0, HW, simd, d, d + C, f);
             cl_coefs(xn, d, HW, C, G, eps, pw, pb, pm + n * G, pr + n * G, a, bb);
             fd_gn_mod_apply(mod, n, 0, C, a, bb);
-            for (int64_t p = 0; p < HW; p++)
+            for (int64_t p = 0; py && p < HW; p++)
                 (simd ? px_affine_avx2 : px_affine_c)(xn + p * C, py + n * HW * C + p * C, a, bb, C, silu);
         }
     } else {
         /* few samples: threads split the pixels of each one */
         for (int64_t n = 0; n < N; n++) {
             const float *xn = px + n * HW * C;
-            float *yn = py + n * HW * C, *a = coef, *bb = coef + C;
+            float *a = coef, *bb = coef + C;
             memset(acc, 0, sizeof(double) * 2 * (size_t)(C * nthr));
 #pragma omp parallel
             {
@@ -292,7 +289,9 @@ static int group_norm_plain(fd_tensor *y, fd_tensor *mean, fd_tensor *rstd, cons
             for (int t = 1; t < nthr; t++)
                 for (int64_t c = 0; c < 2 * C; c++) acc[c] += acc[2 * C * t + c];
             cl_coefs(xn, acc, HW, C, G, eps, pw, pb, pm + n * G, pr + n * G, a, bb);
+            if (!py) continue;
             fd_gn_mod_apply(mod, n, 0, C, a, bb);
+            float *yn = py + n * HW * C;
 #pragma omp parallel for schedule(static)
             for (int64_t p = 0; p < HW; p++)
                 (simd ? px_affine_avx2 : px_affine_c)(xn + p * C, yn + p * C, a, bb, C, silu);

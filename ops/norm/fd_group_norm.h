@@ -23,6 +23,17 @@ int fd_group_norm(fd_tensor *y, fd_tensor *mean, fd_tensor *rstd, const fd_tenso
 int fd_group_norm_mod(fd_tensor *y, fd_tensor *mean, fd_tensor *rstd, const fd_tensor *x, int64_t groups,
                       const fd_tensor *w, const fd_tensor *b, const fd_tensor *scale, const fd_tensor *shift,
                       double eps, bool silu);
+/* The statistics alone: mean, rstd [N, G] as fd_group_norm gives them (f32 x). */
+int fd_group_norm_stats(fd_tensor *mean, fd_tensor *rstd, const fd_tensor *x, int64_t groups, double eps);
+/* fd_group_norm_mod writing y as bf16 stored channels-last ([N, C, H, W] with
+ * strides [HWC, 1, WC, C]), the operand a bf16 convolution on AVX-512
+ * (brgconv, AMX) reads in place: the norm's output is rounded once, where
+ * the convolution would round it anyway, and the transposing reorder it
+ * would run (NCHW f32 -> NHWC bf16) goes. Forward only; x f32 in any layout
+ * (NCHW, channels-last and blocked run without a copy). */
+int fd_group_norm_bf16_nhwc(fd_tensor *y, fd_tensor *mean, fd_tensor *rstd, const fd_tensor *x, int64_t groups,
+                            const fd_tensor *w, const fd_tensor *b, const fd_tensor *scale, const fd_tensor *shift,
+                            double eps, bool silu);
 /* dx like x; dw [C] when w is given, db [C] when b is given (else left released). */
 int fd_group_norm_backward(fd_tensor *dx, fd_tensor *dw, fd_tensor *db, const fd_tensor *dy, const fd_tensor *x,
                            const fd_tensor *mean, const fd_tensor *rstd, int64_t groups, const fd_tensor *w,

@@ -98,21 +98,20 @@ int fd_group_norm_blocked(fd_tensor *y, fd_tensor *mean, fd_tensor *rstd, const 
     fd_tensor ws = {0}, bs = {0};
     const float *pw = w ? fd_nn_stage_f32(&ws, w) : NULL, *pb = b ? fd_nn_stage_f32(&bs, b) : NULL;
     int64_t sh[2] = {N, G};
-    memset(y, 0, sizeof *y);
-    if ((w && !pw) || (b && !pb) || fd_tensor_empty_blocked(y, x->shape) || fd_tensor_empty(mean, FD_F32, 2, sh) ||
+    if (y) memset(y, 0, sizeof *y);
+    if ((w && !pw) || (b && !pb) || (y && fd_tensor_empty_blocked(y, x->shape)) || fd_tensor_empty(mean, FD_F32, 2, sh) ||
         fd_tensor_empty(rstd, FD_F32, 2, sh)) {
         fd_nn_release(&ws, &bs, y, mean, rstd, NULL);
         return FD_ERR;
     }
     const float *px = fd_tensor_data(x);
-    float *py = fd_tensor_data(y), *pm = fd_tensor_data(mean), *pr = fd_tensor_data(rstd);
+    float *py = y ? fd_tensor_data(y) : NULL, *pm = fd_tensor_data(mean), *pr = fd_tensor_data(rstd);
     const double n_group = (double)(HW * Cg);
 
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t item = 0; item < N * runs; item++) {
         const int64_t n = item / runs, cb0 = (item % runs) * K, c0 = cb0 * L, nc = K * L;
         const float *p = px + (n * CB + cb0) * HW * L;
-        float *q = py + (n * CB + cb0) * HW * L;
         double mu[MAX_RUN], m2[MAX_RUN]; /* per channel of the run: mean, sum of squared deviations */
         for (int64_t k = 0; k < K; k++) {
             const float *pk = p + k * HW * L;
@@ -142,9 +141,11 @@ int fd_group_norm_blocked(fd_tensor *y, fd_tensor *mean, fd_tensor *rstd, const 
                 bb[c] = (float)((pb ? pb[c0 + c] : 0.0) - mg * ac);
             }
         }
+        if (!py) continue; /* statistics only */
         fd_gn_mod_apply(mod, n, c0, nc, a, bb);
         for (int64_t k = 0; k < K; k++)
-            (simd ? lane_affine_avx2 : lane_affine_c)(p + k * HW * L, q + k * HW * L, HW, a + k * L, bb + k * L, silu);
+            (simd ? lane_affine_avx2 : lane_affine_c)(p + k * HW * L, py + (n * CB + cb0 + k) * HW * L, HW, a + k * L,
+                                                      bb + k * L, silu);
     }
     fd_nn_release(&ws, &bs, NULL, NULL, NULL, NULL);
     return FD_OK;

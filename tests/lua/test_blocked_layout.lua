@@ -139,6 +139,44 @@ test('training through blocked activations gives the NCHW losses and gradients',
   for i = 1, 3 do assert_close(g1[i], g0[i], 1e-5, 1e-4, 'gradient ' .. i) end
 end)
 
+test('a ResBlock with bf16 compute hands its convolutions bf16 channels-last operands, as the f32-operand path', function()
+  local nn = require 'fada.nn'
+  local blk = nn.ResBlock(16, 24, {temb_dim = 8, groups = 4, generator = fada.Generator(3)})
+  local x, emb = randn(2, 16, 8, 8), randn(2, 8)
+  -- the same block as its pieces, norms writing f32 (oneDNN rounds the operands to bf16 itself)
+  local function by_hand()
+    local e = F.linear(emb, blk.emb_proj.weight, blk.emb_proj.bias)
+    local scale, shift = F.view(F.narrow(e, 2, 1, 24), 2, 24, 1, 1), F.view(F.narrow(e, 2, 25, 24), 2, 24, 1, 1)
+    local h = F.conv2d(F.group_norm(x, 4, blk.norm1.weight, blk.norm1.bias, {silu = true}), blk.conv1.weight,
+                       blk.conv1.bias, {padding = 1})
+    h = F.group_norm(h, 4, blk.norm2.weight, blk.norm2.bias, {silu = true, scale = scale, shift = shift})
+    local res = F.conv2d(x, blk.skip.weight, blk.skip.bias)
+    return F.conv2d(h, blk.conv2.weight, blk.conv2.bias, {padding = 1, residual = res})
+  end
+  local seen, group_norm = 0, fada.ops.group_norm
+  fada.ops.group_norm = function(x_, G, w, b, o)
+    if o and o.bf16_nhwc then seen = seen + 1 end
+    return group_norm(x_, G, w, b, o)
+  end
+  local A = require 'fada.autograd'
+  fada.set_compute_dtype('bf16')
+  local ok, y = pcall(A.no_grad, blk, x, emb) -- inference: while recording, activations stay f32
+  local ok2, want = pcall(A.no_grad, by_hand)
+  local ok3, recorded = pcall(blk, x, emb)
+  fada.set_compute_dtype('f32')
+  fada.ops.group_norm = group_norm
+  assert(ok, y)
+  assert(ok2, want)
+  assert(ok3, recorded)
+  assert_eq(seen, 2, 'both norms asked for bf16 operands (and only without recording)')
+  assert_eq(y:dtype(), 'f32', 'the block still answers in f32')
+  -- with bf16 convolutions both round the same operands the same way (identical on the AMX host
+  -- measured); where convolutions fall back to f32, the by-hand path keeps its operands f32
+  assert_close(y, want, 2e-2, 1e-2, 'bf16 operands vs the f32-operand path')
+  local f32 = A.no_grad(blk, x, emb)
+  assert_close(y, f32, 0.1, 3e-2, 'bf16 compute vs f32 (bf16 tolerance)')
+end)
+
 test('bad input: a clear error naming the shape', function()
   checkerror(function() randn(2, 12, 3, 3):blocked() end, 'C a multiple of 8, got f32 [2, 12, 3, 3]')
   checkerror(function() randn(4, 16):blocked() end, 'needs a 4-d f32 tensor [N, C, H, W]')

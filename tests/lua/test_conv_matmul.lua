@@ -404,6 +404,37 @@ test('bf16 compute: per call and global, within bf16 tolerance (or the f32 fallb
   checkerror(function() ops.conv2d(x, w, b, {compute = 'f8'}) end, "compute must be 'f32' or 'bf16'")
 end)
 
+test('conv2d on a bf16 input (group_norm bf16_nhwc): the f32 convolution of the same values, f32 out', function()
+  local x, w, b, res = randn(2, 16, 9, 10), randn(24, 16, 3, 3), randn(24), randn(2, 24, 9, 10)
+  for _, layout in ipairs({'channels_last', 'nchw'}) do
+    local xb = layout == 'channels_last' and x:permute(1, 3, 4, 2):contiguous():to('bf16'):permute(1, 4, 2, 3)
+               or x:to('bf16')
+    if layout == 'channels_last' then assert(is_channels_last(xb), 'a channels-last bf16 view') end
+    local xv = xb:to('f32') -- exactly the bf16 values, in f32
+    for _, compute in ipairs({'f32', 'bf16'}) do
+      local what = layout .. ' compute ' .. compute
+      local o = {padding = 1, compute = compute, residual = res, act = 'silu'}
+      local y = ops.conv2d(xb, w, b, o)
+      assert_eq(y:dtype(), 'f32', what .. ': f32 output')
+      -- the same values given as f32: oneDNN rounds them to bf16 (no change) for bf16 compute
+      assert_close(y, ops.conv2d(xv, w, b, o), 1e-5, 1e-5, what .. ' vs the f32 input')
+      if compute == 'f32' then
+        assert_close(y, ops.conv2d(f64(xv), f64(w), f64(b), {padding = 1, residual = f64(res), act = 'silu'}),
+          1e-4, 1e-4, what .. ' vs the f64 reference')
+      end
+    end
+    local yr = ops.conv2d(xb, w, b, {padding = 1, ref = true})
+    assert_eq(yr:dtype(), 'f32', layout .. ': the reference loops give f32 too')
+    assert_close(yr, ops.conv2d(xv, w, b, {padding = 1, ref = true}), 1e-5, 1e-5, layout .. ' reference')
+  end
+  local xb = x:to('bf16')
+  checkerror(function() ops.conv2d(xb, w:to('bf16')) end, 'weight dtype bf16; convolution takes f32')
+  checkerror(function() ops.conv2d(xb, w:to('f64')) end, 'weight dtype f64 vs input dtype bf16 (wants f32)')
+  checkerror(function() ops.conv2d(xb, w, nil, {padding = 1, residual = res:to('bf16')}) end, 'residual dtype bf16')
+  checkerror(function() ops.conv2d_backward(randn(2, 24, 9, 10), xb, w, {padding = 1}) end,
+    'conv2d_backward: input dtype bf16; the backward takes the f32 activations')
+end)
+
 -- ---------------------------------------------------------------- bad input
 
 test('bad input gives clear errors, never a crash', function()

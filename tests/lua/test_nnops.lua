@@ -766,3 +766,50 @@ test('group_norm with a per-sample scale/shift (ResBlock time embedding) equals 
   checkerror(function() ops.group_norm(x:to('f64'), 2, nil, nil, {shift = randn({2, 8}):to('f64')}) end,
     'scale / shift take an f32 x, got f64')
 end)
+
+test('group_norm with bf16_nhwc (bf16 channels-last out) equals the f64 pieces rounded to bf16, from every layout', function()
+  local function pieces(x, G, w, b, s, t, silu)
+    local y = ref.group_norm(x:to('f64'), G, w:to('f64'), b:to('f64'))
+    if s then y = y * (s:to('f64') + 1) end
+    if t then y = y + t:to('f64') end
+    return silu and y / ((-y):exp() + 1) or y
+  end
+  -- C 16 and 24 with 5x6 pixels: whole 8x8 tiles and edge pixels; C 12: edge channels; 8x8: tiles only
+  local shapes = {{N = 3, C = 16, G = 4, H = 5, W = 6}, {N = 2, C = 32, G = 32, H = 8, W = 8},
+                  {N = 2, C = 24, G = 8, H = 5, W = 6}, {N = 1, C = 12, G = 3, H = 3, W = 5}}
+  both_isa(function(isa)
+    for _, c in ipairs(shapes) do
+      local x0 = randn({c.N, c.C, c.H, c.W}) * 2 + 1
+      local w, b = randn({c.C}), randn({c.C})
+      local s, t = randn({c.N, c.C, 1, 1}) * 0.5, randn({c.N, c.C})
+      for _, layout in ipairs({'nchw', 'channels_last', 'blocked', 'strided'}) do
+        if layout ~= 'blocked' or c.C % 8 == 0 then
+          local x = layout == 'channels_last' and channels_last(x0) or layout == 'blocked' and x0:blocked()
+                    or layout == 'strided' and strided(x0) or x0
+          for _, mod in ipairs({false, true}) do
+            local silu = mod -- the two ResBlock uses: norm + SiLU, and norm + modulation + SiLU
+            local what = ('%s %s C %d G %d %dx%d mod %s'):format(isa, layout, c.C, c.G, c.H, c.W, tostring(mod))
+            local y, m, r = ops.group_norm(x, c.G, w, b, {silu = silu, bf16_nhwc = true,
+                                                         scale = mod and s or nil, shift = mod and t or nil})
+            assert_eq(y:dtype(), 'bf16', what .. ' dtype')
+            assert_eq(y:stride(2), 1, what .. ': channels-last')
+            assert_eq(y:stride(4), c.C, what .. ': channels-last')
+            -- rounding to bf16 (8 significant bits) moves a value by at most half its last place: 2^-8 of it
+            assert_close(y:to('f64'), pieces(x0, c.G, w, b, mod and s or nil, mod and t:view(c.N, c.C, 1, 1) or nil,
+                                             silu), 1e-5, 2 ^ -8 + 1e-5, what)
+            local _, em, er = ref.group_norm(x0, c.G, w, b)
+            assert_close(m, em, 1e-5, 1e-5, what .. ' mean')
+            assert_close(r, er, 1e-5, 1e-4, what .. ' rstd')
+          end
+        end
+      end
+    end
+  end)
+  local x = randn({2, 8, 3, 3})
+  checkerror(function() ops.group_norm(x:view(2, 8, 9), 2, nil, nil, {bf16_nhwc = true}) end,
+    'group_norm: a bf16 channels-last output takes a 4-d f32 x, got f32 [2, 8, 9]')
+  checkerror(function() ops.group_norm(x:to('f64'), 2, nil, nil, {bf16_nhwc = true}) end,
+    'takes a 4-d f32 x, got f64')
+  checkerror(function() ref.group_norm(x, 2, nil, nil, {bf16_nhwc = true}) end,
+    'the reference kernel writes no bf16_nhwc output')
+end)

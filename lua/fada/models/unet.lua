@@ -267,7 +267,7 @@ function UNet:forward(x, emb, st, tau)
     end
     if lv.upsample then h = lv.upsample(h) end
   end
-  return self.conv_out(self.norm_out(h, 'silu'))
+  return self.conv_out(self.norm_out(h, 'silu', {bf16_nhwc = fada.get_compute_dtype() == 'bf16' or nil}))
 end
 
 -- ---- reference net -----------------------------------------------------------------

@@ -26,12 +26,13 @@ end
 
 -- forward(x [N, in, H, W], [extra]) with extra = {act =, residual =} fused
 -- into the convolution's epilogue, and blocked = true for an output in the
--- blocked layout (Tensor:blocked) when the next op is a conv or a GroupNorm.
+-- blocked layout (Tensor:blocked) when the next op is a conv or a GroupNorm,
+-- or channels_last = true/false for that layout (nil: the input's).
 function Conv2d:forward(x, extra)
   local o = self.opts
   if extra then
     o = {stride = o.stride, padding = o.padding, dilation = o.dilation, groups = o.groups,
-         act = extra.act, residual = extra.residual, blocked = extra.blocked}
+         act = extra.act, residual = extra.residual, blocked = extra.blocked, channels_last = extra.channels_last}
   end
   return F.conv2d(x, self.weight, self.bias, o)
 end

@@ -6,6 +6,7 @@
 --   nn.ResBlock(cin, cout, {temb_dim = 256 (nil: no time input), groups = 32, eps = 1e-5,
 --                          time_mode = 'scale_shift' | 'add', generator = g})
 --   block(x [N, cin, H, W], [emb [N or 1, temb_dim], already through SiLU]) -> [N, cout, H, W]
+local fada = require 'fada'
 local F = require 'fada.F'
 local nn = require 'fada.nn'
 
@@ -40,23 +41,28 @@ end
 
 function ResBlock:forward(x, emb)
   -- conv1 -> norm2 -> conv2 stay in the blocked layout (no reorders between
-  -- them) outside training; while recording, the pieces run as before
-  local h = self.conv1(self.norm1(x, 'silu'), {blocked = true})
+  -- them) outside training; while recording, the pieces run as before. With
+  -- bf16 compute the norms write the convolutions' bf16 channels-last operands.
+  local bf16 = fada.get_compute_dtype() == 'bf16' or nil
+  -- (channels-last for a bf16 norm2: it then reads the convolution's own output layout)
+  local h = self.conv1(self.norm1(x, 'silu', {bf16_nhwc = bf16}), {blocked = not bf16, channels_last = bf16})
   if self.emb_proj and emb then
     local e = self.emb_proj(emb)                       -- [N or 1, 2·cout]
     local n = e:size(1)
     if self.time_mode == 'scale_shift' then
       local scale = F.view(F.narrow(e, 2, 1, self.cout), n, self.cout, 1, 1)
       local shift = F.view(F.narrow(e, 2, self.cout + 1, self.cout), n, self.cout, 1, 1)
-      h = self.norm2(h, 'silu', {scale = scale, shift = shift}) -- silu(norm2(h) * (1 + scale) + shift)
+      -- silu(norm2(h) * (1 + scale) + shift)
+      h = self.norm2(h, 'silu', {scale = scale, shift = shift, bf16_nhwc = bf16})
     else
-      h = self.norm2(h + F.view(e, n, self.cout, 1, 1), 'silu')
+      h = self.norm2(h + F.view(e, n, self.cout, 1, 1), 'silu', {bf16_nhwc = bf16})
     end
   else
-    h = self.norm2(h, 'silu')
+    h = self.norm2(h, 'silu', {bf16_nhwc = bf16})
   end
   local res = self.skip and self.skip(x) or x
-  return self.conv2(h, {residual = res})
+  -- a bf16 channels-last h would make the output channels-last too: keep the blocked one
+  return self.conv2(h, {residual = res, blocked = bf16})
 end
 
 return ResBlock
