@@ -85,7 +85,8 @@ function Attention.attend(q, k, v, heads, ek, ev)
   return F.attention(q, k, v, {heads = heads, extra_k = ek, extra_v = ev})
 end
 
--- forward(x [B, N, dim], [ctx [B, M, kv_dim]], [opts {extra_k, extra_v}])
+-- forward(x [B, N, dim], [ctx [B, M, kv_dim]], [opts {extra_k, extra_v, residual}])
+-- residual [B, N, dim]: added to the output in the output projection's epilogue
 function Attention:forward(x, ctx, opts)
   local q, k, v
   if ctx then
@@ -95,7 +96,7 @@ function Attention:forward(x, ctx, opts)
     q, k, v = self:qkv(x)
   end
   local o = Attention.attend(q, k, v, self.heads, opts and opts.extra_k, opts and opts.extra_v)
-  return self.to_out(o)
+  return self.to_out(o, nil, opts and opts.residual)
 end
 
 return Attention
