@@ -494,12 +494,10 @@ end
 function F.conv2d(x, w, b, opts) return conv('conv2d', x, w, b, opts) end
 function F.conv1d(x, w, b, opts) return conv('conv1d', x, w, b, opts) end
 
--- F.linear(x [..., in], w [out, in], [b [out]], {act, residual, compute})
--- act and residual (shaped like the output) are fused into the product's
--- epilogue unless gradients are being recorded (then they run as their own ops).
+-- F.linear(x [..., in], w [out, in], [b [out]], {act, compute})
 function F.linear(x, w, b, opts)
   opts = opts or {}
-  if not needs(x, w, b, opts.residual) then
+  if not needs(x, w, b) then
     local y = ops.linear(x, w, b, opts)
     count_weights(y, w)
     return y
@@ -511,7 +509,6 @@ function F.linear(x, w, b, opts)
                                          bias = b ~= nil and A.tracked(b)})
   end, {x, w})
   if opts.act then y = F.activation(y, opts.act) end
-  if opts.residual then y = F.add(y, opts.residual) end
   return y
 end
 

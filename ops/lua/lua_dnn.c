@@ -25,10 +25,9 @@
  *       input / weight / bias = false to skip that gradient (nil is returned)
  *   fada.ops.conv1d(x, w, [b], [opts]), fada.ops.conv1d_backward(gy, x, w, [opts])
  *       x [N, C, L], w [O, C/groups, K]; stride/padding/dilation are integers
- *   fada.ops.linear(x, w, [b], [opts]) -> y       y[..., out] = act(x[..., in] W^T + b) + residual
- *       opts: act, residual (shaped like y: added in oneDNN's epilogue), compute, ref,
- *             backend ('auto': oneDNN or OpenBLAS, whichever measured faster for the
- *             shape; 'dnnl'; 'blas' (f32 without act or residual))
+ *   fada.ops.linear(x, w, [b], [opts]) -> y       y[..., out] = act(x[..., in] W^T + b)
+ *       opts: act, compute, ref, backend ('auto': oneDNN or OpenBLAS, whichever
+ *             measured faster for the shape; 'dnnl'; 'blas' (f32 without act))
  *   fada.ops.linear_backward(gy, x, w, [opts]) -> gx, gw, gb
  *       gradients of x W^T + b (pre-activation); input / weight / bias = false skip one
  *   fada.ops.matmul(a, b, [opts]) -> y            torch.matmul semantics
@@ -253,11 +252,8 @@ static int l_conv1d_backward(lua_State *L) { return conv_bwd(L, 1); }
 static int l_linear(lua_State *L)
 {
     fd_tensor *x = fd_lua_checktensor(L, 1), *w = fd_lua_checktensor(L, 2), *b = opt_tensor(L, 3);
-    int opts = opts_index(L, 4);
     fd_mm_opts o;
-    mm_opts(L, opts, "linear", &o);
-    /* the residual stays on the stack (alive) until we return */
-    if (opt_field(L, opts, "residual") != LUA_TNIL) o.residual = fd_lua_checktensor(L, lua_gettop(L));
+    mm_opts(L, opts_index(L, 4), "linear", &o);
     fd_tensor *out = fd_lua_newtensor(L);
     if (fd_linear(out, x, w, b, &o)) return fd_lua_error(L);
     return 1;

@@ -16,7 +16,7 @@
 
 typedef struct mm_ctx {
     dnnl_memory_desc_t src, wei, dst, bias;
-    int has_bias, pack, sum; /* sum: dst holds a residual the product adds to */
+    int has_bias, pack;
     fd_act act;
     dnnl_data_type_t cdt;
 } mm_ctx;
@@ -31,12 +31,11 @@ static dnnl_status_t mm_try(const mm_ctx *c, dnnl_data_type_t dt, dnnl_primitive
     dnnl_status_t st = dnnl_primitive_attr_create(&attr);
     if (st != dnnl_success) return st;
     dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
-    if (c->act != FD_ACT_NONE || c->sum) {
+    if (c->act != FD_ACT_NONE) {
         dnnl_post_ops_t po;
         st = dnnl_post_ops_create(&po);
         if (st == dnnl_success) {
-            if (c->act != FD_ACT_NONE) st = fd_dnnl_append_act(po, c->act);
-            if (st == dnnl_success && c->sum) st = dnnl_post_ops_append_sum(po, 1.0f);
+            st = fd_dnnl_append_act(po, c->act);
             if (st == dnnl_success) st = dnnl_primitive_attr_set_post_ops(attr, po);
             dnnl_post_ops_destroy(po);
         }
@@ -62,12 +61,11 @@ static int md_of_view(dnnl_memory_desc_t *md, const fd_tensor *t)
     return fd_dnnl_md_of(md, t, "matmul");
 }
 
-/* out [batch..., M, N] (allocated here, f32, contiguous) = act(A @ B (+ bias))
- * (+ res, shaped like out) for views of equal ndim whose batch dims are equal
- * or 1. `packed` is the tensor whose storage B's data lives in, when B is a
- * weight to cache packed. */
+/* out [batch..., M, N] (allocated here, f32, contiguous) = A @ B (+ bias)
+ * for views of equal ndim whose batch dims are equal or 1. `packed` is the
+ * tensor whose storage B's data lives in, when B is a weight to cache packed. */
 static int mm_dnnl(fd_tensor *out, const fd_tensor *A, const fd_tensor *B, const fd_tensor *bias,
-                   const fd_tensor *res, const fd_tensor *packed, fd_act act, fd_dtype compute)
+                   const fd_tensor *packed, fd_act act, fd_dtype compute)
 {
     int nd = A->ndim;
     int64_t shape[FD_MAX_DIMS];
@@ -75,11 +73,7 @@ static int mm_dnnl(fd_tensor *out, const fd_tensor *A, const fd_tensor *B, const
     shape[nd - 2] = A->shape[nd - 2];
     shape[nd - 1] = B->shape[nd - 1];
     if (fd_tensor_empty(out, FD_F32, nd, shape)) return FD_ERR;
-    if (res && fd_tensor_copy_(out, res)) { /* the sum post-op adds the product to it */
-        fd_tensor_release(out);
-        return FD_ERR;
-    }
-    mm_ctx c = {.has_bias = bias != NULL, .pack = packed != NULL, .act = act, .sum = res != NULL,
+    mm_ctx c = {.has_bias = bias != NULL, .pack = packed != NULL, .act = act,
                 .cdt = fd_compute_resolve(compute) == FD_BF16 ? dnnl_bf16 : dnnl_f32};
     fd_tensor bc = {0};
     int rc = FD_ERR;
@@ -97,7 +91,7 @@ static int mm_dnnl(fd_tensor *out, const fd_tensor *A, const fd_tensor *B, const
     fd_dnnl_key_bytes(&k, &c.src, sizeof c.src);
     fd_dnnl_key_bytes(&k, &c.wei, sizeof c.wei);
     fd_dnnl_key_bytes(&k, &c.dst, sizeof c.dst);
-    int64_t v[] = {c.has_bias, c.pack, c.act, c.cdt, c.sum};
+    int64_t v[] = {c.has_bias, c.pack, c.act, c.cdt};
     fd_dnnl_key_bytes(&k, v, sizeof v);
     const fd_dnnl_prim *pr;
     if (fd_dnnl_cached("matmul", &k, make_mm, &c, &pr, NULL)) goto done;
@@ -118,7 +112,7 @@ static int mm_dnnl(fd_tensor *out, const fd_tensor *A, const fd_tensor *B, const
     }
     if (bad || fd_dnnl_call_input(&call, DNNL_ARG_SRC, dnnl_query_src_md, &c.src, fd_tensor_data(A)) ||
         (bias && fd_dnnl_call_bind(&call, DNNL_ARG_BIAS, &c.bias, fd_tensor_data(&bc))) ||
-        fd_dnnl_call_output(&call, DNNL_ARG_DST, dnnl_query_dst_md, &c.dst, fd_tensor_data(out), res != NULL)) {
+        fd_dnnl_call_output(&call, DNNL_ARG_DST, dnnl_query_dst_md, &c.dst, fd_tensor_data(out), 0)) {
         fd_dnnl_call_free(&call);
         goto done;
     }
@@ -132,13 +126,13 @@ done:
 
 /* mm_dnnl, retried on contiguous copies when oneDNN refuses the strides. */
 static int mm_any(fd_tensor *out, const fd_tensor *A, const fd_tensor *B, const fd_tensor *bias,
-                  const fd_tensor *res, const fd_tensor *packed, fd_act act, fd_dtype compute)
+                  const fd_tensor *packed, fd_act act, fd_dtype compute)
 {
-    if (mm_dnnl(out, A, B, bias, res, packed, act, compute) == FD_OK) return FD_OK;
+    if (mm_dnnl(out, A, B, bias, packed, act, compute) == FD_OK) return FD_OK;
     fd_tensor a = {0}, b = {0};
     int rc = fd_tensor_contiguous(&a, A);
     if (rc == FD_OK) rc = fd_tensor_contiguous(&b, B);
-    if (rc == FD_OK) rc = mm_dnnl(out, &a, &b, bias, res, NULL, act, compute);
+    if (rc == FD_OK) rc = mm_dnnl(out, &a, &b, bias, NULL, act, compute);
     fd_tensor_release(&a), fd_tensor_release(&b);
     return rc;
 }
@@ -162,13 +156,12 @@ int fd_matmul_choices(int64_t (*rows)[6], int max)
     return n;
 }
 
-/* out = A @ B (+ bias, act, + res) on the backend chosen for this shape
- * (OpenBLAS only for the plain product and bias). */
+/* out = A @ B (+ bias, act) on the backend chosen for this shape. */
 static int mm_run(fd_tensor *out, const fd_tensor *A, const fd_tensor *B, const fd_tensor *bias,
-                  const fd_tensor *res, const fd_tensor *packed, fd_act act, fd_dtype compute, int backend)
+                  const fd_tensor *packed, fd_act act, fd_dtype compute, int backend)
 {
-    int blas_ok = act == FD_ACT_NONE && !res && fd_compute_resolve(compute) == FD_F32 && fd_blas_mm_ok(A, B);
-    if (!blas_ok || backend == FD_MM_DNNL) return mm_any(out, A, B, bias, res, packed, act, compute);
+    int blas_ok = act == FD_ACT_NONE && fd_compute_resolve(compute) == FD_F32 && fd_blas_mm_ok(A, B);
+    if (!blas_ok || backend == FD_MM_DNNL) return mm_any(out, A, B, bias, packed, act, compute);
     if (backend == FD_MM_BLAS) return fd_blas_mm(out, A, B, bias);
     int nd = A->ndim;
     int64_t nbatch = 1;
@@ -179,7 +172,7 @@ static int mm_run(fd_tensor *out, const fd_tensor *A, const fd_tensor *B, const 
     h = fd_tune_hash(h, key, sizeof key);
     int timed, which = fd_tune_choose(h, &timed); /* 0 oneDNN, 1 OpenBLAS */
     double t0 = omp_get_wtime();
-    int rc = which ? fd_blas_mm(out, A, B, bias) : mm_any(out, A, B, bias, NULL, packed, act, compute);
+    int rc = which ? fd_blas_mm(out, A, B, bias) : mm_any(out, A, B, bias, packed, act, compute);
     if (rc || !timed) return rc;
     fd_tune_record(h, which, omp_get_wtime() - t0);
     int d = fd_tune_decided(h);
@@ -201,8 +194,7 @@ int fd_matmul(fd_tensor *out, const fd_tensor *a, const fd_tensor *b, const fd_m
     if (a->dtype == FD_F32 && !(o && o->force_ref)) {
         for (int i = 0; i < pl.nd; i++)
             if (pl.full[i] == 0 || pl.a.shape[i] == 0) goto ref; /* empty products: the loops handle them */
-        fd_dtype cd = o ? o->compute : FD_NDTYPES;
-        if (mm_run(out, &pl.a, &pl.b, NULL, NULL, NULL, FD_ACT_NONE, cd, o ? o->backend : 0) == FD_OK) {
+        if (mm_run(out, &pl.a, &pl.b, NULL, NULL, FD_ACT_NONE, o ? o->compute : FD_NDTYPES, o ? o->backend : 0) == FD_OK) {
             rc = fd_view_reshape(out, pl.out_ndim, pl.out_shape);
             if (rc) fd_tensor_release(out);
             fd_mm_plan_release(&pl);
@@ -265,7 +257,7 @@ int fd_matmul_backward(fd_tensor *ga, fd_tensor *gb, const fd_tensor *gy, const 
         fd_tensor bt;
         fd_tensor_view_of(&bt, &pl.b);
         fd_view_transpose(&bt, -1, -2);
-        rc = mm_run(&full, &g, &bt, NULL, NULL, NULL, FD_ACT_NONE, cd, be);
+        rc = mm_run(&full, &g, &bt, NULL, NULL, FD_ACT_NONE, cd, be);
         fd_tensor_release(&bt);
         if (rc || (rc = grad_for(ga, &full, &pl.a, a, o && o->transpose_a, 0))) goto done;
         fd_tensor_release(&full);
@@ -275,7 +267,7 @@ int fd_matmul_backward(fd_tensor *ga, fd_tensor *gb, const fd_tensor *gy, const 
         fd_tensor at;
         fd_tensor_view_of(&at, &pl.a);
         fd_view_transpose(&at, -1, -2);
-        rc = mm_run(&full, &at, &g, NULL, NULL, NULL, FD_ACT_NONE, cd, be);
+        rc = mm_run(&full, &at, &g, NULL, NULL, FD_ACT_NONE, cd, be);
         fd_tensor_release(&at);
         if (rc || (rc = grad_for(gb, &full, &pl.b, b, o && o->transpose_b, 1))) goto done;
     }
@@ -309,19 +301,16 @@ static int as_rows(fd_tensor *v, fd_tensor *hold, const fd_tensor *t, int64_t co
 int fd_linear(fd_tensor *out, const fd_tensor *x, const fd_tensor *w, const fd_tensor *b, const fd_mm_opts *o)
 {
     memset(out, 0, sizeof *out);
-    if (fd_linear_check("linear", x, w, b) || fd_linear_check_residual("linear", x, w, o)) return FD_ERR;
+    if (fd_linear_check("linear", x, w, b)) return FD_ERR;
     int64_t n = w->shape[0], k = w->shape[1];
     if (x->dtype != FD_F32 || (o && o->force_ref) || n == 0 || k == 0 || fd_tensor_numel(x) == 0)
         return fd_ref_linear(out, x, w, b, o);
-    const fd_tensor *res = o ? o->residual : NULL;
-    fd_tensor x2 = {0}, hold = {0}, wt = {0}, r2 = {0}, rhold = {0};
+    fd_tensor x2 = {0}, hold = {0}, wt = {0};
     int rc = as_rows(&x2, &hold, x, k);
-    if (rc == FD_OK && res) rc = as_rows(&r2, &rhold, res, n);
     if (rc == FD_OK) {
         fd_tensor_view_of(&wt, w); /* W^T [in, out]: a transposed view, packed by oneDNN once */
         fd_view_transpose(&wt, 0, 1);
-        rc = mm_run(out, &x2, &wt, b, res ? &r2 : NULL, w, o ? o->act : FD_ACT_NONE, o ? o->compute : FD_NDTYPES,
-                    o ? o->backend : 0);
+        rc = mm_run(out, &x2, &wt, b, w, o ? o->act : FD_ACT_NONE, o ? o->compute : FD_NDTYPES, o ? o->backend : 0);
     }
     if (rc == FD_OK) {
         int64_t shape[FD_MAX_DIMS];
@@ -331,7 +320,6 @@ int fd_linear(fd_tensor *out, const fd_tensor *x, const fd_tensor *w, const fd_t
         if (rc) fd_tensor_release(out);
     }
     fd_tensor_release(&x2), fd_tensor_release(&hold), fd_tensor_release(&wt);
-    fd_tensor_release(&r2), fd_tensor_release(&rhold);
     if (rc == FD_OK) return FD_OK;
     mm_fallbacks++;
     return fd_ref_linear(out, x, w, b, o);
@@ -356,19 +344,19 @@ int fd_linear_backward(fd_tensor *gx, fd_tensor *gw, fd_tensor *gb, const fd_ten
     int rc = as_rows(&g2, &gh, gy, n);
     if (rc == FD_OK) rc = as_rows(&x2, &xh, x, k);
     if (rc == FD_OK && gx) { /* dX [M, K] = dY [M, N] W [N, K] */
-        rc = mm_run(gx, &g2, w, NULL, NULL, NULL, FD_ACT_NONE, cd, be);
+        rc = mm_run(gx, &g2, w, NULL, NULL, FD_ACT_NONE, cd, be);
         if (rc == FD_OK) rc = fd_view_reshape(gx, x->ndim, x->shape);
     }
     if (rc == FD_OK && gw) { /* dW [N, K] = dY^T [N, M] X [M, K] */
         fd_tensor_view_of(&tv, &g2);
         fd_view_transpose(&tv, 0, 1);
-        rc = mm_run(gw, &tv, &x2, NULL, NULL, NULL, FD_ACT_NONE, cd, be);
+        rc = mm_run(gw, &tv, &x2, NULL, NULL, FD_ACT_NONE, cd, be);
     }
     if (rc == FD_OK && gb) { /* db [N] = 1 [1, M] dY [M, N] */
         int64_t os[2] = {1, m}, bs[1] = {n};
         rc = fd_tensor_empty(&ones, FD_F32, 2, os);
         if (rc == FD_OK) rc = fd_tensor_fill_(&ones, 1.0);
-        if (rc == FD_OK) rc = mm_run(&tmp, &ones, &g2, NULL, NULL, NULL, FD_ACT_NONE, FD_F32, be);
+        if (rc == FD_OK) rc = mm_run(&tmp, &ones, &g2, NULL, NULL, FD_ACT_NONE, FD_F32, be);
         if (rc == FD_OK) {
             fd_tensor_view_of(gb, &tmp);
             rc = fd_view_reshape(gb, 1, bs);

@@ -16,7 +16,6 @@ typedef struct fd_mm_opts {
     int transpose_a, transpose_b; /* use a^T / b^T (last two dims; 1-d operands ignore it) */
     int backend;                  /* FD_MM_AUTO (timed per shape), FD_MM_DNNL or FD_MM_BLAS (f32, no act) */
     fd_act act;                   /* linear only: fused activation */
-    const fd_tensor *residual;    /* linear only: added after act (shaped like the output; NULL: none) */
     fd_dtype compute;             /* FD_F32, FD_BF16 or FD_NDTYPES (global setting) */
     int force_ref;
 } fd_mm_opts;
@@ -29,7 +28,7 @@ int fd_matmul(fd_tensor *out, const fd_tensor *a, const fd_tensor *b, const fd_m
 int fd_matmul_backward(fd_tensor *ga, fd_tensor *gb, const fd_tensor *gy, const fd_tensor *a, const fd_tensor *b,
                        const fd_mm_opts *o);
 
-/* y[..., out] = act(x[..., in] W^T + b) + o->residual; b and the residual may be NULL. */
+/* y[..., out] = act(x[..., in] W^T + b); b may be NULL. */
 int fd_linear(fd_tensor *out, const fd_tensor *x, const fd_tensor *w, const fd_tensor *b, const fd_mm_opts *o);
 /* Gradients of y = x W^T + b (before any activation). Any of gx, gw, gb may be NULL. */
 int fd_linear_backward(fd_tensor *gx, fd_tensor *gw, fd_tensor *gb, const fd_tensor *gy, const fd_tensor *x,

@@ -86,19 +86,6 @@ int fd_linear_check(const char *op, const fd_tensor *x, const fd_tensor *w, cons
     return FD_OK;
 }
 
-int fd_linear_check_residual(const char *op, const fd_tensor *x, const fd_tensor *w, const fd_mm_opts *o)
-{
-    const fd_tensor *r = o ? o->residual : NULL;
-    if (!r) return FD_OK;
-    if (fd_matmul_check_dtype(op, "residual", r, x)) return FD_ERR;
-    int same = r->ndim == x->ndim && r->shape[r->ndim - 1] == w->shape[0];
-    for (int i = 0; same && i < x->ndim - 1; i++) same = r->shape[i] == x->shape[i];
-    if (!same)
-        return fd_fail("%s: residual %s vs output [..., %lld] of input %s", op, FD_SHAPE_STR(r),
-                       (long long)w->shape[0], FD_SHAPE_STR(x));
-    return FD_OK;
-}
-
 int fd_sum_to_shape(fd_tensor *out, const fd_tensor *full, int ndim, const int64_t *shape)
 {
     if (fd_tensor_zeros(out, full->dtype, ndim, shape)) return FD_ERR;

@@ -27,8 +27,6 @@ void fd_mm_plan_release(fd_mm_plan *pl);
  * operand `orig`: transposes undone, promoted and leading size-1 dims dropped. */
 void fd_mm_unplan(fd_tensor *view, const fd_tensor *g, const fd_tensor *orig, int transposed, int is_b);
 int fd_linear_check(const char *op, const fd_tensor *x, const fd_tensor *w, const fd_tensor *b);
-/* o->residual (when given) shaped like linear's output and of x's dtype. */
-int fd_linear_check_residual(const char *op, const fd_tensor *x, const fd_tensor *w, const fd_mm_opts *o);
 /* out (shape `shape`, zeroed here) = full summed over the dims where shape
  * broadcasts to full's shape. */
 int fd_sum_to_shape(fd_tensor *out, const fd_tensor *full, int ndim, const int64_t *shape);

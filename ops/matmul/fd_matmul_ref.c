@@ -132,8 +132,8 @@ done:
 int fd_ref_linear(fd_tensor *out, const fd_tensor *x, const fd_tensor *w, const fd_tensor *b, const fd_mm_opts *o)
 {
     memset(out, 0, sizeof *out);
-    if (fd_linear_check("linear", x, w, b) || fd_linear_check_residual("linear", x, w, o)) return FD_ERR;
-    fd_tensor X = {0}, W = {0}, B = {0}, Y = {0}, R = {0};
+    if (fd_linear_check("linear", x, w, b)) return FD_ERR;
+    fd_tensor X = {0}, W = {0}, B = {0}, Y = {0};
     int rc = FD_ERR;
     int64_t n = w->shape[0], k = w->shape[1], m = fd_tensor_numel(x) / (k ? k : 1);
     int64_t shape[FD_MAX_DIMS];
@@ -141,23 +141,19 @@ int fd_ref_linear(fd_tensor *out, const fd_tensor *x, const fd_tensor *w, const 
     shape[x->ndim - 1] = n;
     if (fd_tensor_to_dtype(&X, x, FD_F64) || fd_tensor_to_dtype(&W, w, FD_F64)) goto done;
     if (b && fd_tensor_to_dtype(&B, b, FD_F64)) goto done;
-    const fd_tensor *res = o ? o->residual : NULL;
-    if (res && fd_tensor_to_dtype(&R, res, FD_F64)) goto done;
     if (fd_tensor_empty(&Y, FD_F64, x->ndim, shape)) goto done;
     const double *xd = fd_tensor_data(&X), *wd = fd_tensor_data(&W), *bd = b ? fd_tensor_data(&B) : NULL;
-    const double *rd = res ? fd_tensor_data(&R) : NULL;
     double *yd = fd_tensor_data(&Y);
     for (int64_t i = 0; i < m; i++)
         for (int64_t j = 0; j < n; j++) {
             double acc = bd ? bd[j] : 0;
             for (int64_t q = 0; q < k; q++) acc += xd[i * k + q] * wd[j * k + q];
-            yd[i * n + j] = fd_act_apply(o ? o->act : FD_ACT_NONE, acc) + (rd ? rd[i * n + j] : 0.0);
+            yd[i * n + j] = fd_act_apply(o ? o->act : FD_ACT_NONE, acc);
         }
     if (fd_tensor_to_dtype(out, &Y, x->dtype)) goto done;
     rc = FD_OK;
 done:
     fd_tensor_release(&X), fd_tensor_release(&W), fd_tensor_release(&B), fd_tensor_release(&Y);
-    fd_tensor_release(&R);
     return rc;
 }
 

@@ -306,43 +306,6 @@ test('linear forward/backward: oneDNN vs reference, finite differences, views', 
   end
 end)
 
-test('linear with a residual fused (act(x W^T + b) + r): vs the f64 loops, a view, bf16, and while recording', function()
-  local F, A = fada.F, require 'fada.autograd'
-  for _, c in ipairs{{{7, 13}, 5}, {{2, 3, 16}, 9}} do
-    local xs, out = c[1], c[2]
-    local x, w, b = randn(table.unpack(xs)), randn(out, xs[#xs]), randn(out)
-    local rs = {table.unpack(xs)}
-    rs[#rs] = out
-    local r = randn(table.unpack(rs))
-    local X, Wd, Bd, R = f64(x), f64(w), f64(b), f64(r)
-    for _, act in ipairs{false, 'gelu'} do
-      local what = ('linear %s + residual act %s'):format(table.concat(xs, 'x'), tostring(act))
-      -- the f64 reference: the loops without the residual, plus it
-      local want = ops.linear(X, Wd, Bd, {act = act or nil}) + R
-      assert_close(ops.linear(x, w, b, {act = act or nil, residual = r}), want, 1e-4, 1e-4, what)
-      assert_close(ops.linear(X, Wd, Bd, {act = act or nil, residual = R}), want, 1e-12, 1e-12, what .. ' (f64 loops)')
-      assert_close(ops.linear(x, w, b, {act = act or nil, residual = r, backend = 'blas'}), want, 1e-4, 1e-4,
-        what .. ' (blas asked: oneDNN fuses it)')
-      assert_close(ops.linear(x, w, b, {act = act or nil, residual = r, compute = 'bf16'}), want, 0.1, 2e-2,
-        what .. ' bf16')
-    end
-    if #xs == 2 then -- a transposed view as the residual
-      local rt = randn(out, xs[1]):t()
-      assert_close(ops.linear(x, w, b, {residual = rt}), ops.linear(X, Wd, Bd) + f64(rt), 1e-4, 1e-4, 'residual view')
-    end
-    -- recording: the residual runs as its own add, and its gradient is the output's
-    local rr = A.requires_grad(r:clone())
-    local y = F.linear(x, w, b, {residual = rr})
-    A.backward(F.sum(y))
-    assert_close(y, ops.linear(x, w, b) + r, 1e-5, 1e-5, 'recorded forward')
-    assert_close(A.grad(rr), fada.ones(table.unpack(rs)), 0, 0, 'd sum(y) / d residual = 1')
-  end
-  checkerror(function() ops.linear(randn(3, 6), randn(4, 6), nil, {residual = randn(3, 5)}) end,
-    'linear: residual [3, 5] vs output [..., 4] of input [3, 6]')
-  checkerror(function() ops.linear(randn(3, 6), randn(4, 6), nil, {residual = randn(3, 4):to('f64')}) end,
-    'residual dtype f64')
-end)
-
 -- ---------------------------------------------------------------- matmul
 
 local mm_cases = {

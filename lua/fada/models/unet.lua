@@ -114,9 +114,9 @@ function AttnBlock:forward(h, st, id)
     outs[i] = nn.Attention.attend(part(q), part(k), part(v), a1.heads, ek, ev)
   end
   local o = #outs == 1 and outs[1] or F.cat(outs, 1)
-  x = a1.to_out(o, nil, x)                                   -- x + to_out(o), fused
+  x = x + a1.to_out(o)
   -- 2. audio cross-attention: pixels query the frame's audio tokens
-  x = self.attn2(self.norm2(x), st.audio, {residual = x})
+  x = x + self.attn2(self.norm2(x), st.audio)
   -- 3. temporal attention across the F frames of a clip at each position
   if self.temporal then
     local G, Fr = N // st.Fr, st.Fr
@@ -126,7 +126,7 @@ function AttnBlock:forward(h, st, id)
     x = x + F.reshape(F.permute(F.view(a, G, H * W, Fr, C), 1, 3, 2, 4), N, H * W, C)
   end
   -- 4. feed-forward
-  x = self.ff2(self.ff1(self.norm4(x), 'gelu'), nil, x)
+  x = x + self.ff2(self.ff1(self.norm4(x), 'gelu'))
   return to_map(x, H, W)
 end
 

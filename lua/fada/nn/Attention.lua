@@ -85,8 +85,7 @@ function Attention.attend(q, k, v, heads, ek, ev)
   return F.attention(q, k, v, {heads = heads, extra_k = ek, extra_v = ev})
 end
 
--- forward(x [B, N, dim], [ctx [B, M, kv_dim]], [opts {extra_k, extra_v, residual}])
--- residual [B, N, dim]: added to the output in the output projection's epilogue
+-- forward(x [B, N, dim], [ctx [B, M, kv_dim]], [opts {extra_k, extra_v}])
 function Attention:forward(x, ctx, opts)
   local q, k, v
   if ctx then
@@ -96,7 +95,7 @@ function Attention:forward(x, ctx, opts)
     q, k, v = self:qkv(x)
   end
   local o = Attention.attend(q, k, v, self.heads, opts and opts.extra_k, opts and opts.extra_v)
-  return self.to_out(o, nil, opts and opts.residual)
+  return self.to_out(o)
 end
 
 return Attention

@@ -17,9 +17,8 @@ function Linear:init(in_f, out_f, opts)
   end
 end
 
--- forward(x, [act], [residual]): act(x · weightᵀ + bias) + residual, both fused into the product
-function Linear:forward(x, act, residual)
-  return F.linear(x, self.weight, self.bias, (act or residual) and {act = act, residual = residual} or nil)
+function Linear:forward(x, act)
+  return F.linear(x, self.weight, self.bias, act and {act = act} or nil)
 end
 
 return Linear
