@@ -245,6 +245,9 @@ static int binary_core(fd_tensor *out, fd_binop op, const fd_tensor *a, const fd
     fd_dtype rdt = binary_result_dtype(op, compute);
     const fd_tensor *ins[2] = {a, b};
     fd_tensor tmp[2] = {{0}, {0}};
+    /* a new result takes the layout of an operand of its shape (a first) */
+    const fd_tensor *like = a->ndim == nd && !memcmp(a->shape, shape, sizeof(int64_t) * (size_t)nd) ? a : b;
+    if (fresh && fd_tensor_empty_in_order_of(out, rdt, nd, shape, like)) return FD_ERR;
     if (fd_ew_prepare_out(name, out, rdt, nd, shape, ins, tmp, 2)) {
         fd_tensor_release(&tmp[0]);
         fd_tensor_release(&tmp[1]);
@@ -255,15 +258,19 @@ static int binary_core(fd_tensor *out, fd_binop op, const fd_tensor *a, const fd
     int64_t sa[FD_MAX_DIMS], sb[FD_MAX_DIMS];
     fd_broadcast_strides(a, nd, shape, sa);
     fd_broadcast_strides(b, nd, shape, sb);
+    /* walked in out's memory order: a borrowed header of out with its dims permuted */
+    fd_tensor ov = *out;
+    int64_t *ord[3] = {ov.stride, sa, sb};
+    fd_ew_memory_order(nd, ov.shape, 3, ord);
     bool all_f32 = a->dtype == FD_F32 && b->dtype == FD_F32 &&
                    out->dtype == (fd_binop_is_comparison(op) ? FD_BOOL : FD_F32);
-    if (!(all_f32 && binary_f32_fast(op, out, a, sa, b, sb))) {
+    if (!(all_f32 && binary_f32_fast(op, &ov, a, sa, b, sb))) {
         binary_ctx ctx = {op, {out->dtype, a->dtype, b->dtype}, !fd_dtype_is_float(compute)};
         walk_job job = {3, {fd_tensor_data(out), fd_tensor_data(a), fd_tensor_data(b)},
                         {fd_dtype_size(out->dtype), fd_dtype_size(a->dtype), fd_dtype_size(b->dtype)},
                         binary_block, &ctx, 0};
-        const int64_t *strides[3] = {out->stride, sa, sb};
-        fd_ew_parallel_walk(&job, nd, shape, strides);
+        const int64_t *strides[3] = {ov.stride, sa, sb};
+        fd_ew_parallel_walk(&job, nd, ov.shape, strides);
     }
     if (!fresh) fd_tensor_bump_version(out);
     fd_tensor_release(&tmp[0]);

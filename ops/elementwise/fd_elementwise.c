@@ -141,6 +141,18 @@ fd_dtype fd_ew_scalar_compute_dtype(fd_dtype dt, bool s_is_int)
 
 /* ---- outputs ------------------------------------------------------------ */
 
+void fd_ew_memory_order(int nd, int64_t *shape, int nops, int64_t *const *strides)
+{
+    int perm[FD_MAX_DIMS];
+    fd_memory_order(nd, strides[0], perm);
+    int64_t t[FD_MAX_DIMS];
+    for (int k = -1; k < nops; k++) {
+        int64_t *v = k < 0 ? shape : strides[k];
+        for (int d = 0; d < nd; d++) t[d] = v[perm[d]];
+        memcpy(v, t, sizeof(int64_t) * (size_t)nd);
+    }
+}
+
 int fd_ew_prepare_out(const char *name, fd_tensor *out, fd_dtype rdt, int nd, const int64_t *shape,
                       const fd_tensor **ins, fd_tensor *tmp, int nin)
 {

@@ -60,6 +60,12 @@ fd_dtype fd_ew_scalar_compute_dtype(fd_dtype dt, bool s_is_int);
 
 /* ---- outputs ------------------------------------------------------------ */
 
+/* Permutes a walk's dims into the memory order of operand 0 (its largest
+ * stride first), shape and every operand's strides alike, so that a
+ * channels-last output is walked in unit-stride runs. A no-op when operand 0
+ * is contiguous. */
+void fd_ew_memory_order(int nd, int64_t *shape, int nops, int64_t *const *strides);
+
 /* Makes `out` (released: a new tensor) or checks it (live: in place / out=).
  * Inputs that share storage with a live out in another layout are copied
  * into tmp[k] first and ins[k] is pointed at the copy. */

@@ -130,12 +130,21 @@ static int unary_core(fd_tensor *out, int op, const fd_tensor *a, fd_dtype rdt, 
     bool fresh = out->storage == NULL;
     const fd_tensor *ins[1] = {a};
     fd_tensor tmp[1] = {{0}};
+    /* a new result keeps a's layout */
+    if (fresh && fd_tensor_empty_in_order_of(out, rdt, a->ndim, a->shape, a)) return FD_ERR;
     if (fd_ew_prepare_out(name, out, rdt, a->ndim, a->shape, ins, tmp, 1)) {
         if (fresh) fd_tensor_release(out);
         return FD_ERR;
     }
     a = ins[0];
-    const int64_t *strides[2] = {out->stride, a->stride};
+    /* walked in out's memory order: a borrowed header of a with its dims permuted */
+    fd_tensor av = *a;
+    int64_t so[FD_MAX_DIMS];
+    memcpy(so, out->stride, sizeof(int64_t) * (size_t)a->ndim);
+    int64_t *ord[2] = {so, av.stride};
+    fd_ew_memory_order(a->ndim, av.shape, 2, ord);
+    a = &av;
+    const int64_t *strides[2] = {so, a->stride};
     bool fast = false;
     if (a->dtype == FD_F32 && out->dtype == FD_F32) {
         fd_walk w;

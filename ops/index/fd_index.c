@@ -47,6 +47,12 @@ int fd_cat(fd_tensor *out, const fd_tensor *const *ts, int n, int dim)
         dt = fd_dtype_promote(dt, t->dtype);
     }
     if (fd_tensor_empty(out, dt, t0->ndim, shape)) return FD_ERR;
+    /* parts all laid out in one other dense order (channels-last): so is the result */
+    int perm[FD_MAX_DIMS], pi[FD_MAX_DIMS];
+    bool keep = fd_tensor_is_dense_permuted(t0, perm);
+    for (int i = 1; keep && i < n; i++)
+        keep = fd_tensor_is_dense_permuted(ts[i], pi) && !memcmp(pi, perm, sizeof(int) * (size_t)t0->ndim);
+    if (keep) fd_strides_in_order(t0->ndim, shape, perm, out->stride);
     int64_t at = 0;
     for (int i = 0; i < n; i++) {
         fd_tensor part = *out; /* a borrowed header: no reference taken */

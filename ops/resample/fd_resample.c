@@ -2,7 +2,8 @@
  * scales) and resize (any size, torch's mode='nearest'), bilinear resize
  * (torch's align_corners=False), average pooling with kernel = stride (the
  * output floored, as torch), pixel shuffle / unshuffle. f32 kernels over
- * contiguous [N, C, H, W], threads over planes or rows. */
+ * contiguous [N, C, H, W], threads over planes or rows; nearest upsampling
+ * also reads channels-last as it lies and writes it so. */
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,24 @@ int fd_upsample_nearest(fd_tensor *y, const fd_tensor *x, int64_t sh, int64_t sw
     if (x->dtype == FD_F64) return fd_ref_upsample_nearest(y, x, sh, sw);
     const int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3], OW = W * sw;
     int64_t shp[4] = {N, C, H * sh, OW};
+    int perm[FD_MAX_DIMS];
+    if (x->dtype == FD_F32 && fd_tensor_is_dense_permuted(x, perm) && perm[1] == 2 && perm[2] == 3 && perm[3] == 1) {
+        /* channels-last in, channels-last out: a pixel's channels are one run */
+        if (fd_tensor_empty(y, FD_F32, 4, shp)) return FD_ERR;
+        fd_strides_in_order(4, shp, perm, y->stride);
+        const float *px = fd_tensor_data(x);
+        float *py = fd_tensor_data(y);
+        const size_t run = sizeof(float) * (size_t)C;
+#pragma omp parallel for schedule(static)
+        for (int64_t r = 0; r < N * H; r++) { /* one input row of pixels -> sh output rows */
+            const float *src = px + r * W * C;
+            float *dst = py + r * sh * OW * C;
+            for (int64_t ix = 0; ix < W; ix++)
+                for (int64_t b = 0; b < sw; b++) memcpy(dst + (ix * sw + b) * C, src + ix * C, run);
+            for (int64_t a = 1; a < sh; a++) memcpy(dst + a * OW * C, dst, run * (size_t)OW);
+        }
+        return FD_OK;
+    }
     fd_tensor xs = {0};
     float *py;
     float *px = fd_nn_stage_and_alloc(&xs, x, y, 4, shp, false, &py);

@@ -41,6 +41,45 @@ void fd_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride)
     }
 }
 
+void fd_memory_order(int ndim, const int64_t *stride, int *perm)
+{
+    for (int i = 0; i < ndim; i++) {
+        int j = i;
+        for (; j > 0 && llabs(stride[perm[j - 1]]) < llabs(stride[i]); j--) perm[j] = perm[j - 1];
+        perm[j] = i;
+    }
+}
+
+void fd_strides_in_order(int ndim, const int64_t *shape, const int *perm, int64_t *stride)
+{
+    int64_t s = 1;
+    for (int k = ndim - 1; k >= 0; k--) {
+        stride[perm[k]] = s;
+        s *= shape[perm[k]] > 0 ? shape[perm[k]] : 1;
+    }
+}
+
+bool fd_tensor_is_dense_permuted(const fd_tensor *t, int *perm)
+{
+    if (t->block || fd_tensor_is_contiguous(t)) return false;
+    int64_t st[FD_MAX_DIMS];
+    fd_memory_order(t->ndim, t->stride, perm);
+    fd_strides_in_order(t->ndim, t->shape, perm, st);
+    for (int d = 0; d < t->ndim; d++)
+        if (t->shape[d] > 1 && t->stride[d] != st[d]) return false;
+    return true;
+}
+
+int fd_tensor_empty_in_order_of(fd_tensor *out, fd_dtype dt, int ndim, const int64_t *shape, const fd_tensor *like)
+{
+    if (fd_tensor_empty(out, dt, ndim, shape)) return FD_ERR;
+    int perm[FD_MAX_DIMS];
+    if (like && like->ndim == ndim && !memcmp(like->shape, shape, sizeof(int64_t) * (size_t)ndim) &&
+        fd_tensor_is_dense_permuted(like, perm))
+        fd_strides_in_order(ndim, shape, perm, out->stride);
+    return FD_OK;
+}
+
 /* ---- making and dropping ---------------------------------------------- */
 
 int fd_tensor_empty(fd_tensor *out, fd_dtype dt, int ndim, const int64_t *shape)
@@ -399,11 +438,7 @@ int fd_tensor_copy_(fd_tensor *dst, const fd_tensor *src)
      * channels-last or transposed destination is written in runs rather than
      * strided, and same-layout copies collapse to one run. */
     int perm[FD_MAX_DIMS];
-    for (int i = 0; i < nd; i++) {
-        int j = i;
-        for (; j > 0 && llabs(dst->stride[perm[j - 1]]) < llabs(dst->stride[i]); j--) perm[j] = perm[j - 1];
-        perm[j] = i;
-    }
+    fd_memory_order(nd, dst->stride, perm);
     int64_t wshape[FD_MAX_DIMS], wdst[FD_MAX_DIMS], wsrc[FD_MAX_DIMS];
     for (int i = 0; i < nd; i++) wshape[i] = dst->shape[perm[i]], wdst[i] = dst->stride[perm[i]], wsrc[i] = src_stride[perm[i]];
     const int64_t *strides[2] = {wdst, wsrc};

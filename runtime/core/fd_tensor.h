@@ -97,6 +97,17 @@ static inline void *fd_tensor_data(const fd_tensor *t)
 }
 static inline void fd_tensor_bump_version(const fd_tensor *t) { t->storage->version++; }
 void fd_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride);
+/* perm: the dims of `stride` by falling |stride| (ties keep their order), i.e. the memory order. */
+void fd_memory_order(int ndim, const int64_t *stride, int *perm);
+/* Dense strides of `shape` laid out in the memory order perm. */
+void fd_strides_in_order(int ndim, const int64_t *shape, const int *perm, int64_t *stride);
+/* Whether t is dense (no gaps, no overlaps) but not contiguous, e.g. channels-last or a
+ * transpose; perm gets its memory order. */
+bool fd_tensor_is_dense_permuted(const fd_tensor *t, int *perm);
+/* An uninitialised tensor of `shape` in the memory order of `like` when like has that
+ * shape and is dense in another order, so that an op's result keeps its operand's layout
+ * (as torch's element-wise ops do); else contiguous. like may be NULL. */
+int fd_tensor_empty_in_order_of(fd_tensor *out, fd_dtype dt, int ndim, const int64_t *shape, const fd_tensor *like);
 
 /* ---- views: modify the header `t` in place (take a view first) ------- */
 int fd_view_reshape(fd_tensor *t, int ndim, const int64_t *shape); /* one dim may be -1; fails if strides don't allow a view */

@@ -843,6 +843,36 @@ test('cat along each dim, with views and dtype promotion', function()
   assert_close(mixed, {1, 1, 0.5}, 0, 0)
 end)
 
+test('results keep a dense operand layout (channels-last, transposes): element-wise ops and cat', function()
+  -- torch's rule: a new result is laid out as its (first full-shape) dense operand; values never change
+  local function cl(t) return t:permute(1, 3, 4, 2):contiguous():permute(1, 4, 2, 3) end
+  local x, c = rnd({2, 16, 5, 6}), rnd({1, 16, 1, 1})
+  local xc = cl(x)
+  local cases = {
+    {'add broadcast', xc + c, x + c}, {'mul scalar', xc * 3, x * 3}, {'sub, layout of a', c - xc, c - x},
+    {'exp', xc:exp(), x:exp()}, {'neg', -xc, -x}, {'add two channels-last', xc + xc, x + x},
+  }
+  for _, k in ipairs(cases) do
+    assert_eq(max_abs_diff(k[2], k[3]), 0, k[1] .. ': values')
+    assert_eq(table.concat(k[2]:stride(), ','), table.concat(xc:stride(), ','), k[1] .. ': channels-last kept')
+  end
+  local a = rnd({7, 9}):t()                                  -- [9, 7], a transpose
+  local y = a + 1
+  assert_eq(table.concat(y:stride(), ','), '1,9', 'a transpose stays transposed')
+  assert_eq(max_abs_diff(y, a:contiguous() + 1), 0, 'transpose values')
+  assert_eq(table.concat((x + c):stride(), ','), table.concat(x:stride(), ','), 'contiguous stays contiguous')
+  -- in place into a channels-last tensor walks its memory order
+  local z = xc:clone()
+  z:add_(c)
+  assert_eq(max_abs_diff(z, x + c), 0, 'in place on channels-last')
+  -- cat of channels-last parts along C is channels-last; mixed layouts give a contiguous result
+  local p2 = rnd({2, 8, 5, 6})
+  local cat = fada.cat({xc, cl(p2)}, 2)
+  assert_eq(max_abs_diff(cat, fada.cat({x, p2}, 2)), 0, 'cat values')
+  assert_eq(cat:stride(2), 1, 'cat of channels-last parts is channels-last')
+  assert(fada.cat({xc, p2}, 2):is_contiguous(), 'mixed parts: contiguous')
+end)
+
 test('stack at every position', function()
   local a, b = rnd({2, 3}), rnd({3, 2}):t()
   local la, lb = list(a), list(b)

@@ -394,6 +394,9 @@ test('resampling fast vs reference', function()
     for _, s in ipairs{{2, 2}, {3, 1}} do
       local y = ops.upsample_nearest(xv, s[1], s[2])
       assert_close(y, ref.upsample_nearest(x, s[1], s[2]), 0, 0, 'upsample')
+      local yc = ops.upsample_nearest(channels_last(x), s[1], s[2]) -- read as it lies, written channels-last
+      assert_close(yc, ref.upsample_nearest(x, s[1], s[2]), 0, 0, 'upsample channels-last')
+      if C > 1 then assert_eq(yc:stride(2), 1, 'upsample keeps channels-last') end
       local dy = randn(table.unpack(y:size()))
       assert_close(ops.upsample_nearest_backward(dy, s[1], s[2]), ref.upsample_nearest_backward(dy, s[1], s[2]), 1e-5, 1e-5)
     end

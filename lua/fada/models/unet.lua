@@ -3,6 +3,7 @@
 -- config keys). Shapes: N = rows of the batch (n branches × B clips × F
 -- frames, clip-major inside a branch), C channels, H×W latent pixels.
 local fada = require 'fada'
+local A = require 'fada.autograd'
 local F = require 'fada.F'
 local nn = require 'fada.nn'
 
@@ -36,7 +37,10 @@ local function to_tokens(h)
 end
 local function to_map(x, H, W)
   local N, C = x:size(1), x:size(3)
-  return F.contiguous(F.permute(F.view(x, N, H, W, C), 1, 4, 2, 3))
+  local m = F.permute(F.view(x, N, H, W, C), 1, 4, 2, 3)
+  -- bf16 inference keeps activations channels-last (nn.Conv2d): the view is that layout
+  if fada.get_compute_dtype() == 'bf16' and not A.needs_grad(x) then return m end
+  return F.contiguous(m)
 end
 M.to_tokens, M.to_map = to_tokens, to_map
 

@@ -27,12 +27,18 @@ end
 -- forward(x [N, in, H, W], [extra]) with extra = {act =, residual =} fused
 -- into the convolution's epilogue, and blocked = true for an output in the
 -- blocked layout (Tensor:blocked) when the next op is a conv or a GroupNorm,
--- or channels_last = true/false for that layout (nil: the input's).
+-- or channels_last = true / false for that layout. Otherwise the output takes
+-- the input's layout, except with bf16 compute: channels-last, the layout the
+-- AMX kernels compute in, which the norms, element-wise ops, cat and nearest
+-- upsampling keep, so activations go from one convolution to the next
+-- without a transposing reorder. (While recording, F.conv2d picks the layout.)
 function Conv2d:forward(x, extra)
-  local o = self.opts
-  if extra then
+  local o, e = self.opts, extra or {}
+  local cl = e.channels_last
+  if cl == nil and not e.blocked and fada.get_compute_dtype() == 'bf16' then cl = true end
+  if extra or cl then
     o = {stride = o.stride, padding = o.padding, dilation = o.dilation, groups = o.groups,
-         act = extra.act, residual = extra.residual, blocked = extra.blocked, channels_last = extra.channels_last}
+         act = e.act, residual = e.residual, blocked = e.blocked, channels_last = cl}
   end
   return F.conv2d(x, self.weight, self.bias, o)
 end

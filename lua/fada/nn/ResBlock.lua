@@ -42,10 +42,10 @@ end
 function ResBlock:forward(x, emb)
   -- conv1 -> norm2 -> conv2 stay in the blocked layout (no reorders between
   -- them) outside training; while recording, the pieces run as before. With
-  -- bf16 compute the norms write the convolutions' bf16 channels-last operands.
+  -- bf16 compute the norms write the convolutions' bf16 channels-last operands
+  -- and the convolutions answer channels-last (Conv2d).
   local bf16 = fada.get_compute_dtype() == 'bf16' or nil
-  -- (channels-last for a bf16 norm2: it then reads the convolution's own output layout)
-  local h = self.conv1(self.norm1(x, 'silu', {bf16_nhwc = bf16}), {blocked = not bf16, channels_last = bf16})
+  local h = self.conv1(self.norm1(x, 'silu', {bf16_nhwc = bf16}), {blocked = not bf16})
   if self.emb_proj and emb then
     local e = self.emb_proj(emb)                       -- [N or 1, 2·cout]
     local n = e:size(1)
@@ -61,8 +61,7 @@ function ResBlock:forward(x, emb)
     h = self.norm2(h, 'silu', {bf16_nhwc = bf16})
   end
   local res = self.skip and self.skip(x) or x
-  -- a bf16 channels-last h would make the output channels-last too: keep the blocked one
-  return self.conv2(h, {residual = res, blocked = bf16})
+  return self.conv2(h, {residual = res})
 end
 
 return ResBlock
