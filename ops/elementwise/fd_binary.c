@@ -245,8 +245,13 @@ static int binary_core(fd_tensor *out, fd_binop op, const fd_tensor *a, const fd
     fd_dtype rdt = binary_result_dtype(op, compute);
     const fd_tensor *ins[2] = {a, b};
     fd_tensor tmp[2] = {{0}, {0}};
-    /* a new result takes the layout of an operand of its shape (a first) */
-    const fd_tensor *like = a->ndim == nd && !memcmp(a->shape, shape, sizeof(int64_t) * (size_t)nd) ? a : b;
+    /* a new result takes the layout of its full-shape operands when they agree on one
+     * (a channels-last x + a broadcast shift stays channels-last; mixed layouts give NCHW) */
+    bool fa = a->ndim == nd && !memcmp(a->shape, shape, sizeof(int64_t) * (size_t)nd);
+    bool fb = b->ndim == nd && !memcmp(b->shape, shape, sizeof(int64_t) * (size_t)nd);
+    const fd_tensor *like = fa ? a : fb ? b : NULL;
+    for (int d = 0; fa && fb && like && d < nd; d++)
+        if (shape[d] > 1 && a->stride[d] != b->stride[d]) like = NULL;
     if (fresh && fd_tensor_empty_in_order_of(out, rdt, nd, shape, like)) return FD_ERR;
     if (fd_ew_prepare_out(name, out, rdt, nd, shape, ins, tmp, 2)) {
         fd_tensor_release(&tmp[0]);

@@ -861,6 +861,8 @@ test('results keep a dense operand layout (channels-last, transposes): element-w
   assert_eq(table.concat(y:stride(), ','), '1,9', 'a transpose stays transposed')
   assert_eq(max_abs_diff(y, a:contiguous() + 1), 0, 'transpose values')
   assert_eq(table.concat((x + c):stride(), ','), table.concat(x:stride(), ','), 'contiguous stays contiguous')
+  assert((xc + x):is_contiguous(), 'operands of the full shape in two layouts: contiguous')
+  assert_eq(max_abs_diff(xc + x, x + x), 0, 'mixed layouts: values')
   -- in place into a channels-last tensor walks its memory order
   local z = xc:clone()
   z:add_(c)
