@@ -16,7 +16,8 @@
  * (this machine has no bf16 arithmetic) and the Lua bindings return the
  * outputs in the input's dtype; integer dtypes are refused with a message.
  * Outputs are contiguous, except that group_norm keeps a channels-last input
- * channels-last.
+ * channels-last, and writes bf16 channels-last when asked (bf16_nhwc: the
+ * operand of a bf16 convolution, fd_group_norm_bf16.c).
  *
  * The list of ops (names, reference kernels, gradient checks) is ops/fd_oplist.h. */
 #ifndef FD_NN_COMMON_H

@@ -733,13 +733,15 @@ for k, g in ((2, gp1), ((3, 3), gp2)):
   end
 end)
 
+-- act((group_norm(x) * w + b) * (1 + s) + t) in f64, from its pieces (s, t may be nil)
+local function gn_pieces(x, G, w, b, s, t, silu)
+  local y = ref.group_norm(x:to('f64'), G, w:to('f64'), b:to('f64'))
+  if s then y = y * (s:to('f64') + 1) end
+  if t then y = y + t:to('f64') end
+  return silu and y / ((-y):exp() + 1) or y
+end
+
 test('group_norm with a per-sample scale/shift (ResBlock time embedding) equals its pieces in f64', function()
-  local function pieces(x, G, w, b, s, t, silu)
-    local y = ref.group_norm(x:to('f64'), G, w:to('f64'), b:to('f64'))
-    if s then y = y * (s:to('f64') + 1) end
-    if t then y = y + t:to('f64') end
-    return silu and y / ((-y):exp() + 1) or y
-  end
   for _, simd in ipairs({true, false}) do
     ops.nn_set_simd(simd)
     for _, layout in ipairs({'nchw', 'channels_last', 'blocked'}) do
@@ -752,7 +754,7 @@ test('group_norm with a per-sample scale/shift (ResBlock time embedding) equals 
           local ss = which ~= 'shift' and s or nil
           local tt = which ~= 'scale' and t:view(c.rows, c.C, 1, 1) or nil
           local y = ops.group_norm(x, c.G, w, b, {silu = true, scale = ss, shift = which ~= 'scale' and t or nil})
-          assert_close(y:to('f64'), pieces(x0, c.G, w, b, ss, tt, true), 1e-5, 1e-5,
+          assert_close(y:to('f64'), gn_pieces(x0, c.G, w, b, ss, tt, true), 1e-5, 1e-5,
             ('%s C %d G %d rows %d %s simd %s'):format(layout, c.C, c.G, c.rows, which, simd))
         end
       end
@@ -763,20 +765,14 @@ test('group_norm with a per-sample scale/shift (ResBlock time embedding) equals 
   -- one scale row for every sample, a shift row per sample
   local s1, t2, w, b = randn({1, 8}), randn({2, 8, 1, 1}), randn({8}), randn({8})
   assert_close(ops.group_norm(x, 2, w, b, {scale = s1, shift = t2}):to('f64'),
-    pieces(x, 2, w, b, s1:view(1, 8, 1, 1), t2, false), 1e-5, 1e-5, 'scale [1, C] with shift [N, C, 1, 1]')
+    gn_pieces(x, 2, w, b, s1:view(1, 8, 1, 1), t2, false), 1e-5, 1e-5, 'scale [1, C] with shift [N, C, 1, 1]')
   checkerror(function() ops.group_norm(x, 2, nil, nil, {scale = randn({3, 8})}) end,
     'scale [3, 8] must be [N or 1, C] or [N or 1, C, 1, 1] for x [2, 8, 3, 3]')
   checkerror(function() ops.group_norm(x:to('f64'), 2, nil, nil, {shift = randn({2, 8}):to('f64')}) end,
     'scale / shift take an f32 x, got f64')
 end)
 
-test('group_norm with bf16_nhwc (bf16 channels-last out) equals the f64 pieces rounded to bf16, from every layout', function()
-  local function pieces(x, G, w, b, s, t, silu)
-    local y = ref.group_norm(x:to('f64'), G, w:to('f64'), b:to('f64'))
-    if s then y = y * (s:to('f64') + 1) end
-    if t then y = y + t:to('f64') end
-    return silu and y / ((-y):exp() + 1) or y
-  end
+test('group_norm with bf16_nhwc (bf16 channels-last) equals the f64 pieces rounded to bf16, every layout', function()
   -- C 16 and 24 with 5x6 pixels: whole 8x8 tiles and edge pixels; C 12: edge channels; 8x8: tiles only
   local shapes = {{N = 3, C = 16, G = 4, H = 5, W = 6}, {N = 2, C = 32, G = 32, H = 8, W = 8},
                   {N = 2, C = 24, G = 8, H = 5, W = 6}, {N = 1, C = 12, G = 3, H = 3, W = 5}}
@@ -798,8 +794,8 @@ test('group_norm with bf16_nhwc (bf16 channels-last out) equals the f64 pieces r
             assert_eq(y:stride(2), 1, what .. ': channels-last')
             assert_eq(y:stride(4), c.C, what .. ': channels-last')
             -- rounding to bf16 (8 significant bits) moves a value by at most half its last place: 2^-8 of it
-            assert_close(y:to('f64'), pieces(x0, c.G, w, b, mod and s or nil, mod and t:view(c.N, c.C, 1, 1) or nil,
-                                             silu), 1e-5, 2 ^ -8 + 1e-5, what)
+            local want = gn_pieces(x0, c.G, w, b, mod and s or nil, mod and t:view(c.N, c.C, 1, 1) or nil, silu)
+            assert_close(y:to('f64'), want, 1e-5, 2 ^ -8 + 1e-5, what)
             local _, em, er = ref.group_norm(x0, c.G, w, b)
             assert_close(m, em, 1e-5, 1e-5, what .. ' mean')
             assert_close(r, er, 1e-5, 1e-4, what .. ' rstd')
