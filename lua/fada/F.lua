@@ -326,8 +326,8 @@ end
 
 -- F.group_norm(x [N, C, ...], groups, [w [C]], [b [C]], {eps = 1e-5, silu = false, scale, shift, bf16_nhwc})
 -- scale, shift [N or 1, C, 1, 1]: a per-sample modulation (a ResBlock's time
--- embedding), y = act((norm(x) * w + b) * (1 + scale) + shift), fused into
--- the kernel unless gradients are being recorded (then it runs as its pieces).
+-- embedding), y = act((norm(x) * w + b) * (1 + scale) + shift), one fused
+-- kernel forward and one backward (f32; other dtypes run as the pieces).
 -- bf16_nhwc: y comes out bf16 and channels-last, the operand a bf16
 -- convolution reads without a reorder; only where no gradient is recorded
 -- (training keeps its activations f32) and x is 4-d f32, else ignored.
@@ -336,13 +336,21 @@ function F.group_norm(x, groups, w, b, opts)
     opts = {eps = opts.eps, silu = opts.silu, scale = opts.scale, shift = opts.shift}
   end
   if opts and (opts.scale or opts.shift) then
-    if needs(x, w, b, opts.scale, opts.shift) or x:dtype() ~= 'f32' then
+    if x:dtype() ~= 'f32' then
       local h = F.group_norm(x, groups, w, b, {eps = opts.eps})
       if opts.scale then h = h * (opts.scale + 1) end
       if opts.shift then h = h + opts.shift end
       return opts.silu and F.silu(h) or h
     end
-    return (fada.ops.group_norm(x, groups, w, b, opts))
+    local s, t, silu = opts.scale, opts.shift, opts.silu or false
+    local y, mean, rstd = fada.ops.group_norm(x, groups, w, b, opts)
+    if not needs(x, w, b, s, t) then return y end
+    local saved = {x}
+    for _, v in pairs({w, b, s, t}) do saved[#saved + 1] = v end
+    -- false holds the place of an absent operand (a nil would end the list early)
+    return record('group_norm_mod', y, {x, w or false, b or false, s or false, t or false}, function(g)
+      return fada.ops.group_norm_mod_backward(g, x, mean, rstd, groups, w, b, s, t, {silu = silu})
+    end, saved)
   end
   local y, mean, rstd = fada.ops.group_norm(x, groups, w, b, opts)
   if not needs(x, w, b) then return y end

@@ -108,6 +108,26 @@ static int l_group_norm_backward(lua_State *L)
     return done(L, 0, x->dtype, 3, 3);
 }
 
+/* ops.group_norm_mod_backward(dy, x, mean, rstd, groups, weight | nil, bias | nil, scale | nil, shift | nil,
+ *                             {silu = false}) -> dx, dweight, dbias, dscale, dshift (nil where not given)
+ *   the backward of group_norm with scale / shift (f32 x); no reference kernel of its own: the tests
+ *   compare it with the recorded pieces (norm, product, sum, SiLU) */
+static int l_group_norm_mod_backward(lua_State *L)
+{
+    if (REF()) return luaL_error(L, "group_norm_mod_backward: no reference kernel (compose the pieces)");
+    const fd_tensor *dy = fd_lua_checktensor(L, 1), *x = fd_lua_checktensor(L, 2), *m = fd_lua_checktensor(L, 3),
+                    *r = fd_lua_checktensor(L, 4), *w = opt_tensor(L, 6), *b = opt_tensor(L, 7),
+                    *s = opt_tensor(L, 8), *t = opt_tensor(L, 9);
+    int64_t G = luaL_checkinteger(L, 5);
+    bool silu = fd_lua_opt_bool(L, 10, "silu", false);
+    lua_settop(L, 10);
+    fd_tensor *dx = fd_lua_newtensor(L), *dw = fd_lua_newtensor(L), *db = fd_lua_newtensor(L),
+              *ds = fd_lua_newtensor(L), *dt = fd_lua_newtensor(L);
+    if (fd_group_norm_mod_backward(dx, dw, db, ds, dt, dy, x, m, r, G, w, b, s, t, silu)) return fd_lua_error(L);
+    nil_released(L, 12, 4);
+    return 5;
+}
+
 /* ---- layer_norm -------------------------------------------------------------- */
 
 /* ops.layer_norm(x [..., D], weight [D] | nil, bias [D] | nil, {eps = 1e-5}) -> y, mean [...], rstd [...] */
@@ -522,6 +542,7 @@ static const entry entries[] = {
     {"adamw_step_", l_adamw_step, 0, 0},
     {"group_norm", l_group_norm, 0, 0},
     {"group_norm_backward", l_group_norm_backward, 0, 0},
+    {"group_norm_mod_backward", l_group_norm_mod_backward, 0, 0},
     {"layer_norm", l_layer_norm, 0, 0},
     {"layer_norm_backward", l_layer_norm_backward, 0, 0},
     {"softmax", l_softmax, 1, 0},

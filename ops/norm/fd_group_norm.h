@@ -23,6 +23,13 @@ int fd_group_norm(fd_tensor *y, fd_tensor *mean, fd_tensor *rstd, const fd_tenso
 int fd_group_norm_mod(fd_tensor *y, fd_tensor *mean, fd_tensor *rstd, const fd_tensor *x, int64_t groups,
                       const fd_tensor *w, const fd_tensor *b, const fd_tensor *scale, const fd_tensor *shift,
                       double eps, bool silu);
+/* The backward of fd_group_norm_mod (fd_group_norm_mod_backward.c): dx like x
+ * (NCHW), dw, db [C] when w, b are given, dscale, dshift shaped like scale,
+ * shift when given (else left released); x f32. */
+int fd_group_norm_mod_backward(fd_tensor *dx, fd_tensor *dw, fd_tensor *db, fd_tensor *dscale, fd_tensor *dshift,
+                               const fd_tensor *dy, const fd_tensor *x, const fd_tensor *mean, const fd_tensor *rstd,
+                               int64_t groups, const fd_tensor *w, const fd_tensor *b, const fd_tensor *scale,
+                               const fd_tensor *shift, bool silu);
 /* The statistics alone: mean, rstd [N, G] as fd_group_norm gives them (f32 x). */
 int fd_group_norm_stats(fd_tensor *mean, fd_tensor *rstd, const fd_tensor *x, int64_t groups, double eps);
 /* fd_group_norm_mod writing y as bf16 stored channels-last ([N, C, H, W] with

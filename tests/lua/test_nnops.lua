@@ -772,6 +772,55 @@ test('group_norm with a per-sample scale/shift (ResBlock time embedding) equals 
     'scale / shift take an f32 x, got f64')
 end)
 
+test('group_norm with scale/shift recorded: the fused backward gives the gradients of its recorded pieces', function()
+  local F, A = fada.F, require 'fada.autograd'
+  local function grads(fused, x, w, b, s, t, silu)
+    local p = {A.requires_grad(x:clone()), A.requires_grad(w:clone()), A.requires_grad(b:clone()),
+               s and A.requires_grad(s:clone()), t and A.requires_grad(t:clone())}
+    local y
+    if fused then
+      y = F.group_norm(p[1], 2, p[2], p[3], {silu = silu, scale = p[4] or nil, shift = p[5] or nil})
+    else -- the pieces, each its own recorded op
+      local function as4(v) return v:dim() == 2 and F.view(v, v:size(1), v:size(2), 1, 1) or v end
+      y = F.group_norm(p[1], 2, p[2], p[3])
+      if s then y = y * (as4(p[4]) + 1) end
+      if t then y = y + as4(p[5]) end
+      if silu then y = F.silu(y) end
+    end
+    local gy = randn(table.unpack(y:size()))
+    A.backward(y, gy)
+    return y, {A.grad(p[1]), A.grad(p[2]), A.grad(p[3]), s and A.grad(p[4]) or false, t and A.grad(p[5]) or false}
+  end
+  both_isa(function(isa)
+    for _, c in ipairs({{'per sample', {2, 8, 1, 1}, {2, 8, 1, 1}}, {'one scale row, no shift', {1, 8}, nil},
+                        {'shift only', nil, {2, 8}}}) do
+      for _, silu in ipairs({true, false}) do
+        for _, layout in ipairs({'nchw', 'cl'}) do
+          local x0 = randn(2, 8, 5, 6) * 2 + 1
+          local x = layout == 'cl' and channels_last(x0) or x0
+          local w, b = randn(8), randn(8)
+          local s, t = c[2] and randn(table.unpack(c[2])) * 0.5, c[3] and randn(table.unpack(c[3]))
+          local what = ('%s %s silu %s %s'):format(isa, c[1], tostring(silu), layout)
+          fada.manual_seed(7)
+          local y1, g1 = grads(true, x, w, b, s, t, silu)
+          fada.manual_seed(7)
+          local y0, g0 = grads(false, x, w, b, s, t, silu)
+          assert_close(y1, y0, 1e-5, 1e-5, what .. ' forward')
+          for i, name in ipairs({'x', 'weight', 'bias', 'scale', 'shift'}) do
+            if g0[i] then
+              local dn = what .. ' d' .. name
+              assert_eq(table.concat(g1[i]:size(), 'x'), table.concat(g0[i]:size(), 'x'), dn .. ' shape')
+              assert_close(g1[i], g0[i], 1e-4, 1e-4, dn)
+            end
+          end
+        end
+      end
+    end
+  end)
+  checkerror(function() ops.ref.group_norm_mod_backward(randn(1, 4, 2, 2), randn(1, 4, 2, 2)) end,
+    'no reference kernel')
+end)
+
 test('group_norm with bf16_nhwc (bf16 channels-last) equals the f64 pieces rounded to bf16, every layout', function()
   -- C 16 and 24 with 5x6 pixels: whole 8x8 tiles and edge pixels; C 12: edge channels; 8x8: tiles only
   local shapes = {{N = 3, C = 16, G = 4, H = 5, W = 6}, {N = 2, C = 32, G = 32, H = 8, W = 8},
