@@ -99,8 +99,8 @@ int fd_group_norm_blocked(fd_tensor *y, fd_tensor *mean, fd_tensor *rstd, const 
     const float *pw = w ? fd_nn_stage_f32(&ws, w) : NULL, *pb = b ? fd_nn_stage_f32(&bs, b) : NULL;
     int64_t sh[2] = {N, G};
     if (y) memset(y, 0, sizeof *y);
-    if ((w && !pw) || (b && !pb) || (y && fd_tensor_empty_blocked(y, x->shape)) || fd_tensor_empty(mean, FD_F32, 2, sh) ||
-        fd_tensor_empty(rstd, FD_F32, 2, sh)) {
+    if ((w && !pw) || (b && !pb) || (y && fd_tensor_empty_blocked(y, x->shape)) ||
+        fd_tensor_empty(mean, FD_F32, 2, sh) || fd_tensor_empty(rstd, FD_F32, 2, sh)) {
         fd_nn_release(&ws, &bs, y, mean, rstd, NULL);
         return FD_ERR;
     }
