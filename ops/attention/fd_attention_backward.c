@@ -11,11 +11,36 @@
 
 /* ---- backward ------------------------------------------------------------ */
 
+/* probs_and_dscores on 16 lanes (ncp is a multiple of 16; S - lse <= 0 up to rounding, -inf for masked keys). */
+FD_AVX512 static void probs_and_dscores_avx512(float *S, float *dP, const float *lse, const float *Dr, int64_t nr,
+                                               int64_t nrp, int64_t ncp)
+{
+    for (int64_t r = 0; r < nrp; r++) {
+        float *s = S + r * BC, *g = dP + r * BC;
+        if (r >= nr || lse[r] == -INFINITY) {
+            memset(s, 0, sizeof(float) * ncp);
+            memset(g, 0, sizeof(float) * ncp);
+            continue;
+        }
+        /* min(., 0): a score may exceed its logsumexp by a rounding error; exp stays <= 1 */
+        const __m512 l = _mm512_set1_ps(lse[r]), d = _mm512_set1_ps(Dr[r]), zero = _mm512_setzero_ps();
+        for (int64_t j = 0; j < ncp; j += 16) {
+            __m512 p = nn_exp512_nonpos(_mm512_min_ps(_mm512_sub_ps(_mm512_loadu_ps(s + j), l), zero));
+            _mm512_storeu_ps(s + j, p);
+            _mm512_storeu_ps(g + j, _mm512_mul_ps(p, _mm512_sub_ps(_mm512_loadu_ps(g + j), d)));
+        }
+    }
+}
+
 /* P = exp(S - lse) (0 for padded rows/keys and empty rows); dS = P * (dP - D),
  * over the first nrp rows and ncp columns. On return S holds P and dP holds dS. */
 static void probs_and_dscores(const att *a, float *S, float *dP, const float *lse, const float *Dr, int64_t nr,
                               int64_t nrp, int64_t ncp)
 {
+    if (a->avx512) {
+        probs_and_dscores_avx512(S, dP, lse, Dr, nr, nrp, ncp);
+        return;
+    }
     float (*exprow)(float *, int64_t, float) = a->simd ? fd_att_exp_row_avx2 : fd_att_exp_row_c;
     for (int64_t r = 0; r < nrp; r++) {
         float *s = S + r * BC, *g = dP + r * BC;
@@ -29,13 +54,6 @@ static void probs_and_dscores(const att *a, float *S, float *dP, const float *ls
     }
 }
 
-/* [nrp][ncp] of a [BR][BC] tile -> [ncp][nrp] of a [BC][BR] one */
-static void transpose_tile(const float *src, float *dst, int64_t nrp, int64_t ncp)
-{
-    for (int64_t r = 0; r < nrp; r++)
-        for (int64_t j = 0; j < ncp; j++) dst[j * BR + r] = src[r * BC + j];
-}
-
 /* dK, dV for the key block kb of (b, h), into dkf/dvf [B, Nkt, C]; the block's
  * share of dQ (unscaled) added to dqt, laid out as the query packs. */
 static void backward_kv(const att *a, const packs *p, int64_t b, int64_t h, int64_t kb, const float *lse,
@@ -44,7 +62,7 @@ static void backward_kv(const att *a, const packs *p, int64_t b, int64_t h, int6
     /* keys are the rows of the dK, dV products here: a multiple of MR and NR (BC is one) */
     const int64_t dp = a->dp, j0 = kb * BC, nc = a->Nkt - j0 < BC ? a->Nkt - j0 : BC, ncp = round_up(nc, 3 * NR);
     const int64_t bh = b * a->H + h;
-    float *S = ws, *dP = S + BR * BC, *T = dP + BR * BC, *dK = T + BR * BC, *dV = dK + BC * dp;
+    float *S = ws, *dP = S + BR * BC, *dK = dP + BR * BC, *dV = dK + BC * dp;
     const float *Kt = p->kt + key_pack_at(a, p, bh, kb), *Vt = p->vt + key_pack_at(a, p, bh, kb),
                 *Kp = p->kp + key_pack_at(a, p, bh, kb);
     memset(dK, 0, sizeof(float) * BC * dp);
@@ -57,10 +75,8 @@ static void backward_kv(const att *a, const packs *p, int64_t b, int64_t h, int6
         fd_att_gemm(a, nrp, ncp, dp, G, dp, Vt, BC, dP, BC, 0);
         const int64_t row = bh * a->Nq + i0;
         probs_and_dscores(a, S, dP, lse + row, Dv + row, nr, nrp, ncp);
-        transpose_tile(S, T, nrp, ncp);
-        fd_att_gemm(a, ncp, dp, nrp, T, BR, G, dp, dV, dp, 1);
-        transpose_tile(dP, T, nrp, ncp);
-        fd_att_gemm(a, ncp, dp, nrp, T, BR, Q, dp, dK, dp, 1);
+        fd_att_gemm_at(a, ncp, dp, nrp, S, BC, G, dp, dV, dp, 1);  /* dV += P^T dO */
+        fd_att_gemm_at(a, ncp, dp, nrp, dP, BC, Q, dp, dK, dp, 1); /* dK += dS^T Q */
         fd_att_gemm(a, nrp, dp, ncp, dP, BC, Kp, dp, dqt + query_pack_at(a, p, bh, qt), dp, 1);
     }
     for (int64_t j = 0; j < nc; j++)
@@ -151,7 +167,7 @@ int fd_attention_backward(fd_tensor *dq, fd_tensor *dk, fd_tensor *dv, fd_tensor
     const bool small = a.Nkt <= SMALL; /* no tiles and no packs, as in the forward */
     packs p = {0};
     p.nkb = (a.Nkt + BC - 1) / BC, p.nqt = (a.Nq + BR - 1) / BR;
-    size_t per = small ? 0 : (size_t)(BC * a.dp * 2 + BR * a.dp + BR * BC * 3) + 16;
+    size_t per = small ? 0 : (size_t)(BC * a.dp * 2 + BR * a.dp + BR * BC * 2) + 16;
     size_t kpack = small ? 0 : (size_t)(a.B * a.H * p.nkb * BC * a.dp);
     size_t qpack = small ? 0 : (size_t)(a.B * a.H * p.nqt * BR * a.dp);
     /* not zeroed: the packs clear each tile they fill, backward_kv and backward_q clear their

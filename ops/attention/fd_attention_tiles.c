@@ -9,22 +9,23 @@
 #include "ops/attention/fd_attention_check.h"
 #include "ops/attention/fd_attention_tiles.h"
 
-void fd_att_mk_c(int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb, float *C, int64_t ldc, int acc)
+void fd_att_mk_c(int64_t K, const float *A, int64_t lda, int64_t aks, const float *B, int64_t ldb, float *C,
+                 int64_t ldc, int acc)
 {
     float c[MR][NR];
     for (int r = 0; r < MR; r++)
         for (int j = 0; j < NR; j++) c[r][j] = acc ? C[r * ldc + j] : 0.0f;
     for (int64_t k = 0; k < K; k++)
         for (int r = 0; r < MR; r++) {
-            float a = A[r * lda + k];
+            float a = A[r * lda + k * aks];
             for (int j = 0; j < NR; j++) c[r][j] += a * B[k * ldb + j];
         }
     for (int r = 0; r < MR; r++)
         for (int j = 0; j < NR; j++) C[r * ldc + j] = c[r][j];
 }
 
-FD_AVX2 void fd_att_mk_avx2(int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
-                            int64_t ldc, int acc)
+FD_AVX2 void fd_att_mk_avx2(int64_t K, const float *A, int64_t lda, int64_t aks, const float *B, int64_t ldb,
+                            float *C, int64_t ldc, int acc)
 {
     __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
     if (acc) {
@@ -38,14 +39,14 @@ FD_AVX2 void fd_att_mk_avx2(int64_t K, const float *A, int64_t lda, const float 
         c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = _mm256_setzero_ps();
     }
     const float *a0 = A, *a1 = A + lda, *a2 = A + 2 * lda, *a3 = A + 3 * lda, *a4 = A + 4 * lda, *a5 = A + 5 * lda;
-    for (int64_t k = 0; k < K; k++) {
+    for (int64_t k = 0, ak = 0; k < K; k++, ak += aks) {
         __m256 b0 = _mm256_loadu_ps(B + k * ldb), b1 = _mm256_loadu_ps(B + k * ldb + 8), a;
-        a = _mm256_broadcast_ss(a0 + k), c00 = _mm256_fmadd_ps(a, b0, c00), c01 = _mm256_fmadd_ps(a, b1, c01);
-        a = _mm256_broadcast_ss(a1 + k), c10 = _mm256_fmadd_ps(a, b0, c10), c11 = _mm256_fmadd_ps(a, b1, c11);
-        a = _mm256_broadcast_ss(a2 + k), c20 = _mm256_fmadd_ps(a, b0, c20), c21 = _mm256_fmadd_ps(a, b1, c21);
-        a = _mm256_broadcast_ss(a3 + k), c30 = _mm256_fmadd_ps(a, b0, c30), c31 = _mm256_fmadd_ps(a, b1, c31);
-        a = _mm256_broadcast_ss(a4 + k), c40 = _mm256_fmadd_ps(a, b0, c40), c41 = _mm256_fmadd_ps(a, b1, c41);
-        a = _mm256_broadcast_ss(a5 + k), c50 = _mm256_fmadd_ps(a, b0, c50), c51 = _mm256_fmadd_ps(a, b1, c51);
+        a = _mm256_broadcast_ss(a0 + ak), c00 = _mm256_fmadd_ps(a, b0, c00), c01 = _mm256_fmadd_ps(a, b1, c01);
+        a = _mm256_broadcast_ss(a1 + ak), c10 = _mm256_fmadd_ps(a, b0, c10), c11 = _mm256_fmadd_ps(a, b1, c11);
+        a = _mm256_broadcast_ss(a2 + ak), c20 = _mm256_fmadd_ps(a, b0, c20), c21 = _mm256_fmadd_ps(a, b1, c21);
+        a = _mm256_broadcast_ss(a3 + ak), c30 = _mm256_fmadd_ps(a, b0, c30), c31 = _mm256_fmadd_ps(a, b1, c31);
+        a = _mm256_broadcast_ss(a4 + ak), c40 = _mm256_fmadd_ps(a, b0, c40), c41 = _mm256_fmadd_ps(a, b1, c41);
+        a = _mm256_broadcast_ss(a5 + ak), c50 = _mm256_fmadd_ps(a, b0, c50), c51 = _mm256_fmadd_ps(a, b1, c51);
     }
     _mm256_storeu_ps(C, c00), _mm256_storeu_ps(C + 8, c01);
     _mm256_storeu_ps(C + ldc, c10), _mm256_storeu_ps(C + ldc + 8, c11);
@@ -55,27 +56,27 @@ FD_AVX2 void fd_att_mk_avx2(int64_t K, const float *A, int64_t lda, const float 
     _mm256_storeu_ps(C + 5 * ldc, c50), _mm256_storeu_ps(C + 5 * ldc + 8, c51);
 }
 
-/* C[M x N] (+)= A[M x K] B[K x N]; M a multiple of MR, N of NR. */
-void fd_att_tile_gemm(microkernel mk, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
-                      int64_t ldb, float *C, int64_t ldc, int acc)
+/* C[M x N] (+)= A[M x K] B[K x N], A(i, k) at A[i*lda + k*aks]; M a multiple of MR, N of NR. */
+void fd_att_tile_gemm(microkernel mk, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int64_t aks,
+                      const float *B, int64_t ldb, float *C, int64_t ldc, int acc)
 {
     for (int64_t i = 0; i < M; i += MR)
-        for (int64_t j = 0; j < N; j += NR) mk(K, A + i * lda, lda, B + j, ldb, C + i * ldc + j, ldc, acc);
+        for (int64_t j = 0; j < N; j += NR) mk(K, A + i * lda, lda, aks, B + j, ldb, C + i * ldc + j, ldc, acc);
 }
 
 /* The AVX-512 tile: C[6 x 32] (+)= A[6 x K] B[K x 32], twelve 16-lane accumulators
  * (two FMA ports x four cycles of latency want eight or more in flight; the
  * AVX2 kernel's 6 x 16 holds twelve 8-lane ones). */
-FD_AVX512 static void mk_avx512_6x32(int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
-                                     int64_t ldc, int acc)
+FD_AVX512 static void mk_avx512_6x32(int64_t K, const float *A, int64_t lda, int64_t aks, const float *B,
+                                     int64_t ldb, float *C, int64_t ldc, int acc)
 {
     __m512 c[MR][2];
     for (int r = 0; r < MR; r++)
         for (int h = 0; h < 2; h++) c[r][h] = acc ? _mm512_loadu_ps(C + r * ldc + 16 * h) : _mm512_setzero_ps();
-    for (int64_t k = 0; k < K; k++) {
+    for (int64_t k = 0; k < K; k++, A += aks) {
         __m512 b0 = _mm512_loadu_ps(B + k * ldb), b1 = _mm512_loadu_ps(B + k * ldb + 16);
         for (int r = 0; r < MR; r++) {
-            __m512 a = _mm512_set1_ps(A[r * lda + k]);
+            __m512 a = _mm512_set1_ps(A[r * lda]);
             c[r][0] = _mm512_fmadd_ps(a, b0, c[r][0]);
             c[r][1] = _mm512_fmadd_ps(a, b1, c[r][1]);
         }
@@ -85,33 +86,46 @@ FD_AVX512 static void mk_avx512_6x32(int64_t K, const float *A, int64_t lda, con
 }
 
 /* The last 16 columns when N is an odd multiple of NR: C[6 x 16]. */
-FD_AVX512 static void mk_avx512_6x16(int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
-                                     int64_t ldc, int acc)
+FD_AVX512 static void mk_avx512_6x16(int64_t K, const float *A, int64_t lda, int64_t aks, const float *B,
+                                     int64_t ldb, float *C, int64_t ldc, int acc)
 {
     __m512 c[MR];
     for (int r = 0; r < MR; r++) c[r] = acc ? _mm512_loadu_ps(C + r * ldc) : _mm512_setzero_ps();
-    for (int64_t k = 0; k < K; k++) {
+    for (int64_t k = 0; k < K; k++, A += aks) {
         __m512 b0 = _mm512_loadu_ps(B + k * ldb);
-        for (int r = 0; r < MR; r++) c[r] = _mm512_fmadd_ps(_mm512_set1_ps(A[r * lda + k]), b0, c[r]);
+        for (int r = 0; r < MR; r++) c[r] = _mm512_fmadd_ps(_mm512_set1_ps(A[r * lda]), b0, c[r]);
     }
     for (int r = 0; r < MR; r++) _mm512_storeu_ps(C + r * ldc, c[r]);
 }
 
-FD_AVX512 static void tile_gemm_avx512(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
-                                       int64_t ldb, float *C, int64_t ldc, int acc)
+FD_AVX512 static void tile_gemm_avx512(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int64_t aks,
+                                       const float *B, int64_t ldb, float *C, int64_t ldc, int acc)
 {
     for (int64_t i = 0; i < M; i += MR) {
         int64_t j = 0;
-        for (; j + 2 * NR <= N; j += 2 * NR) mk_avx512_6x32(K, A + i * lda, lda, B + j, ldb, C + i * ldc + j, ldc, acc);
-        if (j < N) mk_avx512_6x16(K, A + i * lda, lda, B + j, ldb, C + i * ldc + j, ldc, acc);
+        for (; j + 2 * NR <= N; j += 2 * NR)
+            mk_avx512_6x32(K, A + i * lda, lda, aks, B + j, ldb, C + i * ldc + j, ldc, acc);
+        if (j < N) mk_avx512_6x16(K, A + i * lda, lda, aks, B + j, ldb, C + i * ldc + j, ldc, acc);
     }
+}
+
+static void gemm_strided(const att *a, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int64_t aks,
+                         const float *B, int64_t ldb, float *C, int64_t ldc, int acc)
+{
+    if (a->avx512) tile_gemm_avx512(M, N, K, A, lda, aks, B, ldb, C, ldc, acc);
+    else fd_att_tile_gemm(a->simd ? fd_att_mk_avx2 : fd_att_mk_c, M, N, K, A, lda, aks, B, ldb, C, ldc, acc);
 }
 
 void fd_att_gemm(const att *a, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
                  int64_t ldb, float *C, int64_t ldc, int acc)
 {
-    if (a->avx512) tile_gemm_avx512(M, N, K, A, lda, B, ldb, C, ldc, acc);
-    else fd_att_tile_gemm(a->simd ? fd_att_mk_avx2 : fd_att_mk_c, M, N, K, A, lda, B, ldb, C, ldc, acc);
+    gemm_strided(a, M, N, K, A, lda, 1, B, ldb, C, ldc, acc);
+}
+
+void fd_att_gemm_at(const att *a, int64_t M, int64_t N, int64_t K, const float *At, int64_t lda, const float *B,
+                    int64_t ldb, float *C, int64_t ldc, int acc)
+{
+    gemm_strided(a, M, N, K, At, 1, lda, B, ldb, C, ldc, acc);
 }
 
 /* s[j] = exp(s[j] - sub) for n (a multiple of 8) values; returns their sum. */
@@ -182,18 +196,63 @@ void fd_att_pack_rows(const att *a, const att_rows *src, int64_t b, int64_t h, i
     }
 }
 
+/* A 16 x 16 block in registers: r[i] row i in, r[c] column c out. */
+FD_AVX512 static inline void transpose16(__m512 r[16])
+{
+    __m512 t[16], u[16];
+    for (int i = 0; i < 16; i += 2) t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]), t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    /* u[4q + e], lane L: element 4L + e of rows 4q .. 4q+3 */
+    for (int q = 0; q < 4; q++) {
+        __m512d a = _mm512_castps_pd(t[4 * q]), b = _mm512_castps_pd(t[4 * q + 1]);
+        __m512d c = _mm512_castps_pd(t[4 * q + 2]), d = _mm512_castps_pd(t[4 * q + 3]);
+        u[4 * q] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c)), u[4 * q + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        u[4 * q + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d)), u[4 * q + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    for (int e = 0; e < 4; e++) {
+        /* lanes of rows 0-7 and of rows 8-15: elements e, 8 + e (0x88) and 4 + e, 12 + e (0xdd) */
+        __m512 lo0 = _mm512_shuffle_f32x4(u[e], u[4 + e], 0x88), lo1 = _mm512_shuffle_f32x4(u[e], u[4 + e], 0xdd);
+        __m512 hi0 = _mm512_shuffle_f32x4(u[8 + e], u[12 + e], 0x88), hi1 = _mm512_shuffle_f32x4(u[8 + e], u[12 + e], 0xdd);
+        r[e] = _mm512_shuffle_f32x4(lo0, hi0, 0x88), r[8 + e] = _mm512_shuffle_f32x4(lo0, hi0, 0xdd);
+        r[4 + e] = _mm512_shuffle_f32x4(lo1, hi1, 0x88), r[12 + e] = _mm512_shuffle_f32x4(lo1, hi1, 0xdd);
+    }
+}
+
+/* Kt[t][j] = key j's element t for the keys j < n in whole groups of 16 and t < d
+ * in whole groups of 16 (scalar copies would do one element per store);
+ * returns how many keys it wrote, the rest left to the caller. */
+FD_AVX512 static int64_t transpose_keys_avx512(const att *a, const att_rows *main, const att_rows *extra, int64_t b,
+                                               int64_t h, int64_t j0, int64_t n, float *Kt)
+{
+    if (a->d % 16) return 0;
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16) {
+        const float *row[16];
+        for (int i = 0; i < 16; i++) row[i] = tok(a, main, extra, b, j0 + j + i, h);
+        for (int64_t t = 0; t < a->d; t += 16) {
+            __m512 r[16];
+            for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(row[i] + t);
+            transpose16(r);
+            for (int c = 0; c < 16; c++) _mm512_storeu_ps(Kt + (t + c) * BC + j, r[c]);
+        }
+    }
+    return j;
+}
+
 /* Keys (or values) j0 .. j0+n-1 as Kt[dp][BC] (transposed) and/or Kp[BC][dp]. */
 static void pack_keys(const att *a, const att_rows *main, const att_rows *extra, int64_t b, int64_t h, int64_t j0, int64_t n,
                       float *Kt, float *Kp)
 {
-    if (Kt) memset(Kt, 0, sizeof(float) * BC * a->dp);
-    if (Kp) memset(Kp, 0, sizeof(float) * BC * a->dp);
+    /* a whole block of unpadded keys overwrites every element: no zeroing */
+    const bool padded = n < BC || a->d < a->dp;
+    if (Kt && padded) memset(Kt, 0, sizeof(float) * BC * a->dp);
+    if (Kp && padded) memset(Kp, 0, sizeof(float) * BC * a->dp);
+    int64_t done = 0; /* keys whose Kt columns are written */
+    if (Kt && a->avx512) done = transpose_keys_avx512(a, main, extra, b, h, j0, n, Kt);
     for (int64_t j = 0; j < n; j++) {
         const float *p = tok(a, main, extra, b, j0 + j, h);
-        for (int64_t t = 0; t < a->d; t++) {
-            if (Kt) Kt[t * BC + j] = p[t];
-            if (Kp) Kp[j * a->dp + t] = p[t];
-        }
+        if (Kp) memcpy(Kp + j * a->dp, p, sizeof(float) * (size_t)a->d);
+        if (Kt && j >= done)
+            for (int64_t t = 0; t < a->d; t++) Kt[t * BC + j] = p[t];
     }
 }
 

@@ -46,26 +46,33 @@ typedef struct att {
     bool amx;          /* the forward on AMX tiles with bf16 products (fd_attention_amx.c) */
 } att;
 
-typedef void (*microkernel)(int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
-                            int64_t ldc, int acc);
+/* C[MR x NR] (+)= A[MR x K] B[K x NR], A(r, k) at A[r*lda + k*aks] (aks = 1: rows; lda = 1: A stored transposed) */
+typedef void (*microkernel)(int64_t K, const float *A, int64_t lda, int64_t aks, const float *B, int64_t ldb,
+                            float *C, int64_t ldc, int acc);
 
-void fd_att_mk_c(int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb, float *C, int64_t ldc, int acc);
-FD_AVX2 void fd_att_mk_avx2(int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
-                            int64_t ldc, int acc);
+void fd_att_mk_c(int64_t K, const float *A, int64_t lda, int64_t aks, const float *B, int64_t ldb, float *C,
+                 int64_t ldc, int acc);
+FD_AVX2 void fd_att_mk_avx2(int64_t K, const float *A, int64_t lda, int64_t aks, const float *B, int64_t ldb,
+                            float *C, int64_t ldc, int acc);
 
 static inline int64_t round_up(int64_t n, int64_t m)
 {
     return (n + m - 1) / m * m;
 }
 
-/* C[M x N] (+)= A[M x K] B[K x N]; M a multiple of MR, N of NR. */
-void fd_att_tile_gemm(microkernel mk, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
-                      int64_t ldb, float *C, int64_t ldc, int acc);
+/* C[M x N] (+)= A[M x K] B[K x N], A(i, k) at A[i*lda + k*aks]; M a multiple of MR, N of NR. */
+void fd_att_tile_gemm(microkernel mk, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int64_t aks,
+                      const float *B, int64_t ldb, float *C, int64_t ldc, int acc);
 
 /* C[M x N] (+)= A[M x K] B[K x N] with the best kernel `a` allows: AVX-512
  * (6 x 32 register tiles), AVX2 or plain C (6 x 16); M a multiple of MR, N of NR. */
 void fd_att_gemm(const att *a, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
                  int64_t ldb, float *C, int64_t ldc, int acc);
+
+/* The same with A given transposed: C[M x N] (+)= At^T B, At [K x M] with row stride lda
+ * (the backward's P^T dO and dS^T Q without transposing the score tiles). */
+void fd_att_gemm_at(const att *a, int64_t M, int64_t N, int64_t K, const float *At, int64_t lda, const float *B,
+                    int64_t ldb, float *C, int64_t ldc, int acc);
 
 /* The online softmax step on a score tile S (row stride BC), AVX-512: S becomes
  * P = exp(S - m_new) over nrp rows (< nr real) and ncp columns (a multiple of 16),

@@ -41,6 +41,8 @@ end)
 local CASES = {
   {name = 'few keys', B = 2, C = 64, heads = 2, Nk = 4, Ne = 3},
   {name = 'tiles', B = 1, C = 32, heads = 1, Nk = 40, Ne = 20},
+  -- one whole block of 96 keys: its packs are written without being zeroed first
+  {name = 'a whole key block', B = 1, C = 32, heads = 1, Nk = 80, Ne = 16},
   -- the AMX forward (bf16 products, its own packs and scratch): forward only, to bf16's tolerance
   {name = 'AMX tiles', B = 1, C = 32, heads = 1, Nk = 40, Ne = 20, amx = true},
 }
