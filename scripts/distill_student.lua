@@ -37,6 +37,9 @@ local opts = cli.parse(arg, run.flags({
   {'train_only', 'strings', nil, 'train only the parameters whose names match one of these Lua patterns (e.g. '
                                 .. "'cfg_branch_tokens' with --balanced-share 1: Balanced changes, token mode stays); "
                                 .. 'the rest are frozen. Default: all'},
+  {'guide', 'string', '', "a distilled student of this teacher whose FADA-Fast prediction at x_t (same scales) is "
+                          .. 'blended into the teacher-matching target'},
+  {'guide_share', 'number', 0.5, "the guide's share of that target (0..1; 1: the guide alone, the teacher is not run)"},
   {'mixer', 'string', 'adaptive', "how the two losses combine: 'adaptive' (each over its running mean) or 'fixed' "
                                   .. '((1 - share)·distill + share·gt)'},
 }, {steps = 1200, lr = 1e-4, warmup = 100, ema = 0.995, ckpt_every = 50}))
@@ -52,6 +55,9 @@ check_range(opts.w_audio, 'w-audio')
 if opts.substeps < 1 then cli.fail('--substeps must be at least 1') end
 if opts.student_steps < 1 or opts.student_steps > 1000 then cli.fail('--student-steps must be in 1..1000') end
 if opts.gt_share < 0 or opts.gt_share > 1 then cli.fail('--gt-share must be in [0, 1]') end
+if opts.guide_share < 0 or opts.guide_share > 1 then
+  cli.fail(('--guide-share must be in [0, 1], got %g'):format(opts.guide_share))
+end
 if opts.p_moderate < 0 or opts.p_moderate > 1 then cli.fail('--p-moderate must be in [0, 1]') end
 if opts.balanced_share < 0 or opts.balanced_share > 1 then
   cli.fail(('--balanced-share must be in [0, 1], got %g'):format(opts.balanced_share))
@@ -80,8 +86,13 @@ if opts.export then
 end
 
 local flops = student.flops(r)
-io.write(('student of %s: %.2f M parameters, %d-step grid {%s}, %d teacher substeps x 3 passes per step\n'):format(
-  opts.teacher, r.student:num_parameters() / 1e6, opts.student_steps, table.concat(r.grid, ', '), opts.substeps))
+local targets = ('%d teacher substeps x 3 passes per step'):format(opts.substeps)
+if opts.guide ~= '' then
+  targets = opts.guide_share < 1 and ('%s, blended %g:%g with the guide %s'):format(targets, 1 - opts.guide_share,
+    opts.guide_share, opts.guide) or ('targets from the guide %s alone (the teacher is not run)'):format(opts.guide)
+end
+io.write(('student of %s: %.2f M parameters, %d-step grid {%s}, %s\n'):format(opts.teacher,
+  r.student:num_parameters() / 1e6, opts.student_steps, table.concat(r.grid, ', '), targets))
 
 local last, minutes, csv_path = student.train(r, opts)
 print(('stopped at step %d after %.1f min; checkpoint %s, log %s (%.2f GFLOP per student frame)'):format(last,

@@ -263,6 +263,43 @@ test('--init + --balanced-share: a second stage from a student trains its branch
   sh.contains(out, 'without branch tokens', 'a token-only run cannot switch to Balanced steps')
 end)
 
+test('--guide: the target blends the guide in by its share (closed forms at step 1); kept on resume; bad guides refused',
+  function()
+  local base = dir .. '/stage1.safetensors' -- exported by the --init test above
+  -- step 1's teacher-matching loss (column 2 of loss.csv) with a fixed mixer and no ground truth
+  local flags = ' --gt-share 0 --mixer fixed --p-moderate 0 --steps 1'
+  local function distill_loss(name, extra)
+    local out, code = sh.script('distill_student', common .. (' --out %q --init %q'):format(dir .. '/' .. name, base)
+                                .. flags .. extra)
+    assert_eq(code, 0, out)
+    return tonumber(sh.csv_rows(dir .. '/' .. name .. '/loss.csv', 2)[1]:match(',([^,]+)$'))
+  end
+  local plain = distill_loss('g0', '')
+  assert(plain > 1e-4, 'the student differs from the teacher target: ' .. plain)
+  -- the guide is the student itself: share 1 leaves nothing to match, share 0.5 a quarter of it
+  -- (‖s − (T + s)/2‖² = ‖s − T‖²/4)
+  assert_close(distill_loss('g1', (' --guide %q --guide-share 1'):format(base)), 0, 1e-9, 1e-9, 'share 1')
+  assert_close(distill_loss('g5', (' --guide %q --guide-share 0.5'):format(base)), plain / 4, 1e-4, 1e-9, 'share 0.5')
+  -- a rerun keeps the guide and its share without the flags
+  local out, code = sh.script('distill_student', common .. (' --out %q --init %q'):format(dir .. '/g5', base)
+                              .. ' --gt-share 0 --mixer fixed --p-moderate 0 --steps 2')
+  assert_eq(code, 0, out)
+  sh.contains(out, 'resuming', 'a rerun resumes')
+  local info = select(3, fada.safetensors.header(dir .. '/g5/checkpoint.safetensors')).checkpoint.info
+  assert_eq(info.guide, base)
+  assert_eq(tonumber(info.guide_share), 0.5)
+  -- bad guides and shares
+  out, code = sh.script('distill_student', common .. (' --out %q --guide %q'):format(dir .. '/z', teacher_path))
+  assert_eq(code, 2, out)
+  sh.contains(out, "--guide: '" .. teacher_path .. "' is a teacher", 'a teacher as --guide')
+  out, code = sh.script('distill_student', common .. (' --out %q --guide %q'):format(dir .. '/z', dir .. '/none.st'))
+  assert_eq(code, 2, out)
+  sh.contains(out, '--guide: no student at', 'a missing --guide')
+  out, code = sh.script('distill_student', common .. (' --out %q --guide %q --guide-share 1.5'):format(dir .. '/z', base))
+  assert_eq(code, 2, out)
+  sh.contains(out, '--guide-share must be in [0, 1], got 1.5', 'a bad share')
+end)
+
 test('--train-only cfg_branch_tokens: only the branch tokens move, token mode stays bit for bit; bad patterns refused',
   function()
   local base = dir .. '/stage1.safetensors' -- the previous test's export

@@ -57,17 +57,46 @@ local function init_student(opts, teacher_digest, fail)
   return models.student_from(init, {branch_tokens = opts.balanced_share > 0 or nil})
 end
 
+-- The guide (--guide): a distilled student of this teacher whose token-mode
+-- prediction joins the target; frozen, in eval mode.
+local function load_guide(opts, teacher_digest, info, ckpt_path, fail)
+  if not fada.readable(opts.guide) then fail(("--guide: no student at '%s'"):format(opts.guide)) end
+  local ok, guide = pcall(models.load, opts.guide)
+  if not ok then fail(('--guide: %s'):format(guide)) end
+  if not guide.config.student then
+    fail(("--guide: '%s' is a teacher; give a distilled student (its FADA-Fast pass is the guide)"):format(opts.guide))
+  end
+  if guide.metadata and guide.metadata.teacher_digest and guide.metadata.teacher_digest ~= teacher_digest then
+    fail(("--guide: '%s' was distilled from another teacher (%s) than '%s' (%s)"):format(opts.guide,
+      guide.metadata.teacher_digest, opts.teacher, teacher_digest))
+  end
+  local digest = models.digest(opts.guide)
+  if info.guide_digest and info.guide_digest ~= digest then
+    fail(("%s was guided by other weights than '%s' holds now (%s, now %s): restore that guide, or start a new run "
+      .. 'with another --out'):format(ckpt_path, opts.guide, info.guide_digest, digest))
+  end
+  guide:eval()
+  return guide, digest
+end
+
 -- The models: r.student (the run's own when resuming, else from --init or the
--- teacher) and, unless exporting, r.teacher. A resumed run keeps its teacher path.
+-- teacher) and, unless exporting, r.teacher (and r.guide with --guide). A resumed
+-- run keeps its teacher and guide.
 local function open_models(r, opts, fail)
   if r.resuming then -- the run's own config (with its teacher path) wins
     local _, _, stored = fada.safetensors.header(r.ckpt_path)
     r.info = stored and stored.checkpoint and stored.checkpoint.info or {}
-    if not opts.export then opts.teacher = r.info.teacher or opts.teacher end
+    if not opts.export then
+      opts.teacher = r.info.teacher or opts.teacher
+      if r.info.guide and r.info.guide ~= '' then
+        opts.guide, opts.guide_share = r.info.guide, tonumber(r.info.guide_share)
+      end
+    end
     r.student = models.FadaModel(stored.model)
   end
   if not opts.export then
     r.teacher, r.teacher_digest = load_teacher(opts, r.info, r.ckpt_path, fail)
+    if opts.guide ~= '' then r.guide, r.guide_digest = load_guide(opts, r.teacher_digest, r.info, r.ckpt_path, fail) end
     if not r.student and opts.init ~= '' then
       r.student = init_student(opts, r.teacher_digest, fail)
       r.info.init = opts.init
@@ -206,6 +235,20 @@ local function teacher_target(r, opts, lat, xt, t, t_next, wr_rows, wa_rows)
   return target
 end
 
+-- The guide's prediction at x_t: one token-mode pass at the step's scales (a
+-- student of the same grid predicts a whole student step, as the target does).
+local function guide_prediction(r, opts, ref_lat, motion_lat, audio, xt, t, w_ref, w_audio)
+  local guide = r.guide
+  fada.set_compute_dtype(opts.teacher_dtype)
+  local ok, out = pcall(A.no_grad, function()
+    local ctx = guide:reference(ref_lat, motion_lat)
+    return guide:denoise(xt, t, {'tokens'}, {w_ref = w_ref, w_audio = w_audio}, ctx, guide:audio_tokens(audio))
+  end)
+  fada.set_compute_dtype(opts.dtype)
+  if not ok then error(out, 0) end
+  return out
+end
+
 -- One optimiser step s: returns {loss, distill, gt (nil on a moderate batch),
 -- w (the mixer's weights), gnorm, frames}.
 local function train_step(r, opts, s)
@@ -224,7 +267,13 @@ local function train_step(r, opts, s)
   local xt = r.sched:add_noise(x0, eps, t)
   local lat = {ref = ref_lat, motion = motion_lat,
                audio = b.audio:reshape(B * Fr, b.audio:size(3), b.audio:size(4))}  -- audio [B·F, n_mels, W]
-  local target = teacher_target(r, opts, lat, xt, t, t_next, wr_rows, wa_rows)
+  -- the target: the teacher's, or with --guide that blended with the guide's (share 1: the guide's alone)
+  local target
+  if not r.guide or opts.guide_share < 1 then target = teacher_target(r, opts, lat, xt, t, t_next, wr_rows, wa_rows) end
+  if r.guide then
+    local g = guide_prediction(r, opts, ref_lat, motion_lat, lat.audio, xt, t, w_ref, w_audio)  -- [B·F, Cl, h, w]
+    target = target and target * (1 - opts.guide_share) + g * opts.guide_share or g
+  end
 
   -- the student: one pass with the token mix for the same scales (FADA-Fast), or on
   -- --balanced-share of the steps its own three branches mixed as the teacher's are
@@ -268,6 +317,8 @@ function M.train(r, opts)
                                   generators = generators(r), step = r.step,
                                   info = {teacher = opts.teacher, teacher_digest = r.teacher_digest, data = opts.data,
                                           data_moderate = opts.data_moderate, init = r.info.init,
+                                          guide = opts.guide, guide_digest = r.guide_digest,
+                                          guide_share = opts.guide ~= '' and tostring(opts.guide_share) or nil,
                                           train_only = r.train_only,
                                           mixer = r.mixer:state(), student_steps = tostring(opts.student_steps),
                                           train_seconds = elapsed()}})
