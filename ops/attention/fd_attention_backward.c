@@ -231,17 +231,19 @@ int fd_attention_backward(fd_tensor *dq, fd_tensor *dk, fd_tensor *dv, fd_tensor
             }
         }
     }
-    /* split the key gradients into keys and extra tokens (summing over batch for shared extras) */
+    /* split the key gradients into keys and extra tokens */
     float *pdk = fd_tensor_data(dk), *pdv = fd_tensor_data(dv);
+#pragma omp parallel for schedule(static)
     for (int64_t b = 0; b < a.B; b++) {
         memcpy(pdk + b * a.Nk * a.C, pkf + b * a.Nkt * a.C, sizeof(float) * (size_t)(a.Nk * a.C));
         memcpy(pdv + b * a.Nk * a.C, pvf + b * a.Nkt * a.C, sizeof(float) * (size_t)(a.Nk * a.C));
-        if (a.Ne) {
-            float *pek = (float *)fd_tensor_data(dek) + (a.Be == 1 ? 0 : b) * a.Ne * a.C;
-            float *pev = (float *)fd_tensor_data(dev) + (a.Be == 1 ? 0 : b) * a.Ne * a.C;
-            const float *sk = pkf + (b * a.Nkt + a.Nk) * a.C, *sv = pvf + (b * a.Nkt + a.Nk) * a.C;
-            for (int64_t i = 0; i < a.Ne * a.C; i++) pek[i] += sk[i], pev[i] += sv[i];
-        }
+    }
+    /* the extra tokens' gradients; shared extras (Be = 1) sum over the batch, in order */
+    for (int64_t b = 0; a.Ne && b < a.B; b++) {
+        float *pek = (float *)fd_tensor_data(dek) + (a.Be == 1 ? 0 : b) * a.Ne * a.C;
+        float *pev = (float *)fd_tensor_data(dev) + (a.Be == 1 ? 0 : b) * a.Ne * a.C;
+        const float *sk = pkf + (b * a.Nkt + a.Nk) * a.C, *sv = pvf + (b * a.Nkt + a.Nk) * a.C;
+        for (int64_t i = 0; i < a.Ne * a.C; i++) pek[i] += sk[i], pev[i] += sv[i];
     }
     fd_att_release_staged(&st);
     fd_nn_release(&gs, &os, &ls, &dkf, &dvf, &scratch);

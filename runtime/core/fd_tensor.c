@@ -1,6 +1,7 @@
 /* Tensor headers: creation, views, broadcasting, strided walks, copies. */
 #include "runtime/core/fd_tensor.h"
 
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -424,6 +425,29 @@ void fd_walk_seek(fd_walk *w, int64_t start)
 
 /* ---- data movement ---------------------------------------------------- */
 
+/* One run of a copy: n elements at strides ds (dst) and ss (src), in elements. */
+static void copy_run(char *d, fd_dtype dt, int64_t ds, const char *s, fd_dtype st, int64_t ss, int64_t n)
+{
+    size_t des = fd_dtype_size(dt), ses = fd_dtype_size(st);
+    bool same = dt == st;
+    if (same && ds == 1 && ss == 1) {
+        memmove(d, s, (size_t)n * des);
+    } else if (same && des == 4) { /* typed loops: a memcpy call per element is ~10x slower */
+        for (int64_t i = 0; i < n; i++) ((uint32_t *)d)[i * ds] = ((const uint32_t *)s)[i * ss];
+    } else if (same && des == 2) {
+        for (int64_t i = 0; i < n; i++) ((uint16_t *)d)[i * ds] = ((const uint16_t *)s)[i * ss];
+    } else if (same) {
+        for (int64_t i = 0; i < n; i++) memcpy(d + i * ds * (int64_t)des, s + i * ss * (int64_t)ses, des);
+    } else if (dt == FD_F32 && ds == 1 && ss == 1) {
+        fd_convert_to_f32((float *)d, s, st, n);
+    } else if (st == FD_F32 && ds == 1 && ss == 1) {
+        fd_convert_from_f32(d, dt, (const float *)s, n);
+    } else {
+        for (int64_t i = 0; i < n; i++)
+            fd_store_f64(d + i * ds * (int64_t)des, dt, fd_load_f64(s + i * ss * (int64_t)ses, st));
+    }
+}
+
 int fd_tensor_copy_(fd_tensor *dst, const fd_tensor *src)
 {
     if (dst->block || src->block) return fd_tensor_copy_blocked_(dst, src);
@@ -446,31 +470,25 @@ int fd_tensor_copy_(fd_tensor *dst, const fd_tensor *src)
     fd_walk_init(&w, nd, wshape, 2, strides);
     fd_tensor_bump_version(dst);
     if (w.empty) return FD_OK;
-    size_t des = fd_dtype_size(dst->dtype), ses = fd_dtype_size(src->dtype);
+    const int64_t des = (int64_t)fd_dtype_size(dst->dtype), ses = (int64_t)fd_dtype_size(src->dtype);
     char *d0 = fd_tensor_data(dst);
     const char *s0 = fd_tensor_data(src);
-    bool same = dst->dtype == src->dtype;
-    int64_t n = w.inner_len, ds = w.inner_stride[0], ss = w.inner_stride[1];
-    do {
-        char *d = d0 + w.offset[0] * (int64_t)des;
-        const char *s = s0 + w.offset[1] * (int64_t)ses;
-        if (same && ds == 1 && ss == 1) {
-            memmove(d, s, (size_t)n * des);
-        } else if (same && des == 4) { /* typed loops: a memcpy call per element is ~10x slower */
-            for (int64_t i = 0; i < n; i++) ((uint32_t *)d)[i * ds] = ((const uint32_t *)s)[i * ss];
-        } else if (same && des == 2) {
-            for (int64_t i = 0; i < n; i++) ((uint16_t *)d)[i * ds] = ((const uint16_t *)s)[i * ss];
-        } else if (same) {
-            for (int64_t i = 0; i < n; i++) memcpy(d + i * ds * (int64_t)des, s + i * ss * (int64_t)ses, des);
-        } else if (dst->dtype == FD_F32 && ds == 1 && ss == 1) {
-            fd_convert_to_f32((float *)d, s, src->dtype, n);
-        } else if (src->dtype == FD_F32 && ds == 1 && ss == 1) {
-            fd_convert_from_f32(d, dst->dtype, (const float *)s, n);
-        } else {
-            for (int64_t i = 0; i < n; i++)
-                fd_store_f64(d + i * ds * (int64_t)des, dst->dtype, fd_load_f64(s + i * ss * (int64_t)ses, src->dtype));
-        }
-    } while (fd_walk_next(&w));
+    const int64_t numel = fd_tensor_numel(dst), runs = numel / w.inner_len;
+    /* large copies between two storages split their runs across the threads (the
+     * transposing copies of training run one element at a time); within one storage,
+     * or into a broadcast destination, the runs stay in order as the serial walk has them */
+    bool split = runs > 1 && numel * des >= (1 << 20) && dst->storage != src->storage;
+    for (int i = 0; i < nd; i++) split = split && (wdst[i] != 0 || wshape[i] == 1); /* no element written twice */
+#pragma omp parallel if (split)
+    {
+        const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        const int64_t r0 = runs * t / nt, r1 = runs * (t + 1) / nt;
+        fd_walk wt = w;
+        if (r0 > 0 && r0 < r1) fd_walk_seek(&wt, r0 * w.inner_len);
+        for (int64_t r = r0; r < r1; r++, fd_walk_next(&wt))
+            copy_run(d0 + wt.offset[0] * des, dst->dtype, wt.inner_stride[0], s0 + wt.offset[1] * ses, src->dtype,
+                     wt.inner_stride[1], wt.inner_len);
+    }
     return FD_OK;
 }
 
