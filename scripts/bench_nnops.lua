@@ -175,7 +175,8 @@ end
 local att_cases = {}
 local acfg = opt.quick and {{1, 1024, 1024, 64, 1, 64}, {1, 4096, 4096, 64, 1, 0}} or {
   {1, 256, 256, 64, 1, 0}, {1, 1024, 1024, 64, 1, 0}, {1, 1024, 1024, 64, 1, 1024}, {2, 1024, 1024, 32, 4, 256},
-  {1, 4096, 4096, 64, 1, 4096}, {8, 256, 256, 32, 8, 256}, {1, 4096, 4096, 32, 2, 0}}
+  {1, 4096, 4096, 64, 1, 4096}, {8, 256, 256, 32, 8, 256}, {1, 4096, 4096, 32, 2, 0},
+  {32, 256, 256, 64, 2, 256}} -- the last: the mini teacher's reference attention in training (batch 4 x 8 frames)
 for _, a in ipairs(acfg) do
   att_cases[#att_cases + 1] = {B = a[1], Nq = a[2], Nk = a[3], d = a[4], H = a[5], Ne = a[6],
     key = ('att_%d_%d_%d_%d_%d_%d'):format(table.unpack(a))}
