@@ -11,17 +11,23 @@
 
 /* ---- backward ------------------------------------------------------------ */
 
+/* A padded row (r >= nr) or one whose every key was masked has no probabilities
+ * and no gradient: its score and dS rows s, g are zeroed and it is skipped. */
+static inline bool dead_row(float *s, float *g, int64_t r, int64_t nr, const float *lse, int64_t ncp)
+{
+    if (r < nr && lse[r] != -INFINITY) return false;
+    memset(s, 0, sizeof(float) * ncp);
+    memset(g, 0, sizeof(float) * ncp);
+    return true;
+}
+
 /* probs_and_dscores on 16 lanes (ncp is a multiple of 16; S - lse <= 0 up to rounding, -inf for masked keys). */
 FD_AVX512 static void probs_and_dscores_avx512(float *S, float *dP, const float *lse, const float *Dr, int64_t nr,
                                                int64_t nrp, int64_t ncp)
 {
     for (int64_t r = 0; r < nrp; r++) {
         float *s = S + r * BC, *g = dP + r * BC;
-        if (r >= nr || lse[r] == -INFINITY) {
-            memset(s, 0, sizeof(float) * ncp);
-            memset(g, 0, sizeof(float) * ncp);
-            continue;
-        }
+        if (dead_row(s, g, r, nr, lse, ncp)) continue;
         /* min(., 0): a score may exceed its logsumexp by a rounding error; exp stays <= 1 */
         const __m512 l = _mm512_set1_ps(lse[r]), d = _mm512_set1_ps(Dr[r]), zero = _mm512_setzero_ps();
         for (int64_t j = 0; j < ncp; j += 16) {
@@ -44,11 +50,7 @@ static void probs_and_dscores(const att *a, float *S, float *dP, const float *ls
     float (*exprow)(float *, int64_t, float) = a->simd ? fd_att_exp_row_avx2 : fd_att_exp_row_c;
     for (int64_t r = 0; r < nrp; r++) {
         float *s = S + r * BC, *g = dP + r * BC;
-        if (r >= nr || lse[r] == -INFINITY) {
-            memset(s, 0, sizeof(float) * ncp);
-            memset(g, 0, sizeof(float) * ncp);
-            continue;
-        }
+        if (dead_row(s, g, r, nr, lse, ncp)) continue;
         exprow(s, ncp, lse[r]);
         for (int64_t j = 0; j < ncp; j++) g[j] = s[j] * (g[j] - Dr[r]);
     }

@@ -43,33 +43,32 @@ local function load_teacher(opts, info, ckpt_path, fail)
   return teacher, digest
 end
 
+-- The student at `path` (the file given to `flag`), checked to be a student
+-- distilled from this teacher; `teacher_hint` says what to give instead of a teacher.
+local function load_student(path, flag, teacher_hint, opts, teacher_digest, fail)
+  local ok, m = pcall(models.load, path)
+  if not ok then fail(('%s: %s'):format(flag, m)) end
+  if not m.config.student then fail(("%s: '%s' is a teacher; %s"):format(flag, path, teacher_hint)) end
+  if m.metadata and m.metadata.teacher_digest and m.metadata.teacher_digest ~= teacher_digest then
+    fail(("%s: '%s' was distilled from another teacher (%s) than '%s' (%s)"):format(flag, path,
+      m.metadata.teacher_digest, opts.teacher, teacher_digest))
+  end
+  return m
+end
+
 -- A second stage's student: the one at opts.init, distilled from this teacher.
 local function init_student(opts, teacher_digest, fail)
-  local ok, init = pcall(models.load, opts.init)
-  if not ok then fail(('--init: %s'):format(init)) end
-  if not init.config.student then
-    fail(("--init: '%s' is a teacher; give a student, or leave --init out"):format(opts.init))
-  end
-  if init.metadata and init.metadata.teacher_digest and init.metadata.teacher_digest ~= teacher_digest then
-    fail(("--init: '%s' was distilled from another teacher (%s) than '%s' (%s)"):format(opts.init,
-      init.metadata.teacher_digest, opts.teacher, teacher_digest))
-  end
+  local init = load_student(opts.init, '--init', 'give a student, or leave --init out', opts, teacher_digest, fail)
   return models.student_from(init, {branch_tokens = opts.balanced_share > 0 or nil})
 end
 
 -- The guide (--guide): a distilled student of this teacher whose token-mode
--- prediction joins the target; frozen, in eval mode.
+-- prediction joins the target; frozen, in eval mode. A resumed run checks it is
+-- the same file as before (info.guide_digest).
 local function load_guide(opts, teacher_digest, info, ckpt_path, fail)
   if not fada.readable(opts.guide) then fail(("--guide: no student at '%s'"):format(opts.guide)) end
-  local ok, guide = pcall(models.load, opts.guide)
-  if not ok then fail(('--guide: %s'):format(guide)) end
-  if not guide.config.student then
-    fail(("--guide: '%s' is a teacher; give a distilled student (its FADA-Fast pass is the guide)"):format(opts.guide))
-  end
-  if guide.metadata and guide.metadata.teacher_digest and guide.metadata.teacher_digest ~= teacher_digest then
-    fail(("--guide: '%s' was distilled from another teacher (%s) than '%s' (%s)"):format(opts.guide,
-      guide.metadata.teacher_digest, opts.teacher, teacher_digest))
-  end
+  local guide = load_student(opts.guide, '--guide', 'give a distilled student (its FADA-Fast pass is the guide)',
+    opts, teacher_digest, fail)
   local digest = models.digest(opts.guide)
   if info.guide_digest and info.guide_digest ~= digest then
     fail(("%s was guided by other weights than '%s' holds now (%s, now %s): restore that guide, or start a new run "
