@@ -1,7 +1,6 @@
 /* Tensor headers: creation, views, broadcasting, strided walks, copies. */
 #include "runtime/core/fd_tensor.h"
 
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -479,12 +478,13 @@ int fd_tensor_copy_(fd_tensor *dst, const fd_tensor *src)
      * or into a broadcast destination, the runs stay in order as the serial walk has them */
     bool split = runs > 1 && numel * des >= (1 << 20) && dst->storage != src->storage;
     for (int i = 0; i < nd; i++) split = split && (wdst[i] != 0 || wshape[i] == 1); /* no element written twice */
-#pragma omp parallel if (split)
-    {
-        const int nt = omp_get_num_threads(), t = omp_get_thread_num();
-        const int64_t r0 = runs * t / nt, r1 = runs * (t + 1) / nt;
+    /* (chunks of runs rather than the OpenMP API: the fuzz targets build this file without OpenMP) */
+    const int64_t chunks = split ? (runs < 16 ? runs : 16) : 1;
+#pragma omp parallel for schedule(static) if (split)
+    for (int64_t c = 0; c < chunks; c++) {
+        const int64_t r0 = runs * c / chunks, r1 = runs * (c + 1) / chunks;
         fd_walk wt = w;
-        if (r0 > 0 && r0 < r1) fd_walk_seek(&wt, r0 * w.inner_len);
+        if (r0 > 0) fd_walk_seek(&wt, r0 * w.inner_len);
         for (int64_t r = r0; r < r1; r++, fd_walk_next(&wt))
             copy_run(d0 + wt.offset[0] * des, dst->dtype, wt.inner_stride[0], s0 + wt.offset[1] * ses, src->dtype,
                      wt.inner_stride[1], wt.inner_len);
