@@ -288,6 +288,13 @@ test('--guide: the target blends the guide in by its share (closed forms at step
   local info = select(3, fada.safetensors.header(dir .. '/g5/checkpoint.safetensors')).checkpoint.info
   assert_eq(info.guide, base)
   assert_eq(tonumber(info.guide_share), 0.5)
+  -- ... and refuses another guide, or a guide for a run that started without one
+  out, code = sh.script('distill_student', common .. (' --out %q --guide %q'):format(dir .. '/g5', teacher_path))
+  assert_eq(code, 2, out)
+  sh.contains(out, "was distilled with the guide '" .. base .. "'", 'another guide on resume')
+  out, code = sh.script('distill_student', common .. (' --out %q --guide %q'):format(dir .. '/g0', base))
+  assert_eq(code, 2, out)
+  sh.contains(out, 'was distilled without a guide; resume it without --guide', 'a guide added on resume')
   -- bad guides and shares
   out, code = sh.script('distill_student', common .. (' --out %q --guide %q'):format(dir .. '/z', teacher_path))
   assert_eq(code, 2, out)

@@ -87,9 +87,13 @@ local function open_models(r, opts, fail)
     r.info = stored and stored.checkpoint and stored.checkpoint.info or {}
     if not opts.export then
       opts.teacher = r.info.teacher or opts.teacher
-      if r.info.guide and r.info.guide ~= '' then
-        opts.guide, opts.guide_share = r.info.guide, tonumber(r.info.guide_share)
+      -- a run keeps the targets it started with: its guide (and share), or none
+      local stored = r.info.guide or ''
+      if opts.guide ~= '' and opts.guide ~= stored then
+        fail(("--guide: %s was distilled %s; resume it without --guide, or start a new run with another --out")
+          :format(r.ckpt_path, stored == '' and 'without a guide' or ("with the guide '" .. stored .. "'")))
       end
+      if stored ~= '' then opts.guide, opts.guide_share = stored, tonumber(r.info.guide_share) end
     end
     r.student = models.FadaModel(stored.model)
   end
