@@ -27,6 +27,9 @@ local opts = cli.parse(arg, run.flags({
   {'scales_per', 'string', 'step', "draw the scales once per 'step' or per 'clip' of the batch (B pairs a step: the "
                                   .. 'student sees how its output must move with them within one gradient)'},
   {'gt_share', 'number', 0.3, "the ground-truth term's share in the adaptive mixer (0..1)"},
+  {'gt_branch', 'string', 'mix', "what the ground-truth term trains on Balanced steps: the guided 'mix' (as the "
+                                 .. "teacher-matching term does) or the fully 'conditional' branch alone (as the "
+                                 .. 'teacher was trained); token-mode steps train their one output'},
   {'token_dim', 'int', 64, 'width of the CFG tokens'},
   {'time_control', 'bool', true, 'the token mix also joins the time embedding (every ResBlock sees the scales with t)'},
   {'teacher_dtype', 'string', 'f32', "the teacher's compute dtype: f32, or bf16 (AVX512-BF16 hosts; f32 elsewhere)"},
@@ -67,6 +70,9 @@ if opts.scales_per ~= 'step' and opts.scales_per ~= 'clip' then
 end
 if opts.teacher_dtype ~= 'f32' and opts.teacher_dtype ~= 'bf16' then
   cli.fail(("--teacher-dtype must be f32 or bf16, got '%s'"):format(opts.teacher_dtype))
+end
+if opts.gt_branch ~= 'mix' and opts.gt_branch ~= 'conditional' then
+  cli.fail(("--gt-branch must be 'mix' or 'conditional', got '%s'"):format(opts.gt_branch))
 end
 if opts.mixer ~= 'adaptive' and opts.mixer ~= 'fixed' then
   cli.fail(("--mixer must be 'adaptive' or 'fixed', got '%s'"):format(opts.mixer))

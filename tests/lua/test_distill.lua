@@ -307,6 +307,32 @@ test('--guide: the target blends the guide in by its share (closed forms at step
   sh.contains(out, '--guide-share must be in [0, 1], got 1.5', 'a bad share')
 end)
 
+test('--gt-branch conditional: the ground-truth term trains the fully conditioned branch alone', function()
+  local base = dir .. '/stage1.safetensors' -- exported by the --init test above
+  local s1 = models.load(base)
+  -- one step on the ground-truth term alone (fixed mixer, share 1), only the branch tokens
+  -- training: the rows of the branches the loss reads move, the others stay bit for bit
+  local function moved_rows(name, branch)
+    local st = dir .. '/' .. name
+    local out, code = sh.script('distill_student', common .. (' --out %q --init %q --balanced-share 1 --gt-share 1 '
+      .. '--mixer fixed --p-moderate 0 --steps 1 --warmup 1 --weight-decay 0 --train-only cfg_branch_tokens '
+      .. '--gt-branch %s'):format(st, base, branch))
+    assert_eq(code, 0, out)
+    local path = st .. '.safetensors'
+    out, code = sh.script('distill_student', common .. (' --out %q --export %q --export-raw'):format(st, path))
+    assert_eq(code, 0, out)
+    local d = models.load(path).cfg_branch_tokens - s1.cfg_tokens                -- [3, token_dim]: base, ref, audio
+    local moved = {}
+    for i = 1, 3 do moved[i] = d:narrow(1, i, 1):abs():max():item() > 0 and 'moved' or 'kept' end
+    return table.concat(moved, ' ')
+  end
+  assert_eq(moved_rows('gb-c', 'conditional'), 'kept kept moved', 'conditional')
+  assert_eq(moved_rows('gb-m', 'mix'), 'moved moved moved', 'the guided mix')
+  local out, code = sh.script('distill_student', common .. (' --out %q --gt-branch audio'):format(dir .. '/z'))
+  assert_eq(code, 2, out)
+  sh.contains(out, "--gt-branch must be 'mix' or 'conditional', got 'audio'", 'a bad branch')
+end)
+
 test('--train-only cfg_branch_tokens: only the branch tokens move, token mode stays bit for bit; bad patterns refused',
   function()
   local base = dir .. '/stage1.safetensors' -- the previous test's export

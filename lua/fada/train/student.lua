@@ -283,16 +283,19 @@ local function train_step(r, opts, s)
   local balanced = opts.balanced_share > 0 and fada.rand(1, 'f64', r.noise_gen):item() < opts.balanced_share
   local ctx = student:reference(ref_lat, motion_lat)
   local atok = student:audio_tokens(lat.audio)
-  local out
+  local out, gt_out
   if balanced then
     local n = xt:size(1)
     local out3 = student:denoise(fada.cat({xt, xt, xt}, 1), t, {'base', 'ref', 'audio'}, nil, ctx, atok) -- [3·B·F, ...]
-    out = guidance_mix(out3:narrow(1, 1, n), out3:narrow(1, n + 1, n), out3:narrow(1, 2 * n + 1, n), wr_rows, wa_rows)
+    local conditional = out3:narrow(1, 2 * n + 1, n)
+    out = guidance_mix(out3:narrow(1, 1, n), out3:narrow(1, n + 1, n), conditional, wr_rows, wa_rows)
+    -- the ground truth is the conditional model's target: guidance moves the mix away from it on purpose
+    if opts.gt_branch == 'conditional' then gt_out = conditional end
   else
     out = student:denoise(xt, t, {'tokens'}, {w_ref = w_ref, w_audio = w_audio}, ctx, atok)   -- [B·F, ...]
   end
   local l_distill = F.mse(out, target, r.wmap)
-  local l_gt = not from_moderate and F.mse(out, r.sched:target(x0, eps, t), r.wmap) or nil
+  local l_gt = not from_moderate and F.mse(gt_out or out, r.sched:target(x0, eps, t), r.wmap) or nil
   local loss, weights = r.mixer:mix(l_distill, l_gt)
   if not A.tracked(loss) then
     error(("--train-only %s: no parameter it selects takes part in a %s step; train those steps' parameters too, "
