@@ -27,6 +27,8 @@ local opts = cli.parse(arg, run.flags({
   {'scales_per', 'string', 'step', "draw the scales once per 'step' or per 'clip' of the batch (B pairs a step: the "
                                   .. 'student sees how its output must move with them within one gradient)'},
   {'gt_share', 'number', 0.3, "the ground-truth term's share in the adaptive mixer (0..1)"},
+  {'gt_max_t', 'number', 1000, 'the ground-truth term only on steps of the grid at t <= this (the low-noise end, '
+                               .. 'where x_t fixes the clean frame; default: every step)'},
   {'gt_branch', 'string', 'mix', "what the ground-truth term trains on Balanced steps: the guided 'mix' (as the "
                                  .. "teacher-matching term does) or the fully 'conditional' branch alone (as the "
                                  .. 'teacher was trained); token-mode steps train their one output'},
@@ -71,6 +73,7 @@ end
 if opts.teacher_dtype ~= 'f32' and opts.teacher_dtype ~= 'bf16' then
   cli.fail(("--teacher-dtype must be f32 or bf16, got '%s'"):format(opts.teacher_dtype))
 end
+if opts.gt_max_t < 0 then cli.fail(('--gt-max-t must be at least 0, got %g'):format(opts.gt_max_t)) end
 if opts.gt_branch ~= 'mix' and opts.gt_branch ~= 'conditional' then
   cli.fail(("--gt-branch must be 'mix' or 'conditional', got '%s'"):format(opts.gt_branch))
 end

@@ -333,6 +333,36 @@ test('--gt-branch conditional: the ground-truth term trains the fully conditione
   sh.contains(out, "--gt-branch must be 'mix' or 'conditional', got 'audio'", 'a bad branch')
 end)
 
+test('--gt-max-t: the ground-truth term only on grid steps at or below it', function()
+  -- the tiny run's grid is {999, 666, 333}; the gt column (4) is empty on steps without the term
+  local function gt_column(name, extra)
+    local out, code = sh.script('distill_student', common .. (' --out %q --p-moderate 0 --steps 6'):format(dir .. '/' .. name)
+                                .. extra)
+    assert_eq(code, 0, out)
+    local rows = sh.csv_rows(dir .. '/' .. name .. '/loss.csv', 3)
+    local gt = {}
+    for s = 1, 6 do gt[s] = rows[s]:match(',([^,]*)$') end
+    return gt, rows
+  end
+  local all, all_rows = gt_column('gm-all', '')
+  local none = gt_column('gm-100', ' --gt-max-t 100')
+  local same, same_rows = gt_column('gm-999', ' --gt-max-t 999')
+  local some = gt_column('gm-700', ' --gt-max-t 700')
+  local with, without = 0, 0
+  for s = 1, 6 do
+    assert(all[s] ~= '' and none[s] == '', ('step %d: the term on every step by default, on none below the grid'):format(s))
+    assert_eq(same_rows[s], all_rows[s], ('step %d: --gt-max-t 999 takes every step'):format(s))
+    if some[s] == '' then without = without + 1 else with = with + 1 end
+  end
+  -- (step 1 starts from the same weights: where the term is on, it is the default run's)
+  assert(some[1] == '' or some[1] == all[1], ('step 1: %s against %s'):format(some[1], all[1]))
+  assert(with > 0 and without > 0, ('--gt-max-t 700 keeps the term on some steps: %d with, %d without'):format(with,
+    without))
+  local out, code = sh.script('distill_student', common .. (' --out %q --gt-max-t -1'):format(dir .. '/z'))
+  assert_eq(code, 2, out)
+  sh.contains(out, '--gt-max-t must be at least 0, got -1', 'a negative --gt-max-t')
+end)
+
 test('--train-only cfg_branch_tokens: only the branch tokens move, token mode stays bit for bit; bad patterns refused',
   function()
   local base = dir .. '/stage1.safetensors' -- the previous test's export

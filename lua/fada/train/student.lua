@@ -252,7 +252,7 @@ local function guide_prediction(r, opts, ref_lat, motion_lat, audio, xt, t, w_re
   return out
 end
 
--- One optimiser step s: returns {loss, distill, gt (nil on a moderate batch),
+-- One optimiser step s: returns {loss, distill, gt (nil on a moderate batch or above --gt-max-t),
 -- w (the mixer's weights), gnorm, frames}.
 local function train_step(r, opts, s)
   local student, Fr = r.student, r.student.config.clip_frames
@@ -295,7 +295,9 @@ local function train_step(r, opts, s)
     out = student:denoise(xt, t, {'tokens'}, {w_ref = w_ref, w_audio = w_audio}, ctx, atok)   -- [B·F, ...]
   end
   local l_distill = F.mse(out, target, r.wmap)
-  local l_gt = not from_moderate and F.mse(gt_out or out, r.sched:target(x0, eps, t), r.wmap) or nil
+  -- (above --gt-max-t the clean frame is a guess from x_t: its mean blurs what the teacher's guidance sharpens)
+  local with_gt = not from_moderate and t <= opts.gt_max_t
+  local l_gt = with_gt and F.mse(gt_out or out, r.sched:target(x0, eps, t), r.wmap) or nil
   local loss, weights = r.mixer:mix(l_distill, l_gt)
   if not A.tracked(loss) then
     error(("--train-only %s: no parameter it selects takes part in a %s step; train those steps' parameters too, "
