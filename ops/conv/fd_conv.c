@@ -373,10 +373,33 @@ int fd_conv2d(fd_tensor *out, const fd_tensor *x, const fd_tensor *w, const fd_t
 
 /* ---- backward ----------------------------------------------------------- */
 
+/* The output gradient in the layout a backward primitive wants: reordered
+ * once and kept, so the data and weights passes (which want the same blocked
+ * layout on AVX-512) share one reorder of it. */
+typedef struct held_grad {
+    dnnl_memory_desc_t md;
+    fd_storage *tmp;
+} held_grad;
+
+static int bind_diff_dst(fd_dnnl_call *call, held_grad *h, const dnnl_memory_desc_t *user_md, const void *user)
+{
+    const dnnl_memory_desc_t *want = dnnl_primitive_desc_query_md(call->p->pd, dnnl_query_diff_dst_md, 0);
+    if (dnnl_memory_desc_equal(want, user_md)) return fd_dnnl_call_bind(call, DNNL_ARG_DIFF_DST, user_md, (void *)user);
+    if (!h->tmp || !dnnl_memory_desc_equal(want, &h->md)) {
+        if (h->tmp) fd_storage_release(h->tmp);
+        size_t nbytes = dnnl_memory_desc_get_size(want);
+        h->md = *want;
+        if (fd_storage_new(&h->tmp, nbytes ? nbytes : 64)) return h->tmp = NULL, FD_ERR;
+        if (fd_dnnl_reorder(call->op, user_md, user, want, h->tmp->data)) return FD_ERR;
+    }
+    return fd_dnnl_call_bind(call, DNNL_ARG_DIFF_DST, &h->md, h->tmp->data);
+}
+
 static int conv_bwd_dnnl(fd_tensor *gx, fd_tensor *gw, fd_tensor *gb, const fd_tensor *gy_in, const fd_tensor *x_in,
                          const fd_tensor *w, const fd_conv_params *p, const int64_t os[4])
 {
     fd_tensor x = {0}, gy = {0}, gw_tmp = {0};
+    held_grad held = {0};
     fd_layout xl, yl, gl = fd_conv_out_layout(x_in, p->layout);
     dnnl_data_type_t cdt = fd_compute_resolve(p->compute) == FD_BF16 ? dnnl_bf16 : dnnl_f32;
     int rc = FD_ERR;
@@ -397,7 +420,7 @@ static int conv_bwd_dnnl(fd_tensor *gx, fd_tensor *gw, fd_tensor *gb, const fd_t
         if (fd_dnnl_weights("conv2d_backward", w, &c.wei, &want, &wp)) goto done;
         fd_dnnl_call call;
         fd_dnnl_call_init(&call, "conv2d_backward", pr);
-        if (fd_dnnl_call_input(&call, DNNL_ARG_DIFF_DST, dnnl_query_diff_dst_md, &c.dst, fd_tensor_data(&gy)) ||
+        if (bind_diff_dst(&call, &held, &c.dst, fd_tensor_data(&gy)) ||
             fd_dnnl_call_raw(&call, DNNL_ARG_WEIGHTS, dnnl_query_weights_md, wp) ||
             fd_dnnl_call_output(&call, DNNL_ARG_DIFF_SRC, dnnl_query_diff_src_md, &c.src, fd_tensor_data(gx), 0)) {
             fd_dnnl_call_free(&call);
@@ -425,7 +448,7 @@ static int conv_bwd_dnnl(fd_tensor *gx, fd_tensor *gw, fd_tensor *gb, const fd_t
         dnnl_dims_t bd = {w->shape[0]};
         dnnl_memory_desc_init_by_tag(&bmd, 1, bd, dnnl_f32, dnnl_a);
         if (fd_dnnl_call_input(&call, DNNL_ARG_SRC, dnnl_query_src_md, &c.src, fd_tensor_data(&x)) ||
-            fd_dnnl_call_input(&call, DNNL_ARG_DIFF_DST, dnnl_query_diff_dst_md, &c.dst, fd_tensor_data(&gy)) ||
+            bind_diff_dst(&call, &held, &c.dst, fd_tensor_data(&gy)) ||
             fd_dnnl_call_output(&call, DNNL_ARG_DIFF_WEIGHTS, dnnl_query_diff_weights_md, &c.wei,
                                 fd_tensor_data(gwt), 0) ||
             (gb && fd_dnnl_call_bind(&call, DNNL_ARG_DIFF_BIAS, &bmd, fd_tensor_data(gb)))) {
@@ -439,6 +462,7 @@ done:
     fd_tensor_release(&x);
     fd_tensor_release(&gy);
     fd_tensor_release(&gw_tmp);
+    if (held.tmp) fd_storage_release(held.tmp);
     if (rc) {
         if (gx) fd_tensor_release(gx);
         if (gw) fd_tensor_release(gw);
