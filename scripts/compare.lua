@@ -25,6 +25,8 @@ paired ratios to the reference. Finished (row, clip) results are kept in DIR/com
 the same command resumes after a stop, and a later run with more rows (an ablation) reuses them.]],
   {'teacher', 'string', d.model, 'the teacher checkpoint'},
   {'student', 'string', 'weights/fada-student.safetensors', "the distilled student ('none': teacher rows only)"},
+  {'balanced', 'string', '', "FADA-Balanced's own weights (a student trained for its 3 branches); default: the "
+                             .. "student's"},
   {'ablations', 'strings', nil, 'ablation students as NAME=PATH, a comma list (run in Fast mode)'},
   {'teacher_steps', 'int', 25, "the reference teacher's steps"},
   {'steps', 'int', 6, "the students' steps (and the cut-down teacher's)"},
@@ -49,7 +51,8 @@ if opts.moderate_clips < 0 then cli.fail('--moderate-clips must be >= 0') end
 if opts.seconds <= 0 then cli.fail('--seconds must be > 0') end
 
 -- ---- the rows, their quality on both tiers, their speed ------------------------------------------------
-local rows = comparison.rows{teacher = opts.teacher, student = opts.student, ablations = opts.ablations,
+local rows = comparison.rows{teacher = opts.teacher, student = opts.student, balanced = opts.balanced,
+  ablations = opts.ablations,
   teacher_steps = opts.teacher_steps, steps = opts.steps, short_steps = opts.short_steps, seed = opts.seed,
   fail = cli.fail}
 local q = comparison.quality(rows, {clips = opts.clips, moderate_clips = opts.moderate_clips, seconds = opts.seconds,

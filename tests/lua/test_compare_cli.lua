@@ -82,6 +82,29 @@ test('compare: every row on both tiers; a fresh student is the teacher without g
   assert_eq(again[1].s_per_frame, '', 'no seconds when not timed')
 end)
 
+test('compare: --balanced takes the Balanced row from its own weights', function()
+  -- a student whose control layers are not zero: its Balanced and Fast leave the teacher's rows
+  local moved = models.student_from(teacher, {token_dim = 8})
+  for _, p in ipairs(moved:named_parameters()) do
+    if p.name:match('^unet%.cfg_ctrl%.%d+%.bias$') then p.tensor:copy(require('fada').full(p.tensor:size(), 0.05)) end
+  end
+  local moved_path = dir .. '/moved.safetensors'
+  models.save(moved, moved_path)
+  local out_dir = dir .. '/cmp-bal'
+  local out, code = sh.script('compare', common .. (' --student %q --balanced %q --out %q --timing-reps 0'):format(
+    moved_path, student_path, out_dir))
+  assert_eq(code, 0, out)
+  local rows = read_csv(out_dir .. '/compare.csv')
+  local function of(id) return pick(rows, function(r) return r.tier == 'hq' and r.row == id end) end
+  -- Balanced: the fresh student's, i.e. the cut teacher's; Fast: the moved student's own
+  same_quality(of('balanced'), of('teacher_cut'), 'Balanced from --balanced')
+  assert(math.abs(of('fast')[1].identity - of('teacher_1pass')[1].identity) > 1e-4, 'Fast from --student')
+  out, code = sh.script('compare', common .. (' --student %q --balanced %q --out %q'):format(moved_path,
+    teacher_path, dir .. '/bad-bal'))
+  assert_eq(code, 2, out)
+  sh.contains(out, 'is a teacher; --balanced needs a distilled student', 'a teacher as --balanced')
+end)
+
 test('compare: --max-minutes stops after one result; the same command finishes with the same numbers', function()
   local args = common .. ' --student none --moderate-clips 0'
   local straight = dir .. '/straight'

@@ -20,7 +20,8 @@ local progress = require 'fada.progress'
 local M = {}
 
 -- The rows, their models loaded and checked (heldout.load_model), every row at the
--- default scales and one seed. o: teacher, student ('none': teacher rows only),
+-- default scales and one seed. o: teacher, student ('none': teacher rows only), balanced
+-- (a student file for the Balanced row; '' or nil: the student's),
 -- ablations (NAME=PATH strings, run in Fast mode), teacher_steps, steps,
 -- short_steps, seed, fail (a usage error's message). Rows: {id, label, m, mode,
 -- steps, setting, ablation}.
@@ -43,7 +44,9 @@ function M.rows(o)
   }
   if o.student ~= 'none' then
     local student = load(o.student, 'student', 'student')
-    rows[#rows + 1] = {id = 'balanced', label = ('FADA-Balanced %d × 3'):format(S), m = student, mode = 'balanced', steps = S}
+    -- FADA-Balanced from its own weights when given (o.balanced), else the student's three branches
+    local balanced = (o.balanced or '') ~= '' and load(o.balanced, 'balanced', 'student') or student
+    rows[#rows + 1] = {id = 'balanced', label = ('FADA-Balanced %d × 3'):format(S), m = balanced, mode = 'balanced', steps = S}
     rows[#rows + 1] = {id = 'fast', label = ('FADA-Fast %d × 1'):format(S), m = student, mode = 'fast', steps = S}
   end
   for _, item in ipairs(o.ablations or {}) do
