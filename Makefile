@@ -62,6 +62,8 @@ teacher: build
 # cosine shortened while the learning rate was still at its peak, so the run fits one session)
 STUDENT_STEPS = 1000
 BALANCED_STEPS = 200
+BALANCED_OWN_FLAGS = --balanced-share 1 --gt-share 0.6 --substeps 1 --w-ref 2,2 --w-audio 3.5,3.5 --lr 1e-4 --warmup 20 \
+                     --ema 0.99 --teacher-dtype bf16 --ckpt-every 25
 student: build
 	@[ -f data/avatars/hq-train/manifest.jsonl ] || $(BUILD)/fadalua scripts/make_dataset.lua --clips 300 --size 64 --jobs 2
 	@[ -f data/avatars/moderate-train/manifest.jsonl ] || $(BUILD)/fadalua scripts/make_dataset.lua --clips 300 --size 64 --jobs 2 --tier moderate
@@ -74,6 +76,12 @@ student: build
 	  --train-only 'cfg_branch_tokens,unet%.cfg_ctrl%..+' --lr 1e-4 --warmup 20 --ema 0.99 --teacher-dtype bf16 \
 	  --ckpt-every 25
 	@$(BUILD)/fadalua scripts/distill_student.lua --out runs/student-balanced --export weights/fada-student.safetensors
+	@# FADA-Balanced's own weights: from the teacher, Balanced steps only, one teacher substep per student
+	@# step (the target is the 6 x 3 teacher's own output) and the ground truth at share 0.6; the shipped
+	@# run went 200 steps and was resumed with --steps 400 (weights/fada-student.md)
+	@for n in 200 400; do $(TRAIN_ENV) $(BUILD)/fadalua scripts/distill_student.lua --teacher weights/fada-teacher.safetensors \
+	  --out runs/student-balanced-own $(BALANCED_OWN_FLAGS) --steps $$n || exit 1; done
+	@$(BUILD)/fadalua scripts/distill_student.lua --out runs/student-balanced-own --export weights/fada-student-balanced.safetensors
 
 # The ablations of the student's card: the shipped recipe with one part changed, each cut at
 # step ABLATION_STEPS of the same STUDENT_STEPS schedule (--stop-at), beside the recipe itself cut there
