@@ -2,7 +2,8 @@
 --
 -- With the distilled student in weights/ this runs FADA-Fast (6 steps x 1 pass)
 -- on examples/portrait.png + examples/speech.wav and prints the real-time
--- factor; --mode balanced or --mode teacher runs the others (the teacher with
+-- factor; --mode balanced or --mode teacher runs the others (Balanced with its own
+-- weights/fada-student-balanced.safetensors, 6 steps x 3 passes; the teacher with
 -- weights/fada-teacher.safetensors, 25 steps x 3 passes), and --sheet PNG draws
 -- the three side by side on the example's first --seconds. Without a student it
 -- runs the teacher; without a teacher either it does
@@ -20,6 +21,8 @@ local opts = cli.parse(arg, {
   {'mode', 'string', 'fast', 'fast | balanced (the student) | teacher'},
   {'weights', 'string', 'weights/fada-teacher.safetensors', 'teacher checkpoint'},
   {'student', 'string', 'weights/fada-student.safetensors', 'distilled student checkpoint'},
+  {'balanced', 'string', 'weights/fada-student-balanced.safetensors', "FADA-Balanced's own weights (--mode "
+                                                                       .. "balanced, --sheet); 'none': the student's branches"},
   {'out', 'string', 'out/demo.mp4', 'output video'},
   {'sheet', 'string', nil, 'instead: teacher, Balanced and Fast frames side by side in this PNG'},
   {'seconds', 'number', 2, 'speech used for --sheet'},
@@ -47,15 +50,18 @@ local function score(frames, samples, sr)
     sheet_path))
 end
 
+local balanced = opts.balanced == 'none' and opts.student or opts.balanced
+
 if opts.sheet then
-  if not fada.readable(opts.weights) or not fada.readable(opts.student) then
-    cli.fail(('--sheet needs the teacher (%s) and the student (%s)'):format(opts.weights, opts.student))
+  if not fada.readable(opts.weights) or not fada.readable(opts.student) or not fada.readable(balanced) then
+    cli.fail(("--sheet needs the teacher (%s), the student (%s) and FADA-Balanced's weights (%s; --balanced none: "
+      .. "the student's)"):format(opts.weights, opts.student, balanced))
   end
   local sr = 16000
   local samples = fada.audio.load('examples/speech.wav', {sample_rate = sr})
   samples = samples:narrow(1, 1, math.min(samples:size(1), math.floor(opts.seconds * sr)))   -- f32 [L]
   local sheet = require('fada.figures').modes_sheet({{label = 'teacher 25 x 3', model = opts.weights, mode = 'teacher'},
-    {label = 'FADA-Balanced 6 x 3', model = opts.student, mode = 'balanced'},
+    {label = 'FADA-Balanced 6 x 3', model = balanced, mode = 'balanced'},
     {label = 'FADA-Fast 6 x 1', model = opts.student, mode = 'fast'}}, {samples = samples, sample_rate = sr}, 8)
   fada.mkdir_parent(opts.sheet)
   fada.image.save(opts.sheet, sheet.image)
@@ -68,12 +74,15 @@ if opts.sheet then
   return
 end
 
-local model = opts.mode == 'teacher' and opts.weights or opts.student
+local model = ({teacher = opts.weights, balanced = balanced})[opts.mode] or opts.student
 if opts.mode == 'fast' and not fada.readable(opts.student) and fada.readable(opts.weights) then
   print(('demo: no distilled student at %s yet (make student); running the teacher'):format(opts.student))
   model, opts.mode = opts.weights, 'teacher'
 end
-if opts.mode == 'balanced' and not fada.readable(opts.student) then cli.fail(('no distilled student at %s (make student)'):format(opts.student)) end
+if opts.mode == 'balanced' and not fada.readable(balanced) then
+  cli.fail(balanced == opts.student and ('no distilled student at %s (make student)'):format(balanced) or
+    ("no FADA-Balanced weights at %s (make student; --balanced none runs the student's branches)"):format(balanced))
+end
 if fada.readable(model) then
   local pipeline = require 'fada.pipeline'
   local frames = {}
